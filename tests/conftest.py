@@ -1,0 +1,19 @@
+"""Shared test fixtures: where the real spine data lives, and small on-disk datasets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SPINE_DIR = Path(os.environ.get("SPAR_SPINE_DIR", REPO.parent / "shared" / "data" / "myosegmentum_spine"))
+
+
+@pytest.fixture(scope="session")
+def spine_dir() -> Path:
+    """The MyoSegmenTUM spine dataset beside the repository; tests using it skip where it is absent."""
+    if not (SPINE_DIR / "dataset.json").is_file():
+        pytest.skip(f"shared spine data not found at {SPINE_DIR} (set SPAR_SPINE_DIR to point at it)")
+    return SPINE_DIR
