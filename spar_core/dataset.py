@@ -1,0 +1,424 @@
+"""Datasets on disk: the Medical Segmentation Decathlon / nnU-Net layout, read and validated.
+
+A dataset folder holds ``dataset.json`` (``labels``: name -> integer, ``training``: list of
+``{"image", "label"}`` paths relative to the folder, optional ``slice_axis``), ``imagesTr/`` and ``labelsTr/``.
+Volumes stay on their native grid (no reorientation, no resampling) so predictions can be written back over
+the image with its own affine. Every problem raises :class:`SparError` naming the file and what was expected.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import nibabel
+import numpy as np
+from nibabel.filebasedimages import ImageFileError
+from nibabel.spatialimages import HeaderDataError
+
+from spar_core.errors import SparError
+
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+_READ_ERRORS = (OSError, EOFError, zlib.error, ValueError, ImageFileError, HeaderDataError, MemoryError)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One exam listed in ``dataset.json``; ``case_id`` is the image file name without ``.nii.gz``/``.nii``."""
+
+    case_id: str
+    image_path: Path
+    label_path: Path | None
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A parsed, validated ``dataset.json``; ``meta`` keeps the whole file for callers needing extra keys."""
+
+    root: Path
+    name: str
+    labels: dict[str, int]  # includes background 0, in label-value order
+    cases: tuple[Case, ...]
+    slice_axis: int | None  # None: decided per volume (axis of largest spacing)
+    meta: dict = field(repr=False)
+
+    @property
+    def structures(self) -> dict[str, int]:
+        """The labels to segment (background left out)."""
+        return {name: value for name, value in self.labels.items() if value != 0}
+
+    def case(self, case_id: str) -> Case:
+        for case in self.cases:
+            if case.case_id == case_id:
+                return case
+        raise SparError(f"{self.root}: no case {case_id!r} in dataset.json (it lists {len(self.cases)} cases)")
+
+
+@dataclass
+class Volume:
+    """One exam in memory, on its native voxel grid; ``label`` is None for unlabeled exams."""
+
+    case_id: str
+    image: np.ndarray  # (X, Y, Z) float32
+    label: np.ndarray | None  # (X, Y, Z) uint8, or int16 when a label value exceeds 255
+    spacing: tuple[float, float, float]  # mm, from the header zooms
+    affine: np.ndarray  # (4, 4) float64, voxel -> world (mm)
+    header: nibabel.Nifti1Header  # the source header, so predictions can be written over the image
+    slice_axis: int
+
+
+def _dims(shape: Sequence[int]) -> str:
+    return "×".join(str(int(n)) for n in shape)
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(f"{type(err).__name__}: {err}".split())
+
+
+def case_id_of(path: str | Path) -> str:
+    """``spine_001`` for ``.../spine_001.nii.gz``."""
+    name = Path(path).name
+    for suffix in NIFTI_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem
+
+
+# ---------------------------------------------------------------------------------------------- dataset.json
+
+
+def _parse_labels(raw: Any, where: Path) -> dict[str, int]:
+    """``{"background": 0, "L1": 1}``, or the nnU-Net v1 form ``{"0": "background", "1": "L1"}`` inverted."""
+    if not isinstance(raw, dict) or not raw:
+        raise SparError(f'{where}: "labels" must be a non-empty object mapping label name to integer value')
+    if all(isinstance(v, str) for v in raw.values()):
+        if not all(isinstance(k, str) and k.strip().isdigit() for k in raw):
+            raise SparError(f'{where}: "labels" mixes forms; expected name -> integer (or v1 integer -> name)')
+        pairs = [(name, int(key)) for key, name in raw.items()]
+    else:
+        pairs = list(raw.items())
+    labels: dict[str, int] = {}
+    for name, value in pairs:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= np.iinfo(np.int16).max:
+            raise SparError(f'{where}: label "{name}" has value {value!r}; expected an integer in 0..32767')
+        if name in labels:
+            raise SparError(f'{where}: label name "{name}" appears twice in "labels"')
+        labels[name] = value
+    values = Counter(labels.values())
+    shared = sorted(v for v, n in values.items() if n > 1)
+    if shared:
+        raise SparError(f'{where}: several labels share the value(s) {shared}; expected one name per value')
+    if 0 not in values:
+        raise SparError(f'{where}: "labels" has no background; expected a label with value 0 (e.g. "background": 0)')
+    return dict(sorted(labels.items(), key=lambda item: item[1]))
+
+
+def _parse_cases(raw: Any, root: Path, where: Path) -> tuple[Case, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise SparError(f'{where}: "training" must be a non-empty list of {{"image": ..., "label": ...}} entries')
+    cases: list[Case] = []
+    seen: dict[str, int] = {}
+    for i, entry in enumerate(raw):
+        image = entry.get("image") if isinstance(entry, dict) else None
+        if not isinstance(image, str) or not image:
+            raise SparError(
+                f'{where}: "training" entry {i} has no "image" path; expected {{"image": "./imagesTr/x.nii.gz", ...}}'
+            )
+        label = entry.get("label")
+        if label is not None and not isinstance(label, str):
+            raise SparError(f'{where}: "training" entry {i} has a "label" that is not a path string: {label!r}')
+        case = Case(case_id_of(image), root / image, None if label is None else root / label)
+        if case.case_id in seen:
+            first = seen[case.case_id]
+            raise SparError(f'{where}: case id "{case.case_id}" appears in "training" entries {first} and {i}')
+        seen[case.case_id] = i
+        for path in (case.image_path, case.label_path):
+            if path is not None and not path.is_file():
+                raise SparError(f'{path}: file not found (listed in {where}, "training" entry {i})')
+        cases.append(case)
+    return tuple(cases)
+
+
+def load_dataset(root: str | Path) -> Dataset:
+    """Parse and validate ``root/dataset.json`` and check that every listed file exists (files are not read).
+
+    ``root`` may also be the ``dataset.json`` file itself.
+    Raises:
+        SparError: missing folder or file, invalid JSON, missing/ill-formed ``labels`` or ``training``.
+    """
+    root = Path(root).expanduser().absolute()
+    if root.name == "dataset.json" and root.is_file():
+        root = root.parent
+    where = root / "dataset.json"
+    if not root.is_dir():
+        raise SparError(f"{root}: no such folder; expected a dataset folder holding dataset.json")
+    if not where.is_file():
+        raise SparError(f"{where}: file not found; expected the dataset description (Decathlon / nnU-Net layout)")
+    try:
+        meta = json.loads(where.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise SparError(f"{where}: not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise SparError(f"{where}: cannot read ({_one_line(err)})") from None
+    if not isinstance(meta, dict):
+        raise SparError(f"{where}: expected a JSON object with \"labels\" and \"training\", got {type(meta).__name__}")
+    for key in ("labels", "training"):
+        if key not in meta:
+            raise SparError(f'{where}: no "{key}" key; expected "labels" (name -> integer) and "training" (list)')
+    slice_axis = meta.get("slice_axis")
+    if slice_axis is not None and (isinstance(slice_axis, bool) or slice_axis not in (0, 1, 2)):
+        raise SparError(f'{where}: "slice_axis" is {slice_axis!r}; expected 0, 1 or 2')
+    labels = _parse_labels(meta["labels"], where)
+    cases = _parse_cases(meta["training"], root, where)
+    return Dataset(root, str(meta.get("name") or root.name), labels, cases, slice_axis, meta)
+
+
+# ---------------------------------------------------------------------------------------------- NIfTI volumes
+
+
+def read_nifti(path: str | Path) -> nibabel.Nifti1Image:
+    """Load a NIfTI file with its data fully read into memory, so truncation shows here, not mid-training.
+
+    The returned image holds the (scaled) voxel array; reading it again costs nothing.
+    Raises:
+        SparError: file missing, not NIfTI, unreadable, truncated or corrupt.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SparError(f"{path}: file not found; expected a NIfTI image (.nii or .nii.gz)")
+    try:
+        img = nibabel.load(path, mmap=False)
+        if not isinstance(img, nibabel.Nifti1Image):  # Nifti2Image is a subclass
+            raise SparError(f"{path}: is a {type(img).__name__}; expected a NIfTI image (.nii or .nii.gz)")
+        data = np.asanyarray(img.dataobj)
+    except _READ_ERRORS as err:
+        raise SparError(f"{path}: unreadable or truncated NIfTI file ({_one_line(err)})") from None
+    return type(img)(data, img.affine, img.header)
+
+
+def _as_3d(data: np.ndarray, path: Path) -> np.ndarray:
+    """Drop trailing singleton dimensions (e.g. X×Y×Z×1 written by some tools); anything else must be 3D."""
+    while data.ndim > 3 and data.shape[-1] == 1:
+        data = data[..., 0]
+    if data.ndim != 3 or data.size == 0:
+        raise SparError(f"{path}: {data.ndim}D data of shape {_dims(data.shape)}; expected a single-channel 3D volume")
+    return data
+
+
+def _spacing(img: nibabel.Nifti1Image, path: Path) -> tuple[float, float, float]:
+    zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
+    if len(zooms) != 3 or not all(np.isfinite(z) and z > 0 for z in zooms):
+        raise SparError(f"{path}: voxel sizes {zooms} in the header; expected three positive spacings in mm")
+    return zooms  # type: ignore[return-value]
+
+
+def _image_array(img: nibabel.Nifti1Image, path: Path) -> np.ndarray:
+    data = _as_3d(np.asanyarray(img.dataobj), path)
+    if data.dtype.kind not in "biuf":
+        raise SparError(f"{path}: voxel type {data.dtype}; expected real-valued intensities")
+    image = data.astype(np.float32)
+    if data.dtype.kind == "f":
+        bad = int(np.count_nonzero(~np.isfinite(image)))
+        if bad:
+            raise SparError(f"{path}: {bad} NaN/inf voxels; expected finite image intensities")
+    return image
+
+
+def _label_dtype(labels: dict[str, int]) -> type[np.integer]:
+    return np.uint8 if max(labels.values()) <= 255 else np.int16
+
+
+def _label_array(img: nibabel.Nifti1Image, labels: dict[str, int], path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The label volume cast to uint8/int16, and voxel counts per label value (index = value).
+
+    Float label files are accepted when every value is a whole number (many tools write float32 masks).
+    """
+    data = _as_3d(np.asanyarray(img.dataobj), path)
+    if data.dtype.kind == "f":
+        if not np.isfinite(data).all():
+            raise SparError(f"{path}: label data has NaN/inf values; expected integer label values")
+        fractional = data[data != np.round(data)]
+        if fractional.size:
+            raise SparError(
+                f"{path}: label data has {fractional.size} non-integer values (e.g. {fractional.flat[0]:g}); "
+                "expected integer label values"
+            )
+    elif data.dtype.kind not in "biu":
+        raise SparError(f"{path}: voxel type {data.dtype}; expected integer label values")
+    allowed = set(labels.values())
+    top = max(allowed)
+    if data.size and data.min() >= 0 and data.max() <= top:
+        label = data.astype(_label_dtype(labels), copy=False)
+        counts = np.bincount(label.ravel(), minlength=top + 1)
+        bad = [v for v in np.flatnonzero(counts) if v not in allowed]
+    else:
+        label, counts = data, np.zeros(top + 1, dtype=np.int64)
+        bad = [v for v in np.unique(data) if v not in allowed]
+    if bad:
+        shown = ", ".join(f"{v:g}" for v in bad[:10]) + (", ..." if len(bad) > 10 else "")
+        raise SparError(
+            f"{path}: label values [{shown}] are not in dataset.json \"labels\" "
+            f"(expected values {sorted(allowed)})"
+        )
+    return label, counts
+
+
+def resolve_slice_axis(spacing: Sequence[float], declared: int | None) -> int:
+    """The axis 2D slices are taken along: ``declared`` when given, else the axis of largest spacing.
+
+    Thick-slice MR is acquired along its coarsest axis, so slicing there keeps full in-plane resolution.
+    Ties (e.g. isotropic data) go to the last axis, the usual slice axis of stored NIfTI volumes.
+    """
+    if declared is not None:
+        if isinstance(declared, bool) or declared not in (0, 1, 2):
+            raise SparError(f"slice_axis is {declared!r}; expected 0, 1 or 2")
+        return int(declared)
+    spacing = np.asarray(spacing, dtype=float)
+    if spacing.shape != (3,):
+        raise SparError(f"spacing {tuple(spacing)}; expected three voxel sizes in mm")
+    return int(np.flatnonzero(spacing >= spacing.max() * (1 - 1e-3))[-1])
+
+
+def _read_image(path: Path, case_id: str, slice_axis: int | None) -> Volume:
+    img = read_nifti(path)
+    image = _image_array(img, path)
+    spacing = _spacing(img, path)
+    affine = np.asarray(img.affine, dtype=np.float64)
+    return Volume(case_id, image, None, spacing, affine, img.header, resolve_slice_axis(spacing, slice_axis))
+
+
+def _load_case(dataset: Dataset, case: Case, with_label: bool) -> tuple[Volume, np.ndarray | None]:
+    """The validated volume and its voxel counts per label value (None without a label)."""
+    volume = _read_image(case.image_path, case.case_id, dataset.slice_axis)
+    if not with_label or case.label_path is None:
+        return volume, None
+    path = case.label_path
+    limg = read_nifti(path)
+    volume.label, counts = _label_array(limg, dataset.labels, path)
+    if volume.label.shape != volume.image.shape:
+        raise SparError(
+            f"{path}: label shape {_dims(volume.label.shape)} differs from image shape {_dims(volume.image.shape)} "
+            f"({case.image_path}); expected the same voxel grid"
+        )
+    label_spacing = _spacing(limg, path)
+    if not np.allclose(volume.spacing, label_spacing, rtol=1e-3, atol=1e-4):
+        raise SparError(
+            f"{path}: label voxel size {label_spacing} mm differs from image voxel size {volume.spacing} mm "
+            f"({case.image_path}); expected the same voxel grid"
+        )
+    return volume, counts
+
+
+def load_volume(dataset: Dataset, case: Case | str, *, with_label: bool = True) -> Volume:
+    """Read and validate one case (image and, when ``with_label``, its label) on its native grid.
+
+    Raises:
+        SparError: unknown case id, unreadable file, not 3D, NaN/inf intensities, label values outside
+            ``dataset.labels``, non-integer labels, or image/label grids that differ.
+    """
+    if isinstance(case, str):
+        case = dataset.case(case)
+    return _load_case(dataset, case, with_label)[0]
+
+
+def load_image(path: str | Path, slice_axis: int | None = None) -> Volume:
+    """A user's unlabeled exam (the predict path): validated like a dataset image, ``label`` is None."""
+    path = Path(path).expanduser().absolute()
+    return _read_image(path, case_id_of(path), slice_axis)
+
+
+# ---------------------------------------------------------------------------------------------- spar check
+
+
+@dataclass
+class DatasetSummary:
+    """What ``spar check`` found: one entry per case in ``shapes``/``spacings``/``slice_axes``."""
+
+    name: str
+    root: Path
+    n_cases: int
+    labels: dict[str, int]
+    voxel_counts: dict[str, int]  # per label name, summed over all labeled cases
+    shapes: list[tuple[int, int, int]]
+    spacings: list[tuple[float, float, float]]  # mm
+    slice_axes: list[int]
+    n_labeled: int = 0
+    slice_axis_declared: int | None = None
+
+    def format(self) -> str:
+        """Multi-line, human-readable summary."""
+        lines = [
+            f"Dataset:    {self.name}",
+            f"Folder:     {self.root}",
+            f"Cases:      {self.n_cases} ({self.n_labeled} labeled)",
+            f"Labels:     {len(self.labels)} (background + {len(self.labels) - 1} structures), voxels over all cases:",
+        ]
+        width = max(len(name) for name in self.labels)
+        for name, value in self.labels.items():
+            count = self.voxel_counts.get(name, 0)
+            note = "  (absent from every case)" if count == 0 and self.n_labeled else ""
+            lines.append(f"  {value:>5}  {name:<{width}}  {count:>14,}{note}")
+        distinct = Counter(self.shapes)
+        if len(distinct) == 1:
+            lines.append(f"Shape:      {_dims(self.shapes[0])} (all cases)")
+        else:
+            lo = np.min(self.shapes, axis=0)
+            hi = np.max(self.shapes, axis=0)
+            lines.append(f"Shape:      {len(distinct)} distinct, from {_dims(lo)} to {_dims(hi)} (per axis)")
+            for shape, n in distinct.most_common(5):
+                lines.append(f"  {_dims(shape)}: {n} cases")
+        sp = np.asarray(self.spacings)
+        lo, hi = sp.min(axis=0), sp.max(axis=0)
+        if np.allclose(lo, hi):
+            lines.append(f"Spacing:    {' × '.join(f'{v:.3g}' for v in lo)} mm (all cases)")
+        else:
+            ranges = " × ".join(f"{a:.3g}–{b:.3g}" for a, b in zip(lo, hi))
+            lines.append(f"Spacing:    {ranges} mm (range per axis)")
+        axes = Counter(self.slice_axes)
+        if self.slice_axis_declared is not None:
+            lines.append(f"Slice axis: {self.slice_axis_declared} (declared in dataset.json)")
+        else:
+            per_axis = ", ".join(f"axis {a}: {n} cases" for a, n in sorted(axes.items()))
+            lines.append(f"Slice axis: largest spacing per volume ({per_axis})")
+        return "\n".join(lines)
+
+
+def check_dataset(root: str | Path, progress: Callable[[int, int], None] | None = None) -> DatasetSummary:
+    """Load and validate every case of the dataset at ``root`` (each file read once).
+
+    ``progress(done, total)`` is called once before the first case and after each case.
+    Raises:
+        SparError: the first problem found, naming its file.
+    """
+    dataset = load_dataset(root)
+    total = len(dataset.cases)
+    counts = np.zeros(max(dataset.labels.values()) + 1, dtype=np.int64)
+    shapes, spacings, axes, n_labeled = [], [], [], 0
+    if progress is not None:
+        progress(0, total)
+    for done, case in enumerate(dataset.cases, start=1):
+        volume, case_counts = _load_case(dataset, case, with_label=True)
+        if case_counts is not None:
+            counts += case_counts
+            n_labeled += 1
+        shapes.append(tuple(int(n) for n in volume.image.shape))
+        spacings.append(volume.spacing)
+        axes.append(volume.slice_axis)
+        if progress is not None:
+            progress(done, total)
+    return DatasetSummary(
+        name=dataset.name,
+        root=dataset.root,
+        n_cases=total,
+        labels=dict(dataset.labels),
+        voxel_counts={name: int(counts[value]) for name, value in dataset.labels.items()},
+        shapes=shapes,
+        spacings=spacings,
+        slice_axes=axes,
+        n_labeled=n_labeled,
+        slice_axis_declared=dataset.slice_axis,
+    )
