@@ -1,0 +1,122 @@
+"""The segmenter S: a 2D UNet (conv-BN-ReLU, max-pool, transposed conv, skip connections).
+
+``UNet.forward`` returns LOGITS. Everything downstream (cross-entropy aside) works on the *softmax output*,
+``probs = torch.softmax(logits, dim=1)``: the per-pixel class probabilities that the shape encoder F and the
+discriminators receive (never the argmax, never the logits).
+
+The small building blocks shared by the other models (``ConvBNReLU``, the argument checks) live here too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from spar_core.errors import SparError
+
+
+def check_positive(owner: str, **values: int) -> None:
+    """SparError naming ``owner.argument`` unless every value is a positive int."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise SparError(f"{owner}.{name}: expected a positive integer, got {value!r}")
+
+
+def check_input(owner: str, x: Tensor, channels: int, multiple: int = 1) -> None:
+    """SparError unless ``x`` is (B, channels, H, W) with H and W divisible by ``multiple``."""
+    if x.dim() != 4 or x.shape[1] != channels:
+        raise SparError(f"{owner}: expected input of shape (B, {channels}, H, W), got {tuple(x.shape)}")
+    h, w = x.shape[-2:]
+    if h % multiple or w % multiple:
+        raise SparError(
+            f"{owner}: input size {h}×{w} is not divisible by 2**depth = {multiple}; "
+            f"pad or resize to a multiple of {multiple}"
+        )
+
+
+class ConvBNReLU(nn.Sequential):
+    """conv 3×3 (no bias: BN's shift replaces it) → batch norm → ReLU; keeps H and W."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        )
+
+
+class DoubleConv(nn.Sequential):
+    """The UNet block: two conv-BN-ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(ConvBNReLU(in_channels, out_channels), ConvBNReLU(out_channels, out_channels))
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """UNet size. Channels double at each of the ``depth`` down-samplings: base, 2·base, …, 2**depth·base.
+
+    Inputs must have H and W divisible by ``2**depth``.
+    """
+
+    in_channels: int = 1
+    num_classes: int = 4  # background included
+    base_channels: int = 16
+    depth: int = 4  # number of max-pool down-samplings
+
+    def __post_init__(self) -> None:
+        check_positive("UNetConfig", in_channels=self.in_channels, num_classes=self.num_classes,
+                       base_channels=self.base_channels, depth=self.depth)
+        if self.num_classes < 2:
+            raise SparError(f"UNetConfig.num_classes: expected ≥ 2 (background included), got {self.num_classes}")
+
+
+class UpBlock(nn.Module):
+    """Transposed conv ×2 up, concatenate the encoder's skip, DoubleConv."""
+
+    def __init__(self, in_channels: int, skip_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.up = nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2, bias=False)
+        self.conv = DoubleConv(out_channels + skip_channels, out_channels)
+
+    def forward(self, x: Tensor, skip: Tensor) -> Tensor:
+        x = self.up(x)  # (B, out, 2h, 2w)
+        return self.conv(torch.cat([x, skip], dim=1))  # (B, out + skip, 2h, 2w) -> (B, out, 2h, 2w)
+
+
+class UNet(nn.Module):
+    """Segmenter S: image (B, in_channels, H, W) → logits (B, num_classes, H, W).
+
+    Apply ``torch.softmax(logits, 1)`` to get the probabilities used everywhere downstream.
+
+    Raises:
+        SparError: in the constructor for a bad config; in ``forward`` when H or W is not divisible by 2**depth.
+    """
+
+    config_class = UNetConfig
+
+    def __init__(self, cfg: UNetConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        chans = [cfg.base_channels * 2**i for i in range(cfg.depth + 1)]  # e.g. [16, 32, 64, 128, 256]
+        self.down = nn.ModuleList(
+            DoubleConv(c_in, c_out) for c_in, c_out in zip([cfg.in_channels] + chans[:-2], chans[:-1])
+        )
+        self.pool = nn.MaxPool2d(2)
+        self.bottleneck = DoubleConv(chans[-2], chans[-1])
+        self.up = nn.ModuleList(UpBlock(c_in, c_out, c_out) for c_in, c_out in zip(chans[:0:-1], chans[-2::-1]))
+        self.head = nn.Conv2d(chans[0], cfg.num_classes, kernel_size=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_input("UNet", x, self.cfg.in_channels, 2**self.cfg.depth)
+        skips = []
+        for down in self.down:
+            x = down(x)
+            skips.append(x)  # (B, c_i, H/2**i, W/2**i)
+            x = self.pool(x)
+        x = self.bottleneck(x)  # (B, 2**depth·base, H/2**depth, W/2**depth)
+        for up, skip in zip(self.up, reversed(skips)):
+            x = up(x, skip)
+        return self.head(x)  # (B, num_classes, H, W) logits
