@@ -1,0 +1,126 @@
+"""Patient-level train/test splits: leave-one-out, k-fold and hold-out.
+
+Exams of one patient are strongly correlated; if they landed on both sides of a split the test score would
+be optimistic. Every scheme therefore splits *patients* (``groups``: case id -> patient id) and then lists
+their cases. Splits are deterministic for a seed, and each side is sorted so split.json files diff cleanly.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from spar_core.errors import SparError
+
+@dataclass(frozen=True)
+class Split:
+    """One fold: the case ids to train on and to test on (disjoint, sorted, no patient on both sides)."""
+
+    fold: int
+    train: tuple[str, ...]
+    test: tuple[str, ...]
+
+
+def _patients(case_ids: Sequence[str], groups: Mapping[str, str] | None) -> dict[str, list[str]]:
+    """Patient id -> its case ids, patients in sorted order. Cases missing from ``groups`` are their own patient."""
+    if isinstance(case_ids, str):
+        raise SparError(f"case_ids={case_ids!r}: expected a sequence of case ids, not one string")
+    if len(case_ids) == 0:
+        raise SparError("case_ids is empty: expected at least two cases to split")
+    duplicates = sorted(c for c, n in Counter(case_ids).items() if n > 1)
+    if duplicates:
+        raise SparError(f"case_ids has duplicates {duplicates[:5]}: expected each case once")
+    by_patient: dict[str, list[str]] = {}
+    for case in case_ids:
+        patient = groups.get(case, case) if groups is not None else case
+        by_patient.setdefault(str(patient), []).append(case)
+    return {p: by_patient[p] for p in sorted(by_patient)}
+
+
+def _split(fold: int, patients: dict[str, list[str]], test_patients: set[str]) -> Split:
+    test = sorted(c for p in test_patients for c in patients[p])
+    train = sorted(c for p, cases in patients.items() if p not in test_patients for c in cases)
+    return Split(fold=fold, train=tuple(train), test=tuple(test))
+
+
+def leave_one_out(case_ids: Sequence[str], groups: Mapping[str, str] | None = None) -> list[Split]:
+    """One fold per patient (sorted by patient id): that patient's cases are the test set.
+
+    Raises:
+        SparError: fewer than two patients (nothing left to train on).
+    """
+    patients = _patients(case_ids, groups)
+    if len(patients) < 2:
+        raise SparError(f"leave-one-out needs at least 2 patients, got {len(patients)}")
+    return [_split(i, patients, {p}) for i, p in enumerate(patients)]
+
+
+def k_fold(
+    case_ids: Sequence[str], k: int, seed: int = 0, groups: Mapping[str, str] | None = None
+) -> list[Split]:
+    """k folds over shuffled patients; every patient is tested exactly once.
+
+    Fold sizes, counted in patients, differ by at most one (in cases they can differ more when patients
+    have several exams).
+
+    Raises:
+        SparError: k < 2 or k greater than the number of patients.
+    """
+    patients = _patients(case_ids, groups)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 2 <= k <= len(patients):
+        raise SparError(f"k={k!r}: expected an integer with 2 <= k <= {len(patients)} (the number of patients)")
+    order = np.random.default_rng(seed).permutation(len(patients))
+    names = list(patients)
+    chunks = np.array_split(order, int(k))
+    return [_split(i, patients, {names[j] for j in chunk}) for i, chunk in enumerate(chunks)]
+
+
+def hold_out(
+    case_ids: Sequence[str],
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    groups: Mapping[str, str] | None = None,
+) -> list[Split]:
+    """A single split holding out round(test_fraction × patients) shuffled patients (at least one, and at
+    least one left for training).
+
+    Raises:
+        SparError: test_fraction outside (0, 1), or fewer than two patients.
+    """
+    if not 0.0 < test_fraction < 1.0:
+        raise SparError(f"test_fraction={test_fraction}: expected a number strictly between 0 and 1")
+    patients = _patients(case_ids, groups)
+    n = len(patients)
+    if n < 2:
+        raise SparError(f"hold-out needs at least 2 patients, got {n}")
+    n_test = min(max(1, round(test_fraction * n)), n - 1)
+    names = list(patients)
+    order = np.random.default_rng(seed).permutation(n)
+    return [_split(0, patients, {names[j] for j in order[:n_test]})]
+
+
+def make_splits(
+    case_ids: Sequence[str], scheme: str, seed: int = 0, groups: Mapping[str, str] | None = None
+) -> list[Split]:
+    """Splits from the command line's ``--folds`` value: ``"loo"``, ``"holdout"`` or an integer ``"k"``.
+
+    Raises:
+        SparError: an unknown scheme or a k out of range, naming ``--folds``.
+    """
+    key = str(scheme).strip().lower()
+    if key == "loo":
+        return leave_one_out(case_ids, groups)
+    if key == "holdout":
+        return hold_out(case_ids, seed=seed, groups=groups)
+    n_patients = len(_patients(case_ids, groups))
+    accepted = f"'loo', 'holdout' or an integer k with 2 <= k <= {n_patients} (the number of patients)"
+    try:
+        k = int(key)
+    except ValueError:
+        raise SparError(f"--folds {scheme!r}: expected {accepted}") from None
+    if not 2 <= k <= n_patients:
+        raise SparError(f"--folds {scheme!r}: expected {accepted}")
+    return k_fold(case_ids, k, seed=seed, groups=groups)

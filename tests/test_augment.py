@@ -1,0 +1,119 @@
+"""Batched affine augmentation: masks follow images, labels stay valid, seeds reproduce."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from spar_core.augment import AugmentConfig, augment_batch
+from spar_core.errors import SparError
+
+STRONG = AugmentConfig(scale=0.2, rotation_deg=30.0, shift=0.15)
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def squares(batch: int = 8, height: int = 64, width: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Image 1 inside a centred square (label 1), 0 outside (label 0)."""
+    labels = torch.zeros(batch, height, width, dtype=torch.int64)
+    labels[:, height // 4 : 3 * height // 4, width // 4 : 3 * width // 4] = 1
+    return labels[:, None].float(), labels
+
+
+def multi_label(batch: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    labels = torch.zeros(batch, 48, 40, dtype=torch.int64)
+    labels[:, 5:20, 5:30], labels[:, 25:45, 10:35], labels[:, 30:40, 15:25] = 3, 5, 7
+    return torch.rand(batch, 2, 48, 40, generator=gen(9)), labels
+
+
+@pytest.mark.parametrize("height, width", [(64, 64), (48, 80), (81, 47)])
+def test_mask_moves_with_image(height: int, width: int) -> None:
+    images, labels = squares(height=height, width=width)
+    out_images, out_labels = augment_batch(images, labels, STRONG, gen(0))
+    assert not torch.equal(out_labels, labels)  # something moved
+    for image, label in zip(out_images[:, 0], out_labels):
+        a, b = label == 1, image > 0.5
+        assert float((a & b).sum() / (a | b).sum()) > 0.9
+
+
+def test_labels_stay_integral_and_take_only_input_values() -> None:
+    images, labels = multi_label()
+    out_images, out_labels = augment_batch(images, labels, STRONG, gen(1))
+    assert out_labels.dtype == torch.int64
+    assert set(out_labels.unique().tolist()) <= {0, 3, 5, 7}
+    assert out_images.dtype == images.dtype and float(out_images.min()) >= 0.0 and float(out_images.max()) <= 1.0
+
+
+@pytest.mark.parametrize(
+    "cfg", [AugmentConfig(0.0, 0.0, 0.0), AugmentConfig(0.2, 30.0, 0.1, p=0.0)], ids=["zero ranges", "p=0"]
+)
+def test_identity_config_returns_input_unchanged(cfg: AugmentConfig) -> None:
+    images, labels = multi_label()
+    out_images, out_labels = augment_batch(images, labels, cfg, gen(0))
+    assert torch.equal(out_images, images) and torch.equal(out_labels, labels)
+
+
+def test_p_augments_that_fraction_and_leaves_others_bit_identical() -> None:
+    images, labels = squares(batch=200, height=16, width=16)
+    out_images, _ = augment_batch(images, labels, AugmentConfig(p=0.3), gen(0))
+    unchanged = (out_images == images).flatten(1).all(dim=1)
+    assert 0.2 < 1 - float(unchanged.float().mean()) < 0.4
+
+
+def test_same_seed_same_batch_other_seed_other_batch() -> None:
+    images, labels = multi_label()
+    first = augment_batch(images, labels, STRONG, gen(5))
+    again = augment_batch(images, labels, STRONG, gen(5))
+    other = augment_batch(images, labels, STRONG, gen(6))
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
+    assert not torch.equal(first[0], other[0]) and not torch.equal(first[1], other[1])
+
+
+def test_batch_is_vectorized_per_sample() -> None:
+    """Samples get different affines; a sample's result does not depend on the others' content."""
+    images, labels = squares(batch=4)
+    out, _ = augment_batch(images, labels, STRONG, gen(2))
+    assert not torch.equal(out[0], out[1])
+    images2 = images.clone()
+    images2[1:] = 0.0
+    out2, _ = augment_batch(images2, labels, STRONG, gen(2))
+    assert torch.equal(out2[0], out[0])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_shapes_dtypes_and_device_preserved(device: str) -> None:
+    images, labels = multi_label()
+    out_images, out_labels = augment_batch(images.to(device), labels.to(device), STRONG, gen(3))
+    assert out_images.shape == images.shape and out_labels.shape == labels.shape
+    assert out_images.device.type == out_labels.device.type == device
+    assert out_labels.dtype == torch.int64
+
+
+def test_scaling_changes_area_within_the_configured_zoom() -> None:
+    images, labels = squares(batch=64, height=96, width=96)
+    _, out = augment_batch(images, labels, AugmentConfig(scale=0.2, rotation_deg=0.0, shift=0.0), gen(4))
+    ratio = out.flatten(1).sum(1).float() / labels.flatten(1).sum(1).float()
+    assert float(ratio.min()) >= 0.8**2 - 0.05 and float(ratio.max()) <= 1.2**2 + 0.05
+    assert float(ratio.max() - ratio.min()) > 0.3  # zoom really varies per sample
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [({"scale": 1.0}, "scale"), ({"rotation_deg": -1.0}, "rotation_deg"), ({"shift": 2.0}, "shift"), ({"p": 1.5}, "p")],
+)
+def test_bad_config_names_the_field(kwargs: dict, field: str) -> None:
+    with pytest.raises(SparError, match=f"{field}="):
+        AugmentConfig(**kwargs)
+
+
+def test_rotation_is_rigid_in_pixels_on_non_square_images() -> None:
+    """A disk stays a disk when H != W (rotating normalized coordinates would shear it into an ellipse)."""
+    yy, xx = torch.meshgrid(torch.arange(60.0), torch.arange(120.0), indexing="ij")
+    disk = (((yy - 29.5) ** 2 + (xx - 59.5) ** 2) <= 20**2).long().expand(16, -1, -1)
+    _, out = augment_batch(disk[:, None].float(), disk, AugmentConfig(0.0, 90.0, 0.0), gen(7))
+    rows, cols = out.any(dim=2).sum(dim=1), out.any(dim=1).sum(dim=1)  # bounding box (B,), (B,)
+    assert torch.equal(out.sum(dim=(1, 2)) > 0, torch.ones(16, dtype=torch.bool))
+    assert int((rows - cols).abs().max()) <= 2
