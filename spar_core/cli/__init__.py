@@ -14,7 +14,7 @@ from typing import Sequence
 from spar_core.errors import SparError
 
 # Sub-commands in pipeline order; each name is a module of this package.
-COMMANDS: tuple[str, ...] = ("check", "phantoms")
+COMMANDS: tuple[str, ...] = ("check", "phantoms", "train")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,69 @@
+"""One fold of an experiment: its slices, its shared shape auto-encoder, then each method's segmenter."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from spar_core.dataset import Dataset
+from spar_core.distributed import DistInfo, barrier
+from spar_core.models import ShapeAutoEncoder
+from spar_core.presets import Preset
+from spar_core.progress import Progress, silent
+from spar_core.run_folder import RunFolder
+from spar_core.slice_set import SliceSet, build_slice_set, snapshot_indices
+from spar_core.splits import Split
+from spar_core.train_segmenter import train_segmenter
+from spar_core.train_shape_ae import load_shape_ae, save_shape_ae, train_shape_ae
+
+
+def fold_slices(dataset: Dataset, split: Split, preset: Preset) -> tuple[SliceSet, SliceSet]:
+    """(training slices, fixed snapshot slices): snapshots come from the fold's test exams where it has
+    some (the codes then show how predictions on unseen exams approach true shapes), else from training."""
+    tc = preset.train
+    train = build_slice_set(dataset, split.train, tc.size, empty_fraction=tc.empty_fraction, seed=tc.seed)
+    source = build_slice_set(dataset, split.test, tc.size, empty_fraction=0.0) if split.test else train
+    return train, source.subset(snapshot_indices(source, tc.snapshot_slices, seed=tc.seed))
+
+
+def fold_shape_ae(
+    run: RunFolder, fold: int, train: SliceSet, preset: Preset, *, device: torch.device,
+    progress: Progress = silent, dist: DistInfo = DistInfo(),
+) -> ShapeAutoEncoder:
+    """The fold's frozen shape auto-encoder: loaded when it exists, trained on true masks otherwise."""
+    path = run.shape_ae_path(fold)
+    if not path.is_file():
+        if dist.is_main:
+            save_shape_ae(train_shape_ae(train.labels, preset, device=device, progress=progress), path)
+        barrier(dist)
+    return load_shape_ae(path, device)
+
+
+def train_fold(
+    dataset: Dataset,
+    split: Split,
+    methods: Sequence[str],
+    preset: Preset,
+    run: RunFolder,
+    *,
+    device: torch.device,
+    resume: bool = True,
+    progress: Progress = silent,
+    dist: DistInfo = DistInfo(),
+) -> dict[str, list[dict]]:
+    """Train every method of ``methods`` on ``split``; returns each method's history.
+
+    A method whose checkpoint has reached the last epoch is not trained again; with ``resume`` an unfinished
+    one continues where it stopped.
+    """
+    preset = preset.for_classes(len(dataset.labels))
+    if dist.is_main:
+        run.write_split(split)
+    train, snapshot = fold_slices(dataset, split, preset)
+    ae = fold_shape_ae(run, split.fold, train, preset, device=device, progress=progress, dist=dist)
+    return {
+        m: train_segmenter(m, train, ae, preset, run.method_dir(split.fold, m), device=device,
+                           snapshot=snapshot, resume=resume, progress=progress, dist=dist)
+        for m in methods
+    }

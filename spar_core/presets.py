@@ -1,0 +1,112 @@
+"""Named presets: one dataclass per component, grouped so that CLI, app, notebooks and tests agree.
+
+- ``paper``: the paper's setting (256×256 slices, batch 32, 10 epochs, Adam 1e-4, shape AE lr 1e-2, 512-d
+  codes); meant for a GPU.
+- ``cpu``: small enough that the four methods train and evaluate in minutes on two CPU cores.
+- ``tiny``: seconds; tests, CI and the notebooks' smoke mode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from spar_core.augment import AugmentConfig
+from spar_core.errors import SparError
+from spar_core.models import CodeDiscriminatorConfig, MaskDiscriminatorConfig, ShapeAEConfig, UNetConfig
+
+DEFAULT_LAMBDA = 1e-2
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings shared by the four methods (only L_reg differs between them)."""
+
+    size: int  # slices are padded to square and resized to size×size
+    batch_size: int
+    epochs: int
+    lr: float = 1e-4  # segmenter and discriminators (Adam)
+    ae_epochs: int = 10
+    ae_lr: float = 1e-2
+    ae_batch_size: int = 32
+    lambdas: dict[str, float] = field(
+        default_factory=lambda: {"adversarial": DEFAULT_LAMBDA, "shape": DEFAULT_LAMBDA, "spar": DEFAULT_LAMBDA}
+    )
+    augment: AugmentConfig | None = AugmentConfig()
+    # Fraction of the slices without any structure kept for training (they teach "no bone here").
+    empty_fraction: float = 0.2
+    snapshot_epochs: tuple[int, ...] = (1, 2, 3, 4, 5, 10)
+    snapshot_slices: int = 64  # fixed slices whose codes are saved at each snapshot epoch
+    seed: int = 0
+
+    def lam(self, method: str) -> float:
+        """λ of ``method`` (0 for methods without a regularization term)."""
+        return self.lambdas.get(method, 0.0)
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    unet: UNetConfig
+    shape_ae: ShapeAEConfig
+    code_disc: CodeDiscriminatorConfig
+    mask_disc: MaskDiscriminatorConfig
+    train: TrainConfig
+
+    def for_classes(self, num_classes: int) -> "Preset":
+        """The same preset with every model sized for ``num_classes`` (background included)."""
+        return replace(
+            self,
+            unet=replace(self.unet, num_classes=num_classes),
+            shape_ae=replace(self.shape_ae, num_classes=num_classes),
+            mask_disc=replace(self.mask_disc, num_classes=num_classes),
+        )
+
+    def with_size(self, size: int) -> "Preset":
+        """The same preset at another slice size (the code discriminator follows the latent map's size)."""
+        spatial = size // 2**self.shape_ae.depth
+        return replace(self, train=replace(self.train, size=size), code_disc=replace(self.code_disc, spatial=spatial))
+
+    @property
+    def latent_size(self) -> int:
+        """Side of the shape code map F(y): the slice size divided by the encoder's down-sampling."""
+        return self.train.size // 2**self.shape_ae.depth
+
+
+def _preset(name: str, size: int, unet: tuple[int, int], ae: tuple[int, int, int], train: TrainConfig) -> Preset:
+    base, depth = unet
+    ae_base, ae_depth, latent = ae
+    spatial = size // 2**ae_depth
+    return Preset(
+        name=name,
+        unet=UNetConfig(in_channels=1, num_classes=2, base_channels=base, depth=depth),
+        shape_ae=ShapeAEConfig(num_classes=2, base_channels=ae_base, depth=ae_depth, latent_channels=latent),
+        code_disc=CodeDiscriminatorConfig(latent_channels=latent, spatial=spatial),
+        mask_disc=MaskDiscriminatorConfig(num_classes=2, with_image=False, base_channels=base, depth=depth),
+        train=train,
+    )
+
+
+PRESETS: dict[str, Preset] = {
+    "paper": _preset(
+        "paper", 256, unet=(64, 4), ae=(32, 5, 512),
+        train=TrainConfig(size=256, batch_size=32, epochs=10, ae_epochs=20, ae_lr=1e-2, ae_batch_size=32),
+    ),
+    "cpu": _preset(
+        "cpu", 96, unet=(12, 3), ae=(8, 3, 64),
+        train=TrainConfig(size=96, batch_size=16, epochs=8, ae_epochs=8, ae_lr=1e-2, ae_batch_size=32,
+                          snapshot_epochs=(1, 2, 3, 4, 5, 8), snapshot_slices=48),
+    ),
+    "tiny": _preset(
+        "tiny", 32, unet=(4, 2), ae=(4, 2, 16),
+        train=TrainConfig(size=32, batch_size=8, epochs=2, ae_epochs=2, ae_lr=1e-2, ae_batch_size=16,
+                          snapshot_epochs=(1, 2), snapshot_slices=16),
+    ),
+}
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called ``name``; a SparError naming ``--preset`` and the valid names otherwise."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise SparError(f"--preset: unknown preset {name!r}; expected one of {', '.join(PRESETS)}") from None

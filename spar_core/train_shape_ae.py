@@ -1,0 +1,81 @@
+"""Shape auto-encoder pre-training on the training fold's true masks (paper §2.2; Adam, lr 1e-2 in `paper`).
+
+The fold's auto-encoder is shared by the four methods, so their latent spaces are one and the same space.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from spar_core.augment import augment_batch
+from spar_core.checkpoint import load_checkpoint, save_checkpoint
+from spar_core.errors import SparError
+from spar_core.models import ShapeAEConfig, ShapeAutoEncoder
+from spar_core.presets import Preset
+from spar_core.progress import Progress, ProgressEvent, silent
+
+
+def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
+    """A CPU generator fixed by (seed, epoch, stream): resuming at any epoch replays the same randomness."""
+    return torch.Generator().manual_seed(((seed * 1_000_003 + epoch) * 101 + stream) % (2**63))
+
+
+def train_shape_ae(
+    labels: torch.Tensor,
+    preset: Preset,
+    *,
+    device: torch.device,
+    progress: Progress = silent,
+) -> ShapeAutoEncoder:
+    """Train G(F(y)) ≈ y with cross-entropy on one-hot true masks.
+
+    labels: (N, S, S) int64 masks of the training fold; the preset must be sized for their classes
+    (``Preset.for_classes``). Returns the trained auto-encoder in eval mode.
+    """
+    cfg, tc = preset.shape_ae, preset.train
+    torch.manual_seed(tc.seed)
+    ae = ShapeAutoEncoder(cfg).to(device)
+    opt = torch.optim.Adam(ae.parameters(), lr=tc.ae_lr)
+    n, batch = len(labels), tc.ae_batch_size
+    steps = max(1, math.ceil(n / batch))
+    ae.train()
+    for epoch in range(1, tc.ae_epochs + 1):
+        order = torch.randperm(n, generator=epoch_generator(tc.seed, epoch, stream=1))
+        aug_gen = epoch_generator(tc.seed, epoch, stream=2)
+        total, start = 0.0, time.perf_counter()
+        for step in range(steps):
+            y = labels[order[step * batch:(step + 1) * batch]].to(device)
+            if tc.augment is not None:
+                _, y = augment_batch(y[:, None].float(), y, tc.augment, aug_gen)
+            onehot = F.one_hot(y, cfg.num_classes).permute(0, 3, 1, 2).float()  # (B, C, S, S)
+            loss = F.cross_entropy(ae(onehot), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach())
+            values = {"loss": total / (step + 1)}
+            if step + 1 == steps:
+                values["seconds"] = time.perf_counter() - start
+            progress(ProgressEvent("shape_ae", epoch, tc.ae_epochs, step + 1, steps, values, label="shape AE"))
+    return ae.eval()
+
+
+def save_shape_ae(ae: ShapeAutoEncoder, path: str | Path) -> None:
+    save_checkpoint({"format": 1, "config": asdict(ae.cfg), "state_dict": ae.state_dict()}, path)
+
+
+def load_shape_ae(path: str | Path, device: torch.device | str = "cpu") -> ShapeAutoEncoder:
+    """The frozen shape auto-encoder saved at ``path`` (eval mode, no gradients to its weights)."""
+    state = load_checkpoint(path, map_location=device)
+    try:
+        ae = ShapeAutoEncoder(ShapeAEConfig(**state["config"]))
+        ae.load_state_dict(state["state_dict"])
+    except (KeyError, TypeError, RuntimeError) as err:
+        raise SparError(f"{path}: not a shape auto-encoder checkpoint ({err})") from None
+    return ae.to(device).eval().requires_grad_(False)
