@@ -1,0 +1,34 @@
+"""``spar report``: the paper's Table 1 and paired significance tests from a run's metrics.csv."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from spar_core.report import write_report
+from spar_core.run_folder import RunFolder
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="Table 1 and significance tests of a run",
+                       description="Read RUN/metrics.csv and write RUN/report/: Table 1 (mean ± std over exam × "
+                                   "structure pairs, markdown, CSV, booktabs LaTeX), per-structure and per-exam "
+                                   "tables, and each method's paired comparison with the baseline (bootstrap CI "
+                                   "over exams, Wilcoxon on per-exam means, Holm correction). Prints Table 1 "
+                                   "and the significance table.")
+    p.add_argument("run", type=Path, metavar="RUN", help="run folder written by spar crossval")
+    p.add_argument("--raw", action="store_true", help="use the raw predictions instead of the post-processed ones")
+    p.add_argument("--bootstrap", type=int, default=10_000, metavar="N",
+                   help="bootstrap resamples of the exams (default: 10000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default: 0)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    path = write_report(RunFolder(args.run), postprocessed=not args.raw, n_boot=args.bootstrap, seed=args.seed)
+    out = path.parent
+    print((out / "table1.md").read_text())
+    print("Paired comparison with the baseline\n")
+    print((out / "significance.md").read_text())
+    print(f"report written to {out}")
+    return 0

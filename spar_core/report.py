@@ -1,0 +1,544 @@
+"""The paper's Table 1 from ``RUN/metrics.csv``, and the paired significance tests the paper could not run.
+
+Everything here is a pure function of the metrics frame except :func:`write_report`, which writes
+``RUN/report/``. Numbers are in display units: Dice in % (91.9, as in the paper), RAVD in %, ASSD and MSSD in mm.
+
+Averaging, as in the paper (metrics averaged over bones and patients): Table 1 is the mean ± sample std
+(ddof 1) over (exam, structure) pairs, each structure of each test exam counting once.
+
+Undefined values (nan; see the empty-mask policy in :mod:`spar_core.metrics`: e.g. ASSD of an empty
+prediction) are left out of that metric's mean and counted, never hidden.
+
+Significance (beyond the paper), per method ≠ baseline and metric, on the (exam, structure) pairs both
+methods have, a pair dropped when either value is undefined:
+
+- Δ = mean over pairs of (method − baseline); "better" = Δ > 0 for Dice, Δ < 0 for RAVD, ASSD, MSSD;
+- 95 % percentile bootstrap CI of Δ resampling *exams* with replacement (structures of one exam are not
+  independent, so they stay together), ``n_boot`` resamples from a fixed seed;
+- Wilcoxon signed-rank test (two-sided, scipy's defaults) on one mean difference per exam, so its
+  independence assumption holds; its smallest two-sided p with n exams is 2 / 2**n (0.0625 for n = 5);
+- Holm's correction over every test made (methods × metrics).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from spar_core.errors import SparError
+from spar_core.paths import atomic_path
+from spar_core.regularizers import REGULARIZERS
+from spar_core.run_folder import RunFolder
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One column of Table 1: where it comes from, its unit and which way is better."""
+
+    source: str  # column of metrics.csv
+    name: str  # column in the report's frames, in display units
+    label: str  # header in tables
+    scale: float  # source → display units
+    higher_is_better: bool
+    decimals: int  # printed precision of mean and std
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("dice", "dice_pct", "Dice (%)", 100.0, True, 1),
+    Metric("ravd_pct", "ravd_pct", "RAVD (%)", 1.0, False, 1),
+    Metric("assd_mm", "assd_mm", "ASSD (mm)", 1.0, False, 2),
+    Metric("mssd_mm", "mssd_mm", "MSSD (mm)", 1.0, False, 2),
+)
+REQUIRED_COLUMNS: tuple[str, ...] = ("case", "fold", "method", "structure", "postprocessed",
+                                     *(m.source for m in METRICS))
+BASELINE = "baseline"
+ALPHA = 0.05
+PAIR = ["case", "structure"]
+
+
+def display_name(method: str) -> str:
+    """The paper's name of a method ("SPAR"), or its key when it is not in the registry."""
+    cls = REGULARIZERS.get(method)
+    return cls.info.display if cls is not None else method
+
+
+def method_order(methods: Sequence[str]) -> list[str]:
+    """Registry order (baseline, adversarial, shape, spar), then unknown keys alphabetically."""
+    present = set(methods)
+    return [m for m in REGULARIZERS if m in present] + sorted(present - set(REGULARIZERS))
+
+
+def check_metrics(frame: pd.DataFrame, source: str = "metrics") -> pd.DataFrame:
+    """A validated copy of a metrics frame, ``postprocessed`` as bool and metric columns as float.
+
+    Raises:
+        SparError: missing columns (named), no rows, or an (exam, structure, method, postprocessed) twice.
+    """
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise SparError(f"{source}: missing column(s) {', '.join(missing)} (expected {', '.join(REQUIRED_COLUMNS)})")
+    if frame.empty:
+        raise SparError(f"{source}: no rows")
+    out = frame.copy()
+    flags = out["postprocessed"].map(lambda v: str(v).strip().lower() in ("true", "1", "1.0", "yes"))
+    out["postprocessed"] = flags.astype(bool)
+    out["case"] = out["case"].astype(str)
+    out["structure"] = out["structure"].astype(str)
+    for m in METRICS:
+        values = pd.to_numeric(out[m.source], errors="coerce").astype(float)
+        bad = values.isna() & out[m.source].notna()  # text that is not a number (empty cells are nan already)
+        if bad.any():
+            raise SparError(f"{source}: column {m.source} has non-numeric value {out.loc[bad, m.source].iloc[0]!r} "
+                            f"({int(bad.sum())} row(s)); expected numbers, empty or nan for undefined")
+        out[m.source] = values
+    dup = out.duplicated(["case", "structure", "method", "postprocessed"])
+    if dup.any():
+        first = out[dup].iloc[0]
+        raise SparError(f"{source}: {int(dup.sum())} duplicated row(s), e.g. case {first['case']}, structure "
+                        f"{first['structure']}, method {first['method']} appears twice")
+    return out
+
+
+def load_metrics(path: str | Path) -> pd.DataFrame:
+    """Read and validate ``RUN/metrics.csv``."""
+    path = Path(path)
+    if not path.is_file():
+        raise SparError(f"{path}: no metrics.csv in this run folder; run spar crossval first")
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as err:
+        raise SparError(f"{path}: not a readable metrics table ({err})") from None
+    return check_metrics(frame, str(path))
+
+
+def select(metrics: pd.DataFrame, postprocessed: bool = True) -> pd.DataFrame:
+    """Rows of one post-processing setting, metrics in display units, non-finite values set to nan.
+
+    Columns: method, display, case, fold, structure, dice_pct, ravd_pct, assd_mm, mssd_mm.
+    """
+    rows = metrics[metrics["postprocessed"] == postprocessed]
+    order = ["label", "structure"] if "label" in rows.columns else ["structure"]
+    structures = list(dict.fromkeys(rows.sort_values(order, kind="stable")["structure"]))
+    out = pd.DataFrame({"method": rows["method"].astype(str), "case": rows["case"], "fold": rows["fold"],
+                        "structure": pd.Categorical(rows["structure"], categories=structures, ordered=True)})
+    for m in METRICS:
+        values = rows[m.source].to_numpy(float) * m.scale
+        out[m.name] = np.where(np.isfinite(values), values, np.nan)
+    out["method"] = pd.Categorical(out["method"], categories=method_order(out["method"].unique()), ordered=True)
+    out.insert(1, "display", out["method"].map(display_name).astype(str))
+    return out.sort_values(["method", "case", "structure"], kind="stable").reset_index(drop=True)
+
+
+def summarize(sel: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+    """Mean, sample std, number of defined values and of undefined (excluded) values per group and metric."""
+    def one(group: pd.DataFrame) -> pd.Series:
+        out: dict[str, float] = {"n": len(group)}
+        for m in METRICS:
+            v = group[m.name].dropna()
+            out[f"{m.name}_mean"] = v.mean() if len(v) else math.nan
+            out[f"{m.name}_std"] = v.std(ddof=1) if len(v) > 1 else math.nan
+            out[f"{m.name}_n_excluded"] = len(group) - len(v)
+        return pd.Series(out)
+
+    table = sel.groupby(list(by), observed=True).apply(one, include_groups=False).reset_index()
+    table["n"] = table["n"].astype(int)
+    for m in METRICS:
+        table[f"{m.name}_n_excluded"] = table[f"{m.name}_n_excluded"].astype(int)
+    table.insert(1, "display", table["method"].map(display_name).astype(str))
+    table["method"] = table["method"].astype(str)
+    return table
+
+
+def mean_std(mean: float, std: float, decimals: int) -> str:
+    """Display string such as ``91.9 ± 2.3``; "–" for an undefined mean, or std (a single value)."""
+    if not np.isfinite(mean):
+        return "–"
+    return f"{mean:.{decimals}f} ± " + (f"{std:.{decimals}f}" if np.isfinite(std) else "–")
+
+
+def best_rows(summary: pd.DataFrame, metric: Metric) -> pd.Series:
+    """True where the mean is the best *as printed* (ties all win): highest Dice, lowest others."""
+    printed = summary[f"{metric.name}_mean"].map(lambda x: float(f"{x:.{metric.decimals}f}"))
+    if printed.isna().all():
+        return pd.Series(False, index=summary.index)
+    best = printed.max() if metric.higher_is_better else printed.min()
+    return printed == best
+
+
+def formatted(summary: pd.DataFrame, bold: tuple[str, str] = ("**", "**"), pm: str = "±",
+              group: str | None = None) -> pd.DataFrame:
+    """Display strings "mean ± std" per metric, best per column (within ``group``) wrapped in ``bold``."""
+    out = pd.DataFrame({"Method": summary["display"]})
+    if group:
+        out[group.capitalize()] = summary[group].astype(str)
+    groups = [summary.index] if group is None else list(summary.groupby(group, observed=True).groups.values())
+    for m in METRICS:
+        text = [mean_std(a, b, m.decimals).replace("±", pm)
+                for a, b in zip(summary[f"{m.name}_mean"], summary[f"{m.name}_std"])]
+        col = pd.Series(text, index=summary.index)
+        for idx in groups:
+            wins = best_rows(summary.loc[idx], m)
+            col.loc[wins[wins].index] = bold[0] + col.loc[wins[wins].index] + bold[1]
+        out[m.label] = col
+    return out
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A GitHub markdown table, first column left-aligned, others right-aligned."""
+    cols = list(frame.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join([":---"] + ["---:"] * (len(cols) - 1)) + "|"]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def _counts(sel: pd.DataFrame) -> tuple[int, int]:
+    return sel["case"].nunique(), sel["structure"].nunique()
+
+
+def table1_caption(sel: pd.DataFrame, summary: pd.DataFrame, postprocessed: bool) -> str:
+    """What is averaged, over how many values, what is bold, what was excluded."""
+    n_exams, n_struct = _counts(sel)
+    ns = dict(zip(summary["display"], summary["n"]))
+    n_text = (f"{next(iter(ns.values()))} values per method" if len(set(ns.values())) == 1
+              else "values per method: " + ", ".join(f"{k} {v}" for k, v in ns.items()))
+    masks = ("post-processed masks (main connected component, then 3D closing)" if postprocessed
+             else "raw masks (stacked 2D predictions, no post-processing)")
+    excluded = []
+    for m in METRICS:
+        per = {d: int(k) for d, k in zip(summary["display"], summary[f"{m.name}_n_excluded"]) if k}
+        if per:
+            excluded.append(f"{m.label.split()[0]} {sum(per.values())} ("
+                            + ", ".join(f"{d} {k}" for d, k in per.items()) + ")")
+    excl = ("Undefined values (nan: e.g. ASSD/MSSD of an empty prediction, RAVD of an empty truth) left out of "
+            "the means: " + "; ".join(excluded) + "." if excluded else "No undefined values.")
+    return (f"Mean ± sample standard deviation over (exam, structure) pairs: each of the {n_struct} structures "
+            f"of each of the {n_exams} test exams counts once ({n_text}), as the paper averages over bones and "
+            f"patients; {masks}. Dice and RAVD in %, ASSD and MSSD in mm. Best per column in bold (highest "
+            f"Dice, lowest RAVD, ASSD, MSSD, judged on the printed values; ties all bold). {excl}")
+
+
+def table1_latex(summary: pd.DataFrame, caption: str) -> str:
+    """Table 1 as a booktabs LaTeX table (needs ``\\usepackage{booktabs}``)."""
+    def esc(text: str) -> str:
+        for a, b in (("\\", r"\textbackslash{}"), ("%", r"\%"), ("&", r"\&"), ("_", r"\_"), ("#", r"\#"),
+                     ("±", r"$\pm$"), ("×", r"$\times$"), ("–", "--")):
+            text = text.replace(a, b)
+        return text
+
+    cells = formatted(summary, bold=("\\textbf{", "}"), pm="$\\pm$")
+    header = " & ".join(esc(c) for c in cells.columns) + r" \\"
+    body = [" & ".join([esc(str(r[0]))] + [str(v).replace("–", "--") for v in r[1:]]) + r" \\"
+            for r in cells.itertuples(index=False)]
+    return "\n".join([r"\begin{table}[t]", r"\centering", rf"\caption{{{esc(caption)}}}",
+                      r"\label{tab:spar-table1}", r"\begin{tabular}{l" + "c" * len(METRICS) + "}", r"\toprule",
+                      header, r"\midrule", *body, r"\bottomrule", r"\end{tabular}", r"\end{table}", ""])
+
+
+def per_exam(sel: pd.DataFrame) -> pd.DataFrame:
+    """Method × exam: mean over the exam's structures (undefined values left out), with n_structures."""
+    agg = {"fold": ("fold", "first"), "n_structures": ("structure", "size"),
+           **{m.name: (m.name, "mean") for m in METRICS}}
+    table = sel.groupby(["method", "case"], observed=True).agg(**agg).reset_index()
+    table.insert(1, "display", table["method"].map(display_name).astype(str))
+    table["method"] = table["method"].astype(str)
+    return table
+
+
+def coverage_notes(sel: pd.DataFrame) -> list[str]:
+    """Plain sentences about a partial grid: which method lacks which exams (and folds)."""
+    pairs = {m: set(map(tuple, g[PAIR].astype(str).to_numpy())) for m, g in sel.groupby("method", observed=True)}
+    every = set().union(*pairs.values()) if pairs else set()
+    notes = []
+    for m, have in pairs.items():
+        if len(have) < len(every):
+            lost = sorted({c for c, _ in every - have})
+            folds = sorted(set(sel.loc[sel["case"].isin(lost), "fold"].astype(str)))
+            notes.append(f"{display_name(m)} has {len(have)} of {len(every)} (exam, structure) pairs (missing for "
+                         f"exam(s) {', '.join(lost)}; fold(s) {', '.join(folds)}).")
+    if notes:
+        notes.append("Partial grid: Table 1 averages each method over the pairs it has, so its rows are not over "
+                     "identical exams; the paired tests use only the (exam, structure) pairs present in both "
+                     "methods.")
+    return notes
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm–Bonferroni adjusted p-values (nan stays nan and is not counted in the family)."""
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    order = ok[np.argsort(p[ok], kind="stable")]
+    scaled = (len(ok) - np.arange(len(ok))) * p[order]
+    out[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
+    return out
+
+
+def bootstrap_ci(exam_sums: np.ndarray, exam_counts: np.ndarray, n_boot: int, seed: int,
+                 level: float = 0.95) -> tuple[float, float]:
+    """Percentile CI of the pair-weighted mean, resampling exams (clusters of pairs) with replacement.
+
+    Args:
+        exam_sums: (E,) sum of the paired differences of each exam.
+        exam_counts: (E,) number of pairs of each exam.
+    """
+    if len(exam_sums) < 2:  # one exam resampled is always itself: no interval to speak of
+        return math.nan, math.nan
+    idx = np.random.default_rng(seed).integers(0, len(exam_sums), size=(n_boot, len(exam_sums)))  # (B, E)
+    means = exam_sums[idx].sum(1) / exam_counts[idx].sum(1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def paired_test(sel: pd.DataFrame, method: str, metric: Metric, baseline: str = BASELINE, *,
+                n_boot: int = 10_000, seed: int = 0) -> dict[str, Any]:
+    """Δ (method − baseline), bootstrap CI and Wilcoxon on per-exam means, over pairs both methods have."""
+    cols = ["case", "structure", metric.name]
+    a = sel.loc[sel["method"] == method, cols]
+    b = sel.loc[sel["method"] == baseline, cols]
+    both = a.merge(b, on=PAIR, suffixes=("_m", "_b"))
+    defined = both.dropna(subset=[f"{metric.name}_m", f"{metric.name}_b"])
+    diff = defined[f"{metric.name}_m"] - defined[f"{metric.name}_b"]
+    per_exam_diff = diff.groupby(defined["case"]).agg(["sum", "size"])
+    d_exam = (per_exam_diff["sum"] / per_exam_diff["size"]).to_numpy()
+    row: dict[str, Any] = {
+        "method": method, "display": display_name(method), "metric": metric.name, "label": metric.label,
+        "n_exams": len(d_exam), "n_pairs": len(defined), "n_excluded_undefined": len(both) - len(defined),
+        "n_unpaired": len(a) + len(b) - 2 * len(both),
+        "mean_baseline": defined[f"{metric.name}_b"].mean(), "mean_method": defined[f"{metric.name}_m"].mean(),
+        "mean_diff": diff.mean() if len(diff) else math.nan,
+    }
+    row["ci_low"], row["ci_high"] = bootstrap_ci(per_exam_diff["sum"].to_numpy(float),
+                                                 per_exam_diff["size"].to_numpy(float), n_boot, seed)
+    d = row["mean_diff"]
+    row["direction"] = ("–" if not np.isfinite(d) else "same" if d == 0
+                        else "better" if (d > 0) == metric.higher_is_better else "worse")
+    n_nonzero = int(np.count_nonzero(d_exam))
+    notes = ["one exam: no bootstrap interval"] if len(d_exam) == 1 else []
+    if n_nonzero == 0:
+        stat, p = (math.nan, math.nan) if len(d_exam) == 0 else (0.0, 1.0)
+        notes.append("no exam with a non-zero difference" if len(d_exam) else "no paired values")
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # scipy warns about small samples; the note below says it plainly
+            res = stats.wilcoxon(d_exam)
+        stat, p = float(res.statistic), float(res.pvalue)
+    if 0 < n_nonzero < 6:
+        notes.append(f"n = {n_nonzero} exams: the smallest two-sided p is {2.0 ** (1 - n_nonzero):.4g}, so "
+                     "p < 0.05 is out of reach whatever the effect")
+    row.update(wilcoxon_n=n_nonzero, wilcoxon_stat=stat, p_value=p, note="; ".join(notes))
+    return row
+
+
+SIGNIFICANCE_COLUMNS = ["method", "display", "metric", "label", "n_exams", "n_pairs", "n_excluded_undefined",
+                        "n_unpaired", "mean_baseline", "mean_method", "mean_diff", "ci_low", "ci_high",
+                        "direction", "wilcoxon_n", "wilcoxon_stat", "p_value", "p_holm", "significant", "note"]
+
+
+def significance(sel: pd.DataFrame, baseline: str = BASELINE, *, n_boot: int = 10_000,
+                 seed: int = 0) -> pd.DataFrame:
+    """One row per (method ≠ baseline, metric); empty when there are no baseline rows."""
+    if n_boot < 1:
+        raise SparError(f"--bootstrap: expected a positive number of resamples, got {n_boot}")
+    methods = [str(m) for m in sel["method"].cat.categories if m != baseline and (sel["method"] == m).any()]
+    if not (sel["method"] == baseline).any() or not methods:
+        return pd.DataFrame(columns=SIGNIFICANCE_COLUMNS)
+    table = pd.DataFrame([paired_test(sel, m, metric, baseline, n_boot=n_boot, seed=seed)
+                          for m in methods for metric in METRICS])
+    table["p_holm"] = holm(table["p_value"])
+    table["significant"] = table["p_holm"] < ALPHA
+    return table[SIGNIFICANCE_COLUMNS]
+
+
+def _signed(x: float, decimals: int) -> str:
+    return f"{x:+.{decimals}f}" if np.isfinite(x) else "–"
+
+
+def _p(p: float) -> str:
+    return "–" if not np.isfinite(p) else "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def significance_markdown(sig: pd.DataFrame) -> str:
+    """The table: Δ and CI one decimal finer than Table 1, p-values raw and Holm-corrected."""
+    dec = {m.name: m.decimals + 1 for m in METRICS}
+    rows = []
+    for r in sig.itertuples(index=False):
+        k = dec[r.metric]
+        rows.append({"Method": r.display, "Metric": r.label, "Exams (pairs)": f"{r.n_exams} ({r.n_pairs})",
+                     "Δ vs baseline": _signed(r.mean_diff, k),
+                     "95 % CI": "–" if not np.isfinite(r.ci_low) else
+                                f"[{_signed(r.ci_low, k)}, {_signed(r.ci_high, k)}]", "Direction": r.direction,
+                     "W": "–" if not np.isfinite(r.wilcoxon_stat) else f"{r.wilcoxon_stat:g}",
+                     "p": _p(r.p_value), "p (Holm)": _p(r.p_holm) + (" *" if r.significant else "")})
+    return markdown_table(pd.DataFrame(rows))
+
+
+def significance_reading(sig: pd.DataFrame, n_boot: int, baseline: str = BASELINE) -> str:
+    """One paragraph in plain language: how the numbers were made and what they say."""
+    base = display_name(baseline)
+    text = (f"Each method is compared with {base} on the same (exam, structure) pairs. Δ is method − {base} in "
+            f"the metric's unit (Dice in percentage points); \"better\" means a higher Dice and a lower RAVD, "
+            f"ASSD and MSSD. The 95 % interval comes from resampling whole exams with replacement ({n_boot:,} "
+            "times), since the structures of one exam are not independent. The p-value is the Wilcoxon "
+            "signed-rank test on one mean difference per exam, and Holm's correction accounts for all "
+            f"{int(sig['p_value'].notna().sum())} comparisons (* = Holm p < {ALPHA}). ")
+    parts = []
+    for display, g in sig.groupby("display", sort=False):
+        sig_rows = g[g["significant"]]
+        ci_rows = g[~g["significant"] & ((g["ci_low"] > 0) | (g["ci_high"] < 0))]
+        if not g["n_pairs"].any():
+            parts.append(f"{display} has no (exam, structure) pair in common with {base} and is not compared")
+        elif len(sig_rows):
+            s = ", ".join(f"{r.direction} on {r.label.split()[0]}" for r in sig_rows.itertuples())
+            parts.append(f"{display} is significantly {s}")
+        elif len(ci_rows):
+            s = ", ".join(f"{r.label.split()[0]} ({r.direction})" for r in ci_rows.itertuples())
+            parts.append(f"{display} shows no significant difference after correction, though its interval "
+                         f"excludes 0 for {s}")
+        else:
+            parts.append(f"{display} shows no detectable difference")
+    text += "; ".join(parts) + "."
+    tested = sig.loc[sig["wilcoxon_n"] > 0, "wilcoxon_n"]
+    n_min, m = (int(tested.min()), len(tested)) if len(tested) else (0, 0)
+    if n_min == 1:
+        text += " With a single exam there is nothing to test: the differences above are descriptive only."
+    elif 0 < n_min < 6:
+        text += (f" With only {n_min} exams the test cannot reach p < 0.05 whatever the effect (smallest "
+                 f"two-sided p = {2.0 ** (1 - n_min):.4g}); read the intervals, which are themselves rough "
+                 "with so few exams.")
+    elif n_min and m * 2.0 ** (1 - n_min) >= ALPHA:
+        text += (f" With {n_min} exams and {m} tests even a perfectly consistent effect gets a Holm p of at "
+                 f"least {min(1.0, m * 2.0 ** (1 - n_min)):.3g} (smallest two-sided p {2.0 ** (1 - n_min):.4g} "
+                 f"× {m}), so nothing can be significant after correction; that needs at least "
+                 f"{exams_needed(m)} exams. Read the intervals, which are themselves rough with so few exams.")
+    n_left = int(sig["n_excluded_undefined"].sum())
+    if n_left:
+        text += (f" {n_left} paired value{'s were' if n_left > 1 else ' was'} left out because one side was "
+                 "undefined (a missed structure has Dice 0 and RAVD 100 % but no ASSD/MSSD, which flatters the "
+                 "distances of the method that misses it).")
+    return text
+
+
+def exams_needed(n_tests: int, alpha: float = ALPHA) -> int:
+    """Fewest exams for which Holm over ``n_tests`` Wilcoxon tests can reach ``alpha`` (n_tests · 2/2**n < alpha)."""
+    n = 1
+    while n_tests * 2.0 ** (1 - n) >= alpha:
+        n += 1
+    return n
+
+
+@dataclass
+class Report:
+    """Everything ``report.md`` shows, as frames (numbers in display units) and markdown strings."""
+
+    postprocessed: bool
+    table1: pd.DataFrame  # one row per method: n, <metric>_mean / _std / _n_excluded
+    table1_raw: pd.DataFrame | None  # the same without post-processing (None when absent)
+    per_structure: pd.DataFrame  # method × structure summary
+    per_exam: pd.DataFrame  # method × exam, mean over structures
+    significance: pd.DataFrame  # see SIGNIFICANCE_COLUMNS; empty without baseline rows
+    table1_md: str
+    table1_raw_md: str
+    table1_tex: str
+    significance_md: str
+    per_structure_md: str
+    markdown: str  # the whole report.md
+    notes: list[str] = field(default_factory=list)
+
+
+def _table1_md(sel: pd.DataFrame, summary: pd.DataFrame, postprocessed: bool) -> str:
+    return (f"**Table 1.** {table1_caption(sel, summary, postprocessed)}\n\n"
+            + markdown_table(formatted(summary)) + "\n")
+
+
+def build_report(metrics: pd.DataFrame, *, postprocessed: bool = True, n_boot: int = 10_000, seed: int = 0,
+                 baseline: str = BASELINE, config: Mapping[str, Any] | None = None) -> Report:
+    """All tables and texts of the report, without writing anything.
+
+    Args:
+        metrics: rows of ``metrics.csv`` (see ``REQUIRED_COLUMNS``).
+        postprocessed: use post-processed masks (the paper's setting) or the raw stacked predictions.
+        n_boot, seed: bootstrap resamples and their seed.
+        config: ``run.json`` contents for the header (missing keys tolerated).
+
+    Raises:
+        SparError: missing columns, duplicated rows, or no rows for the chosen setting.
+    """
+    metrics = check_metrics(metrics)
+    sel = select(metrics, postprocessed)
+    if sel.empty:
+        raise SparError("metrics: no " + ("post-processed rows; try --raw" if postprocessed else
+                                          "raw (postprocessed = False) rows; drop --raw"))
+    summary = summarize(sel, ["method"])
+    raw_sel = select(metrics, False)
+    raw_summary = summarize(raw_sel, ["method"]) if not raw_sel.empty else None
+    structure = summarize(sel, ["method", "structure"])
+    structure["structure"] = structure["structure"].astype(str)
+    sig = significance(sel, baseline, n_boot=n_boot, seed=seed)
+    notes = coverage_notes(sel)
+    if sig.empty:
+        notes.append(f"No {baseline!r} rows (or no other method): significance tests skipped." if
+                     not (sel["method"] == baseline).any() else "Only the baseline: nothing to compare.")
+    t1_md = _table1_md(sel, summary, postprocessed)
+    raw_md = _table1_md(raw_sel, raw_summary, False) if raw_summary is not None else ""
+    sig_md = "" if sig.empty else significance_markdown(sig) + "\n\n" + significance_reading(sig, n_boot, baseline)
+    sig_md = "\n\n".join(filter(None, [sig_md, *notes])) + "\n"
+    ps_md = markdown_table(formatted(structure, group="structure")) + "\n"
+    md = _assemble(config or {}, sel, postprocessed, t1_md, raw_md, sig_md, ps_md, metrics)
+    return Report(postprocessed, summary, raw_summary, structure, per_exam(sel), sig, t1_md, raw_md,
+                  table1_latex(summary, table1_caption(sel, summary, postprocessed)), sig_md, ps_md, md, notes)
+
+
+def _assemble(config: Mapping[str, Any], sel: pd.DataFrame, postprocessed: bool, t1_md: str, raw_md: str,
+              sig_md: str, ps_md: str, metrics: pd.DataFrame) -> str:
+    n_exams, n_struct = _counts(sel)
+    name = config.get("dataset_name") or (Path(str(config["dataset"])).name if config.get("dataset") else "?")
+    folds = config.get("folds", "?")
+    if "n_folds" in config:
+        folds = f"{folds} ({config['n_folds']} folds)"
+    methods = ", ".join(display_name(str(m)) for m in sel["method"].cat.categories)
+    header = ["# Results", "", f"- Dataset: {name}", f"- Preset: {config.get('preset', '?')}",
+              f"- Folds: {folds}", f"- Exams: {n_exams} ({n_struct} structures: "
+              f"{', '.join(map(str, sel['structure'].cat.categories))})", f"- Methods: {methods}",
+              f"- Masks: {'post-processed' if postprocessed else 'raw (no post-processing)'}", ""]
+    parts = ["\n".join(header), "## Table 1\n\n" + t1_md]
+    other = metrics[metrics["postprocessed"] != postprocessed]
+    if postprocessed and raw_md:
+        parts.append("## Table 1 without post-processing\n\n" + raw_md)
+    elif not postprocessed and not other.empty:
+        parts.append("## Table 1 with post-processing\n\n" + _table1_md(
+            select(metrics, True), summarize(select(metrics, True), ["method"]), True))
+    parts += ["## Paired comparison with the baseline\n\n" + sig_md,
+              "## Per structure\n\nMean ± sample std over exams; best per structure in bold.\n\n" + ps_md]
+    return "\n".join(parts)
+
+
+def write_report(run: RunFolder, *, postprocessed: bool = True, n_boot: int = 10_000, seed: int = 0) -> Path:
+    """Write ``RUN/report/`` (table1.md/.csv/.tex, table1_raw.md/.csv, per_structure.csv, per_exam.csv,
+    significance.csv/.md, report.md), each atomically; returns the path of ``report.md``."""
+    if not run.root.is_dir():
+        raise SparError(f"{run.root}: no such run folder")
+    config = run.read_config() if run.exists() else {}
+    report = build_report(load_metrics(run.metrics_csv), postprocessed=postprocessed, n_boot=n_boot, seed=seed,
+                          config=config)
+    out = run.root / "report"
+    texts = {"table1.md": report.table1_md, "table1.tex": report.table1_tex, "table1_raw.md": report.table1_raw_md,
+             "significance.md": report.significance_md, "report.md": report.markdown}
+    frames = {"table1.csv": report.table1, "table1_raw.csv": report.table1_raw,
+              "per_structure.csv": report.per_structure, "per_exam.csv": report.per_exam,
+              "significance.csv": report.significance}
+    for name, text in texts.items():
+        if text:
+            with atomic_path(out / name) as tmp:
+                tmp.write_text(text)
+    for name, frame in frames.items():
+        if frame is not None:
+            with atomic_path(out / name) as tmp:
+                frame.to_csv(tmp, index=False, float_format="%.6g")
+    return out / "report.md"
