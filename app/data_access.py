@@ -1,0 +1,240 @@
+"""What the app reads, cached, and the built-in phantom cohorts it writes on a fresh machine.
+
+Everything the app reads lies inside the data root (``$SPAR_DATA_ROOT``, default ``./data``): folder names
+typed in the sidebar, dataset folders (also through symlinks) and the image / label paths that a
+``dataset.json`` lists are all checked with :func:`spar_core.paths.is_within`; anything outside is a
+:class:`SparError` the app shows as a message.
+
+Caching: datasets and exams go through ``st.cache_data`` keyed by path and file modification times, so an
+edited or regenerated dataset is read again, and a slider move only rebuilds the figure.
+
+Bootstrap: when the data root holds no dataset at all, the app writes the ankle and shoulder phantom cohorts
+(``phantoms_ankle/``, ``phantoms_shoulder/``, seed 0) into it before the first page renders. Set
+``SPAR_PHANTOM_SUBJECTS=N`` to generate N exams per cohort instead of the paper's cohort sizes (tests, CI).
+A root that already holds datasets (yours) is left alone; the sidebar then offers the phantoms on request.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import streamlit as st
+
+from spar_core.dataset import Dataset, load_dataset, load_volume
+from spar_core.errors import SparError
+from spar_core.figures import busiest_slice
+from spar_core.paths import data_root, is_within
+
+PHANTOM_COHORTS: dict[str, str] = {"phantoms_ankle": "ankle", "phantoms_shoulder": "shoulder"}
+SUBJECTS_ENV = "SPAR_PHANTOM_SUBJECTS"
+
+_BOOTSTRAP_LOCK = threading.Lock()  # one generation at a time, across the sessions of this server
+
+
+# ---------------------------------------------------------------------------------------------- folders
+
+
+def resolve_folder(text: str, allowed: Path) -> Path:
+    """The folder typed in the sidebar, resolved (relative to ``allowed``), and checked to lie inside it.
+
+    Raises:
+        SparError: outside ``allowed`` (also through ``..`` or symlinks), or not an existing folder.
+    """
+    path = Path(text.strip() or allowed).expanduser()
+    path = (path if path.is_absolute() else allowed / path).resolve()
+    if not is_within(path, allowed):
+        raise SparError(
+            f"{path}: outside the data root {allowed}; the app reads only inside it "
+            f"(start it with SPAR_DATA_ROOT=... to browse another folder)"
+        )
+    if not path.is_dir():
+        raise SparError(f"{path}: no such folder inside the data root {allowed}")
+    return path
+
+
+def list_datasets(folder: Path, allowed: Path) -> list[str]:
+    """Names of the sub-folders of ``folder`` (one level deep) holding a ``dataset.json``, sorted.
+
+    Hidden folders (a cohort being generated) and folders that resolve outside ``allowed`` are left out.
+    """
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError:
+        return []
+    return [
+        entry.name
+        for entry in entries
+        if not entry.name.startswith(".")
+        and (entry / "dataset.json").is_file()
+        and is_within(entry, allowed)
+    ]
+
+
+# ---------------------------------------------------------------------------------------------- datasets
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _load_dataset(folder: str, stamp: int) -> Dataset:  # stamp: dataset.json's mtime, so an edit invalidates
+    return load_dataset(folder)
+
+
+def get_dataset(folder: Path, allowed: Path) -> Dataset:
+    """The parsed ``dataset.json`` of ``folder``, with every listed file checked to lie inside ``allowed``.
+
+    Raises:
+        SparError: unreadable or invalid dataset, or a listed file outside the data root.
+    """
+    if not is_within(folder, allowed):
+        raise SparError(f"{folder}: outside the data root {allowed}; the app reads only inside it")
+    dataset = _load_dataset(str(folder), _mtime(folder / "dataset.json"))
+    for case in dataset.cases:
+        for path in (case.image_path, case.label_path):
+            if path is not None and not is_within(path, allowed):
+                raise SparError(
+                    f"{dataset.root / 'dataset.json'}: case {case.case_id!r} points to {path}, "
+                    f"outside the data root {allowed}; the app reads only inside it"
+                )
+    return dataset
+
+
+@dataclass(frozen=True)
+class Exam:
+    """One exam ready for browsing: intensities normalized per exam, label, geometry and volumes."""
+
+    case_id: str
+    image: np.ndarray  # (X, Y, Z) float32 in [0, 1], per-exam percentile normalization
+    label: np.ndarray | None  # (X, Y, Z) integer labels, or None for an unlabeled exam
+    spacing: tuple[float, float, float]  # mm
+    slice_axis: int
+    first_slice: int  # the slice with most labelled voxels: where browsing starts
+    volumes_ml: dict[str, float]  # structure name -> volume in mL (empty without a label)
+
+
+@st.cache_data(max_entries=8, show_spinner="Reading the exam…")
+def _load_exam(_dataset: Dataset, folder: str, case_id: str, stamp: tuple[int, int, int]) -> Exam:
+    # Keyed by (folder, case_id, stamp); the leading underscore keeps the dataset itself out of the hash.
+    # Imported here: spar_core.slicing pulls in torch (about a second), needed only once an exam is shown.
+    from spar_core.slicing import normalize_intensity
+
+    volume = load_volume(_dataset, case_id)
+    volumes: dict[str, float] = {}
+    if volume.label is not None:
+        counts = np.bincount(volume.label.ravel(), minlength=max(_dataset.labels.values()) + 1)
+        ml_per_voxel = float(np.prod(volume.spacing)) / 1000.0  # mm³ -> mL
+        volumes = {name: float(counts[value]) * ml_per_voxel for name, value in _dataset.structures.items()}
+    return Exam(
+        case_id=case_id,
+        image=normalize_intensity(volume.image),
+        label=volume.label,
+        spacing=volume.spacing,
+        slice_axis=volume.slice_axis,
+        first_slice=busiest_slice(volume.label, volume.slice_axis),
+        volumes_ml=volumes,
+    )
+
+
+def get_exam(dataset: Dataset, case_id: str) -> Exam:
+    """One exam of ``dataset`` (from :func:`get_dataset`, so its paths are already checked), cached.
+
+    Raises:
+        SparError: unknown case, unreadable or inconsistent image / label files.
+    """
+    case = dataset.case(case_id)
+    files = (dataset.root / "dataset.json", case.image_path, case.label_path)
+    stamp = tuple(_mtime(path) if path is not None else 0 for path in files)
+    return _load_exam(dataset, str(dataset.root), case_id, stamp)
+
+
+# ---------------------------------------------------------------------------------------------- phantoms
+
+
+def phantom_subjects() -> int | None:
+    """Exams per phantom cohort from ``$SPAR_PHANTOM_SUBJECTS``; None (the default sizes) when unset.
+
+    Raises:
+        SparError: the variable is set but not a positive integer.
+    """
+    raw = os.environ.get(SUBJECTS_ENV, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise SparError(f"{SUBJECTS_ENV}={raw!r}: expected a positive integer (exams per phantom cohort)")
+    return int(raw)
+
+
+def missing_phantoms(folder: Path) -> list[str]:
+    """The phantom cohort folders (of :data:`PHANTOM_COHORTS`) not yet in ``folder``."""
+    return [name for name in PHANTOM_COHORTS if not (folder / name / "dataset.json").is_file()]
+
+
+def generate_phantoms(folder: Path, progress: Callable[[str, int, int], None] | None = None) -> list[Path]:
+    """Write the missing phantom cohorts into ``folder``; returns the folders written.
+
+    Each cohort is generated into a hidden ``.<name>.partial`` folder and renamed when complete, so an
+    interrupted start never leaves a half cohort that looks like a dataset. ``progress(name, done, total)``
+    is called after each exam.
+
+    Raises:
+        SparError: a non-empty ``phantoms_*`` folder without ``dataset.json`` is in the way, or a bad
+            ``$SPAR_PHANTOM_SUBJECTS``.
+    """
+    from spar_core.phantoms import generate_cohort
+
+    subjects = phantom_subjects()
+    written: list[Path] = []
+    with _BOOTSTRAP_LOCK:
+        for name in missing_phantoms(folder):
+            target = folder / name
+            if target.exists() and (not target.is_dir() or any(target.iterdir())):
+                raise SparError(f"{target}: exists but holds no dataset.json; move it away to generate the phantoms")
+            partial = folder / f".{name}.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            report = None if progress is None else (lambda done, total, name=name: progress(name, done, total))
+            generate_cohort(PHANTOM_COHORTS[name], partial, subjects=subjects, seed=0, progress=report)
+            os.replace(partial, target)  # onto a missing or empty folder: one step
+            written.append(target)
+    return written
+
+
+def generate_phantoms_ui(folder: Path) -> None:
+    """:func:`generate_phantoms` behind an ``st.status`` box with a progress bar per cohort."""
+    with st.status("Generating the built-in phantom exams (first start, under a minute)…", expanded=True) as box:
+        bar = st.progress(0.0)
+
+        def report(name: str, done: int, total: int) -> None:
+            bar.progress(done / total, text=f"{name}: exam {done} of {total}")
+
+        try:
+            written = generate_phantoms(folder, report)
+        except SparError as err:
+            box.update(label="Could not generate the phantom exams", state="error")
+            st.error(str(err))
+            return
+        names = ", ".join(path.name for path in written) or "nothing to do"
+        box.update(label=f"Phantom exams ready ({names})", state="complete", expanded=False)
+
+
+def bootstrap_if_fresh() -> Path:
+    """The configured data root, created and filled with the phantom cohorts when it holds no dataset."""
+    root = data_root()
+    if not list_datasets(root, root):
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            st.error(f"{root}: cannot create the data root ({err.strerror}); set SPAR_DATA_ROOT to a writable folder")
+            return root
+        generate_phantoms_ui(root)
+    return root

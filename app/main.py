@@ -1,0 +1,17 @@
+"""spar's app: the router and the frame around every page (``streamlit run app/main.py``).
+
+The frame writes the built-in phantom cohorts on a fresh machine, draws the shared sidebar (data folder,
+dataset, exam; see ``state.py``) and runs the selected page. Pages are thin scripts in ``views/`` (not ``pages/``, which would switch Streamlit to its legacy multipage mode).
+"""
+
+import streamlit as st
+
+st.set_page_config(page_title="spar", layout="wide")
+
+import data_access  # noqa: E402  (set_page_config must come first)
+import state  # noqa: E402
+
+page = st.navigation([st.Page("views/browse.py", title="Slice browser", icon=":material/layers:")])
+root = data_access.bootstrap_if_fresh()
+state.sidebar(root)
+page.run()

@@ -1,0 +1,162 @@
+"""The app driven headless with AppTest: frame, sidebar, slice browser, errors, and the first-start phantoms."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+REPO = Path(__file__).resolve().parents[1]
+MAIN = str(REPO / "app" / "main.py")
+SPACING = (0.8, 0.8, 3.0)  # anisotropic, thick slices along axis 2
+LABELS = {"background": 0, "femur": 1, "tibia": 2}
+
+
+def _write(path: Path, data: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nibabel.save(nibabel.Nifti1Image(data, np.diag([*SPACING, 1.0])), path)
+
+
+def write_tiny_dataset(folder: Path, n_cases: int = 3) -> Path:
+    """``n_cases`` exams of 40×32×6 voxels with two box-shaped structures that move from slice to slice."""
+    rng = np.random.default_rng(0)
+    training = []
+    for c in range(n_cases):
+        image = rng.normal(100.0, 10.0, (40, 32, 6)).astype(np.float32)
+        label = np.zeros((40, 32, 6), dtype=np.uint8)
+        for k in range(6):
+            label[5 + k : 15 + k, 4:12, k] = 1
+            label[20:30, 10 + 2 * k : 18 + 2 * k, k] = 2
+        image[label > 0] += 80.0
+        case = f"tiny_{c:03d}"
+        _write(folder / "imagesTr" / f"{case}.nii.gz", image)
+        _write(folder / "labelsTr" / f"{case}.nii.gz", label)
+        training.append({"image": f"./imagesTr/{case}.nii.gz", "label": f"./labelsTr/{case}.nii.gz"})
+    meta = {"name": "tiny", "labels": LABELS, "training": training, "slice_axis": 2}
+    (folder / "dataset.json").write_text(json.dumps(meta))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data_root")
+    write_tiny_dataset(root / "tiny")
+    return root
+
+
+@pytest.fixture
+def app(tiny_root: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.setenv("SPAR_DATA_ROOT", str(tiny_root))
+    monkeypatch.delenv("SPAR_PHANTOM_SUBJECTS", raising=False)
+    return AppTest.from_file(MAIN, default_timeout=60).run()
+
+
+def _spec(at: AppTest) -> dict:
+    charts = at.get("plotly_chart")
+    assert len(charts) == 1
+    return json.loads(charts[0].proto.spec)
+
+
+def test_browser_renders_with_its_widgets(app: AppTest, tiny_root: Path) -> None:
+    assert not app.exception
+    assert not app.error
+    assert app.selectbox(key="dataset").value == "tiny"
+    assert app.selectbox(key="exam").options == ["tiny_000", "tiny_001", "tiny_002"]
+    slider = app.slider(key="slice")
+    assert (slider.min, slider.max) == (0, 5)
+    assert app.slider(key="opacity").value == pytest.approx(0.4)
+    assert app.slider(key="window").value == (0.0, 1.0)
+    spec = _spec(app)
+    assert [t["name"] for t in spec["data"] if t.get("showlegend", True)] == ["femur", "tibia"]
+    assert spec["layout"]["yaxis"]["scaleratio"] == pytest.approx(SPACING[1] / SPACING[0])
+    # A dataset is there, so no phantoms were generated into the user's data root.
+    assert sorted(p.name for p in tiny_root.iterdir()) == ["tiny"]
+
+
+def test_exam_table_shows_geometry_and_volumes(app: AppTest) -> None:
+    info, volumes = (frame.value for frame in app.dataframe)
+    assert list(info["value"]) == ["40 × 32 × 6", "0.8 × 0.8 × 3", "2 (k)"]
+    ml = 10 * 8 * 6 * 0.8 * 0.8 * 3.0 / 1000  # both boxes hold 10×8 voxels on each of the 6 slices
+    assert list(volumes["structure"]) == ["femur", "tibia"]
+    assert list(volumes["volume (mL)"]) == pytest.approx([ml, ml])
+
+
+def test_slice_slider_changes_the_figure(app: AppTest) -> None:
+    before = _spec(app)
+    slider = app.slider(key="slice")
+    slider.set_value((slider.value + 1) % 6).run()
+    assert not app.exception
+    after = _spec(app)
+    assert after["data"] != before["data"]
+    assert after["layout"]["title"] != before["layout"]["title"]
+
+
+def test_overlay_mode_and_window(app: AppTest) -> None:
+    app.radio(key="overlay_mode").set_value("contour").run()
+    app.slider(key="window").set_value((0.2, 0.6)).run()
+    assert not app.exception
+    spec = _spec(app)
+    assert [t["type"] for t in spec["data"]] == ["heatmap", "scatter", "scatter"]
+    assert (spec["data"][0]["zmin"], spec["data"][0]["zmax"]) == (0.2, 0.6)
+
+
+def test_switching_exam_keeps_the_app_working(app: AppTest) -> None:
+    app.selectbox(key="exam").set_value("tiny_002").run()
+    assert not app.exception
+    assert "tiny_002" in _spec(app)["layout"]["title"]["text"]
+
+
+@pytest.mark.parametrize("typed", ["/", "..", "tiny/../.."])
+def test_folder_outside_the_data_root_is_a_message(app: AppTest, typed: str) -> None:
+    app.text_input(key="data_root").input(typed).run()
+    assert not app.exception
+    assert any("outside the data root" in e.value for e in app.error)
+    assert not app.get("plotly_chart")
+
+
+def test_unreadable_dataset_is_a_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = write_tiny_dataset(tmp_path / "broken", n_cases=1)
+    (folder / "imagesTr" / "tiny_000.nii.gz").write_bytes(b"\x1f\x8b not really gzip")
+    monkeypatch.setenv("SPAR_DATA_ROOT", str(tmp_path))
+    at = AppTest.from_file(MAIN, default_timeout=60).run()
+    assert not at.exception
+    assert any("unreadable or truncated NIfTI" in e.value for e in at.error)
+
+
+def test_dataset_listing_files_outside_the_root_is_a_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    outside = write_tiny_dataset(tmp_path / "outside", n_cases=1)
+    root = tmp_path / "root"
+    sneaky = root / "sneaky"
+    sneaky.mkdir(parents=True)
+    meta = json.loads((outside / "dataset.json").read_text())
+    for entry in meta["training"]:
+        entry["image"] = "../../outside/" + entry["image"][2:]
+        entry["label"] = "../../outside/" + entry["label"][2:]
+    (sneaky / "dataset.json").write_text(json.dumps(meta))
+    monkeypatch.setenv("SPAR_DATA_ROOT", str(root))
+    at = AppTest.from_file(MAIN, default_timeout=60).run()
+    assert not at.exception
+    assert any("outside the data root" in e.value for e in at.error)
+    assert not at.get("plotly_chart")
+
+
+def test_first_start_generates_the_phantom_cohorts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "fresh" / "data"  # does not exist yet
+    monkeypatch.setenv("SPAR_DATA_ROOT", str(root))
+    monkeypatch.setenv("SPAR_PHANTOM_SUBJECTS", "1")
+    at = AppTest.from_file(MAIN, default_timeout=60).run()
+    assert not at.exception
+    assert not at.error
+    assert sorted(p.name for p in root.iterdir()) == ["phantoms_ankle", "phantoms_shoulder"]
+    assert all((root / name / "dataset.json").is_file() for name in ("phantoms_ankle", "phantoms_shoulder"))
+    assert at.selectbox(key="dataset").options == ["phantoms_ankle", "phantoms_shoulder"]
+    assert len(at.status) == 1
+    names = [t["name"] for t in _spec(at)["data"] if t.get("showlegend", True)]
+    assert names == ["calcaneus", "talus", "tibia"]
+    # Second start: the cohorts are there, nothing is generated again.
+    again = AppTest.from_file(MAIN, default_timeout=60).run()
+    assert not again.exception and len(again.status) == 0
