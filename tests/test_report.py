@@ -16,13 +16,12 @@ from spar_core.report import (
     METRICS,
     REQUIRED_COLUMNS,
     build_report,
-    exams_needed,
-    holm,
     mean_std,
     select,
     write_report,
 )
 from spar_core.run_folder import RunFolder
+from spar_core.significance import exams_needed, holm
 
 STRUCTURES = (("calcaneus", 1), ("talus", 2), ("tibia", 3))
 METHODS = ("baseline", "adversarial", "shape", "spar")
