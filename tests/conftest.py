@@ -17,3 +17,13 @@ def spine_dir() -> Path:
     if not (SPINE_DIR / "dataset.json").is_file():
         pytest.skip(f"shared spine data not found at {SPINE_DIR} (set SPAR_SPINE_DIR to point at it)")
     return SPINE_DIR
+
+
+@pytest.fixture(scope="session")
+def ankle_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four ankle phantom exams (seed 0), generated once per test session."""
+    from spar_core.phantoms import generate_cohort
+
+    out = tmp_path_factory.mktemp("ankle_small")
+    generate_cohort("ankle", out, subjects=4, seed=0)
+    return out
