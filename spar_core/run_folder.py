@@ -82,6 +82,14 @@ class RunFolder:
         versions = {"spar": spar_core.__version__, "torch": torch.__version__, "python": platform.python_version()}
         write_json(self.config_path, {**config, "versions": versions})
 
+    def check_same_experiment(self, summary: dict[str, Any]) -> None:
+        """Refuse to continue a run folder with another dataset, preset, split scheme or method list."""
+        old = self.read_config()
+        for key in ("dataset", "preset", "folds", "methods"):
+            if key in old and old[key] != summary[key]:
+                raise SparError(f"{self.config_path}: this run has {key} {old[key]!r}, not {summary[key]!r}; "
+                                "use another --out to start a new run")
+
     def update_config(self, **changes: Any) -> None:
         self.write_config({**self.read_config(), **changes})
 

@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         config = run_dir.read_config() if run_dir.exists() else {}
         methods = sorted(set(config.get("methods", [])) | {args.method})
         run_dir.write_config({**config, "dataset": str(args.dataset.resolve()), "preset": args.preset,
+                              "slice_axis": dataset.slice_axis, "labels": dataset.labels,
                               "folds": args.folds, "methods": methods, "status": "training"})
     start = time.perf_counter()
     history = train_fold(dataset, splits[args.fold], [args.method], preset, run_dir, device=device,

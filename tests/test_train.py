@@ -1,0 +1,139 @@
+"""Training: the loss falls, resume equals an uninterrupted run, checkpoints and snapshots are usable."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from spar_core.cli import main
+from spar_core.dataset import load_dataset
+from spar_core.fold_training import fold_slices, train_fold
+from spar_core.presets import get_preset
+from spar_core.progress import ProgressEvent
+from spar_core.run_folder import RunFolder
+from spar_core.splits import hold_out
+from spar_core.train_segmenter import load_unet, train_segmenter
+from spar_core.train_shape_ae import load_shape_ae, train_shape_ae
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def fold(ankle_small: Path):
+    dataset = load_dataset(ankle_small)
+    split = hold_out([c.case_id for c in dataset.cases], test_fraction=0.25, seed=0)[0]
+    preset = get_preset("tiny").for_classes(len(dataset.labels))
+    train, snapshot = fold_slices(dataset, split, preset)
+    ae = train_shape_ae(train.labels, preset, device=CPU)
+    return dataset, split, preset, train, snapshot, ae
+
+
+def test_tiny_training_lowers_the_loss(fold, tmp_path: Path) -> None:
+    dataset, split, preset, train, snapshot, ae = fold
+    preset = dataclasses.replace(preset, train=dataclasses.replace(preset.train, epochs=3))
+    for method in ("baseline", "spar"):
+        history = train_segmenter(method, train, ae, preset, tmp_path / method, device=CPU, snapshot=snapshot)
+        assert len(history) == 3
+        assert history[-1]["ce"] < history[0]["ce"], (method, [h["ce"] for h in history])
+        assert all(np.isfinite(h["loss"]) for h in history)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def stop_after_first_epoch(ev: ProgressEvent) -> None:
+    if ev.stage == "segmenter" and ev.epoch_done and ev.epoch == 1:
+        raise Interrupt
+
+
+@pytest.mark.parametrize("method", ["spar", "adversarial"])
+def test_resume_equals_uninterrupted(fold, tmp_path: Path, method: str) -> None:
+    _, _, preset, train, snapshot, ae = fold
+    full = train_segmenter(method, train, ae, preset, tmp_path / "full", device=CPU, snapshot=snapshot)
+    with pytest.raises(Interrupt):
+        train_segmenter(method, train, ae, preset, tmp_path / "cut", device=CPU, snapshot=snapshot,
+                        progress=stop_after_first_epoch)
+    resumed = train_segmenter(method, train, ae, preset, tmp_path / "cut", device=CPU, snapshot=snapshot,
+                              resume=True)
+    assert [h["loss"] for h in resumed] == [h["loss"] for h in full]
+    a = torch.load(tmp_path / "full" / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "cut" / "model.pt", weights_only=True)
+    for key in ("unet", "discriminator"):
+        for name, tensor in a[key].items():
+            assert torch.equal(tensor, b[key][name]), (key, name)
+
+
+def test_finished_run_is_not_trained_again(fold, tmp_path: Path) -> None:
+    _, _, preset, train, snapshot, ae = fold
+    first = train_segmenter("baseline", train, ae, preset, tmp_path, device=CPU)
+    stamp = (tmp_path / "model.pt").stat().st_mtime_ns
+    again = train_segmenter("baseline", train, ae, preset, tmp_path, device=CPU, resume=True)
+    assert again == first and (tmp_path / "model.pt").stat().st_mtime_ns == stamp
+
+
+def test_run_folder_checkpoints_and_snapshots(ankle_small: Path, tmp_path: Path) -> None:
+    dataset = load_dataset(ankle_small)
+    split = hold_out([c.case_id for c in dataset.cases], test_fraction=0.25, seed=0)[0]
+    run = RunFolder(tmp_path / "run")
+    preset = get_preset("tiny")
+    train_fold(dataset, split, ["shape"], preset, run, device=CPU)
+    assert run.read_split(0) == split
+    for path in (run.shape_ae_path(0), run.model_path(0, "shape")):
+        torch.load(path, weights_only=True)  # no code in a checkpoint runs
+    unet, meta = load_unet(run.model_path(0, "shape"))
+    assert meta["method"] == "shape" and meta["epoch"] == preset.train.epochs
+    ae = load_shape_ae(run.shape_ae_path(0))
+    assert not any(p.requires_grad for p in ae.parameters())
+    assert len(run.history(0, "shape")) == preset.train.epochs
+    for epoch in preset.train.snapshot_epochs:
+        codes = np.load(run.latent_dir(0, "shape") / f"epoch_{epoch}.npz")
+        latent = preset.shape_ae.latent_channels
+        assert codes["codes_true"].shape == codes["codes_pred"].shape
+        assert codes["codes_true"].shape[1] == latent and len(codes["codes_true"]) > 0
+        assert set(np.unique(codes["structure"])) <= set(dataset.structures.values())
+        assert set(codes["case"]) <= set(split.test)  # snapshots come from the held-out exams
+
+
+@pytest.mark.parametrize(
+    ("args", "phrase"),
+    [
+        (["--method", "nope"], "--method"),
+        (["--preset", "huge"], "--preset"),
+        (["--fold", "7"], "--fold"),
+    ],
+)
+def test_cli_rejects_bad_arguments(ankle_small: Path, tmp_path: Path, capsys, args, phrase) -> None:
+    base = {"--dataset": str(ankle_small), "--method": "baseline", "--preset": "tiny", "--out": str(tmp_path)}
+    for flag, value in zip(args[::2], args[1::2]):
+        base[flag] = value
+    argv = ["train"] + [x for kv in base.items() for x in kv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and phrase in err[0]
+
+
+def test_cli_rejects_a_bad_dataset(tmp_path: Path, capsys) -> None:
+    assert main(["train", "--dataset", str(tmp_path / "nothing"), "--method", "spar", "--out",
+                 str(tmp_path / "run")]) == 2
+    assert "dataset.json" in capsys.readouterr().err
+
+
+def test_torchrun_two_processes_gloo(ankle_small: Path, tmp_path: Path) -> None:
+    """DDP on the CPU: two processes share each batch, rank 0 alone writes the run folder."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29561",
+           "-m", "spar_core", "train", "--dataset", str(ankle_small), "--method", "spar", "--preset", "tiny",
+           "--out", str(tmp_path / "run"), "--device", "cpu"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = RunFolder(tmp_path / "run")
+    assert len(run.history(0, "spar")) == get_preset("tiny").train.epochs
+    torch.load(run.model_path(0, "spar"), weights_only=True)
