@@ -1,0 +1,246 @@
+"""3D post-processing of a predicted label volume: per structure, keep the largest connected component, then
+close small gaps with a ball of a radius in mm (the paper's last inference step).
+
+Every function is pure: inputs are never modified, a new array is returned. Morphology runs on each
+structure's bounding box (plus the structuring element's half-width), not on the whole volume.
+
+Closing is computed as if the volume extended with background beyond its border (the crop is zero-padded by
+the element's half-width), so an object touching the border is not eroded there. Closing may only turn
+*background* into a structure: a voxel of another structure is never taken, and a background voxel that the
+closings of two structures both claim stays background, so neighbouring bones never grow into each other.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from scipy import ndimage
+
+from spar_core.errors import SparError
+
+Box = tuple[slice, slice, slice]
+
+
+@dataclass(frozen=True)
+class PostprocessConfig:
+    """Which steps run, and their sizes.
+
+    Args:
+        largest_component: keep only the largest 3D connected component of each structure.
+        closing_mm: radius in mm of the ellipsoidal closing element; 0 switches closing off.
+        connectivity: 1 (faces, 6-neighbourhood), 2 (+edges, 18) or 3 (+corners, 26), for the components.
+    """
+
+    largest_component: bool = True
+    closing_mm: float = 2.0
+    connectivity: int = 3
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.largest_component, (bool, np.bool_)):
+            raise SparError(f"largest_component: expected True or False, got {self.largest_component!r}")
+        _check_radius(self.closing_mm)
+        _check_connectivity(self.connectivity)
+
+
+# ---------------------------------------------------------------------------------------------- checks
+
+
+def _check_connectivity(connectivity: int) -> int:
+    if isinstance(connectivity, bool) or connectivity not in (1, 2, 3):
+        raise SparError(f"connectivity: expected 1, 2 or 3 (faces, +edges, +corners), got {connectivity!r}")
+    return int(connectivity)
+
+
+def _check_radius(radius_mm: float) -> float:
+    if isinstance(radius_mm, bool) or not isinstance(radius_mm, (int, float, np.number)) \
+            or not math.isfinite(radius_mm) or radius_mm < 0:
+        raise SparError(f"closing radius: expected a finite number of mm ≥ 0 (0 = off), got {radius_mm!r}")
+    return float(radius_mm)
+
+
+def _check_spacing(spacing: Sequence[float]) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(s) for s in spacing)
+    except (TypeError, ValueError):
+        raise SparError(f"spacing: expected three voxel sizes in mm, got {spacing!r}") from None
+    if len(values) != 3 or not all(math.isfinite(s) and s > 0 for s in values):
+        raise SparError(f"spacing: expected three positive voxel sizes in mm, got {spacing!r}")
+    return values  # type: ignore[return-value]
+
+
+def _check_3d(array: np.ndarray, what: str) -> np.ndarray:
+    array = np.asarray(array)
+    if array.ndim != 3:
+        raise SparError(f"{what}: expected a 3D volume, got shape {array.shape}")
+    return array
+
+
+def _as_labels(labels: np.ndarray) -> np.ndarray:
+    """A read-only view (or cast) of ``labels`` with a non-negative integer dtype, as ``find_objects`` needs."""
+    labels = _check_3d(labels, "labels")
+    if labels.dtype == bool:
+        return labels.view(np.uint8)
+    if labels.dtype.kind == "f":
+        if not np.array_equal(labels, np.round(labels)):
+            raise SparError("labels: expected integer label values, got fractional values")
+        labels = labels.astype(np.int32)
+    elif labels.dtype.kind not in "iu":
+        raise SparError(f"labels: expected an integer label volume, got dtype {labels.dtype}")
+    if labels.size and labels.min() < 0:
+        raise SparError(f"labels: expected label values ≥ 0, got {labels.min()}")
+    return labels
+
+
+# ---------------------------------------------------------------------------------------------- boxes
+
+
+def bounding_box(mask: np.ndarray) -> Box | None:
+    """The smallest box holding every nonzero voxel of a 3D mask, or None when the mask is empty."""
+    boxes = ndimage.find_objects(np.asarray(mask, dtype=bool).view(np.uint8), max_label=1)
+    return boxes[0]
+
+
+# ---------------------------------------------------------------------------------------------- primitives
+
+
+def count_components(mask: np.ndarray, connectivity: int = 3) -> int:
+    """Number of 3D connected components of a binary mask (0 for an empty mask); scores outliers later."""
+    mask = _check_3d(mask, "mask")
+    structure = ndimage.generate_binary_structure(3, _check_connectivity(connectivity))
+    box = bounding_box(mask)
+    if box is None:
+        return 0
+    return int(ndimage.label(mask[box].astype(bool, copy=False), structure=structure)[1])
+
+
+def largest_component(mask: np.ndarray, connectivity: int = 3) -> np.ndarray:
+    """The largest 3D connected component of a binary mask (bool, same shape); ties keep the first in C order.
+
+    An empty mask gives an empty mask.
+    """
+    mask = _check_3d(mask, "mask")
+    structure = ndimage.generate_binary_structure(3, _check_connectivity(connectivity))
+    out = np.zeros(mask.shape, dtype=bool)
+    box = bounding_box(mask)
+    if box is None:
+        return out
+    components, n = ndimage.label(mask[box].astype(bool, copy=False), structure=structure)
+    if n <= 1:
+        out[box] = components > 0
+        return out
+    sizes = np.bincount(components.ravel())
+    sizes[0] = 0
+    out[box] = components == int(np.argmax(sizes))
+    return out
+
+
+def ball_mm(spacing: Sequence[float], radius_mm: float) -> np.ndarray:
+    """Ellipsoidal structuring element: voxels whose centre lies within ``radius_mm`` of the centre, in mm.
+
+    Half-width per axis is floor(radius / spacing): spacing (0.5, 0.5, 3) and radius 2 mm give 4 voxels
+    in-plane and 0 along the third axis, i.e. a (9, 9, 1) flat disc. Returns a bool array of odd sizes.
+    """
+    spacing = _check_spacing(spacing)
+    radius = _check_radius(radius_mm)
+    # Relative slack for spacings read from float32 headers (0.6 mm is stored as 0.6000000238).
+    slack = 1 + 1e-6
+    half = [int(math.floor(radius / s * slack)) for s in spacing]
+    grids = np.ogrid[tuple(slice(-h, h + 1) for h in half)]
+    dist2 = sum((g * s) ** 2 for g, s in zip(grids, spacing))
+    return dist2 <= (radius * slack) ** 2
+
+
+def closing_mm(mask: np.ndarray, spacing: Sequence[float], radius_mm: float) -> np.ndarray:
+    """3D binary closing (dilation, then erosion) with :func:`ball_mm`; returns a bool mask of the same shape.
+
+    The volume is treated as surrounded by background, so closing never removes a voxel of ``mask`` (not
+    even at the border). ``radius_mm`` = 0 returns a copy.
+    """
+    mask = _check_3d(mask, "mask").astype(bool)  # a copy: the input stays untouched
+    ball = ball_mm(spacing, radius_mm)
+    box = bounding_box(mask)
+    if box is not None and ball.size > 1:
+        mask[box] |= _close_crop(mask[box], ball)
+    return mask
+
+
+def _close_crop(crop: np.ndarray, ball: np.ndarray) -> np.ndarray:
+    """Closing of a mask cropped to its bounding box, as if surrounded by background (same shape as ``crop``).
+
+    A closing never leaves the object's bounding box, so zero-padding the box by the element's half-width
+    gives exactly the closing on an unbounded background.
+    """
+    half = [n // 2 for n in ball.shape]
+    padded = np.pad(crop, [(h, h) for h in half])
+    closed = ndimage.binary_erosion(ndimage.binary_dilation(padded, ball), ball)
+    return closed[tuple(slice(h, n - h) for h, n in zip(half, closed.shape))]
+
+
+# ---------------------------------------------------------------------------------------------- pipeline
+
+
+def postprocess(
+    labels: np.ndarray, spacing: Sequence[float], cfg: PostprocessConfig = PostprocessConfig()
+) -> np.ndarray:
+    """Post-process a 3D label volume structure by structure; returns a new array of the same shape and dtype.
+
+    Args:
+        labels: (X, Y, Z) integer label volume, 0 = background.
+        spacing: voxel size in mm along X, Y, Z (the closing radius is converted per axis).
+        cfg: which steps run (see :class:`PostprocessConfig`).
+
+    Steps, for every nonzero label value present: keep the largest connected component (islands become
+    background); then close with a ball of ``cfg.closing_mm`` mm, adding only background voxels that no other
+    structure's closing also claims.
+
+    Raises:
+        SparError: not 3D, non-integer or negative labels, bad spacing.
+    """
+    source = _check_3d(labels, "labels")
+    values = _as_labels(source)
+    spacing = _check_spacing(spacing)
+    out = np.array(source, copy=True)
+    present = [(v, box) for v, box in enumerate(ndimage.find_objects(values), start=1) if box is not None]
+
+    if cfg.largest_component:
+        structure = ndimage.generate_binary_structure(3, cfg.connectivity)
+        shrunk = []
+        for value, box in present:
+            components, n = ndimage.label(values[box] == value, structure=structure)
+            if n > 1:
+                sizes = np.bincount(components.ravel())
+                sizes[0] = 0
+                keep = components == int(np.argmax(sizes))
+                out[box][(components > 0) & ~keep] = 0
+                box = _within(bounding_box(keep), box)
+            shrunk.append((value, box))
+        present = shrunk
+
+    ball = ball_mm(spacing, cfg.closing_mm)
+    if ball.size == 1 or not present:
+        return out
+    # Pass 1: the background voxels each structure's closing would add, and how many structures claim each
+    # voxel (saturated at 2). Pass 2: add only the voxels claimed by exactly one structure.
+    claims = np.zeros(out.shape, dtype=np.uint8)
+    added: list[tuple[int, Box, np.ndarray]] = []
+    for value, box in present:
+        crop = out[box]
+        new = _close_crop(crop == value, ball) & (crop == 0)
+        if new.any():
+            count = claims[box]
+            count += new
+            np.minimum(count, 2, out=count)
+            added.append((value, box, new))
+    for value, box, new in added:
+        out[box][new & (claims[box] == 1)] = value
+    return out
+
+
+def _within(inner: Box, outer: Box) -> Box:
+    """``inner``, a box inside the crop ``outer``, in volume coordinates."""
+    return tuple(  # type: ignore[return-value]
+        slice(o.start + i.start, o.start + i.stop) for i, o in zip(inner, outer)
+    )
