@@ -1,0 +1,56 @@
+"""``spar crossval``: cross-validate methods on a dataset, resumable and shardable over a job array."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from spar_core.crossval import Shard, is_complete, parse_methods, run_crossval, run_summary
+from spar_core.dataset import load_dataset
+from spar_core.device import pick_device
+from spar_core.postprocess import PostprocessConfig
+from spar_core.presets import PRESETS, get_preset
+from spar_core.progress import TqdmProgress
+from spar_core.regularizers import REGULARIZERS
+from spar_core.run_folder import RunFolder
+from spar_core.splits import make_splits
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("crossval", help="cross-validate the methods on a dataset",
+                       description="For every fold: train the shape auto-encoder once, train each method, predict "
+                                   "the test exams, post-process and score them into RUN/metrics.csv. Finished "
+                                   "(fold, method) units are skipped when started again.")
+    p.add_argument("--dataset", required=True, type=Path, help="dataset folder (dataset.json, imagesTr, labelsTr)")
+    p.add_argument("--methods", default="all", help=f"'all' or a comma-separated list of {', '.join(REGULARIZERS)}")
+    p.add_argument("--folds", default="loo", help="loo (leave one patient out), holdout, or a number K of folds")
+    p.add_argument("--preset", default="cpu", help=f"one of: {', '.join(PRESETS)} (default: cpu)")
+    p.add_argument("--out", required=True, type=Path, help="run folder to write (or to continue)")
+    p.add_argument("--shard", default="0/1", help="i/n: run the i-th of n shares of the grid (job arrays)")
+    p.add_argument("--closing-mm", type=float, default=PostprocessConfig().closing_mm,
+                   help="radius of the 3D closing in mm, 0 to switch it off")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 or mps (default: the fastest present)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    methods = parse_methods(args.methods)
+    preset = get_preset(args.preset)
+    shard = Shard.parse(args.shard)
+    dataset = load_dataset(args.dataset)
+    splits = make_splits([c.case_id for c in dataset.cases], args.folds, seed=preset.train.seed)
+    post_cfg = PostprocessConfig(closing_mm=args.closing_mm)
+    run_dir = RunFolder(args.out)
+    summary = run_summary(dataset, splits, methods, preset, args.folds, post_cfg)
+    if run_dir.exists():
+        run_dir.check_same_experiment(summary)
+    run_dir.write_config({**summary, "status": "running"})
+    start = time.perf_counter()
+    frame = run_crossval(dataset, splits, methods, preset, run_dir, device=pick_device(args.device), shard=shard,
+                         post_cfg=post_cfg, progress=TqdmProgress())
+    done = is_complete(run_dir, splits, methods)
+    run_dir.update_config(status="complete" if done else "partial")
+    print(f"shard {shard.index}/{shard.count}: {len(frame)} metric rows in {run_dir.metrics_csv} "
+          f"({time.perf_counter() - start:.0f} s); grid {'complete' if done else 'not complete yet'}")
+    return 0

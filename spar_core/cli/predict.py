@@ -1,0 +1,52 @@
+"""``spar predict``: segment a user's exam (no label needed) with a trained method of a run."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from spar_core.dataset import load_image
+from spar_core.device import pick_device
+from spar_core.errors import SparError
+from spar_core.inference import predict_volume, write_label_volume
+from spar_core.postprocess import PostprocessConfig, postprocess
+from spar_core.run_folder import RunFolder
+from spar_core.train_segmenter import load_unet
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="segment an exam with a trained method",
+                       description="Slice the exam along the training data's slice axis, segment each slice, "
+                                   "go back to the native grid, post-process, and write a NIfTI label volume "
+                                   "with the exam's affine and header.")
+    p.add_argument("--run", required=True, type=Path, help="run folder written by spar train / crossval / demo")
+    p.add_argument("--method", required=True, help="a method trained in that run")
+    p.add_argument("--fold", type=int, default=0, help="which fold's model to use (default: 0)")
+    p.add_argument("--image", required=True, type=Path, help="the exam, a 3D NIfTI image")
+    p.add_argument("--out", required=True, type=Path, help="where to write the label volume (.nii.gz)")
+    p.add_argument("--no-postprocess", action="store_true", help="keep the raw stacked 2D predictions")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 or mps (default: the fastest present)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    run_dir = RunFolder(args.run)
+    config = run_dir.read_config()
+    model = run_dir.model_path(args.fold, args.method)
+    if not model.is_file():
+        trained = run_dir.methods(args.fold)
+        raise SparError(f"--method: {args.method!r} has no trained model in fold {args.fold} of {args.run} "
+                        f"(trained: {', '.join(trained) or 'none'})")
+    if not args.out.name.endswith((".nii", ".nii.gz")):
+        raise SparError(f"--out {args.out}: expected a .nii or .nii.gz file name")
+    volume = load_image(args.image, config.get("slice_axis"))
+    device = pick_device(args.device)
+    unet, meta = load_unet(model, device)
+    start = time.perf_counter()
+    labels = predict_volume(unet, volume, meta["size"], device=device)
+    if not args.no_postprocess:
+        labels = postprocess(labels, volume.spacing, PostprocessConfig())
+    write_label_volume(labels, volume, args.out)
+    print(f"wrote {args.out} ({args.method}, fold {args.fold}, {time.perf_counter() - start:.1f} s)")
+    return 0

@@ -1,0 +1,164 @@
+"""Cross-validation: per fold one shape auto-encoder shared by the methods, each method trained, the
+fold's test exams predicted, post-processed and scored; one metrics row per exam × structure × method,
+with and without post-processing.
+
+The (fold, method) grid is the unit of work: a unit whose ``metrics.csv`` exists is finished and skipped,
+and ``Shard(i, n)`` takes a deterministic share of the grid, so that a job array covers it exactly once.
+Shards that share a fold each train its auto-encoder if it is missing: training is seeded, so on the same
+hardware they write the same weights, and the write is atomic.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from spar_core.dataset import Dataset, load_volume
+from spar_core.errors import SparError
+from spar_core.fold_training import fold_shape_ae, fold_slices
+from spar_core.inference import predict_volume, write_label_volume
+from spar_core.metrics import evaluate_labels
+from spar_core.paths import atomic_path
+from spar_core.postprocess import PostprocessConfig, count_components, postprocess
+from spar_core.presets import Preset
+from spar_core.progress import Progress, ProgressEvent, silent
+from spar_core.regularizers import REGULARIZERS
+from spar_core.run_folder import RunFolder
+from spar_core.splits import Split
+from spar_core.train_segmenter import load_unet, train_segmenter
+
+UNIT_METRICS = "metrics.csv"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """The ``index``-th of ``count`` shares of the grid (0 ≤ index < count), e.g. a job array task."""
+
+    index: int = 0
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> "Shard":
+        m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+        if not m or not 0 <= int(m.group(1)) < int(m.group(2)):
+            raise SparError(f"--shard {text!r}: expected i/n with 0 <= i < n, e.g. 0/4 "
+                            "(the task id of a job array of n tasks)")
+        return cls(int(m.group(1)), int(m.group(2)))
+
+    def take(self, units: Sequence[tuple[int, str]]) -> list[tuple[int, str]]:
+        """This shard's units: contiguous blocks, so a shard mostly works within one fold."""
+        bounds = np.linspace(0, len(units), self.count + 1).round().astype(int)
+        return list(units[bounds[self.index]:bounds[self.index + 1]])
+
+
+def parse_methods(text: str) -> list[str]:
+    """``all`` or a comma-separated list of method keys, validated."""
+    if text.strip() == "all":
+        return list(REGULARIZERS)
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in REGULARIZERS]
+    if unknown or not methods:
+        raise SparError(f"--methods: unknown {', '.join(unknown) or '(empty)'}; expected 'all' or a comma-"
+                        f"separated list of {', '.join(REGULARIZERS)}")
+    return methods
+
+
+def grid(splits: Sequence[Split], methods: Sequence[str]) -> list[tuple[int, str]]:
+    return [(s.fold, m) for s in splits for m in methods]
+
+
+def score_case(
+    labels_raw: np.ndarray, truth: np.ndarray, spacing: tuple[float, float, float], structures: dict[str, int],
+    post: np.ndarray,
+) -> list[dict]:
+    """Metric rows of one exam, raw and post-processed, with the raw prediction's component counts."""
+    rows = []
+    for flag, pred in ((False, labels_raw), (True, post)):
+        for row in evaluate_labels(pred, truth, spacing, structures):
+            row["postprocessed"] = flag
+            row["n_components_raw"] = count_components(labels_raw == row["label"], 3)
+            rows.append(row)
+    return rows
+
+
+def run_unit(
+    dataset: Dataset, split: Split, method: str, preset: Preset, run: RunFolder, *,
+    device: torch.device, post_cfg: PostprocessConfig, progress: Progress = silent,
+    slices=None,
+) -> pd.DataFrame:
+    """Train (or resume) one method on one fold, predict its test exams, score them; returns the rows."""
+    train, snapshot = slices if slices is not None else fold_slices(dataset, split, preset)
+    ae = fold_shape_ae(run, split.fold, train, preset, device=device, progress=progress)
+    train_segmenter(method, train, ae, preset, run.method_dir(split.fold, method), device=device,
+                    snapshot=snapshot, resume=True, progress=progress)
+    unet, _ = load_unet(run.model_path(split.fold, method), device)
+    rows = []
+    for i, case_id in enumerate(split.test):
+        vol = load_volume(dataset, case_id)
+        raw = predict_volume(unet, vol, preset.train.size, device=device)
+        post = postprocess(raw, vol.spacing, post_cfg)
+        write_label_volume(raw, vol, run.method_dir(split.fold, method) / "pred_raw" / f"{case_id}.nii.gz")
+        write_label_volume(post, vol, run.pred_dir(split.fold, method) / f"{case_id}.nii.gz")
+        for row in score_case(raw, vol.label, vol.spacing, dataset.structures, post):
+            rows.append({"case": case_id, "fold": split.fold, "method": method, **row})
+        progress(ProgressEvent("predict", 1, 1, i + 1, len(split.test), label=f"{method} fold {split.fold}"))
+    frame = pd.DataFrame(rows)
+    with atomic_path(run.method_dir(split.fold, method) / UNIT_METRICS) as tmp:
+        frame.to_csv(tmp, index=False)
+    return frame
+
+
+def merge_metrics(run: RunFolder) -> pd.DataFrame:
+    """Gather every finished unit's rows into ``RUN/metrics.csv`` (rewritten atomically)."""
+    parts = [pd.read_csv(p) for p in sorted(run.root.glob(f"folds/*/*/{UNIT_METRICS}"))]
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if not frame.empty:
+        frame = frame.sort_values(["fold", "method", "case", "label", "postprocessed"], kind="stable")
+        with atomic_path(run.metrics_csv) as tmp:
+            frame.to_csv(tmp, index=False)
+    return frame
+
+
+def run_crossval(
+    dataset: Dataset, splits: Sequence[Split], methods: Sequence[str], preset: Preset, run: RunFolder, *,
+    device: torch.device, shard: Shard = Shard(), post_cfg: PostprocessConfig = PostprocessConfig(),
+    progress: Progress = silent,
+) -> pd.DataFrame:
+    """Run this shard's share of the (fold, method) grid, skipping finished units; returns all merged rows."""
+    preset = preset.for_classes(len(dataset.labels))
+    units = shard.take(grid(splits, methods))
+    by_fold = {s.fold: s for s in splits}
+    cached: dict[int, tuple] = {}
+    for n, (fold, method) in enumerate(units):
+        progress(ProgressEvent("crossval", n + 1, len(units), 0, 1, label=f"fold {fold} {method}"))
+        if (run.method_dir(fold, method) / UNIT_METRICS).is_file():
+            continue
+        split = by_fold[fold]
+        run.write_split(split)
+        if fold not in cached:
+            cached.clear()  # one fold's slices in memory at a time
+            cached[fold] = fold_slices(dataset, split, preset)
+        run_unit(dataset, split, method, preset, run, device=device, post_cfg=post_cfg, progress=progress,
+                 slices=cached[fold])
+    return merge_metrics(run)
+
+
+def is_complete(run: RunFolder, splits: Sequence[Split], methods: Sequence[str]) -> bool:
+    return all((run.method_dir(f, m) / UNIT_METRICS).is_file() for f, m in grid(splits, methods))
+
+
+def run_summary(dataset: Dataset, splits: Sequence[Split], methods: Sequence[str], preset: Preset,
+                folds: str, post_cfg: PostprocessConfig) -> dict:
+    """What run.json records about a cross-validation."""
+    return {"kind": "crossval", "dataset": str(Path(dataset.root).resolve()), "dataset_name": dataset.name,
+            "labels": dataset.labels, "slice_axis": dataset.slice_axis, "preset": preset.name, "folds": folds,
+            "n_folds": len(splits), "methods": list(methods),
+            "postprocess": {"largest_component": post_cfg.largest_component, "closing_mm": post_cfg.closing_mm,
+                            "connectivity": post_cfg.connectivity}}
+

@@ -1,0 +1,51 @@
+"""Inference: a 3D exam → normalized slices → segmenter → back to the native grid → a label volume,
+written as NIfTI with the source affine and header so it opens over the image in ITK-SNAP or 3D Slicer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel
+import numpy as np
+import torch
+
+from spar_core.dataset import Volume
+from spar_core.device import autocast
+from spar_core.models import UNet
+from spar_core.paths import atomic_path
+from spar_core.slicing import slices_to_volume, volume_slices
+
+
+@torch.no_grad()
+def predict_probabilities(
+    unet: UNet, images: torch.Tensor, *, device: torch.device, batch_size: int = 32
+) -> torch.Tensor:
+    """Softmax probabilities (N, C, S, S) on the CPU for network-ready slices (N, 1, S, S), in batches."""
+    unet.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        with autocast(device):
+            logits = unet(images[start:start + batch_size].to(device))
+        out.append(torch.softmax(logits.float(), dim=1).cpu())
+    return torch.cat(out)
+
+
+def predict_volume(
+    unet: UNet, volume: Volume, size: int, *, device: torch.device = torch.device("cpu"), batch_size: int = 32
+) -> np.ndarray:
+    """The label volume (native grid, uint8) that ``unet`` predicts for ``volume``, slice by slice along its
+    ``slice_axis`` at ``size``×``size``."""
+    images, _, geom = volume_slices(volume.image, None, volume.slice_axis, size)
+    probs = predict_probabilities(unet, images, device=device, batch_size=batch_size)
+    return slices_to_volume(probs, geom, volume.slice_axis).astype(np.uint8, copy=False)
+
+
+def write_label_volume(labels: np.ndarray, source: Volume, path: str | Path) -> Path:
+    """Write ``labels`` as NIfTI (uint8) with ``source``'s affine and header, atomically."""
+    header = source.header.copy()
+    header.set_data_dtype(np.uint8)
+    img = nibabel.Nifti1Image(np.asarray(labels, dtype=np.uint8), source.affine, header)
+    img.header.set_slope_inter(1, 0)
+    with atomic_path(path) as tmp:
+        nibabel.save(img, tmp)
+    return Path(path)

@@ -1,0 +1,115 @@
+"""Cross-validation: a complete metrics table, resumable units, shards that cover the grid exactly once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel
+import numpy as np
+import pandas as pd
+import pytest
+
+from spar_core.cli import main
+from spar_core.crossval import Shard, grid, parse_methods
+from spar_core.errors import SparError
+from spar_core.regularizers import REGULARIZERS
+from spar_core.run_folder import RunFolder
+from spar_core.splits import k_fold
+
+
+@pytest.fixture(scope="module")
+def tiny_crossval(ankle_small: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cv") / "run"
+    code = main(["crossval", "--dataset", str(ankle_small), "--methods", "all", "--folds", "2", "--preset", "tiny",
+                 "--out", str(out), "--device", "cpu"])
+    assert code == 0
+    return out
+
+
+def test_metrics_table_is_complete(tiny_crossval: Path, ankle_small: Path) -> None:
+    frame = pd.read_csv(RunFolder(tiny_crossval).metrics_csv)
+    cases = {p.name.removesuffix(".nii.gz") for p in (ankle_small / "imagesTr").glob("*.nii.gz")}
+    structures = 3  # calcaneus, talus, tibia
+    assert set(frame["case"]) == cases  # every exam is tested once over the folds
+    assert len(frame) == len(cases) * structures * len(REGULARIZERS) * 2  # with and without post-processing
+    assert not frame.duplicated(["case", "method", "label", "postprocessed"]).any()
+    assert frame["dice"].between(0, 1).all()
+    for method in REGULARIZERS:
+        for fold in (0, 1):
+            assert (tiny_crossval / "folds" / str(fold) / method / "pred").is_dir()
+
+
+def test_predictions_keep_the_source_geometry(tiny_crossval: Path, ankle_small: Path) -> None:
+    pred = next((tiny_crossval / "folds" / "0" / "spar" / "pred").glob("*.nii.gz"))
+    src = nibabel.load(ankle_small / "imagesTr" / pred.name)
+    out = nibabel.load(pred)
+    assert out.shape == src.shape
+    np.testing.assert_allclose(out.affine, src.affine)
+    assert out.get_data_dtype() == np.uint8
+
+
+def test_report_is_written(tiny_crossval: Path, capsys) -> None:
+    assert main(["report", str(tiny_crossval)]) == 0
+    printed = capsys.readouterr().out
+    for display in ("Base. UNet", "Adv. Reg.", "Sh. Reg.", "SPAR"):
+        assert display in printed
+    assert (tiny_crossval / "report" / "table1.tex").is_file()
+
+
+def test_finished_units_are_skipped(tiny_crossval: Path, ankle_small: Path) -> None:
+    stamps = {p: p.stat().st_mtime_ns for p in tiny_crossval.glob("folds/*/*/model.pt")}
+    assert main(["crossval", "--dataset", str(ankle_small), "--methods", "all", "--folds", "2", "--preset",
+                 "tiny", "--out", str(tiny_crossval), "--device", "cpu"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 13])
+def test_shards_cover_the_grid_exactly_once(n: int) -> None:
+    splits = k_fold([f"c{i}" for i in range(10)], 5)
+    units = grid(splits, list(REGULARIZERS))
+    taken = [u for i in range(n) for u in Shard(i, n).take(units)]
+    assert sorted(taken) == sorted(units) and len(taken) == len(units)
+
+
+@pytest.mark.parametrize("text", ["2/2", "a/b", "1", "-1/3", "0/0"])
+def test_bad_shard_is_rejected(text: str) -> None:
+    with pytest.raises(SparError, match="--shard"):
+        Shard.parse(text)
+
+
+def test_methods_are_validated() -> None:
+    assert parse_methods("all") == list(REGULARIZERS)
+    assert parse_methods("spar, baseline") == ["spar", "baseline"]
+    with pytest.raises(SparError, match="--methods"):
+        parse_methods("spar,unet++")
+
+
+def test_cli_bad_inputs_give_one_line(ankle_small: Path, tmp_path: Path, capsys) -> None:
+    cases = [
+        ["crossval", "--dataset", str(ankle_small), "--methods", "magic", "--out", str(tmp_path / "r")],
+        ["predict", "--run", str(tmp_path / "missing"), "--method", "spar", "--image",
+         str(next((ankle_small / "imagesTr").glob("*.nii.gz"))), "--out", str(tmp_path / "p.nii.gz")],
+    ]
+    for argv in cases:
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1, err
+
+
+def test_predict_on_an_unlabeled_exam(tiny_crossval: Path, ankle_small: Path, tmp_path: Path, capsys) -> None:
+    image = next((ankle_small / "imagesTr").glob("*.nii.gz"))
+    out = tmp_path / "pred.nii.gz"
+    assert main(["predict", "--run", str(tiny_crossval), "--method", "spar", "--image", str(image),
+                 "--out", str(out)]) == 0
+    assert nibabel.load(out).shape == nibabel.load(image).shape
+    # An image of the wrong dimensionality: one clear line.
+    flat = tmp_path / "flat.nii.gz"
+    nibabel.save(nibabel.Nifti1Image(np.zeros((8, 8), np.float32), np.eye(4)), flat)
+    capsys.readouterr()
+    assert main(["predict", "--run", str(tiny_crossval), "--method", "spar", "--image", str(flat),
+                 "--out", str(tmp_path / "x.nii.gz")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "flat.nii.gz" in err[0]
+    # A method the run did not train.
+    assert main(["predict", "--run", str(tiny_crossval), "--method", "nope", "--image", str(image),
+                 "--out", str(tmp_path / "y.nii.gz")]) == 2
