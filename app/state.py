@@ -1,23 +1,35 @@
-"""The shared sidebar (data folder, dataset, exam) and the selection it leaves in ``st.session_state``.
+"""The shared sidebar (run, method, data folder, dataset, exam, runs folder) and the selection it leaves in
+``st.session_state``.
 
-``main.py`` draws the sidebar once per run, before the page; pages call :func:`current` and never draw
-these widgets themselves. Widget values live under the keys below, so they survive page switches.
+``main.py`` draws the sidebar once per run, before the page; pages call :func:`current` (or
+:func:`require_run`) and never draw these widgets themselves. Widget values live under the keys below, so
+they survive page switches.
+
+Choosing a run moves the data pickers to the run's dataset (run.json "dataset") when it lies inside the data
+root, and to one of its tested exams; the pickers stay free to browse anything else afterwards.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 import data_access
+from data_access import Run
 from spar_core.dataset import Dataset
 from spar_core.errors import SparError
+from spar_core.paths import RUNS_ROOT_ENV, is_within, runs_root
 
 ROOT_KEY = "data_root"  # text input: folder holding datasets, inside the configured data root
 DATASET_KEY = "dataset"  # selectbox: dataset folder name
 EXAM_KEY = "exam"  # selectbox: case id
+RUNS_ROOT_KEY = "runs_root"  # text input: folder holding run folders, inside the configured runs root
+RUN_KEY = "run"  # selectbox: run folder name
+METHOD_KEY = "method"  # selectbox: method key, shown by its display name
+_FOLLOWED_KEY = "_run_followed"  # the run whose dataset the data pickers were last moved to
 _SELECTION_KEY = "_selection"
 _FRAME_KEY = "_sidebar_drawn"  # set by sidebar(), consumed by current(): did this run draw the sidebar?
 
@@ -31,6 +43,10 @@ class Selection:
     dataset: Dataset | None
     exam: str | None
     error: str | None = None
+    run: Run | None = None  # the chosen run folder (config, methods, tested exams)
+    method: str | None = None  # a method key of the run ("spar")
+    run_error: str | None = None  # why no run could be read (a bad runs folder, an unreadable run.json)
+    runs_folder: Path | None = None  # the folder browsed for runs (the runs root or a folder inside it)
 
 
 def _keep_valid(key: str, options: list[str]) -> None:
@@ -40,12 +56,23 @@ def _keep_valid(key: str, options: list[str]) -> None:
 
 
 def sidebar(root: Path) -> Selection:
-    """Draw the data folder, dataset and exam pickers in the sidebar; store and return the selection.
+    """Draw the run, method, data folder, dataset, exam and runs folder pickers; store and return the selection.
 
-    A folder or dataset that cannot be read gives an ``st.error`` with its one-line message on the page.
+    A folder, dataset or run that cannot be read gives an ``st.error`` with its one-line message on the page.
     """
-    selection = Selection(root, None, None, None)
     with st.sidebar:
+        # Drawn top to bottom: run pickers, data pickers, runs folder. Filled in another order: the runs folder
+        # decides the runs offered, and a new run moves the data pickers before they are drawn.
+        run_box, data_box, folder_box = st.container(), st.container(), st.container()
+    with folder_box:
+        runs_folder, run_error = _runs_folder(runs_root())
+    run, method = None, None
+    if runs_folder is not None:
+        with run_box:
+            run, method, run_error = _pick_run(runs_folder)
+    if run is not None:
+        _follow(run, root)
+    with data_box:
         st.session_state.setdefault(ROOT_KEY, str(root))
         text = st.text_input("Data folder", key=ROOT_KEY, help=f"A folder inside the data root {root}")
         try:
@@ -54,8 +81,10 @@ def sidebar(root: Path) -> Selection:
             selection = Selection(root, None, None, None, str(err))
         else:
             selection = _pick_dataset(root, folder)
-    if selection.error:
-        st.error(selection.error)
+    selection = replace(selection, run=run, method=method, run_error=run_error, runs_folder=runs_folder)
+    for error in (selection.error, selection.run_error):
+        if error:
+            st.error(error)
     st.session_state[_SELECTION_KEY] = selection
     st.session_state[_FRAME_KEY] = True
     return selection
@@ -80,6 +109,82 @@ def _pick_dataset(root: Path, folder: Path) -> Selection:
     exam = st.selectbox("Exam", cases, key=EXAM_KEY)
     st.caption(f"{dataset.name}: {len(cases)} exams, structures {', '.join(dataset.structures)}")
     return Selection(root, folder, dataset, exam)
+
+
+def _runs_folder(allowed: Path) -> tuple[Path | None, str | None]:
+    """The runs folder typed in the sidebar, checked; (None, None) while the default runs root does not exist."""
+    st.divider()
+    st.session_state.setdefault(RUNS_ROOT_KEY, str(allowed))
+    text = st.text_input("Runs folder", key=RUNS_ROOT_KEY, help=f"A folder inside the runs root {allowed} "
+                         f"(set {RUNS_ROOT_ENV} to choose another root)")
+    if not allowed.exists() and Path(text.strip() or allowed).expanduser().resolve() == allowed:
+        return None, None  # a fresh machine: no run yet, nothing wrong
+    try:
+        return data_access.resolve_folder(text, allowed, what="runs root", env=RUNS_ROOT_ENV), None
+    except SparError as err:
+        return None, str(err)
+
+
+def _pick_run(folder: Path) -> tuple[Run | None, str | None, str | None]:
+    """Run and method pickers; returns (run, method, error)."""
+    names = data_access.list_runs(folder, runs_root())
+    if not names:
+        st.caption(f"No run in {folder} yet.")
+        return None, None, None
+    _keep_valid(RUN_KEY, names)
+    name = st.selectbox("Run", names, key=RUN_KEY)
+    try:
+        run = data_access.get_run(folder / name, runs_root())
+    except SparError as err:
+        return None, None, str(err)
+    method = None
+    if run.methods:
+        from spar_core.significance import display_name  # imports the registry (torch): only once a run exists
+
+        _keep_valid(METHOD_KEY, list(run.methods))
+        method = st.selectbox("Method", run.methods, key=METHOD_KEY, format_func=display_name)
+    config = run.config
+    st.caption(f"{config.get('dataset_name') or (run.dataset.name if run.dataset else '?')}, preset "
+               f"{config.get('preset', '?')}, folds {config.get('folds', '?')}, {len(run.tested)} tested exams, "
+               f"{config.get('status', 'status unknown')}")
+    st.divider()
+    return run, method, None
+
+
+def _follow(run: Run, root: Path) -> None:
+    """Once per newly chosen run: point the data pickers at its dataset and a tested exam, if readable."""
+    if st.session_state.get(_FOLLOWED_KEY) == str(run.root):
+        return
+    st.session_state[_FOLLOWED_KEY] = str(run.root)
+    if run.dataset is None or not is_within(run.dataset, root) or not (run.dataset / "dataset.json").is_file():
+        return  # pages that need images say why
+    st.session_state[ROOT_KEY] = str(run.dataset.parent)
+    st.session_state[DATASET_KEY] = run.dataset.name
+    if run.tested and st.session_state.get(EXAM_KEY) not in run.tested:
+        st.session_state[EXAM_KEY] = next(iter(run.tested))
+
+
+def require_run(selection: Selection) -> Run:
+    """The selected run; without one, the page explains how to get one and stops."""
+    if selection.run is not None:
+        return selection.run
+    if selection.run_error is None:  # (an error is already on the page)
+        where = selection.runs_folder or runs_root()
+        st.info(f"This page needs a run, and there is none in {where} yet. Start one from a terminal: `spar demo` "
+                f"(the four methods on the ankle phantoms, a few minutes on a CPU; it writes {runs_root() / 'demo'}), "
+                f"or `spar crossval --dataset DIR --out {runs_root()}/NAME`.")
+        _link_runs_page()  # or from the app, where it has a Runs page
+    st.stop()
+
+
+def _link_runs_page() -> None:
+    """A link to the Runs page, when the app has one."""
+    if not (Path(__file__).parent / "views" / "runs.py").is_file():
+        return
+    try:
+        st.page_link("views/runs.py", label="Open the Runs page", icon=":material/play_circle:")
+    except StreamlitAPIException:  # the file exists but the router does not list it
+        pass
 
 
 def current() -> Selection:

@@ -1,0 +1,121 @@
+"""Four-method comparison: one tested exam, one slice, every method's prediction over the truth (paper Fig. 2)."""
+
+import streamlit as st
+
+import data_access
+import state
+from spar_core.errors import SparError
+from spar_core.figures import extract_slice, in_plane_spacing
+from spar_core.figures.compare import compare_figure
+from spar_core.report import select
+from spar_core.significance import METRICS, display_name
+
+EXAM_KEY, SLICE_KEY, POST_KEY = "compare_exam", "compare_slice", "compare_post"
+
+st.title("Compare methods")
+selection = state.current()
+run = state.require_run(selection)
+if not run.tested:
+    st.info(f"Run {run.name!r} has no fold with a test set yet: nothing to compare.")
+    st.stop()
+# The sidebar follows the run to its dataset; read it again only when the sidebar shows another one.
+same_dataset = selection.dataset is not None and selection.dataset.root.resolve() == run.dataset
+try:
+    dataset = selection.dataset if same_dataset else data_access.run_dataset(run, selection.root)
+except SparError as err:
+    st.error(str(err))
+    st.stop()
+
+
+def _sidebar_follows(same_dataset: bool) -> None:
+    """The sidebar's exam follows this page's pick (a callback: it runs before the sidebar is drawn)."""
+    if same_dataset:
+        st.session_state[state.EXAM_KEY] = st.session_state[EXAM_KEY]
+
+
+# Only tested exams have predictions; the sidebar's exam is taken when it is one of them.
+if same_dataset and selection.exam in run.tested:
+    st.session_state[EXAM_KEY] = selection.exam
+elif st.session_state.get(EXAM_KEY) not in run.tested:
+    st.session_state[EXAM_KEY] = next(iter(run.tested))
+
+exam_col, slice_col, post_col = st.columns([1, 3, 1])
+with exam_col:
+    case_id = st.selectbox("Tested exam", list(run.tested), key=EXAM_KEY, on_change=_sidebar_follows,
+                           args=(same_dataset,), format_func=lambda c: f"{c} (fold {run.tested[c]})")
+try:
+    exam = data_access.get_exam(dataset, case_id)
+except SparError as err:
+    st.error(str(err))
+    st.stop()
+fold, axis = run.tested[case_id], exam.slice_axis
+n_slices = exam.image.shape[axis]
+shown = (str(run.root), case_id)
+if st.session_state.get("_compare_shown") != shown or SLICE_KEY not in st.session_state:
+    st.session_state[SLICE_KEY] = exam.first_slice  # a new exam starts on its most labelled slice
+    st.session_state["_compare_shown"] = shown
+with slice_col:
+    index = st.slider(f"Slice (axis {axis})", 0, n_slices - 1, key=SLICE_KEY) if n_slices > 1 else 0
+with post_col:
+    post = st.toggle("Post-processing", value=True, key=POST_KEY,
+                     help="On: the main connected component of each bone, then 3D closing (pred/). "
+                          "Off: the stacked 2D predictions as the network gave them (pred_raw/).")
+
+# Each method's metrics on this exam, with the setting of the toggle.
+try:
+    metrics = data_access.get_metrics(run)
+except SparError as err:
+    st.error(str(err))
+    metrics = None
+rows = None if metrics is None else select(metrics[metrics["case"] == case_id], post)
+
+
+def _panel_title(method: str) -> str:
+    mine = None if rows is None else rows[rows["method"] == method]
+    if mine is None or mine.empty:
+        return display_name(method)
+    return f"{display_name(method)} · Dice {mine['dice_pct'].mean():.1f} % on this exam"
+
+
+panels, missing = {}, []
+for method in run.methods:
+    try:
+        volume = data_access.get_prediction(run, fold, method, case_id, raw=not post)
+    except SparError as err:
+        st.error(str(err))
+        volume = None
+    if volume is not None and volume.shape != exam.image.shape:
+        st.error(f"{data_access.prediction_path(run, fold, method, case_id, not post)}: shape {volume.shape}, "
+                 f"expected the exam's {exam.image.shape}")
+        volume = None
+    if volume is None:
+        missing.append(display_name(method))
+    panels[_panel_title(method)] = None if volume is None else extract_slice(volume, axis, index)
+
+names = {value: name for name, value in dataset.structures.items()}
+figure = compare_figure(
+    extract_slice(exam.image, axis, index),
+    None if exam.label is None else extract_slice(exam.label, axis, index),
+    panels,
+    spacing2d=in_plane_spacing(exam.spacing, axis),
+    names=names,
+    title=f"{case_id}, fold {fold}: slice {index} of {n_slices - 1}, {'post-processed' if post else 'raw'} "
+          "predictions (white outline: ground truth)",
+    axis=axis,
+    index=index,
+)
+st.plotly_chart(figure, width="stretch")
+if missing:
+    folder = "pred_raw" if not post else "pred"
+    st.caption(f"No {folder}/{case_id}.nii.gz yet for: {', '.join(missing)} (fold {fold}).")
+
+if rows is None and not (run.root / "metrics.csv").is_file():
+    st.info(f"Run {run.name!r} has no metrics.csv yet: the metrics appear when its evaluation has run.")
+elif rows is not None and rows.empty:
+    st.info(f"metrics.csv holds no {'post-processed' if post else 'raw'} rows for {case_id}.")
+elif rows is not None:
+    table = rows[["display", "structure", *(m.name for m in METRICS)]].rename(
+        columns={"display": "method", **{m.name: m.label for m in METRICS}})
+    table["structure"] = table["structure"].astype(str)
+    st.dataframe(table, hide_index=True,
+                 column_config={m.label: st.column_config.NumberColumn(format=f"%.{m.decimals}f") for m in METRICS})

@@ -1,0 +1,196 @@
+"""Server time of one slice-slider move on the slice browser and on the four-method comparison page.
+
+    python bench/app.py --data /tmp/demo_data --runs-root /tmp/runs [--run demo] [--moves 12]
+
+(or set ``SPAR_DATA_ROOT`` / ``SPAR_RUNS_ROOT``). The run's dataset must lie inside the data root.
+
+What is timed: the whole app script rerun a slider move triggers (router, shared sidebar, the page: cached
+loads, slices, figure, ``st.plotly_chart`` serialization), driven headless with Streamlit's ``AppTest``:
+``slider.set_value(k).run()`` for ``--moves`` slices spread over the volume, after a warm-up that fills the
+caches. Network and browser drawing are not included. ``AppTest`` recompiles the scripts on every run, which
+a server does not (it keeps their bytecode): the bench shares one script cache across runs, as a server does.
+
+Three numbers per move: ``AppTest`` wall time (adds its own polling and element-tree parsing), the script
+thread's wall time (the server time: what the 150 ms target is about) and its CPU time (what the server
+works; on a machine shared with other jobs the wall times swell, the CPU time much less).
+
+Target: ≤ 150 ms per move. Reference, to compare machines: building one ``slice_figure`` of the same exam in
+the same process, and the ratio of the script's CPU time to the reference's. A breakdown of the comparison
+page's own work (slicing the volumes, ``compare_figure``, JSON serialization) is printed beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+MAIN = str(REPO / "app" / "main.py")
+TARGET_MS = 150.0
+
+
+SCRIPT_TIMES: list[tuple[float, float]] = []  # (wall ms, CPU ms) of each script run, in its own thread
+
+
+def median_ms(fn: Callable[[], object], repeats: int, clock: Callable[[], float] = time.perf_counter) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = clock()
+        fn()
+        times.append(clock() - start)
+    return 1000 * statistics.median(times)
+
+
+def time_script_runs() -> None:
+    """Record wall and CPU time of every script run, measured in the script thread itself."""
+    from streamlit.runtime.scriptrunner import script_runner
+
+    original = script_runner.ScriptRunner._run_script_thread
+
+    def timed(self, *args, **kwargs):
+        wall, cpu = time.perf_counter(), time.thread_time()
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            SCRIPT_TIMES.append((1000 * (time.perf_counter() - wall), 1000 * (time.thread_time() - cpu)))
+
+    script_runner.ScriptRunner._run_script_thread = timed
+
+
+def slider_moves(at, key: str, moves: int) -> list[tuple[float, float, float]]:
+    """(AppTest wall, script wall, script CPU) ms for ``moves`` slider positions spread over the slider's range,
+    after two warm-up moves."""
+    slider = at.slider(key=key)
+    positions = np.linspace(slider.min, slider.max, moves + 2).round().astype(int).tolist()
+    for k in positions[:2]:  # warm-up
+        at.slider(key=key).set_value(k).run()
+    times = []
+    for k in positions[2:]:
+        start = time.perf_counter()
+        at.slider(key=key).set_value(int(k)).run()
+        times.append((1000 * (time.perf_counter() - start), *SCRIPT_TIMES[-1]))
+        if at.exception:
+            raise SystemExit(f"the page raised: {at.exception[0].value}")
+    return times
+
+
+def share_script_cache() -> None:
+    """Make AppTest keep compiled scripts across runs, as a Streamlit server does."""
+    from streamlit.runtime.scriptrunner.script_cache import ScriptCache
+    from streamlit.testing.v1 import app_test, local_script_runner
+
+    shared = ScriptCache()
+    local_script_runner.ScriptCache = lambda: shared
+    app_test.ScriptCache = lambda: shared
+
+
+def breakdown(run_dir: Path, dataset_dir: Path, repeats: int) -> dict[str, float]:
+    """ms of the comparison page's core work on one slice, and of one slice_figure (the reference)."""
+    import nibabel
+    import plotly.io as pio
+
+    from spar_core.dataset import load_dataset, load_volume
+    from spar_core.figures import busiest_slice, extract_slice, in_plane_spacing, slice_figure
+    from spar_core.figures.compare import compare_figure
+    from spar_core.run_folder import RunFolder
+    from spar_core.slicing import normalize_intensity
+
+    run = RunFolder(run_dir)
+    fold = run.folds()[0]
+    case = run.read_split(fold).test[0]
+    dataset = load_dataset(dataset_dir)
+    volume = load_volume(dataset, case)
+    # C order, as the app's loaders keep them (np.take on nibabel's Fortran order is ~100× slower).
+    image, axis = np.ascontiguousarray(normalize_intensity(volume.image)), volume.slice_axis
+    label = np.ascontiguousarray(volume.label)
+    index = busiest_slice(label, axis)
+    methods = run.read_config()["methods"]
+    preds = {m: np.ascontiguousarray(nibabel.load(run.pred_dir(fold, m) / f"{case}.nii.gz").dataobj)
+             for m in methods}
+    names = {v: n for n, v in dataset.structures.items()}
+    spacing = in_plane_spacing(volume.spacing, axis)
+
+    def slices():
+        return (extract_slice(image, axis, index), extract_slice(label, axis, index),
+                {m: extract_slice(p, axis, index) for m, p in preds.items()})
+
+    image2d, label2d, preds2d = slices()
+    figure = compare_figure(image2d, label2d, preds2d, spacing2d=spacing, names=names, axis=axis, index=index)
+    def reference():
+        return slice_figure(image2d, label2d, spacing2d=spacing, names=names, axis=axis, index=index)
+
+    return {
+        "reference: one slice_figure": median_ms(reference, repeats),
+        "reference: one slice_figure (CPU)": median_ms(reference, repeats, time.thread_time),
+        "slicing image, truth and predictions": median_ms(slices, repeats),
+        "compare_figure": median_ms(
+            lambda: compare_figure(image2d, label2d, preds2d, spacing2d=spacing, names=names, axis=axis,
+                                   index=index), repeats),
+        "to_json of the compare figure": median_ms(lambda: pio.to_json(figure, validate=False), repeats),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=os.environ.get("SPAR_DATA_ROOT"),
+                        help="data root holding the run's dataset (default $SPAR_DATA_ROOT)")
+    parser.add_argument("--runs-root", type=Path, default=os.environ.get("SPAR_RUNS_ROOT"),
+                        help="runs root holding the run folder (default $SPAR_RUNS_ROOT)")
+    parser.add_argument("--run", default=None, help="run folder name inside the runs root (default: the first)")
+    parser.add_argument("--moves", type=int, default=12, help="timed slider moves per page")
+    parser.add_argument("--repeats", type=int, default=15, help="repeats of each breakdown timing")
+    args = parser.parse_args(argv)
+    if args.data is None or args.runs_root is None:
+        parser.error("give --data and --runs-root (or set SPAR_DATA_ROOT and SPAR_RUNS_ROOT)")
+    os.environ["SPAR_DATA_ROOT"] = str(args.data.resolve())
+    os.environ["SPAR_RUNS_ROOT"] = str(args.runs_root.resolve())
+
+    from streamlit.testing.v1 import AppTest
+
+    share_script_cache()
+    time_script_runs()
+    at = AppTest.from_file(MAIN, default_timeout=300).run()
+    if args.run is not None:
+        at.selectbox(key="run").set_value(args.run).run()
+    if at.exception or at.error:
+        raise SystemExit(f"the app did not start cleanly: {[e.value for e in [*at.exception, *at.error]]}")
+    run_name = at.selectbox(key="run").value
+    run_dir = args.runs_root.resolve() / run_name
+    from spar_core.run_folder import RunFolder
+
+    dataset_dir = Path(RunFolder(run_dir).read_config()["dataset"])
+    print(f"run {run_dir}, dataset {dataset_dir}, exam {at.selectbox(key='exam').value}; "
+          f"{args.moves} slider moves per page after a warm-up; target {TARGET_MS:.0f} ms per move")
+
+    parts = breakdown(run_dir, dataset_dir, args.repeats)
+    reference = parts["reference: one slice_figure (CPU)"]
+    results = {"slice browser": slider_moves(at, "slice", args.moves)}
+    at.switch_page("views/compare.py").run()
+    if at.exception or at.error:
+        raise SystemExit(f"compare page failed: {[e.value for e in [*at.exception, *at.error]]}")
+    results["compare (4 methods)"] = slider_moves(at, "compare_slice", args.moves)
+
+    print(f"\nms per slider move, median (max) over {args.moves} moves; the target applies to the server time")
+    print(f"{'page':<22}{'AppTest':>15}{'server':>15}{'server CPU':>15}{'target':>8}{'CPU × ref':>11}")
+    for page, times in results.items():
+        cols = [(statistics.median(c), max(c)) for c in zip(*times)]
+        verdict = "ok" if cols[1][0] <= TARGET_MS else "SLOW"
+        cells = "".join(f"{f'{m:.0f} ({x:.0f})':>15}" for m, x in cols)
+        print(f"{page:<22}{cells}{verdict:>8}{cols[2][0] / reference:>11.1f}")
+    print(f"\ncore work of one compare move (no Streamlit; load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} cores):")
+    for name, ms in parts.items():
+        print(f"  {name:<40}{ms:>8.1f} ms")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,191 @@
+"""The run pages driven headless with AppTest: run and method pickers, four-method comparison, results.
+
+One tiny run (four ankle phantoms, the four methods, two folds, preset ``tiny``: about a minute on two busy
+cores) is built once for the module; every test points the app at it through SPAR_DATA_ROOT / SPAR_RUNS_ROOT.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+REPO = Path(__file__).resolve().parents[1]
+MAIN = str(REPO / "app" / "main.py")
+DISPLAY = ["Base. UNet", "Adv. Reg.", "Sh. Reg.", "SPAR"]
+EXAMS = ["ankle_000", "ankle_001", "ankle_002", "ankle_003"]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def roots(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(data root holding phantoms_ankle, runs root holding the finished run 'tiny')."""
+    from spar_core.cli import main
+    from spar_core.phantoms import generate_cohort
+
+    base = tmp_path_factory.mktemp("app_pages")
+    data, runs = base / "data", base / "runs"
+    generate_cohort("ankle", data / "phantoms_ankle", subjects=4, seed=0)
+    code = main(["crossval", "--dataset", str(data / "phantoms_ankle"), "--methods", "all", "--folds", "2",
+                 "--preset", "tiny", "--out", str(runs / "tiny")])
+    assert code == 0
+    return data, runs
+
+
+def _start(monkeypatch: pytest.MonkeyPatch, data: Path, runs: Path, page: str | None = None) -> AppTest:
+    monkeypatch.setenv("SPAR_DATA_ROOT", str(data))
+    monkeypatch.setenv("SPAR_RUNS_ROOT", str(runs))
+    monkeypatch.delenv("SPAR_PHANTOM_SUBJECTS", raising=False)
+    at = AppTest.from_file(MAIN, default_timeout=120).run()
+    if page is not None:
+        at.switch_page(f"views/{page}.py").run()
+    return at
+
+
+@pytest.fixture
+def compare(roots: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    return _start(monkeypatch, *roots, page="compare")
+
+
+def _spec(at: AppTest) -> dict:
+    charts = at.get("plotly_chart")
+    assert len(charts) == 1
+    return json.loads(charts[0].proto.spec)
+
+
+def _panel_titles(spec: dict) -> list[str]:
+    return [a["text"] for a in spec["layout"]["annotations"]]
+
+
+def test_sidebar_picks_the_run_its_methods_and_its_dataset(roots: tuple[Path, Path],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    at = _start(monkeypatch, *roots)  # the slice browser
+    assert not at.exception and not at.error
+    assert at.selectbox(key="run").options == ["tiny"]
+    method = at.selectbox(key="method")
+    assert method.options == DISPLAY and method.value == "baseline"
+    assert at.text_input(key="runs_root").value == str(roots[1])
+    # The run's dataset is inside the data root: the data pickers moved to it and to a tested exam.
+    assert at.selectbox(key="dataset").value == "phantoms_ankle"
+    assert at.selectbox(key="exam").value in EXAMS
+    assert len(at.get("plotly_chart")) == 1  # the browser still draws its slice
+
+
+def test_compare_renders_four_panels_and_the_exam_metrics(compare: AppTest) -> None:
+    assert not compare.exception and not compare.error
+    assert compare.selectbox(key="compare_exam").options == [f"{c} (fold {f})" for c, f in
+                                                             zip(EXAMS, [0, 1, 0, 1])]
+    assert compare.toggle(key="compare_post").value is True
+    slider = compare.slider(key="compare_slice")
+    assert slider.min == 0 and slider.max > 0
+    spec = _spec(compare)
+    titles = _panel_titles(spec)
+    assert [t.split(" · ")[0].removeprefix("<b>") for t in titles] == DISPLAY
+    assert all("Dice" in t for t in titles)
+    assert sum(t.get("name") == "truth (outline)" for t in spec["data"]) == 4
+    table = compare.dataframe[0].value
+    assert list(table.columns) == ["method", "structure", "Dice (%)", "RAVD (%)", "ASSD (mm)", "MSSD (mm)"]
+    assert list(dict.fromkeys(table["method"])) == DISPLAY
+    assert len(table) == 4 * 3  # four methods × calcaneus, talus, tibia
+
+
+def test_compare_slice_slider_changes_the_figure(compare: AppTest) -> None:
+    before = _spec(compare)
+    slider = compare.slider(key="compare_slice")
+    slider.set_value(slider.max if slider.value != slider.max else 0).run()
+    assert not compare.exception
+    after = _spec(compare)
+    assert after["data"] != before["data"]
+    assert after["layout"]["title"]["text"] != before["layout"]["title"]["text"]
+
+
+def test_post_processing_toggle_switches_predictions_and_metrics(compare: AppTest) -> None:
+    post_table, post_spec = compare.dataframe[0].value, _spec(compare)
+    compare.toggle(key="compare_post").set_value(False).run()
+    assert not compare.exception and not compare.error
+    raw_table, raw_spec = compare.dataframe[0].value, _spec(compare)
+    assert "raw predictions" in raw_spec["layout"]["title"]["text"]
+    # The tiny model's raw masks are full of islands: post-processing changes the metrics, and the masks.
+    numbers = ["Dice (%)", "RAVD (%)"]
+    assert not post_table[numbers].equals(raw_table[numbers])
+    fills = [t for t in raw_spec["data"] if t.get("name") in ("calcaneus", "talus", "tibia") and "z" in t]
+    assert fills != [t for t in post_spec["data"] if t.get("name") in ("calcaneus", "talus", "tibia") and "z" in t]
+
+
+def test_picking_a_tested_exam_moves_the_sidebar_too(compare: AppTest) -> None:
+    compare.selectbox(key="compare_exam").set_value("ankle_003").run()
+    assert not compare.exception
+    assert compare.selectbox(key="exam").value == "ankle_003"
+    assert _spec(compare)["layout"]["title"]["text"].startswith("ankle_003, fold 1")
+    assert set(compare.dataframe[0].value["method"]) == set(DISPLAY)
+
+
+def test_results_shows_table1_plots_and_tests(roots: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    at = _start(monkeypatch, *roots, page="results")
+    assert not at.exception and not at.error
+    table1 = next(m.value for m in at.markdown if m.value.startswith("**Table 1.**"))
+    assert "post-processed masks" in table1
+    rows = [line.split("|")[1].strip() for line in table1.splitlines() if line.startswith("| ")][1:]
+    assert rows == DISPLAY
+    assert any("Δ vs baseline" in m.value for m in at.markdown)  # the significance table
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert len(charts) == 2
+    assert [t["name"] for t in charts[0]["data"]] == DISPLAY  # the box plot, one trace per method
+    lines = {t["name"] for t in charts[1]["data"] if t.get("fill") != "toself"}  # learning curves, no bands
+    assert lines == set(DISPLAY)
+    assert any(t.get("fill") == "toself" for t in charts[1]["data"])  # two folds: a band around each mean
+    at.segmented_control(key="results_metric").set_value("assd_mm").run()
+    at.toggle(key="results_post").set_value(False).run()
+    assert not at.exception and not at.error
+    table1 = next(m.value for m in at.markdown if m.value.startswith("**Table 1.**"))
+    assert "raw masks" in table1
+    box = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert box["layout"]["yaxis"]["title"]["text"] == "ASSD (mm)"
+
+
+def test_runs_folder_outside_the_runs_root_is_a_message(compare: AppTest) -> None:
+    compare.text_input(key="runs_root").input("/").run()
+    assert not compare.exception
+    assert any("outside the runs root" in e.value for e in compare.error)
+    assert not compare.get("plotly_chart")
+
+
+@pytest.mark.parametrize("page", ["compare", "results"])
+def test_no_run_points_to_spar_demo(roots: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                    page: str) -> None:
+    at = _start(monkeypatch, roots[0], tmp_path / "no_runs_yet", page=page)
+    assert not at.exception and not at.error
+    assert any("spar demo" in i.value for i in at.info)
+    assert not at.get("plotly_chart")
+
+
+def test_run_without_metrics_or_outside_dataset(roots: tuple[Path, Path], tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    data, runs = roots
+    # A run folder that has only started: config and splits, no model, no metrics.csv, no history.
+    started = tmp_path / "runs" / "started"
+    (started / "folds" / "0").mkdir(parents=True)
+    shutil.copy(runs / "tiny" / "run.json", started / "run.json")
+    shutil.copy(runs / "tiny" / "folds" / "0" / "split.json", started / "folds" / "0" / "split.json")
+    at = _start(monkeypatch, data, tmp_path / "runs", page="results")
+    assert not at.exception and not at.error
+    assert any("no metrics.csv yet" in i.value and "spar crossval" in i.value for i in at.info)
+    at.switch_page("views/compare.py").run()
+    assert not at.exception and not at.error
+    assert all("(no prediction)" in t for t in _panel_titles(_spec(at)))
+
+    # The finished run, with a data root that does not hold its dataset: the comparison says why, the
+    # results (which need no image) still show.
+    other = tmp_path / "other_data"
+    shutil.copytree(data / "phantoms_ankle", other / "copy")
+    at = _start(monkeypatch, other, runs, page="compare")
+    assert not at.exception
+    assert any("outside the data root" in e.value for e in at.error)
+    assert not at.get("plotly_chart")
+    at.switch_page("views/results.py").run()
+    assert not at.exception and not at.error
+    assert any(m.value.startswith("**Table 1.**") for m in at.markdown)
