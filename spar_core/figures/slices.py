@@ -90,7 +90,9 @@ def extract_slice(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
     n = volume.shape[axis]
     if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < n:
         raise SparError(f"extract_slice: index={index!r}; expected an integer in [0, {n - 1}] along axis {axis}")
-    return np.take(volume, int(index), axis=axis)
+    where: list[slice | int] = [slice(None)] * 3
+    where[axis] = int(index)
+    return volume[tuple(where)]  # basic indexing: a view (np.take copies, slowly on Fortran-ordered volumes)
 
 
 def busiest_slice(label: np.ndarray | None, axis: int) -> int:
