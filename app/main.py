@@ -11,7 +11,12 @@ st.set_page_config(page_title="spar", layout="wide")
 import data_access  # noqa: E402  (set_page_config must come first)
 import state  # noqa: E402
 
-page = st.navigation([st.Page("views/browse.py", title="Slice browser", icon=":material/layers:")])
+page = st.navigation([
+    st.Page("views/browse.py", title="Slice browser", icon=":material/layers:"),
+    st.Page("views/compare.py", title="Compare methods", icon=":material/grid_view:"),
+    st.Page("views/results.py", title="Results", icon=":material/table_chart:"),
+    st.Page("views/runs.py", title="Runs", icon=":material/play_circle:"),
+])
 root = data_access.bootstrap_if_fresh()
 state.sidebar(root)
 page.run()

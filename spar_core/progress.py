@@ -1,9 +1,19 @@
-"""Progress events from long work, so the CLI can draw a bar and the app and notebooks their own."""
+"""Progress events from long work, so the CLI can draw a bar and the app and notebooks their own.
+
+A background job (``spar_core.jobs``) runs the CLI with ``--progress-file``: :class:`JsonProgress` keeps the
+latest event in a small JSON file that the app's Runs page polls for its progress bar.
+"""
 
 from __future__ import annotations
 
+import json
+import math
+import time
 from dataclasses import dataclass, field
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable
+
+from spar_core.paths import atomic_path
 
 
 @dataclass(frozen=True)
@@ -62,3 +72,102 @@ class TqdmProgress:
             self._bar.close()
             self._bar = None
             self._key = None
+
+
+def combine(*callbacks: Progress) -> Progress:
+    """One callback that passes each event to every one of ``callbacks``, in order (e.g. tqdm + JSON)."""
+
+    def report(ev: ProgressEvent) -> None:
+        for callback in callbacks:
+            callback(ev)
+
+    return report
+
+
+# Where a (fold, method) unit of a cross-validation spends its time, for the coarse overall fraction:
+# training the segmenter up to UNIT_TRAIN_SHARE of the unit, predicting the test exams the rest.
+# The shape auto-encoder, trained once per fold before the first unit, counts as the unit's start.
+UNIT_TRAIN_SHARE = 0.9
+
+
+class JsonProgress:
+    """Keeps the latest :class:`ProgressEvent` in a JSON file, written atomically and at most every
+    ``min_interval`` seconds (always at the end of an epoch), so a reader never sees a half-written file.
+
+    The file holds ``stage, label, epoch, epochs, step, steps, values`` of the event, ``fraction`` (of the
+    current epoch, in [0, 1]), ``overall`` (of the whole cross-validation, in [0, 1], or None before its first
+    unit) and ``time`` (Unix seconds).
+
+    Args:
+        path: the JSON file; its folder is created.
+        min_interval: seconds between two writes of events inside an epoch.
+        clock: monotonic clock in seconds (tests pass a fake one).
+    """
+
+    def __init__(self, path: str | Path, min_interval: float = 0.5,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if min_interval < 0:
+            raise ValueError(f"min_interval: expected seconds >= 0, got {min_interval}")
+        self.path = Path(path)
+        self.min_interval = min_interval
+        self._clock = clock
+        self._last_write: float | None = None
+        self._pending: dict[str, Any] | None = None
+        self._unit: tuple[int, int] | None = None  # (index from 0, count) of the cross-validation unit
+        self._overall: float | None = None
+
+    def __call__(self, ev: ProgressEvent) -> None:
+        self._pending = self._record(ev)
+        now = self._clock()
+        if ev.epoch_done or self._last_write is None or now - self._last_write >= self.min_interval:
+            self.flush()
+            self._last_write = now
+
+    def flush(self) -> None:
+        """Write the latest event if it is not on disk yet."""
+        if self._pending is None:
+            return
+        with atomic_path(self.path) as tmp:
+            tmp.write_text(json.dumps(self._pending))
+        self._pending = None
+
+    def _record(self, ev: ProgressEvent) -> dict[str, Any]:
+        fraction = ev.step / ev.steps if ev.steps > 0 else 1.0
+        if ev.stage == "crossval":  # "unit epoch of epochs starts": epoch counts the (fold, method) units
+            self._unit = (ev.epoch - 1, ev.epochs)
+            within = 0.0
+        elif ev.stage == "segmenter" and ev.epochs > 0:
+            within = UNIT_TRAIN_SHARE * (ev.epoch - 1 + fraction) / ev.epochs
+        elif ev.stage == "predict":
+            within = UNIT_TRAIN_SHARE + (1 - UNIT_TRAIN_SHARE) * fraction
+        else:
+            within = None
+        if self._unit is not None and within is not None:
+            index, count = self._unit
+            overall = (index + within) / count if count > 0 else 1.0
+            self._overall = max(self._overall or 0.0, min(overall, 1.0))
+        return {
+            "stage": ev.stage, "label": ev.label, "epoch": ev.epoch, "epochs": ev.epochs, "step": ev.step,
+            "steps": ev.steps, "values": {k: _finite(v) for k, v in ev.values.items()},
+            "fraction": min(max(fraction, 0.0), 1.0), "overall": self._overall, "time": time.time(),
+        }
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no NaN or infinity: a diverged loss is written as null."""
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def read_progress(path: str | Path) -> dict[str, Any] | None:
+    """The event a :class:`JsonProgress` last wrote to ``path``; None when there is none (yet) or it is unreadable."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def cli_progress(progress_file: Path | None, prefix: str = "") -> Progress:
+    """The command line's progress: a tqdm bar, and the JSON file too when ``--progress-file`` is given."""
+    bar = TqdmProgress(prefix)
+    return bar if progress_file is None else combine(bar, JsonProgress(progress_file))

@@ -11,7 +11,7 @@ from spar_core.dataset import load_dataset
 from spar_core.device import pick_device
 from spar_core.postprocess import PostprocessConfig
 from spar_core.presets import PRESETS, get_preset
-from spar_core.progress import TqdmProgress
+from spar_core.progress import cli_progress
 from spar_core.regularizers import REGULARIZERS
 from spar_core.run_folder import RunFolder
 from spar_core.splits import make_splits
@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--closing-mm", type=float, default=PostprocessConfig().closing_mm,
                    help="radius of the 3D closing in mm, 0 to switch it off")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 or mps (default: the fastest present)")
+    p.add_argument("--progress-file", type=Path, default=None, metavar="PATH",
+                   help="also keep the latest progress event in this JSON file (for the app's Runs page)")
     p.set_defaults(func=run)
 
 
@@ -48,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     run_dir.write_config({**summary, "status": "running"})
     start = time.perf_counter()
     frame = run_crossval(dataset, splits, methods, preset, run_dir, device=pick_device(args.device), shard=shard,
-                         post_cfg=post_cfg, progress=TqdmProgress())
+                         post_cfg=post_cfg, progress=cli_progress(args.progress_file))
     done = is_complete(run_dir, splits, methods)
     run_dir.update_config(status="complete" if done else "partial")
     print(f"shard {shard.index}/{shard.count}: {len(frame)} metric rows in {run_dir.metrics_csv} "

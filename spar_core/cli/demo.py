@@ -8,7 +8,7 @@ from pathlib import Path
 
 from spar_core.demo import run_demo
 from spar_core.paths import data_root, runs_root
-from spar_core.progress import TqdmProgress
+from spar_core.progress import cli_progress
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,6 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, default=None, help="where the phantoms live (default: $SPAR_DATA_ROOT)")
     p.add_argument("--preset", default="cpu", help="cpu (default) or tiny for a seconds-long smoke run")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 or mps (default: the fastest present)")
+    p.add_argument("--progress-file", type=Path, default=None, metavar="PATH",
+                   help="also keep the latest progress event in this JSON file (for the app's Runs page)")
     p.set_defaults(func=run)
 
 
@@ -27,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or runs_root() / "demo"
     start = time.perf_counter()
     report = run_demo(out, args.data or data_root(), preset_name=args.preset, device=args.device,
-                      progress=TqdmProgress())
+                      progress=cli_progress(args.progress_file))
     print(report.read_text())
     print(f"demo finished in {time.perf_counter() - start:.0f} s; run folder {out}; report {report}")
     return 0

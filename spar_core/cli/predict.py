@@ -11,6 +11,7 @@ from spar_core.device import pick_device
 from spar_core.errors import SparError
 from spar_core.inference import predict_volume, write_label_volume
 from spar_core.postprocess import PostprocessConfig, postprocess
+from spar_core.progress import JsonProgress, ProgressEvent, silent
 from spar_core.run_folder import RunFolder
 from spar_core.train_segmenter import load_unet
 
@@ -27,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="where to write the label volume (.nii.gz)")
     p.add_argument("--no-postprocess", action="store_true", help="keep the raw stacked 2D predictions")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 or mps (default: the fastest present)")
+    p.add_argument("--progress-file", type=Path, default=None, metavar="PATH",
+                   help="keep the latest progress event in this JSON file (for the app's Runs page)")
     p.set_defaults(func=run)
 
 
@@ -41,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.out.name.endswith((".nii", ".nii.gz")):
         raise SparError(f"--out {args.out}: expected a .nii or .nii.gz file name")
     volume = load_image(args.image, config.get("slice_axis"))
+    progress = silent if args.progress_file is None else JsonProgress(args.progress_file)  # one exam: no bar
+    label = f"predict {volume.case_id}"
+    progress(ProgressEvent("predict", 1, 1, 0, 1, label=label))
     device = pick_device(args.device)
     unet, meta = load_unet(model, device)
     start = time.perf_counter()
@@ -48,5 +54,6 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_postprocess:
         labels = postprocess(labels, volume.spacing, PostprocessConfig())
     write_label_volume(labels, volume, args.out)
+    progress(ProgressEvent("predict", 1, 1, 1, 1, label=label))
     print(f"wrote {args.out} ({args.method}, fold {args.fold}, {time.perf_counter() - start:.1f} s)")
     return 0
