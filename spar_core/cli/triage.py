@@ -1,0 +1,63 @@
+"""``spar triage RUN``: rank exams by how suspicious their predicted segmentation looks, without labels."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from spar_core.device import pick_device
+from spar_core.progress import TqdmProgress
+from spar_core.triage import write_triage, write_triage_images
+from spar_core.triage_scores import SCORES
+
+SHOWN = ["rank", "case", "fold", "triage_score", *SCORES, "worst_slices", "degraded"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("triage", help="rank exams by outlier scores of their predictions (no labels needed)",
+                       description="Score every held-out exam of a run from its predicted masks only (SPAR "
+                                   "discriminator plausibility, shape AE reconstruction error, latent distance to "
+                                   "training shapes, extra connected components, volume z), combine robust z's "
+                                   "into one triage score and write RUN/triage/triage_<method>.csv, plus the "
+                                   "Spearman correlation of each score with Dice and MSSD where metrics exist "
+                                   "(RUN/triage/spearman_<method>.csv). With --images, predict and rank "
+                                   "unlabeled exams instead (RUN/triage/images_<method>.csv).")
+    p.add_argument("run", type=Path, metavar="RUN", help="run folder written by spar crossval / demo")
+    p.add_argument("--fold", type=int, default=None,
+                   help="one fold (default: every fold; with --images: fold 0's model)")
+    p.add_argument("--method", default=None, help="whose predictions to score (default: spar if trained)")
+    p.add_argument("--images", type=Path, default=None, metavar="DIR",
+                   help="a folder of unlabeled .nii/.nii.gz exams (or a dataset folder's imagesTr) to triage")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or mps (default: cpu)")
+    p.set_defaults(func=run)
+
+
+def _show(table: pd.DataFrame, rows: int = 20) -> str:
+    cols = [c for c in SHOWN if c in table]
+    return table[cols].head(rows).to_string(index=False, float_format=lambda v: f"{v:.3g}")
+
+
+def run(args: argparse.Namespace) -> int:
+    device = pick_device(args.device)
+    progress = TqdmProgress()
+    if args.images is not None:
+        table, path = write_triage_images(args.run, args.images, args.method,
+                                          0 if args.fold is None else args.fold, device=device, progress=progress)
+        progress.close()
+        print(_show(table))
+        paths = [path]
+    else:
+        table, spearman, path, spath = write_triage(args.run, args.method, args.fold, device=device,
+                                                    progress=progress)
+        progress.close()
+        print(_show(table))
+        if not spearman.empty:
+            print("\nSpearman correlation with the post-processed metrics (held-out exams):")
+            print(spearman.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+        paths = [path, spath]
+    for note in table.attrs.get("notes", []):
+        print(f"note: {note}")
+    print("written: " + ", ".join(str(p) for p in paths))
+    return 0

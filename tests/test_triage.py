@@ -1,0 +1,194 @@
+"""Outlier triage: every held-out exam scored, a corrupted exam ranked first, no label needed, honest stats."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import nibabel
+import numpy as np
+import pandas as pd
+import pytest
+
+from spar_core.cli import main
+from spar_core.errors import SparError
+from spar_core.run_folder import RunFolder
+from spar_core.triage import (
+    combine_scores,
+    degraded_flags,
+    robust_z,
+    spearman_table,
+    triage_images,
+    triage_run,
+)
+from spar_core.triage_scores import SCORES, TRAIN_CODES
+
+
+@pytest.fixture(scope="module")
+def tiny_run(ankle_small: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("triage") / "run"
+    assert main(["crossval", "--dataset", str(ankle_small), "--methods", "baseline,spar", "--folds", "2",
+                 "--preset", "tiny", "--out", str(out), "--device", "cpu"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def scored(tiny_run: Path) -> pd.DataFrame:
+    return triage_run(tiny_run)
+
+
+def test_every_held_out_exam_is_scored(scored: pd.DataFrame, ankle_small: Path, tiny_run: Path) -> None:
+    cases = {p.name.removesuffix(".nii.gz") for p in (ankle_small / "imagesTr").glob("*.nii.gz")}
+    assert set(scored["case"]) == cases and len(scored) == len(cases)
+    assert (scored["method"] == "spar").all()  # the default method
+    assert list(scored["rank"]) == list(range(1, len(cases) + 1))
+    assert scored["triage_score"].is_monotonic_decreasing
+    for score in SCORES[:-1]:  # spar is trained and the dataset is readable
+        assert np.isfinite(scored[score]).all(), score
+    # Each fold trains on 2 exams: too few for a volume standard deviation, and the notes say so.
+    assert scored["volume_z"].isna().all()
+    assert any("volume_z not scored" in n for n in scored.attrs["notes"])
+    assert scored["plausibility"].between(0, 1).all() and scored["recon_error"].between(0, 1).all()
+    assert scored["worst_slices"].str.fullmatch(r"\d+(;\d+){0,2}").all()
+    assert (RunFolder(tiny_run).fold_dir(0) / TRAIN_CODES).is_file()
+
+
+def _corrupt(label: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Scattered islands of every bone, holes in the calcaneus, the tibia shifted in-plane."""
+    out = label.copy()
+    tibia = out == 3
+    out[tibia] = 0
+    out[np.roll(tibia, 12, axis=0)] = 3
+    calc = np.argwhere(out == 1)
+    for x, y, z in calc[rng.choice(len(calc), size=min(40, len(calc)), replace=False)]:
+        out[max(x - 2, 0):x + 3, max(y - 2, 0):y + 3, z] = 0
+    for value in (1, 2, 3):
+        for _ in range(60):
+            x, y, z = (rng.integers(0, n - 3) for n in out.shape)
+            out[x:x + 3, y:y + 3, z] = value
+    return out
+
+
+def test_a_corrupted_exam_ranks_first(tiny_run: Path, ankle_small: Path, tmp_path: Path) -> None:
+    """The other exams' predictions are replaced by their truth, so the tiny model's own (poor) predictions
+    do not blur the comparison: the scores alone must find the one exam made implausible."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    rng = np.random.default_rng(0)
+    target = "ankle_002"
+    for path in sorted(run.glob("folds/*/spar/pred_raw/*.nii.gz")):
+        src = nibabel.load(ankle_small / "labelsTr" / path.name)
+        label = np.asarray(src.dataobj).astype(np.uint8)
+        if path.name.startswith(target):
+            label = _corrupt(label, rng)
+        nibabel.save(nibabel.Nifti1Image(label, src.affine, src.header), path)
+    ranked = triage_run(run, "spar")
+    assert ranked.iloc[0]["case"] == target, ranked[["case", "triage_score", *SCORES]]
+    assert ranked.iloc[0]["components"] > 100
+
+
+def test_no_spar_model_skips_plausibility(tiny_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    for model in run.glob("folds/*/spar/model.pt"):
+        model.unlink()
+    ranked = triage_run(run)
+    assert (ranked["method"] == "baseline").all()
+    assert ranked["plausibility"].isna().all() and np.isfinite(ranked["triage_score"]).all()
+    assert any("plausibility not scored" in n for n in ranked.attrs["notes"])
+
+
+def test_images_are_triaged_without_labels(tiny_run: Path, ankle_small: Path, tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    for path in sorted((ankle_small / "imagesTr").glob("*.nii.gz"))[:2]:
+        shutil.copy(path, images / path.name)
+    ranked = triage_images(tiny_run, images, "spar", fold=0)
+    assert sorted(ranked["case"]) == sorted(p.name.removesuffix(".nii.gz") for p in images.iterdir())
+    assert np.isfinite(ranked[list(SCORES[:-1])].to_numpy()).all()  # volume_z: 2 training exams per fold
+    for rel in ranked["prediction"]:
+        assert nibabel.load(Path(tiny_run) / rel).shape == nibabel.load(images / Path(rel).name).shape
+
+
+def test_a_dataset_folder_without_labels_and_no_training_truth(tiny_run: Path, ankle_small: Path,
+                                                               tmp_path: Path) -> None:
+    """Nothing labeled anywhere: the images have no labelsTr, and the run's dataset is gone (no cache)."""
+    data = tmp_path / "unlabeled"
+    shutil.copytree(ankle_small / "imagesTr", data / "imagesTr")
+    meta = json.loads((ankle_small / "dataset.json").read_text())
+    meta["training"] = [{"image": e["image"]} for e in meta["training"]]
+    (data / "dataset.json").write_text(json.dumps(meta))
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    for cache in run.glob(f"folds/*/{TRAIN_CODES}"):
+        cache.unlink()
+    config = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**config, "dataset": str(tmp_path / "gone")}))
+    ranked = triage_images(run, data, "spar", fold=1)
+    assert len(ranked) == len(meta["training"])
+    assert ranked["knn_distance"].isna().all() and ranked["volume_z"].isna().all()
+    assert np.isfinite(ranked[["plausibility", "recon_error", "components", "triage_score"]].to_numpy()).all()
+    assert any("knn_distance and volume_z not scored" in n for n in ranked.attrs["notes"])
+
+
+@pytest.mark.parametrize("values, floor, relative, expected", [
+    ([1.0, 2.0, 3.0, 4.0, 100.0], 0.0, 0.0, [-1.349, -0.674, 0.0, 0.674, 65.426]),
+    ([0.0, 0.0, 0.0, 0.0, 10.0], 0.0, 0.0, [0.0, 0.0, 0.0, 0.0, 3.990]),  # MAD 0: mean abs. deviation
+    ([0.0, 0.0, 0.0, 0.0, 10.0], 1.0, 0.0, [0.0, 0.0, 0.0, 0.0, 10.0]),  # MAD 0 with a floor: its units
+    ([0.57, 0.575, 0.58, 0.56], 0.05, 0.0, [-0.05, 0.05, 0.15, -0.25]),  # noise below the floor stays small
+    ([10.0, 10.1, 9.9, 12.0], 0.0, 0.1, [-0.0498, 0.0498, -0.1493, 1.9403]),  # floor relative to the median
+    ([2.0, 2.0, 2.0], 0.0, 0.0, [0.0, 0.0, 0.0]),  # no spread, no floor: no information
+    ([1.0, np.nan, 3.0], 0.0, 0.0, [-0.674, np.nan, 0.674]),
+])
+def test_robust_z(values: list[float], floor: float, relative: float, expected: list[float]) -> None:
+    np.testing.assert_allclose(robust_z(np.asarray(values), min_scale=floor, rel_scale=relative), expected,
+                               atol=1e-3)
+
+
+def test_combined_score_orients_and_ranks() -> None:
+    frame = pd.DataFrame({"case": ["a", "b", "c", "d", "e"], "plausibility": [0.9, 0.8, 0.85, 0.1, 0.88],
+                          "components": [0, 1, 0, 0, 0], "recon_error": np.nan})
+    ranked = combine_scores(frame)
+    assert list(ranked["case"][:2]) == ["d", "b"]  # implausible first, then the one with an island
+    assert "z_recon_error" not in ranked and ranked["z_plausibility"].abs().max() <= 5
+
+
+def test_spearman_table() -> None:
+    triage = pd.DataFrame({"case": list("abcde"), "method": "spar", "components": [5.0, 4, 3, 2, 1],
+                           "triage_score": [1.0, 1, 1, 1, 1]})
+    rows = [{"case": c, "method": "spar", "label": s, "postprocessed": pp, "dice": d if pp else 0.0,
+             "mssd_mm": m} for c, d, m in zip("abcde", [0.5, 0.6, 0.7, 0.8, np.nan], [9.0, 8, 7, 6, 5])
+            for s in (1, 2) for pp in (True, False)]
+    table = spearman_table(triage, pd.DataFrame(rows)).set_index(["score", "metric"])
+    assert table.loc[("components", "dice"), "rho"] == pytest.approx(-1.0)
+    assert table.loc[("components", "dice"), "n"] == 4  # exam e has no Dice
+    assert table.loc[("components", "mssd_mm"), "rho"] == pytest.approx(1.0)
+    assert np.isnan(table.loc[("triage_score", "dice"), "rho"])  # constant score
+
+
+def test_degraded_flags(tmp_path: Path) -> None:
+    (tmp_path / "dataset.json").write_text(json.dumps({"subjects": [
+        {"case": "a", "degraded": "motion"}, {"case": "b", "degraded": None}]}))
+    assert degraded_flags(tmp_path) == {"a": "motion", "b": ""}
+    assert degraded_flags(tmp_path / "missing") == {}
+
+
+def test_cli_triage(tiny_run: Path, ankle_small: Path, tmp_path: Path, capsys) -> None:
+    assert main(["triage", str(tiny_run), "--fold", "1"]) == 0
+    table = pd.read_csv(Path(tiny_run) / "triage" / "triage_spar.csv")
+    assert set(table["fold"]) == {1} and "degraded" in table
+    assert (Path(tiny_run) / "triage" / "spearman_spar.csv").is_file()
+    assert main(["triage", str(tiny_run), "--images", str(ankle_small / "imagesTr"), "--method", "baseline"]) == 0
+    assert (Path(tiny_run) / "triage" / "images_baseline.csv").is_file()
+    capsys.readouterr()
+    for argv in (["triage", str(tmp_path / "nowhere")], ["triage", str(tiny_run), "--method", "magic"],
+                 ["triage", str(tiny_run), "--images", str(tmp_path / "none")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1, err
+
+
+def test_unknown_method_is_refused(tiny_run: Path) -> None:
+    with pytest.raises(SparError, match="--method"):
+        triage_images(tiny_run, ".", "adversarial", fold=0)
