@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from spar_core.cli.options import add_device, add_progress_file
 from spar_core.crossval import Shard, is_complete, parse_methods, run_crossval, run_summary
 from spar_core.dataset import load_dataset
 from spar_core.device import pick_device
@@ -30,9 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shard", default="0/1", help="i/n: run the i-th of n shares of the grid (job arrays)")
     p.add_argument("--closing-mm", type=float, default=PostprocessConfig().closing_mm,
                    help="radius of the 3D closing in mm, 0 to switch it off")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 or mps (default: the fastest present)")
-    p.add_argument("--progress-file", type=Path, default=None, metavar="PATH",
-                   help="also keep the latest progress event in this JSON file (for the app's Runs page)")
+    add_device(p)
+    add_progress_file(p)
     p.set_defaults(func=run)
 
 

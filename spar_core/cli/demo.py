@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from spar_core.cli.options import add_device, add_progress_file
 from spar_core.demo import run_demo
 from spar_core.paths import data_root, runs_root
 from spar_core.progress import cli_progress
@@ -19,9 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=None, help="run folder (default: $SPAR_RUNS_ROOT/demo)")
     p.add_argument("--data", type=Path, default=None, help="where the phantoms live (default: $SPAR_DATA_ROOT)")
     p.add_argument("--preset", default="cpu", help="cpu (default) or tiny for a seconds-long smoke run")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 or mps (default: the fastest present)")
-    p.add_argument("--progress-file", type=Path, default=None, metavar="PATH",
-                   help="also keep the latest progress event in this JSON file (for the app's Runs page)")
+    add_device(p)
+    add_progress_file(p)
     p.set_defaults(func=run)
 
 

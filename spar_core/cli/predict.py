@@ -8,6 +8,7 @@ from pathlib import Path
 
 from spar_core.dataset import load_image
 from spar_core.device import pick_device
+from spar_core.cli.options import add_device, add_progress_file
 from spar_core.errors import SparError
 from spar_core.inference import predict_volume, write_label_volume
 from spar_core.postprocess import PostprocessConfig, postprocess
@@ -27,9 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image", required=True, type=Path, help="the exam, a 3D NIfTI image")
     p.add_argument("--out", required=True, type=Path, help="where to write the label volume (.nii.gz)")
     p.add_argument("--no-postprocess", action="store_true", help="keep the raw stacked 2D predictions")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 or mps (default: the fastest present)")
-    p.add_argument("--progress-file", type=Path, default=None, metavar="PATH",
-                   help="keep the latest progress event in this JSON file (for the app's Runs page)")
+    add_device(p)
+    add_progress_file(p)
     p.set_defaults(func=run)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from spar_core.dataset import load_dataset
 from spar_core.device import pick_device
 from spar_core.distributed import device_for, init_distributed
+from spar_core.cli.options import add_device
 from spar_core.errors import SparError
 from spar_core.fold_training import train_fold
 from spar_core.presets import PRESETS, get_preset
@@ -30,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--folds", default="holdout", help="split scheme: loo, holdout or a number K (default: holdout)")
     p.add_argument("--fold", type=int, default=0, help="which fold of the scheme to train (default: 0)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 or mps (default: the fastest present)")
+    add_device(p)
     p.set_defaults(func=run)
 
 
