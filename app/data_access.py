@@ -70,10 +70,11 @@ def resolve_folder(text: str, allowed: Path, *, what: str = "data root", env: st
     return path
 
 
-def list_datasets(folder: Path, allowed: Path) -> list[str]:
-    """Names of the sub-folders of ``folder`` (one level deep) holding a ``dataset.json``, sorted.
+def _folders_with(marker: str, folder: Path, allowed: Path) -> list[str]:
+    """Names of the sub-folders of ``folder`` (one level deep) holding ``marker``, sorted.
 
-    Hidden folders (a cohort being generated) and folders that resolve outside ``allowed`` are left out.
+    Hidden folders (a cohort being generated) and folders that resolve outside ``allowed`` are left out; a
+    missing folder has none.
     """
     try:
         entries = sorted(folder.iterdir())
@@ -82,10 +83,13 @@ def list_datasets(folder: Path, allowed: Path) -> list[str]:
     return [
         entry.name
         for entry in entries
-        if not entry.name.startswith(".")
-        and (entry / "dataset.json").is_file()
-        and is_within(entry, allowed)
+        if not entry.name.startswith(".") and (entry / marker).is_file() and is_within(entry, allowed)
     ]
+
+
+def list_datasets(folder: Path, allowed: Path) -> list[str]:
+    """Dataset folders (holding a ``dataset.json``) under ``folder``."""
+    return _folders_with("dataset.json", folder, allowed)
 
 
 # ---------------------------------------------------------------------------------------------- datasets
@@ -176,19 +180,8 @@ def get_exam(dataset: Dataset, case_id: str) -> Exam:
 
 
 def list_runs(folder: Path, allowed: Path) -> list[str]:
-    """Names of the sub-folders of ``folder`` (one level deep) holding a ``run.json``, sorted.
-
-    Hidden folders and folders that resolve outside ``allowed`` are left out; a missing folder has no runs.
-    """
-    try:
-        entries = sorted(folder.iterdir())
-    except OSError:
-        return []
-    return [
-        entry.name
-        for entry in entries
-        if not entry.name.startswith(".") and (entry / "run.json").is_file() and is_within(entry, allowed)
-    ]
+    """Run folders (holding a ``run.json``) under ``folder``."""
+    return _folders_with("run.json", folder, allowed)
 
 
 @dataclass(frozen=True)
