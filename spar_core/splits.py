@@ -83,12 +83,16 @@ def hold_out(
     test_fraction: float = 0.2,
     seed: int = 0,
     groups: Mapping[str, str] | None = None,
+    include: Sequence[str] = (),
 ) -> list[Split]:
-    """A single split holding out round(test_fraction × patients) shuffled patients (at least one, and at
-    least one left for training).
+    """A single split holding out round(test_fraction × patients) patients (at least one, and at least one
+    left for training): the patients of ``include`` first, then shuffled others.
+
+    ``include`` names cases that must be tested, e.g. known-bad exams an outlier detector should find.
 
     Raises:
-        SparError: test_fraction outside (0, 1), or fewer than two patients.
+        SparError: test_fraction outside (0, 1), fewer than two patients, or ``include`` naming unknown cases
+            or leaving no patient to train on.
     """
     if not 0.0 < test_fraction < 1.0:
         raise SparError(f"test_fraction={test_fraction}: expected a number strictly between 0 and 1")
@@ -96,10 +100,16 @@ def hold_out(
     n = len(patients)
     if n < 2:
         raise SparError(f"hold-out needs at least 2 patients, got {n}")
-    n_test = min(max(1, round(test_fraction * n)), n - 1)
+    unknown = sorted(set(include) - set(case_ids))
+    if unknown:
+        raise SparError(f"include={unknown[:5]}: not among the case ids")
+    forced = {p for p, cases in patients.items() if set(cases) & set(include)}
+    if len(forced) >= n:
+        raise SparError(f"include holds out all {n} patients: expected at least one left for training")
+    n_test = min(max(1, round(test_fraction * n), len(forced)), n - 1)
     names = list(patients)
-    order = np.random.default_rng(seed).permutation(n)
-    return [_split(0, patients, {names[j] for j in order[:n_test]})]
+    order = [names[j] for j in np.random.default_rng(seed).permutation(n) if names[j] not in forced]
+    return [_split(0, patients, forced | set(order[:n_test - len(forced)]))]
 
 
 def make_splits(

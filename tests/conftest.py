@@ -27,3 +27,24 @@ def ankle_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("ankle_small")
     generate_cohort("ankle", out, subjects=4, seed=0)
     return out
+
+
+@pytest.fixture(scope="session")
+def app_roots(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(data root holding phantoms_ankle, runs root holding the finished run 'tiny'), built once per session.
+
+    'tiny': four ankle phantoms, the four methods, two folds, preset ``tiny`` (about a minute on two busy
+    cores), then ``spar embed`` (the three maps) and ``spar triage`` on it, as the app's pages expect.
+    """
+    from spar_core.cli import main
+    from spar_core.phantoms import generate_cohort
+
+    base = tmp_path_factory.mktemp("app_roots")
+    data, runs = base / "data", base / "runs"
+    generate_cohort("ankle", data / "phantoms_ankle", subjects=4, seed=0)
+    run = str(runs / "tiny")
+    assert main(["crossval", "--dataset", str(data / "phantoms_ankle"), "--methods", "all", "--folds", "2",
+                 "--preset", "tiny", "--out", run, "--device", "cpu"]) == 0
+    assert main(["embed", run]) == 0
+    assert main(["triage", run]) == 0
+    return data, runs

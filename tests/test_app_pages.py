@@ -1,7 +1,7 @@
 """The run pages driven headless with AppTest: run and method pickers, four-method comparison, results.
 
-One tiny run (four ankle phantoms, the four methods, two folds, preset ``tiny``: about a minute on two busy
-cores) is built once for the module; every test points the app at it through SPAR_DATA_ROOT / SPAR_RUNS_ROOT.
+One tiny run (four ankle phantoms, the four methods, two folds, preset ``tiny``; ``conftest.app_roots``) is
+built once per session; every test points the app at it through SPAR_DATA_ROOT / SPAR_RUNS_ROOT.
 """
 
 from __future__ import annotations
@@ -22,18 +22,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def roots(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(data root holding phantoms_ankle, runs root holding the finished run 'tiny')."""
-    from spar_core.cli import main
-    from spar_core.phantoms import generate_cohort
-
-    base = tmp_path_factory.mktemp("app_pages")
-    data, runs = base / "data", base / "runs"
-    generate_cohort("ankle", data / "phantoms_ankle", subjects=4, seed=0)
-    code = main(["crossval", "--dataset", str(data / "phantoms_ankle"), "--methods", "all", "--folds", "2",
-                 "--preset", "tiny", "--out", str(runs / "tiny")])
-    assert code == 0
-    return data, runs
+def roots(app_roots: tuple[Path, Path]) -> tuple[Path, Path]:
+    """The session's tiny run (see conftest.app_roots)."""
+    return app_roots
 
 
 def _start(monkeypatch: pytest.MonkeyPatch, data: Path, runs: Path, page: str | None = None) -> AppTest:

@@ -97,3 +97,19 @@ def test_bad_scheme_names_folds_argument(scheme: str) -> None:
 def test_ill_arguments_raise(call) -> None:
     with pytest.raises(SparError):
         call()
+
+
+def test_hold_out_tests_the_included_cases_first() -> None:
+    plain = hold_out(CASES, 0.3, seed=1, groups=GROUPS)[0]
+    train_case = plain.train[0]
+    (split,) = hold_out(CASES, 0.3, seed=1, groups=GROUPS, include=[train_case])
+    assert train_case in split.test
+    assert len({GROUPS.get(c, c) for c in split.test}) == len({GROUPS.get(c, c) for c in plain.test})
+    assert not set(split.train) & set(split.test)
+    assert hold_out(CASES, 0.3, seed=1, groups=GROUPS, include=[]) == [plain]  # nothing forced: unchanged
+
+
+@pytest.mark.parametrize("include", [["nope"], CASES])
+def test_hold_out_rejects_bad_includes(include: list[str]) -> None:
+    with pytest.raises(SparError, match="include"):
+        hold_out(CASES, 0.3, groups=GROUPS, include=include)

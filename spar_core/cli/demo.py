@@ -1,4 +1,5 @@
-"""``spar demo``: phantoms, the four methods on the ankle cohort (cpu preset, hold-out), and the report."""
+"""``spar demo``: phantoms, the four methods on the ankle cohort (cpu preset, hold-out), latent maps, triage and
+the report."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from spar_core.progress import cli_progress
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="build the demo run on the built-in phantoms (a few minutes on a CPU)",
                        description="Generate the built-in phantom cohorts if absent, cross-validate the four "
-                                   "methods on the ankle cohort with the cpu preset (one hold-out split), and "
-                                   "write the report. Started again, it finishes what is missing.")
+                                   "methods on the ankle cohort with the cpu preset (one hold-out split that "
+                                   "tests the degraded exams and random others), embed the latent codes, triage "
+                                   "the held-out exams and write the report. Started again, it finishes what "
+                                   "is missing.")
     p.add_argument("--out", type=Path, default=None, help="run folder (default: $SPAR_RUNS_ROOT/demo)")
     p.add_argument("--data", type=Path, default=None, help="where the phantoms live (default: $SPAR_DATA_ROOT)")
     p.add_argument("--preset", default="cpu", help="cpu (default) or tiny for a seconds-long smoke run")
