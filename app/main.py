@@ -15,6 +15,8 @@ page = st.navigation([
     st.Page("views/browse.py", title="Slice browser", icon=":material/layers:"),
     st.Page("views/compare.py", title="Compare methods", icon=":material/grid_view:"),
     st.Page("views/results.py", title="Results", icon=":material/table_chart:"),
+    st.Page("views/latent.py", title="Latent convergence", icon=":material/scatter_plot:"),
+    st.Page("views/triage.py", title="Outlier triage", icon=":material/troubleshoot:"),
     st.Page("views/runs.py", title="Runs", icon=":material/play_circle:"),
 ])
 root = data_access.bootstrap_if_fresh()

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spar_core.embedding import EMBEDDINGS_DIR, FoldSnapshots, load_snapshots
+from spar_core.embedding import EMBEDDINGS_DIR, FoldSnapshots, load_snapshots, read_table
 from spar_core.paths import atomic_path
 from spar_core.run_folder import RunFolder
 
@@ -52,10 +52,23 @@ def convergence_table(run: RunFolder | str | Path, fold: int) -> pd.DataFrame:
     return convergence_from_snapshots(load_snapshots(run, fold))
 
 
+def convergence_path(run: RunFolder, fold: int) -> Path:
+    return run.root / EMBEDDINGS_DIR / f"convergence_fold_{fold}.csv"
+
+
+def read_convergence(path: str | Path) -> pd.DataFrame:
+    """A table written by :func:`write_convergence`.
+
+    Raises:
+        SparError: unreadable, or a column of ``COLUMNS`` missing.
+    """
+    return read_table(path, COLUMNS)
+
+
 def write_convergence(run: RunFolder | str | Path, fold: int) -> Path:
     """Write :func:`convergence_table` atomically to ``RUN/embeddings/convergence_fold_<fold>.csv``."""
     run = RunFolder(run) if not isinstance(run, RunFolder) else run
-    path = run.root / EMBEDDINGS_DIR / f"convergence_fold_{fold}.csv"
+    path = convergence_path(run, fold)
     table = convergence_table(run, fold)
     with atomic_path(path) as tmp:
         table.to_csv(tmp, index=False)

@@ -246,6 +246,27 @@ def embeddings_path(run: RunFolder, fold: int) -> Path:
     return run.root / EMBEDDINGS_DIR / f"fold_{fold}.csv"
 
 
+def read_table(path: str | Path, columns: Sequence[str]) -> pd.DataFrame:
+    """A csv table that must hold ``columns`` (the embedding and convergence tables).
+
+    Raises:
+        SparError: unreadable, or a column missing (named).
+    """
+    try:
+        frame = pd.read_csv(path, dtype={"case": str, "structure": str})  # ids like "001" stay strings
+    except (OSError, ValueError) as err:
+        raise SparError(f"{path}: unreadable table ({type(err).__name__}: {err})") from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise SparError(f"{path}: missing column(s) {', '.join(missing)}; rewrite it with `spar embed RUN`")
+    return frame
+
+
+def read_embeddings(path: str | Path) -> pd.DataFrame:
+    """A table written by :func:`write_embeddings` (columns ``COLUMNS``; raises SparError like read_table)."""
+    return read_table(path, COLUMNS)
+
+
 def write_embeddings(run: RunFolder | str | Path, fold: int, kinds: Sequence[str] = EMBEDDINGS, seed: int = 0,
                      progress: Progress = silent) -> Path:
     """Compute :func:`embed_fold` and write it atomically to ``RUN/embeddings/fold_<fold>.csv``."""
