@@ -15,20 +15,16 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from apptest_support import start_app, started_run
+
 REPO = Path(__file__).resolve().parents[1]
-MAIN = str(REPO / "app" / "main.py")
 DISPLAY = ["Base. UNet", "Adv. Reg.", "Sh. Reg.", "SPAR"]
 
 pytestmark = pytest.mark.slow
 
 
 def _start(monkeypatch: pytest.MonkeyPatch, data: Path, runs: Path) -> AppTest:
-    monkeypatch.setenv("SPAR_DATA_ROOT", str(data))
-    monkeypatch.setenv("SPAR_RUNS_ROOT", str(runs))
-    monkeypatch.delenv("SPAR_PHANTOM_SUBJECTS", raising=False)
-    at = AppTest.from_file(MAIN, default_timeout=120).run()
-    at.switch_page("views/latent.py").run()
-    return at
+    return start_app(monkeypatch, data, runs, page="latent")
 
 
 @pytest.fixture
@@ -191,10 +187,7 @@ def test_run_without_maps_says_how_and_still_draws_the_curve(app_roots: tuple[Pa
 def test_run_without_snapshots_is_an_info(app_roots: tuple[Path, Path], tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     data, runs = app_roots
-    started = tmp_path / "runs" / "started"
-    (started / "folds" / "0").mkdir(parents=True)
-    shutil.copy(runs / "tiny" / "run.json", started / "run.json")
-    shutil.copy(runs / "tiny" / "folds" / "0" / "split.json", started / "folds" / "0" / "split.json")
+    started = started_run(runs / "tiny", tmp_path / "runs")
     at = _start(monkeypatch, data, tmp_path / "runs")
     _assert_ok(at)
     assert any("spar embed" in i.value for i in at.info)

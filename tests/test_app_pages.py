@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-REPO = Path(__file__).resolve().parents[1]
-MAIN = str(REPO / "app" / "main.py")
+from apptest_support import start_app, started_run
+
 DISPLAY = ["Base. UNet", "Adv. Reg.", "Sh. Reg.", "SPAR"]
 EXAMS = ["ankle_000", "ankle_001", "ankle_002", "ankle_003"]
 
@@ -27,14 +27,7 @@ def roots(app_roots: tuple[Path, Path]) -> tuple[Path, Path]:
     return app_roots
 
 
-def _start(monkeypatch: pytest.MonkeyPatch, data: Path, runs: Path, page: str | None = None) -> AppTest:
-    monkeypatch.setenv("SPAR_DATA_ROOT", str(data))
-    monkeypatch.setenv("SPAR_RUNS_ROOT", str(runs))
-    monkeypatch.delenv("SPAR_PHANTOM_SUBJECTS", raising=False)
-    at = AppTest.from_file(MAIN, default_timeout=120).run()
-    if page is not None:
-        at.switch_page(f"views/{page}.py").run()
-    return at
+_start = start_app
 
 
 @pytest.fixture
@@ -158,10 +151,7 @@ def test_run_without_metrics_or_outside_dataset(roots: tuple[Path, Path], tmp_pa
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     data, runs = roots
     # A run folder that has only started: config and splits, no model, no metrics.csv, no history.
-    started = tmp_path / "runs" / "started"
-    (started / "folds" / "0").mkdir(parents=True)
-    shutil.copy(runs / "tiny" / "run.json", started / "run.json")
-    shutil.copy(runs / "tiny" / "folds" / "0" / "split.json", started / "folds" / "0" / "split.json")
+    started = started_run(runs / "tiny", tmp_path / "runs")
     at = _start(monkeypatch, data, tmp_path / "runs", page="results")
     assert not at.exception and not at.error
     assert any("no metrics.csv yet" in i.value and "spar crossval" in i.value for i in at.info)

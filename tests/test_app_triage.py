@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-REPO = Path(__file__).resolve().parents[1]
-MAIN = str(REPO / "app" / "main.py")
+from apptest_support import start_app
+
 
 pytestmark = pytest.mark.slow
 
@@ -25,12 +25,7 @@ def roots(app_roots: tuple[Path, Path]) -> tuple[Path, Path]:
 
 
 def _start(monkeypatch: pytest.MonkeyPatch, data: Path, runs: Path) -> AppTest:
-    monkeypatch.setenv("SPAR_DATA_ROOT", str(data))
-    monkeypatch.setenv("SPAR_RUNS_ROOT", str(runs))
-    monkeypatch.delenv("SPAR_PHANTOM_SUBJECTS", raising=False)
-    at = AppTest.from_file(MAIN, default_timeout=180).run()
-    at.switch_page("views/triage.py").run()
-    return at
+    return start_app(monkeypatch, data, runs, page="triage", timeout=180)
 
 
 def _charts(at: AppTest) -> list[dict]:
