@@ -64,3 +64,14 @@ def average_gradients(params: Iterable[torch.nn.Parameter], info: DistInfo) -> N
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()
+
+
+def shutdown(info: DistInfo) -> None:
+    """Wait for every rank, then leave the process group.
+
+    A rank that exits while another still writes its files tears gloo's threads down mid-flight
+    (``terminate called without an active exception``); leaving together avoids it.
+    """
+    if info.enabled and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

@@ -129,7 +129,7 @@ def test_cli_rejects_a_bad_dataset(tmp_path: Path, capsys) -> None:
 def test_torchrun_two_processes_gloo(ankle_small: Path, tmp_path: Path) -> None:
     """DDP on the CPU: two processes share each batch, rank 0 alone writes the run folder."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29561",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "spar_core", "train", "--dataset", str(ankle_small), "--method", "spar", "--preset", "tiny",
            "--out", str(tmp_path / "run"), "--device", "cpu"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from spar_core.dataset import load_dataset
 from spar_core.device import pick_device
-from spar_core.distributed import device_for, init_distributed
+from spar_core.distributed import device_for, init_distributed, shutdown
 from spar_core.cli.options import add_device
 from spar_core.errors import SparError
 from spar_core.fold_training import train_fold
@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     history = train_fold(dataset, splits[args.fold], [args.method], preset, run_dir, device=device,
                          resume=True, progress=TqdmProgress() if dist.is_main else silent, dist=dist)
+    shutdown(dist)
     if dist.is_main:
         run_dir.update_config(status="trained")
         last = history[args.method][-1]
