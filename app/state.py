@@ -18,6 +18,7 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 import data_access
+import demo_offer
 from data_access import Run
 from spar_core.dataset import Dataset
 from spar_core.errors import SparError
@@ -170,9 +171,10 @@ def require_run(selection: Selection) -> Run:
         return selection.run
     if selection.run_error is None:  # (an error is already on the page)
         where = selection.runs_folder or runs_root()
-        st.info(f"This page needs a run, and there is none in {where} yet. Start one from a terminal: `spar demo` "
-                f"(the four methods on the ankle phantoms, a few minutes on a CPU; it writes {runs_root() / 'demo'}), "
-                f"or `spar crossval --dataset DIR --out {runs_root()}/NAME`.")
+        st.info(f"This page needs a run, and there is none in {where} yet. Build the demo run below, or start one "
+                f"from a terminal: `spar demo` (writes {runs_root() / 'demo'}) or "
+                f"`spar crossval --dataset DIR --out {runs_root()}/NAME`.")
+        demo_offer.offer_demo(runs_root(), selection.root, key="demo_offer_required")
         _link_runs_page()  # or from the app, where it has a Runs page
     st.stop()
 

@@ -155,12 +155,18 @@ def start_demo_job(preset: str = "cpu", root: str | Path | None = None, data: st
     Returns the demo job already running, if there is one, instead of starting a second.
     """
     runs = Path(root or runs_root()).resolve()
-    for job in list_jobs(runs):
-        if job.info().get("kind") == "demo" and not job_status(job).done:
-            return job
+    running = running_job("demo", runs)
+    if running is not None:
+        return running
     out = runs / DEMO_RUN
     return start(["demo", "--out", out, "--data", Path(data or data_root()).resolve(), "--preset", preset],
                  title=f"Demo run ({preset} preset)", run_dir=out, root=runs)
+
+
+def running_job(kind: str, root: str | Path | None = None) -> Job | None:
+    """The newest job of this kind (the sub-command, e.g. "demo") still running in the runs root, if any."""
+    return next((job for job in list_jobs(root)
+                 if job.info().get("kind") == kind and not job_status(job).done), None)
 
 
 def _new_folder(parent: Path) -> Path:

@@ -4,14 +4,17 @@ import pandas as pd
 import streamlit as st
 
 import data_access
+import demo_offer
 import state
 from spar_core.errors import SparError
+from spar_core.paths import runs_root
 from spar_core.figures import extract_slice, in_plane_spacing, slice_figure, structure_colors
 
 SLICE_KEY, OPACITY_KEY, MODE_KEY, WINDOW_KEY = "slice", "opacity", "overlay_mode", "window"
 
 st.title("Slice browser")
 selection = state.current()
+demo_offer.offer_demo(runs_root(), selection.root, key="demo_offer_browse")
 if selection.dataset is None or selection.exam is None:
     st.info("Pick a dataset and an exam in the sidebar.")
     st.stop()

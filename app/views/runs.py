@@ -8,6 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 import data_access
+import demo_offer
 import state
 from spar_core import jobs
 from spar_core.errors import SparError
@@ -20,7 +21,8 @@ from spar_core.splits import make_splits
 MAX_JOBS_SHOWN = 10
 LOG_LINES = 40
 FOLD_CHOICES = ["holdout", "loo", "2", "3", "4", "5", "10"]
-UPLOAD_KEY, STAGED_KEY, RUNNING_KEY, STARTED_KEY = "predict_upload", "_predict_staged", "_jobs_running", "_job_started"
+UPLOAD_KEY, STAGED_KEY, RUNNING_KEY = "predict_upload", "_predict_staged", "_jobs_running"
+STARTED_KEY = demo_offer.STARTED_KEY
 _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 st.title("Runs")
@@ -37,19 +39,6 @@ def started(job: jobs.Job) -> None:
     st.rerun()
 
 
-def progress_text(event: dict | None) -> str:
-    """One line for the bar: what runs now, and how far."""
-    if event is None:
-        return "starting…"
-    label = event.get("label") or event["stage"]
-    if event["stage"] == "crossval":
-        text = f"unit {event['epoch']}/{event['epochs']}: {label}"
-    else:
-        text = f"{label}: epoch {event['epoch']}/{event['epochs']}, step {event['step']}/{event['steps']}"
-    loss = event.get("values", {}).get("loss")
-    return text + (f", loss {loss:.3g}" if loss is not None else "")
-
-
 # ---------------------------------------------------------------------------------------------- start
 
 
@@ -59,10 +48,7 @@ def demo_ui() -> None:
     preset = st.selectbox("Preset", ["cpu", "tiny"], key="demo_preset",
                           help="cpu: a few minutes on two cores; tiny: about a minute, a smoke run")
     if st.button("Build the demo run", key="demo_start"):
-        try:
-            started(jobs.start_demo_job(preset, runs, data))
-        except SparError as err:
-            st.error(str(err))
+        demo_offer.start_demo(runs, data, preset)
 
 
 def crossval_ui() -> None:
@@ -151,19 +137,7 @@ def predict_ui() -> None:
             st.error(str(err))
 
 
-if not jobs.run_folders(runs):
-    demo_running = any(job.info().get("kind") == "demo" and not jobs.job_status(job).done
-                       for job in jobs.list_jobs(runs))
-    if demo_running:
-        st.info("The demo run is being built (see Jobs below); it appears in the run list when it is done.")
-    else:
-        st.info("No run yet. Build the demo run: the four methods trained and scored on the built-in ankle "
-                "phantoms (a few minutes on a CPU); it then appears in the run list.")
-        if st.button("Build the demo run now", type="primary", key="demo_first"):
-            try:
-                started(jobs.start_demo_job("cpu", runs, data))
-            except SparError as err:
-                st.error(str(err))
+demo_offer.offer_demo(runs, data, key="demo_first", follow=False)
 
 demo_tab, crossval_tab, predict_tab = st.tabs(["Demo", "Cross-validation", "Segment an exam"])
 with demo_tab:
@@ -187,9 +161,7 @@ def job_ui(job: jobs.Job) -> None:
                 jobs.cancel(job)
                 st.rerun()
             event = jobs.read_progress(job)
-            overall = None if event is None else event.get("overall")
-            value = overall if overall is not None else (event or {}).get("fraction", 0.0)
-            st.progress(min(max(float(value), 0.0), 1.0), text=progress_text(event))
+            st.progress(demo_offer.progress_value(event), text=demo_offer.progress_text(event))
         elif status.state == jobs.OK:
             seconds = info.get("ended", info.get("started", 0.0)) - info.get("started", 0.0)
             where = f" · run {info['run_dir']}" if info.get("run_dir") else ""
