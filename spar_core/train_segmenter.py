@@ -28,6 +28,7 @@ from spar_core.models import ShapeAutoEncoder, UNet, UNetConfig
 from spar_core.presets import Preset
 from spar_core.progress import Progress, ProgressEvent, silent
 from spar_core.regularizers import build_regularizer
+from spar_core.seg_loss import segmentation_loss
 from spar_core.slice_set import SliceSet
 from spar_core.train_shape_ae import epoch_generator
 
@@ -39,7 +40,7 @@ LATENT_DIR = "latent"
 class SegmenterTrainer:
     """The UNet of one method with its regularizer, optimizers and loss scalers; ``step`` is one batch:
     a discriminator update (real = truth, fake = detached prediction), then a segmenter update on
-    CE(ŷ, y) + λ·L_reg(ŷ)."""
+    L_seg(ŷ, y) + λ·L_reg(ŷ), L_seg the preset's ``seg_loss`` (CE in the paper)."""
 
     def __init__(self, method: str, preset: Preset, shape_ae: ShapeAutoEncoder | None, *,
                  device: torch.device, dist: DistInfo = DistInfo()) -> None:
@@ -52,6 +53,7 @@ class SegmenterTrainer:
                                      encoder=shape_ae.encoder if shape_ae is not None else None,
                                      code_disc_cfg=preset.code_disc, mask_disc_cfg=preset.mask_disc).to(device)
         self.lam = tc.lam(method) if method != "baseline" else 0.0
+        self.seg_loss = tc.seg_loss
         self.opt_s = torch.optim.Adam(self.unet.parameters(), lr=tc.lr)
         self.d_params = self.reg.discriminator_parameters()
         self.opt_d = torch.optim.Adam(self.d_params, lr=tc.lr) if self.d_params else None
@@ -82,18 +84,18 @@ class SegmenterTrainer:
             self.scaler_d.update()
             d_value = float(d_loss.detach())
         self.opt_s.zero_grad(set_to_none=True)
-        ce = F.cross_entropy(logits.float(), y)
+        data_term, parts = segmentation_loss(self.seg_loss, logits, probs, y, onehot)
         if self.lam > 0:
             with autocast(device):
                 reg_term = self.reg.segmenter_term(probs, onehot, x).float()
         else:
             reg_term = torch.zeros((), device=device)
-        loss = ce + self.lam * reg_term
+        loss = data_term + self.lam * reg_term
         self.scaler_s.scale(loss).backward()
         self.scaler_s.step(self.opt_s)
         self.scaler_s.update()
-        return {"loss": float(loss.detach()), "ce": float(ce.detach()), "reg": float(reg_term.detach()),
-                "d_loss": d_value}
+        return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()},
+                "reg": float(reg_term.detach()), "d_loss": d_value}
 
     def state_dict(self) -> dict:
         return {"unet": self.unet.state_dict(), "opt_s": self.opt_s.state_dict(),

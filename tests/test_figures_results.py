@@ -170,7 +170,7 @@ def test_learning_curves_average_folds_and_skip_absent_terms() -> None:
     }
     fig = learning_curves(histories)
     assert [a.text for a in fig.layout.annotations] == [
-        "segmenter loss (CE + λ·L_reg)", "cross-entropy", "L_reg (regularizer)", "discriminator loss"]
+        "segmenter loss (L_seg + λ·L_reg)", "cross-entropy", "L_reg (regularizer)", "discriminator loss"]
     lines = [t for t in fig.data if t.mode == "lines+markers"]
     # loss and ce for both methods (registry order), reg and d_loss for SPAR only: the baseline's are all 0.
     assert [(t.name, t.xaxis) for t in lines] == [

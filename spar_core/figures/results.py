@@ -24,8 +24,9 @@ METHOD_PALETTE: tuple[str, ...] = ("#4477AA", "#EE6677", "#228833", "#CCBB44", "
 
 # history.jsonl loss terms, in plotting order, with their panel titles.
 LOSS_TERMS: dict[str, str] = {
-    "loss": "segmenter loss (CE + λ·L_reg)",
+    "loss": "segmenter loss (L_seg + λ·L_reg)",
     "ce": "cross-entropy",
+    "dice": "soft Dice loss (L_seg = CE + Dice)",
     "reg": "L_reg (regularizer)",
     "d_loss": "discriminator loss",
 }
