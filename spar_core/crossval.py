@@ -157,7 +157,8 @@ def run_summary(dataset: Dataset, splits: Sequence[Split], methods: Sequence[str
                 folds: str, post_cfg: PostprocessConfig) -> dict:
     """What run.json records about a cross-validation."""
     return {"kind": "crossval", "dataset": str(Path(dataset.root).resolve()), "dataset_name": dataset.name,
-            "labels": dataset.labels, "slice_axis": dataset.slice_axis, "preset": preset.name, "folds": folds,
+            "labels": dataset.labels, "slice_axis": dataset.slice_axis, "preset": preset.name,
+            "preset_settings": preset.for_classes(len(dataset.labels)).settings(), "folds": folds,
             "n_folds": len(splits), "methods": list(methods),
             "postprocess": {"largest_component": post_cfg.largest_component, "closing_mm": post_cfg.closing_mm,
                             "connectivity": post_cfg.connectivity}}

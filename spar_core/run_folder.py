@@ -83,12 +83,18 @@ class RunFolder:
         write_json(self.config_path, {**config, "versions": versions})
 
     def check_same_experiment(self, summary: dict[str, Any]) -> None:
-        """Refuse to continue a run folder with another dataset, preset, split scheme or method list."""
+        """Refuse to continue a run folder with another dataset, preset, split scheme or method list, or with a
+        preset whose settings changed since the run began."""
         old = self.read_config()
         for key in ("dataset", "preset", "folds", "methods"):
             if key in old and old[key] != summary[key]:
                 raise SparError(f"{self.config_path}: this run has {key} {old[key]!r}, not {summary[key]!r}; "
                                 "use another --out to start a new run")
+        before, now = old.get("preset_settings"), summary.get("preset_settings")
+        if before is not None and now is not None and before != now:
+            changed = sorted(_changed_keys(before, now))
+            raise SparError(f"{self.config_path}: preset {summary['preset']!r} changed since this run began "
+                            f"({', '.join(changed)}); finish it with the version it began with, or use another --out")
 
     def update_config(self, **changes: Any) -> None:
         self.write_config({**self.read_config(), **changes})
@@ -116,3 +122,11 @@ class RunFolder:
             raise SparError(f"{path}: fold {fold} has no split in this run")
         data = json.loads(path.read_text())
         return Split(fold=int(data["fold"]), train=tuple(data["train"]), test=tuple(data["test"]))
+
+
+def _changed_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """Dotted paths where two nested JSON dicts differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [k for key in sorted(set(a) | set(b))
+                for k in _changed_keys(a.get(key), b.get(key), f"{prefix}{key}.")]
+    return [] if a == b else [prefix.rstrip(".")]

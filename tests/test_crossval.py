@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import nibabel
@@ -60,6 +61,23 @@ def test_finished_units_are_skipped(tiny_crossval: Path, ankle_small: Path) -> N
     stamps = {p: p.stat().st_mtime_ns for p in tiny_crossval.glob("folds/*/*/model.pt")}
     assert main(["crossval", "--dataset", str(ankle_small), "--methods", "all", "--folds", "2", "--preset",
                  "tiny", "--out", str(tiny_crossval), "--device", "cpu"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+def test_run_records_its_preset_and_refuses_a_changed_one(tiny_crossval: Path, ankle_small: Path,
+                                                           tmp_path: Path, capsys) -> None:
+    recorded = RunFolder(tiny_crossval).read_config()["preset_settings"]
+    assert recorded["train"]["batch_size"] == 8 and recorded["unet"]["num_classes"] == 4  # ankle: 3 bones + bg
+    changed = tmp_path / "run"
+    shutil.copytree(tiny_crossval, changed)
+    config = RunFolder(changed).read_config()
+    config["preset_settings"]["train"]["lr"] = 0.5  # as if the preset's definition had changed since
+    RunFolder(changed).write_config(config)
+    stamps = {p: p.stat().st_mtime_ns for p in changed.glob("folds/*/*/model.pt")}
+    assert main(["crossval", "--dataset", str(ankle_small), "--methods", "all", "--folds", "2", "--preset",
+                 "tiny", "--out", str(changed), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "changed since this run began (train.lr)" in err[0]
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
 
