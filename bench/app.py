@@ -1,4 +1,5 @@
-"""Server time of one slice-slider move on the slice browser and on the four-method comparison page.
+"""Server time of one slice-slider move on the slice browser and on the four-method comparison page, and of
+the main widget changes on the latent-convergence and triage pages.
 
     python bench/app.py --data /tmp/demo_data --runs-root /tmp/runs [--run demo] [--moves 12]
 
@@ -82,6 +83,36 @@ def slider_moves(at, key: str, moves: int) -> list[tuple[float, float, float]]:
     return times
 
 
+def selectbox_changes(at, key: str, moves: int) -> list[tuple[float, float, float]]:
+    """(AppTest wall, script wall, script CPU) ms of ``moves`` picks cycling through a selectbox's options,
+    after one warm-up pass over them (first views fill the caches; what is timed is coming back)."""
+    count = len(at.selectbox(key=key).options)
+    for i in range(count):  # warm-up
+        at.selectbox(key=key).select_index(i).run()
+    times = []
+    for m in range(moves):
+        start = time.perf_counter()
+        at.selectbox(key=key).select_index(m % count).run()
+        times.append((1000 * (time.perf_counter() - start), *SCRIPT_TIMES[-1]))
+        if at.exception:
+            raise SystemExit(f"the page raised: {at.exception[0].value}")
+    return times
+
+
+def toggle_flips(at, key: str, moves: int) -> list[tuple[float, float, float]]:
+    """The same for ``moves`` flips of a toggle (after a warm-up on and off)."""
+    for value in (True, False):
+        at.toggle(key=key).set_value(value).run()
+    times = []
+    for m in range(moves):
+        start = time.perf_counter()
+        at.toggle(key=key).set_value(m % 2 == 0).run()
+        times.append((1000 * (time.perf_counter() - start), *SCRIPT_TIMES[-1]))
+        if at.exception:
+            raise SystemExit(f"the page raised: {at.exception[0].value}")
+    return times
+
+
 def share_script_cache() -> None:
     """Make AppTest keep compiled scripts across runs, as a Streamlit server does."""
     from streamlit.runtime.scriptrunner.script_cache import ScriptCache
@@ -138,6 +169,24 @@ def breakdown(run_dir: Path, dataset_dir: Path, repeats: int) -> dict[str, float
     }
 
 
+# (page, widget key, what is changed, timer): the server work of the other pages' main widgets.
+PAGE_WIDGETS = [
+    ("latent", "latent_point", "open another point's mask", selectbox_changes),
+    ("latent", "latent_method", "switch method", selectbox_changes),
+    ("triage", "triage_exam", "open another exam", selectbox_changes),
+    ("triage", "triage_3d", "3D surface on/off", toggle_flips),
+]
+
+
+def _table(results: dict[str, list[tuple[float, float, float]]], reference: float, *, target: bool) -> None:
+    print(f"{'page':<36}{'AppTest':>15}{'server':>15}{'server CPU':>15}{'target':>8}{'CPU × ref':>11}")
+    for page, times in results.items():
+        cols = [(statistics.median(c), max(c)) for c in zip(*times)]
+        verdict = ("ok" if cols[1][0] <= TARGET_MS else "SLOW") if target else "-"
+        cells = "".join(f"{f'{m:.0f} ({x:.0f})':>15}" for m, x in cols)
+        print(f"{page:<36}{cells}{verdict:>8}{cols[2][0] / reference:>11.1f}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=os.environ.get("SPAR_DATA_ROOT"),
@@ -178,13 +227,22 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"compare page failed: {[e.value for e in [*at.exception, *at.error]]}")
     results["compare (4 methods)"] = slider_moves(at, "compare_slice", args.moves)
 
+    others = {}
+    for page, key, what, timer in PAGE_WIDGETS:
+        at.switch_page(f"views/{page}.py").run()
+        if at.exception or at.error:
+            raise SystemExit(f"{page} page failed: {[e.value for e in [*at.exception, *at.error]]}")
+        if not [w for w in [*at.selectbox, *at.toggle] if w.key == key]:
+            print(f"({page}: no widget {key!r}; is the run's {page} output missing?)")
+            continue
+        others[f"{page}: {what}"] = timer(at, key, args.moves)
+
     print(f"\nms per slider move, median (max) over {args.moves} moves; the target applies to the server time")
-    print(f"{'page':<22}{'AppTest':>15}{'server':>15}{'server CPU':>15}{'target':>8}{'CPU × ref':>11}")
-    for page, times in results.items():
-        cols = [(statistics.median(c), max(c)) for c in zip(*times)]
-        verdict = "ok" if cols[1][0] <= TARGET_MS else "SLOW"
-        cells = "".join(f"{f'{m:.0f} ({x:.0f})':>15}" for m, x in cols)
-        print(f"{page:<22}{cells}{verdict:>8}{cols[2][0] / reference:>11.1f}")
+    _table(results, reference, target=True)
+    if others:
+        print(f"\nms per widget change on the other pages, median (max) over {args.moves} changes (no target: "
+              "not a slider)")
+        _table(others, reference, target=False)
     print(f"\ncore work of one compare move (no Streamlit; load average {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} cores):")
     for name, ms in parts.items():
