@@ -64,16 +64,17 @@ def run_demo(out: str | Path, data_root: str | Path, *, preset_name: str = "cpu"
         run.check_same_experiment(summary)
     run.write_config({**summary, "kind": "demo", "status": "running"})
     start = time.perf_counter()
-    run_crossval(dataset, splits, methods, preset, run, device=pick_device(device), post_cfg=post_cfg,
-                 progress=progress)
-    if is_complete(run, splits, methods):
-        for split in splits:
-            progress(ProgressEvent("embed", 1, 1, 0, 1, label=f"latent maps fold {split.fold}"))
-            write_embeddings(run, split.fold, progress=progress)
-            write_convergence(run, split.fold)
-        progress(ProgressEvent("triage", 1, 1, 0, 1, label="outlier triage"))
-        write_triage(run, device=pick_device(device), progress=progress)
-    report = write_report(run)
+    with run.stopped_on_interrupt():
+        run_crossval(dataset, splits, methods, preset, run, device=pick_device(device), post_cfg=post_cfg,
+                     progress=progress)
+        if is_complete(run, splits, methods):
+            for split in splits:
+                progress(ProgressEvent("embed", 1, 1, 0, 1, label=f"latent maps fold {split.fold}"))
+                write_embeddings(run, split.fold, progress=progress)
+                write_convergence(run, split.fold)
+            progress(ProgressEvent("triage", 1, 1, 0, 1, label="outlier triage"))
+            write_triage(run, device=pick_device(device), progress=progress)
+        report = write_report(run)
     run.update_config(status="complete" if is_complete(run, splits, methods) else "partial",
                       seconds=round(time.perf_counter() - start, 1))
     return report

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 import platform
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -98,6 +99,17 @@ class RunFolder:
 
     def update_config(self, **changes: Any) -> None:
         self.write_config({**self.read_config(), **changes})
+
+    @contextmanager
+    def stopped_on_interrupt(self) -> Iterator[None]:
+        """Mark run.json ``status: stopped`` when the block is interrupted (Ctrl-C, SIGTERM) or fails, then
+        re-raise: a cancelled run does not stay "running" forever. Finished units stay; rerunning resumes."""
+        try:
+            yield
+        except BaseException:
+            if self.config_path.is_file():
+                self.update_config(status="stopped")
+            raise
 
     def folds(self) -> list[int]:
         base = self.root / "folds"

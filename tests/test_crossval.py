@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import nibabel
@@ -131,3 +136,24 @@ def test_predict_on_an_unlabeled_exam(tiny_crossval: Path, ankle_small: Path, tm
     # A method the run did not train.
     assert main(["predict", "--run", str(tiny_crossval), "--method", "nope", "--image", str(image),
                  "--out", str(tmp_path / "y.nii.gz")]) == 2
+
+
+def test_sigterm_stops_a_run_cleanly(ankle_small: Path, tmp_path: Path) -> None:
+    """A scheduler's or the app's cancel (SIGTERM): one line, exit 143, run.json says "stopped", and no
+    temporary file is left behind."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "spar_core", "crossval", "--dataset", str(ankle_small), "--methods", "all",
+           "--folds", "2", "--preset", "tiny", "--out", str(out), "--device", "cpu"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 120
+    while not (out / "folds" / "0" / "shape_ae.pt").is_file():  # well inside the run
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be stopped"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    lines = [line for line in err.splitlines() if "spar crossval:" in line]
+    assert lines == ["spar crossval: stopped (SIGTERM)"]
+    assert RunFolder(out).read_config()["status"] == "stopped"
+    assert not list(out.rglob(".*")), "a temporary file was left behind"

@@ -1,14 +1,18 @@
 """The ``spar`` command: one sub-command per module in this package.
 
 Each sub-command module exposes ``register(subparsers)``, which adds its parser and sets ``func`` to the
-function that runs it. A :class:`~spar_core.errors.SparError` becomes one line on stderr and exit status 2.
+function that runs it. A :class:`~spar_core.errors.SparError` becomes one line on stderr and exit status 2;
+SIGTERM (a scheduler's or the app's cancel) unwinds like Ctrl-C, so that a run records that it stopped and
+temporary files are removed, and exits with 143.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 from typing import Sequence
 
 from spar_core.errors import SparError
@@ -30,17 +34,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM received: unwinds the stack like KeyboardInterrupt (``finally`` blocks and handlers run)."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
     try:
         code = args.func(args)
     except SparError as err:
         print(f"spar {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"spar {args.command}: interrupted", file=sys.stderr)
+        print(f"\nspar {args.command}: interrupted", file=sys.stderr)  # \n: after a progress bar's line
         return 130
+    except Terminated:
+        print(f"\nspar {args.command}: stopped (SIGTERM)", file=sys.stderr)
+        return 143
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return int(code or 0)
 
 

@@ -49,8 +49,9 @@ def run(args: argparse.Namespace) -> int:
         run_dir.check_same_experiment(summary)
     run_dir.write_config({**summary, "status": "running"})
     start = time.perf_counter()
-    frame = run_crossval(dataset, splits, methods, preset, run_dir, device=pick_device(args.device), shard=shard,
-                         post_cfg=post_cfg, progress=cli_progress(args.progress_file))
+    with run_dir.stopped_on_interrupt():
+        frame = run_crossval(dataset, splits, methods, preset, run_dir, device=pick_device(args.device),
+                             shard=shard, post_cfg=post_cfg, progress=cli_progress(args.progress_file))
     done = is_complete(run_dir, splits, methods)
     run_dir.update_config(status="complete" if done else "partial")
     print(f"shard {shard.index}/{shard.count}: {len(frame)} metric rows in {run_dir.metrics_csv} "
