@@ -44,6 +44,11 @@ def start_demo(runs: Path, data: Path, preset: str = "cpu") -> None:
     except SparError as err:
         st.error(str(err))
         return
+    announce_started(job)
+
+
+def announce_started(job: jobs.Job) -> None:
+    """Rerun the page once a job started; the next run shows a notice of it (``STARTED_KEY``) and follows it."""
     st.session_state[STARTED_KEY] = job.info().get("title", job.id)
     st.rerun()
 
@@ -52,8 +57,8 @@ def _follow(runs: Path) -> None:
     job = jobs.running_job("demo", runs)
     if job is None:  # it ended: rerun everything, so the sidebar lists the run (or the Runs page the failure)
         st.rerun(scope="app")
-    st.progress(progress_value(jobs.read_progress(job)),
-                text="Building the demo run: " + progress_text(jobs.read_progress(job)))
+    event = jobs.read_progress(job)
+    st.progress(progress_value(event), text="Building the demo run: " + progress_text(event))
 
 
 def offer_demo(runs: Path, data: Path, *, key: str, follow: bool = True) -> None:

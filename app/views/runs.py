@@ -33,12 +33,6 @@ if STARTED_KEY in st.session_state:
     st.toast(f"Started: {st.session_state.pop(STARTED_KEY)}", icon=":material/play_circle:")
 
 
-def started(job: jobs.Job) -> None:
-    """Rerun the whole page once a job started: the notice, the job list and its polling follow."""
-    st.session_state[STARTED_KEY] = job.info().get("title", job.id)
-    st.rerun()
-
-
 # ---------------------------------------------------------------------------------------------- start
 
 
@@ -77,9 +71,10 @@ def crossval_ui() -> None:
         dataset = data_access.get_dataset(data / name, data)
         make_splits([case.case_id for case in dataset.cases], folds)  # a bad K fails here, not in the job
         out = runs / run_name
-        started(jobs.start(["crossval", "--dataset", dataset.root, "--methods", ",".join(methods), "--folds", folds,
-                            "--preset", preset, "--out", out],
-                           title=f"Cross-validation {run_name} ({name}, {folds}, {preset})", run_dir=out, root=runs))
+        job = jobs.start(["crossval", "--dataset", dataset.root, "--methods", ",".join(methods), "--folds", folds,
+                          "--preset", preset, "--out", out],
+                         title=f"Cross-validation {run_name} ({name}, {folds}, {preset})", run_dir=out, root=runs)
+        demo_offer.announce_started(job)
     except SparError as err:
         st.error(str(err))
 
@@ -129,10 +124,11 @@ def predict_ui() -> None:
         case = image.name.removesuffix(".gz").removesuffix(".nii")
         out = image.parent / f"{case}_{method}_fold{fold}.nii.gz"
         try:
-            started(jobs.start(["predict", "--run", runs / run_name, "--method", method, "--fold", fold,
-                                "--image", image, "--out", out],
-                               title=f"Segment {image.name} ({run_name}, {method}, fold {fold})", output=out,
-                               root=runs))
+            job = jobs.start(["predict", "--run", runs / run_name, "--method", method, "--fold", fold,
+                              "--image", image, "--out", out],
+                             title=f"Segment {image.name} ({run_name}, {method}, fold {fold})", output=out,
+                             root=runs)
+            demo_offer.announce_started(job)
         except SparError as err:
             st.error(str(err))
 
