@@ -13,7 +13,7 @@ Bootstrap: when the data root holds no dataset at all, the app writes the ankle 
 ``SPAR_PHANTOM_SUBJECTS=N`` to generate N exams per cohort instead of the paper's cohort sizes (tests, CI).
 A root that already holds datasets (yours) is left alone; the sidebar then offers the phantoms on request.
 
-Runs: run folders (``run.json`` and the rest of the layout in :mod:`spar_core.run_folder`) are read only inside
+Runs: run folders (``run.json`` and the rest of the layout in :mod:`spar_core.runs.run_folder`) are read only inside
 the runs root (``$SPAR_RUNS_ROOT``, default ``./runs``), the same way. A run's config, metrics, report,
 histories and predictions are cached keyed by path and modification times, so a run that is still training
 shows its new files on the next rerun.
@@ -33,13 +33,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from spar_core.dataset import Dataset, load_dataset, load_volume
+from spar_core.data.dataset import Dataset, load_dataset, load_volume
 from spar_core.errors import SparError
 from spar_core.figures import busiest_slice
 from spar_core.paths import DATA_ROOT_ENV, data_root, is_within
 
 if TYPE_CHECKING:  # the report module pulls in scipy; imported where a run is read
-    from spar_core.report import Report
+    from spar_core.evaluation.report import Report
 
 PHANTOM_COHORTS: dict[str, str] = {"phantoms_ankle": "ankle", "phantoms_shoulder": "shoulder"}
 SUBJECTS_ENV = "SPAR_PHANTOM_SUBJECTS"
@@ -142,8 +142,8 @@ class Exam:
 @st.cache_data(max_entries=8, show_spinner="Reading the exam…")
 def _load_exam(_dataset: Dataset, folder: str, case_id: str, stamp: tuple[int, int, int]) -> Exam:
     # Keyed by (folder, case_id, stamp); the leading underscore keeps the dataset itself out of the hash.
-    # Imported here: spar_core.slicing pulls in torch (about a second), needed only once an exam is shown.
-    from spar_core.slicing import normalize_intensity
+    # Imported here: spar_core.data.slicing pulls in torch (about a second), needed only once an exam is shown.
+    from spar_core.data.slicing import normalize_intensity
 
     volume = load_volume(_dataset, case_id)
     volumes: dict[str, float] = {}
@@ -207,8 +207,8 @@ def _run_stamp(root: Path) -> tuple[int, ...]:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _load_run(root: str, allowed: str, stamp: tuple[int, ...]) -> Run:
-    from spar_core.report import method_order
-    from spar_core.run_folder import RunFolder  # imports torch (for the versions it writes)
+    from spar_core.evaluation.report import method_order
+    from spar_core.runs.run_folder import RunFolder  # imports torch (for the versions it writes)
 
     folder = RunFolder(Path(root))
     config = folder.read_config()
@@ -264,13 +264,13 @@ def run_dataset(run: Run, allowed: Path) -> Dataset:
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def _load_metrics(path: str, stamp: int) -> pd.DataFrame:
-    from spar_core.report import load_metrics
+    from spar_core.evaluation.report import load_metrics
 
     return load_metrics(path)
 
 
 def get_metrics(run: Run) -> pd.DataFrame | None:
-    """``RUN/metrics.csv`` validated (:func:`spar_core.report.load_metrics`); None while it does not exist.
+    """``RUN/metrics.csv`` validated (:func:`spar_core.evaluation.report.load_metrics`); None while it does not exist.
 
     Raises:
         SparError: an unreadable or invalid table.
@@ -283,13 +283,13 @@ def get_metrics(run: Run) -> pd.DataFrame | None:
 
 @st.cache_data(max_entries=8, show_spinner="Computing the report (bootstrap and paired tests)…")
 def _build_report(path: str, stamp: int, postprocessed: bool) -> Report:
-    from spar_core.report import build_report, load_metrics
+    from spar_core.evaluation.report import build_report, load_metrics
 
     return build_report(load_metrics(path), postprocessed=postprocessed)
 
 
 def get_report(run: Run, postprocessed: bool) -> Report | None:
-    """The report's tables (:func:`spar_core.report.build_report`) of the run; None without metrics.csv.
+    """The report's tables (:func:`spar_core.evaluation.report.build_report`) of the run; None without metrics.csv.
 
     Raises:
         SparError: an invalid table, or no rows for ``postprocessed``.
@@ -388,7 +388,7 @@ def generate_phantoms(folder: Path, progress: Callable[[str, int, int], None] | 
         SparError: a non-empty ``phantoms_*`` folder without ``dataset.json`` is in the way, or a bad
             ``$SPAR_PHANTOM_SUBJECTS``.
     """
-    from spar_core.phantoms import generate_cohort
+    from spar_core.data.phantoms import generate_cohort
 
     subjects = phantom_subjects()
     written: list[Path] = []

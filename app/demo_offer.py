@@ -1,6 +1,6 @@
 """The first-launch offer: on a machine with no run yet, build the demo run in a background job and follow it.
 
-Shown on the first page and on the Runs page. The job runs in its own process (``spar_core.jobs``); the
+Shown on the first page and on the Runs page. The job runs in its own process (``spar_core.runs.jobs``); the
 offer polls its progress file once a second in a fragment and reruns the whole app when the run is done,
 so the new run appears in the sidebar.
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from spar_core import jobs
+from spar_core.runs import jobs
 from spar_core.errors import SparError
 
 STARTED_KEY = "_job_started"

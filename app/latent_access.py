@@ -29,15 +29,15 @@ def _inside(path: Path, run: Run) -> Path:
 
 def run_folds(run: Run) -> list[int]:
     """The run's folds (``folds/<k>/split.json``), in order."""
-    from spar_core.run_folder import RunFolder
+    from spar_core.runs.run_folder import RunFolder
 
     return RunFolder(run.root).folds()
 
 
 def embeddings_file(run: Run, fold: int) -> Path:
     """``RUN/embeddings/fold_<fold>.csv``, written by ``spar embed``."""
-    from spar_core.embedding import embeddings_path
-    from spar_core.run_folder import RunFolder
+    from spar_core.latent.embedding import embeddings_path
+    from spar_core.runs.run_folder import RunFolder
 
     return embeddings_path(RunFolder(run.root), fold)
 
@@ -50,13 +50,13 @@ def _snapshot_stamp(run: Run, fold: int) -> tuple[tuple[str, int], ...]:
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def _load_embeddings(path: str, stamp: int) -> pd.DataFrame:
-    from spar_core.embedding import read_embeddings
+    from spar_core.latent.embedding import read_embeddings
 
     return read_embeddings(path)
 
 
 def get_embeddings(run: Run, fold: int) -> pd.DataFrame | None:
-    """The fold's embedding table (:data:`spar_core.embedding.COLUMNS`); None until ``spar embed`` wrote it.
+    """The fold's embedding table (:data:`spar_core.latent.embedding.COLUMNS`); None until ``spar embed`` wrote it.
 
     Raises:
         SparError: the file lies outside the run folder, or is unreadable / lacks columns.
@@ -69,15 +69,15 @@ def get_embeddings(run: Run, fold: int) -> pd.DataFrame | None:
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def _load_convergence(path: str, stamp: int) -> pd.DataFrame:
-    from spar_core.convergence import read_convergence
+    from spar_core.latent.convergence import read_convergence
 
     return read_convergence(path)
 
 
 @st.cache_data(max_entries=8, show_spinner="Reading the latent snapshots…")
 def _snapshot_tables(root: str, fold: int, stamp: tuple[tuple[str, int], ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from spar_core.convergence import convergence_from_snapshots, pair_distances
-    from spar_core.embedding import load_snapshots
+    from spar_core.latent.convergence import convergence_from_snapshots, pair_distances
+    from spar_core.latent.embedding import load_snapshots
 
     snaps = load_snapshots(root, fold)
     pairs = snaps.frame[["method", "epoch", "structure", "case", "slice"]].assign(distance=pair_distances(snaps))
@@ -85,14 +85,14 @@ def _snapshot_tables(root: str, fold: int, stamp: tuple[tuple[str, int], ...]) -
 
 
 def get_convergence(run: Run, fold: int) -> pd.DataFrame | None:
-    """The fold's convergence table (:data:`spar_core.convergence.COLUMNS`): the csv ``spar embed`` wrote, or
+    """The fold's convergence table (:data:`spar_core.latent.convergence.COLUMNS`): the csv ``spar embed`` wrote, or
     computed from the snapshots (a fraction of a second) when there is none yet; None without snapshots.
 
     Raises:
         SparError: a file outside the run folder, an unreadable table or snapshot.
     """
-    from spar_core.convergence import convergence_path
-    from spar_core.run_folder import RunFolder
+    from spar_core.latent.convergence import convergence_path
+    from spar_core.runs.run_folder import RunFolder
 
     path = convergence_path(RunFolder(run.root), fold)
     if path.is_file():

@@ -20,7 +20,7 @@ from streamlit.errors import StreamlitAPIException
 import data_access
 import demo_offer
 from data_access import Run
-from spar_core.dataset import Dataset
+from spar_core.data.dataset import Dataset
 from spar_core.errors import SparError
 from spar_core.paths import RUNS_ROOT_ENV, is_within, runs_root
 
@@ -140,7 +140,7 @@ def _pick_run(folder: Path) -> tuple[Run | None, str | None, str | None]:
         return None, None, str(err)
     method = None
     if run.methods:
-        from spar_core.significance import display_name  # imports the registry (torch): only once a run exists
+        from spar_core.evaluation.significance import display_name  # imports the registry (torch): only once a run exists
 
         _keep_valid(METHOD_KEY, list(run.methods))
         method = st.selectbox("Method", run.methods, key=METHOD_KEY, format_func=display_name)

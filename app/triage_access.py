@@ -19,7 +19,7 @@ from data_access import Run, _mtime, get_metrics
 from spar_core.errors import SparError
 from spar_core.paths import is_within
 
-TRIAGE_DIR, EMBEDDINGS_DIR = "triage", "embeddings"  # spar_core.triage / spar_core.embedding (they import torch)
+TRIAGE_DIR, EMBEDDINGS_DIR = "triage", "embeddings"  # spar_core.triage.ranking / spar_core.latent.embedding (they import torch)
 TEXT_COLUMNS = {"case": str, "method": str, "worst_slices": str, "degraded": str, "prediction": str}
 
 
@@ -92,7 +92,7 @@ def get_spearman(run: Run, method: str) -> pd.DataFrame | None:
 def exam_metrics(run: Run, method: str) -> pd.DataFrame | None:
     """Per exam of ``method``: mean post-processed Dice (%) and MSSD (mm) over bones; None without metrics.csv.
 
-    Columns case, dice_pct, mssd_mm (nan-skipping means, as :func:`spar_core.triage.spearman_table` uses).
+    Columns case, dice_pct, mssd_mm (nan-skipping means, as :func:`spar_core.triage.ranking.spearman_table` uses).
     """
     metrics = get_metrics(run)
     if metrics is None:
@@ -121,7 +121,7 @@ def _read_embeddings(path: str, stamp: int) -> pd.DataFrame:
 
 
 def get_embeddings(run: Run, fold: int) -> pd.DataFrame | None:
-    """``RUN/embeddings/fold_<fold>.csv`` (:func:`spar_core.embedding.embed_fold`); None before ``spar embed``."""
+    """``RUN/embeddings/fold_<fold>.csv`` (:func:`spar_core.latent.embedding.embed_fold`); None before ``spar embed``."""
     path = run.root / EMBEDDINGS_DIR / f"fold_{fold}.csv"
     if not path.is_file():
         return None
@@ -160,9 +160,9 @@ def run_triage(run: Run) -> str:
     """``spar triage RUN`` in this process (default method); returns the table's path. For small runs.
 
     Raises:
-        SparError: anything :func:`spar_core.triage.write_triage` refuses (nothing trained, no prediction).
+        SparError: anything :func:`spar_core.triage.ranking.write_triage` refuses (nothing trained, no prediction).
     """
-    from spar_core.triage import write_triage  # imports torch and the models
+    from spar_core.triage.ranking import write_triage  # imports torch and the models
 
     _, _, path, _ = write_triage(run.root)
     return str(path)

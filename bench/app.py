@@ -128,11 +128,11 @@ def breakdown(run_dir: Path, dataset_dir: Path, repeats: int) -> dict[str, float
     import nibabel
     import plotly.io as pio
 
-    from spar_core.dataset import load_dataset, load_volume
+    from spar_core.data.dataset import load_dataset, load_volume
     from spar_core.figures import busiest_slice, extract_slice, in_plane_spacing, slice_figure
     from spar_core.figures.compare import compare_figure
-    from spar_core.run_folder import RunFolder
-    from spar_core.slicing import normalize_intensity
+    from spar_core.runs.run_folder import RunFolder
+    from spar_core.data.slicing import normalize_intensity
 
     run = RunFolder(run_dir)
     fold = run.folds()[0]
@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"the app did not start cleanly: {[e.value for e in [*at.exception, *at.error]]}")
     run_name = at.selectbox(key="run").value
     run_dir = args.runs_root.resolve() / run_name
-    from spar_core.run_folder import RunFolder
+    from spar_core.runs.run_folder import RunFolder
 
     dataset_dir = Path(RunFolder(run_dir).read_config()["dataset"])
     print(f"run {run_dir}, dataset {dataset_dir}, exam {at.selectbox(key='exam').value}; "

@@ -8,7 +8,7 @@ and two distance transforms on the whole volume); spar computes the same numbers
 the structure only). Both sides include building the per-structure masks. The time of a side is the fastest of
 ``--repeats`` runs (other jobs share the machine). Target: ≥ 40× faster, max relative difference ≤ 1e-6.
 
-Volumes: (a) two ankle phantoms from ``spar_core.phantoms`` (a synthetic 200×200×40 volume when that module is
+Volumes: (a) two ankle phantoms from ``spar_core.data.phantoms`` (a synthetic 200×200×40 volume when that module is
 absent); (b) spine exams from ``../shared/data/myosegmentum_spine``. Predictions are the truth perturbed: each
 structure dilated or eroded (alternately), plus a small island.
 """
@@ -25,7 +25,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from spar_core.metrics import evaluate_labels
+from spar_core.evaluation.metrics import evaluate_labels
 
 REPO = Path(__file__).resolve().parents[1]
 SPINE = REPO.parent / "shared" / "data" / "myosegmentum_spine"
@@ -66,7 +66,7 @@ def synthetic(seed: int) -> tuple[np.ndarray, tuple[float, float, float]]:
 
 def phantom_exams(tmp: Path) -> Iterator[Exam]:
     try:
-        from spar_core.phantoms import generate_cohort
+        from spar_core.data.phantoms import generate_cohort
     except ImportError:
         for seed in range(2):
             truth, spacing = synthetic(seed)

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from spar_core.phantoms import generate_cohort
+from spar_core.data.phantoms import generate_cohort
 
 TARGET_S = 30.0
 

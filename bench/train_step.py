@@ -14,11 +14,11 @@ import time
 
 import torch
 
-from spar_core.augment import augment_batch
+from spar_core.data.augment import augment_batch
 from spar_core.models import ShapeAutoEncoder
-from spar_core.presets import get_preset
-from spar_core.regularizers import REGULARIZERS
-from spar_core.train_segmenter import SegmenterTrainer
+from spar_core.training.presets import get_preset
+from spar_core.training.regularizers import REGULARIZERS
+from spar_core.training.segmenter import SegmenterTrainer
 
 NUM_CLASSES = 4
 

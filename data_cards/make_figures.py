@@ -15,7 +15,7 @@ import numpy as np
 from skimage.segmentation import find_boundaries
 from skimage.transform import resize
 
-from spar_core.phantoms import plan_cohort, simulate_exam
+from spar_core.data.phantoms import plan_cohort, simulate_exam
 
 OUT = Path(__file__).parent / "figures"
 COLORS = np.array([[0, 0, 0], [230, 159, 0], [86, 180, 233], [0, 158, 115]], np.uint8)  # Okabe–Ito

@@ -1,6 +1,6 @@
 """Progress events from long work, so the CLI can draw a bar and the app and notebooks their own.
 
-A background job (``spar_core.jobs``) runs the CLI with ``--progress-file``: :class:`JsonProgress` keeps the
+A background job (``spar_core.runs.jobs``) runs the CLI with ``--progress-file``: :class:`JsonProgress` keeps the
 latest event in a small JSON file that the app's Runs page polls for its progress bar.
 """
 

@@ -22,7 +22,7 @@ def spine_dir() -> Path:
 @pytest.fixture(scope="session")
 def ankle_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Four ankle phantom exams (seed 0), generated once per test session."""
-    from spar_core.phantoms import generate_cohort
+    from spar_core.data.phantoms import generate_cohort
 
     out = tmp_path_factory.mktemp("ankle_small")
     generate_cohort("ankle", out, subjects=4, seed=0)
@@ -37,7 +37,7 @@ def app_roots(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     cores), then ``spar embed`` (the three maps) and ``spar triage`` on it, as the app's pages expect.
     """
     from spar_core.cli import main
-    from spar_core.phantoms import generate_cohort
+    from spar_core.data.phantoms import generate_cohort
 
     base = tmp_path_factory.mktemp("app_roots")
     data, runs = base / "data", base / "runs"

@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from apptest_support import start_app
-from spar_core import jobs
+from spar_core.runs import jobs
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from spar_core.augment import AugmentConfig, augment_batch
+from spar_core.data.augment import AugmentConfig, augment_batch
 from spar_core.errors import SparError
 
 STRONG = AugmentConfig(scale=0.2, rotation_deg=30.0, shift=0.15)

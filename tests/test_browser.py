@@ -45,7 +45,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``streamlit run app/main.py`` on a free port, on two phantom exams per cohort and an empty runs root."""
-    from spar_core.phantoms import generate_cohort
+    from spar_core.data.phantoms import generate_cohort
 
     tmp = tmp_path_factory.mktemp("browser")
     data, runs = tmp / "data", tmp / "runs"

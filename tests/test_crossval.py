@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 
 from spar_core.cli import main
-from spar_core.crossval import Shard, grid, parse_methods
+from spar_core.pipeline.crossval import Shard, grid, parse_methods
 from spar_core.errors import SparError
-from spar_core.regularizers import REGULARIZERS
-from spar_core.run_folder import RunFolder
-from spar_core.splits import k_fold
+from spar_core.training.regularizers import REGULARIZERS
+from spar_core.runs.run_folder import RunFolder
+from spar_core.data.splits import k_fold
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from spar_core.dataset import (
+from spar_core.data.dataset import (
     Dataset,
     DatasetSummary,
     check_dataset,

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from spar_core.cli import main
-from spar_core.phantoms import generate_cohort
-from spar_core.run_folder import RunFolder
+from spar_core.data.phantoms import generate_cohort
+from spar_core.runs.run_folder import RunFolder
 
 pytestmark = pytest.mark.slow
 

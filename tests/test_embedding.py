@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from spar_core.cli import main
-from spar_core.convergence import convergence_table
-from spar_core.dataset import load_dataset
-from spar_core.embedding import (
+from spar_core.latent.convergence import convergence_table
+from spar_core.data.dataset import load_dataset
+from spar_core.latent.embedding import (
     EMBEDDINGS,
     FoldSnapshots,
     embed_fold,
@@ -23,11 +23,11 @@ from spar_core.embedding import (
     perplexity_for,
 )
 from spar_core.errors import SparError
-from spar_core.fold_training import train_fold
-from spar_core.presets import get_preset
-from spar_core.regularizers import REGULARIZERS
-from spar_core.run_folder import RunFolder
-from spar_core.splits import k_fold
+from spar_core.training.fold import train_fold
+from spar_core.training.presets import get_preset
+from spar_core.training.regularizers import REGULARIZERS
+from spar_core.runs.run_folder import RunFolder
+from spar_core.data.splits import k_fold
 
 EPOCHS = 6
 

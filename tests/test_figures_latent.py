@@ -17,7 +17,7 @@ from spar_core.figures.latent import (
 )
 from spar_core.figures.results import method_colors
 from spar_core.figures.slices import PALETTE
-from spar_core.significance import display_name
+from spar_core.evaluation.significance import display_name
 
 STRUCTURES = ["calcaneus", "talus", "tibia"]  # label values 1, 2, 3
 EPOCHS = [1, 2, 5]

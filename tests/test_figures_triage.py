@@ -275,6 +275,6 @@ def test_latent_map_highlights_the_exam_at_the_last_epoch() -> None:
 
 
 def test_scores_match_the_core() -> None:
-    from spar_core.triage_scores import SCORES as CORE  # imports torch: kept out of the figure module
+    from spar_core.triage.scores import SCORES as CORE  # imports torch: kept out of the figure module
 
     assert SCORES == CORE

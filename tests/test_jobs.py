@@ -13,7 +13,7 @@ import nibabel
 import numpy as np
 import pytest
 
-from spar_core import jobs
+from spar_core.runs import jobs
 from spar_core.errors import SparError
 from spar_core.progress import JsonProgress, ProgressEvent, combine, read_progress
 
@@ -29,7 +29,7 @@ def wait_done(job: jobs.Job, timeout: float) -> jobs.JobStatus:
 
 @pytest.fixture(scope="module")
 def ankle_two(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from spar_core.phantoms import generate_cohort
+    from spar_core.data.phantoms import generate_cohort
 
     return generate_cohort("ankle", tmp_path_factory.mktemp("data") / "phantoms_ankle", subjects=2, seed=0)
 

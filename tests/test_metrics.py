@@ -10,7 +10,7 @@ import pytest
 from scipy import ndimage
 
 from spar_core.errors import SparError
-from spar_core.metrics import (
+from spar_core.evaluation.metrics import (
     StructureMetrics,
     aggregate,
     evaluate_labels,

@@ -1,4 +1,4 @@
-"""spar_core.phantoms: deterministic, anatomically sane synthetic pediatric exams in the nnU-Net layout."""
+"""spar_core.data.phantoms: deterministic, anatomically sane synthetic pediatric exams in the nnU-Net layout."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from scipy import ndimage
 
 import spar_core.cli as cli
 from spar_core.errors import SparError
-from spar_core.phantoms import Exam, Tissue, generate_cohort, plan_cohort, simulate_exam
-from spar_core.phantoms import ankle, shoulder
+from spar_core.data.phantoms import Exam, Tissue, generate_cohort, plan_cohort, simulate_exam
+from spar_core.data.phantoms import ankle, shoulder
 
 MODULES = {"ankle": ankle, "shoulder": shoulder}
 

@@ -17,7 +17,7 @@ from spar_core.models import (
     UNet,
     UNetConfig,
 )
-from spar_core.regularizers import REGULARIZERS, Regularizer, build_regularizer
+from spar_core.training.regularizers import REGULARIZERS, Regularizer, build_regularizer
 
 B, C, S, LAM = 2, 3, 32, 1e-2
 KEYS = ["baseline", "adversarial", "shape", "spar"]

@@ -12,7 +12,7 @@ from scipy import stats
 
 import spar_core.cli as cli
 from spar_core.errors import SparError
-from spar_core.report import (
+from spar_core.evaluation.report import (
     METRICS,
     REQUIRED_COLUMNS,
     build_report,
@@ -20,8 +20,8 @@ from spar_core.report import (
     select,
     write_report,
 )
-from spar_core.run_folder import RunFolder
-from spar_core.significance import exams_needed, holm
+from spar_core.runs.run_folder import RunFolder
+from spar_core.evaluation.significance import exams_needed, holm
 
 STRUCTURES = (("calcaneus", 1), ("talus", 2), ("tibia", 3))
 METHODS = ("baseline", "adversarial", "shape", "spar")

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from spar_core.errors import SparError
-from spar_core.seg_loss import segmentation_loss, soft_dice_loss
+from spar_core.training.losses import segmentation_loss, soft_dice_loss
 
 
 def _onehot(y: torch.Tensor, c: int) -> torch.Tensor:

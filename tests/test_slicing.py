@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from spar_core.errors import SparError
-from spar_core.slicing import (
+from spar_core.data.slicing import (
     SquareGeometry,
     from_slices,
     from_square,

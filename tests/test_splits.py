@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from spar_core.errors import SparError
-from spar_core.splits import Split, hold_out, k_fold, leave_one_out, make_splits
+from spar_core.data.splits import Split, hold_out, k_fold, leave_one_out, make_splits
 
 CASES = [f"case{i:02d}" for i in range(10)]
 # case00/case01 and case02/case03/case04 are exams of the same patients: 7 patients in all.

@@ -13,14 +13,14 @@ import pytest
 import torch
 
 from spar_core.cli import main
-from spar_core.dataset import load_dataset
-from spar_core.fold_training import fold_slices, train_fold
-from spar_core.presets import get_preset
+from spar_core.data.dataset import load_dataset
+from spar_core.training.fold import fold_slices, train_fold
+from spar_core.training.presets import get_preset
 from spar_core.progress import ProgressEvent
-from spar_core.run_folder import RunFolder
-from spar_core.splits import hold_out
-from spar_core.train_segmenter import load_unet, train_segmenter
-from spar_core.train_shape_ae import load_shape_ae, train_shape_ae
+from spar_core.runs.run_folder import RunFolder
+from spar_core.data.splits import hold_out
+from spar_core.training.segmenter import load_unet, train_segmenter
+from spar_core.training.shape_ae import load_shape_ae, train_shape_ae
 
 CPU = torch.device("cpu")
 

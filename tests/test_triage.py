@@ -13,8 +13,8 @@ import pytest
 
 from spar_core.cli import main
 from spar_core.errors import SparError
-from spar_core.run_folder import RunFolder
-from spar_core.triage import (
+from spar_core.runs.run_folder import RunFolder
+from spar_core.triage.ranking import (
     combine_scores,
     degraded_flags,
     robust_z,
@@ -22,7 +22,7 @@ from spar_core.triage import (
     triage_images,
     triage_run,
 )
-from spar_core.triage_scores import SCORES, TRAIN_CODES
+from spar_core.triage.scores import SCORES, TRAIN_CODES
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import streamlit as st
 import data_access
 import latent_access
 import state
-from spar_core import jobs
-from spar_core.embedding import EMBEDDINGS
+from spar_core.runs import jobs
+from spar_core.latent.embedding import EMBEDDINGS
 from spar_core.errors import SparError
 from spar_core.figures import extract_slice, in_plane_spacing
 from spar_core.figures.latent import (
@@ -17,8 +17,8 @@ from spar_core.figures.latent import (
     pair_slice_figure,
     structure_names,
 )
-from spar_core.report import method_order
-from spar_core.significance import display_name
+from spar_core.evaluation.report import method_order
+from spar_core.evaluation.significance import display_name
 
 FOLD_KEY, EMBEDDING_KEY, METHOD_KEY = "latent_fold", "latent_embedding", "latent_method"
 STRUCTURES_KEY, POINT_KEY, SCATTER_KEY, POST_KEY = "latent_structures", "latent_point", "latent_scatter", "latent_post"

@@ -6,7 +6,7 @@ import data_access
 import state
 from spar_core.errors import SparError
 from spar_core.figures.results import learning_curves, metric_boxplot
-from spar_core.significance import METRICS
+from spar_core.evaluation.significance import METRICS
 
 POST_KEY, METRIC_KEY = "results_post", "results_metric"
 

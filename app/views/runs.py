@@ -1,5 +1,5 @@
 """Runs: start the demo, a cross-validation or the segmentation of an uploaded exam as a background job,
-and watch the jobs (progress bar, log, cancel). Jobs run in their own processes (``spar_core.jobs``), so they
+and watch the jobs (progress bar, log, cancel). Jobs run in their own processes (``spar_core.runs.jobs``), so they
 go on when the page is left or the app stops."""
 
 import re
@@ -10,13 +10,13 @@ import streamlit as st
 import data_access
 import demo_offer
 import state
-from spar_core import jobs
+from spar_core.runs import jobs
 from spar_core.errors import SparError
 from spar_core.paths import runs_root
-from spar_core.presets import PRESETS
-from spar_core.regularizers import REGULARIZERS
-from spar_core.run_folder import RunFolder
-from spar_core.splits import make_splits
+from spar_core.training.presets import PRESETS
+from spar_core.training.regularizers import REGULARIZERS
+from spar_core.runs.run_folder import RunFolder
+from spar_core.data.splits import make_splits
 
 MAX_JOBS_SHOWN = 10
 LOG_LINES = 40

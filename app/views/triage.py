@@ -9,7 +9,7 @@ import state
 import triage_access
 from spar_core.errors import SparError
 from spar_core.figures.triage import SCORES, latent_exam_figure, ranking_figure, worst_slice_figures
-from spar_core.significance import display_name
+from spar_core.evaluation.significance import display_name
 
 EXAM_KEY, POST_KEY, SURFACE_KEY, BONES_KEY = "triage_exam", "triage_post", "triage_3d", "triage_bones"
 MAP_KEY, RUN_NOW_KEY = "triage_map", "triage_run_now"

@@ -7,15 +7,15 @@ import time
 from pathlib import Path
 
 from spar_core.cli.options import add_device, add_progress_file
-from spar_core.crossval import Shard, is_complete, parse_methods, run_crossval, run_summary
-from spar_core.dataset import load_dataset
-from spar_core.device import pick_device
-from spar_core.postprocess import PostprocessConfig
-from spar_core.presets import PRESETS, get_preset
+from spar_core.pipeline.crossval import Shard, is_complete, parse_methods, run_crossval, run_summary
+from spar_core.data.dataset import load_dataset
+from spar_core.training.device import pick_device
+from spar_core.evaluation.postprocess import PostprocessConfig
+from spar_core.training.presets import PRESETS, get_preset
 from spar_core.progress import cli_progress
-from spar_core.regularizers import REGULARIZERS
-from spar_core.run_folder import RunFolder
-from spar_core.splits import make_splits
+from spar_core.training.regularizers import REGULARIZERS
+from spar_core.runs.run_folder import RunFolder
+from spar_core.data.splits import make_splits
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from spar_core.cli.options import add_device, add_progress_file
-from spar_core.demo import run_demo
+from spar_core.pipeline.demo import run_demo
 from spar_core.paths import data_root, runs_root
 from spar_core.progress import cli_progress
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from spar_core.convergence import convergence_table, write_convergence
-from spar_core.embedding import EMBEDDINGS, parse_kinds, write_embeddings
+from spar_core.latent.convergence import convergence_table, write_convergence
+from spar_core.latent.embedding import EMBEDDINGS, parse_kinds, write_embeddings
 from spar_core.errors import SparError
 from spar_core.progress import TqdmProgress
-from spar_core.run_folder import RunFolder
+from spar_core.runs.run_folder import RunFolder
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from spar_core.dataset import read_nifti
+from spar_core.data.dataset import read_nifti
 from spar_core.errors import SparError
-from spar_core.metrics import evaluate_labels
-from spar_core.postprocess import PostprocessConfig, postprocess
+from spar_core.evaluation.metrics import evaluate_labels
+from spar_core.evaluation.postprocess import PostprocessConfig, postprocess
 
 COLUMNS = ("structure", "label", "dice", "ravd_pct", "assd_mm", "mssd_mm", "true_ml", "pred_ml")
 

@@ -1,7 +1,7 @@
 """``spar phantoms --anatomy ankle|shoulder --out DIR``: write the built-in synthetic pediatric MR exams.
 
 The dataset every demo, test and notebook can run on without downloading or sharing patient data
-(see :mod:`spar_core.phantoms`).
+(see :mod:`spar_core.data.phantoms`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import time
 
 from tqdm import tqdm
 
-from spar_core.phantoms import ANATOMIES, generate_cohort
-from spar_core.phantoms.cohort import plan_cohort
+from spar_core.data.phantoms import ANATOMIES, generate_cohort
+from spar_core.data.phantoms.cohort import plan_cohort
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

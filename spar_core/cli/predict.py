@@ -6,15 +6,15 @@ import argparse
 import time
 from pathlib import Path
 
-from spar_core.dataset import load_image
-from spar_core.device import pick_device
+from spar_core.data.dataset import load_image
+from spar_core.training.device import pick_device
 from spar_core.cli.options import add_device, add_progress_file
 from spar_core.errors import SparError
-from spar_core.inference import predict_volume, write_label_volume
-from spar_core.postprocess import PostprocessConfig, postprocess
+from spar_core.evaluation.inference import predict_volume, write_label_volume
+from spar_core.evaluation.postprocess import PostprocessConfig, postprocess
 from spar_core.progress import JsonProgress, ProgressEvent, silent
-from spar_core.run_folder import RunFolder
-from spar_core.train_segmenter import load_unet
+from spar_core.runs.run_folder import RunFolder
+from spar_core.training.segmenter import load_unet
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from spar_core.report import write_report
-from spar_core.run_folder import RunFolder
+from spar_core.evaluation.report import write_report
+from spar_core.runs.run_folder import RunFolder
 
 
 def register(sub: argparse._SubParsersAction) -> None:

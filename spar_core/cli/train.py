@@ -6,17 +6,17 @@ import argparse
 import time
 from pathlib import Path
 
-from spar_core.dataset import load_dataset
-from spar_core.device import pick_device
-from spar_core.distributed import device_for, init_distributed, shutdown
+from spar_core.data.dataset import load_dataset
+from spar_core.training.device import pick_device
+from spar_core.training.distributed import device_for, init_distributed, shutdown
 from spar_core.cli.options import add_device
 from spar_core.errors import SparError
-from spar_core.fold_training import train_fold
-from spar_core.presets import PRESETS, get_preset
+from spar_core.training.fold import train_fold
+from spar_core.training.presets import PRESETS, get_preset
 from spar_core.progress import TqdmProgress, silent
-from spar_core.regularizers import REGULARIZERS
-from spar_core.run_folder import RunFolder
-from spar_core.splits import make_splits
+from spar_core.training.regularizers import REGULARIZERS
+from spar_core.runs.run_folder import RunFolder
+from spar_core.data.splits import make_splits
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from spar_core.device import pick_device
+from spar_core.training.device import pick_device
 from spar_core.progress import TqdmProgress
-from spar_core.triage import write_triage, write_triage_images
-from spar_core.triage_scores import SCORES
+from spar_core.triage.ranking import write_triage, write_triage_images
+from spar_core.triage.scores import SCORES
 
 SHOWN = ["rank", "case", "fold", "triage_score", *SCORES, "worst_slices", "degraded"]
 

@@ -1,7 +1,7 @@
 """Figures of the latent shape space during training (paper §3.4): where the predicted codes ẑ = F(ŷ_b) lie
 relative to the true codes z = F(y_b), and how far apart they are, per epoch.
 
-Inputs are the tables ``spar embed`` writes (:mod:`spar_core.embedding`, :mod:`spar_core.convergence`), so the
+Inputs are the tables ``spar embed`` writes (:mod:`spar_core.latent.embedding`, :mod:`spar_core.latent.convergence`), so the
 app and the notebooks draw the same figures:
 
 - :func:`embedding_scatter`: one 2D map (t-SNE, aligned t-SNE or UMAP) of one method, one animation frame per
@@ -26,8 +26,8 @@ from spar_core.errors import SparError
 from spar_core.figures.compare import TRUTH_COLOR
 from spar_core.figures.results import method_colors
 from spar_core.figures.slices import _bbox, _contour_xy, _fill_trace, slice_figure, structure_colors
-from spar_core.report import method_order
-from spar_core.significance import display_name
+from spar_core.evaluation.report import method_order
+from spar_core.evaluation.significance import display_name
 
 EMBEDDING_LABELS: dict[str, str] = {"tsne": "t-SNE", "aligned": "aligned t-SNE", "umap": "UMAP"}
 ORIGINS: tuple[str, ...] = ("true", "predicted")
@@ -116,7 +116,7 @@ def embedding_scatter(
     """One method's true and predicted codes on one 2D map, one animation frame per snapshot epoch.
 
     Args:
-        table: rows of ``RUN/embeddings/fold_<k>.csv`` (:data:`spar_core.embedding.COLUMNS`) of one fold.
+        table: rows of ``RUN/embeddings/fold_<k>.csv`` (:data:`spar_core.latent.embedding.COLUMNS`) of one fold.
         embedding: ``"tsne"``, ``"aligned"`` or ``"umap"``.
         method: method key (``"spar"``).
         structures: every structure name in label-value order; fixes the colours (default: the table's
@@ -204,7 +204,7 @@ def convergence_figure(
     """Mean latent distance ‖ẑ − z‖ between each predicted code and its own true code, per epoch and method.
 
     Args:
-        table: rows of :func:`spar_core.convergence.convergence_table` (one fold): method, epoch, structure
+        table: rows of :func:`spar_core.latent.convergence.convergence_table` (one fold): method, epoch, structure
             ("all" or a name), mean_distance, std, n.
         structures: one panel per entry, in order; "all" pools every structure.
         band: shade ±1 SD of the pair distances around each mean (their spread, not a confidence interval).

@@ -16,8 +16,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from spar_core.errors import SparError
-from spar_core.report import check_metrics, method_order, select
-from spar_core.significance import METRICS, Metric, display_name
+from spar_core.evaluation.report import check_metrics, method_order, select
+from spar_core.evaluation.significance import METRICS, Metric, display_name
 
 # Paul Tol's "bright" scheme: colour-blind friendly, and apart from the structure palette of the slice figures.
 METHOD_PALETTE: tuple[str, ...] = ("#4477AA", "#EE6677", "#228833", "#CCBB44", "#66CCEE", "#AA3377", "#BBBBBB")
@@ -34,7 +34,7 @@ LOSS_TERMS: dict[str, str] = {
 
 def method_colors(methods: Sequence[str]) -> dict[str, str]:
     """Method key -> colour, fixed by registry position, so a method keeps its colour whichever are shown."""
-    from spar_core.regularizers import REGULARIZERS  # here: the registry imports torch
+    from spar_core.training.regularizers import REGULARIZERS  # here: the registry imports torch
 
     known = list(REGULARIZERS)
     extra = sorted(set(methods) - set(known))
@@ -43,7 +43,7 @@ def method_colors(methods: Sequence[str]) -> dict[str, str]:
 
 
 def find_metric(metric: str) -> Metric:
-    """The :data:`~spar_core.significance.METRICS` entry named ``metric`` (its csv column or display column).
+    """The :data:`~spar_core.evaluation.significance.METRICS` entry named ``metric`` (its csv column or display column).
 
     Raises:
         SparError: unknown metric.
@@ -60,7 +60,7 @@ def metric_boxplot(metrics: pd.DataFrame, metric: str = "dice", postprocessed: b
     """One box per (structure, method) with every exam as a point: how a metric spreads, not only its mean.
 
     Args:
-        metrics: rows of ``RUN/metrics.csv`` (see :data:`spar_core.report.REQUIRED_COLUMNS`).
+        metrics: rows of ``RUN/metrics.csv`` (see :data:`spar_core.evaluation.report.REQUIRED_COLUMNS`).
         metric: ``"dice"``, ``"ravd_pct"``, ``"assd_mm"`` or ``"mssd_mm"`` (or the display column, e.g.
             ``"dice_pct"``); drawn in display units (Dice in %, RAVD in %, distances in mm).
         postprocessed: the post-processed masks (the paper's setting) or the raw stacked predictions.

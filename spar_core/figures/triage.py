@@ -7,8 +7,8 @@ Inputs are what ``spar triage`` and ``spar embed`` write (``RUN/triage/triage_<m
 3D coordinates are the stored voxel grid scaled by the spacing, in mm: voxel (i, j, k) has its centre at
 (i·s_i, j·s_j, k·s_k), as on the slice figures (no reorientation by the affine).
 
-Distance to the true surface follows :mod:`spar_core.metrics` (MedPy's definition): the true surface is the
-set of the truth's border voxels (:func:`spar_core.metrics.surface_mask`), and a distance is measured to their
+Distance to the true surface follows :mod:`spar_core.evaluation.metrics` (MedPy's definition): the true surface is the
+set of the truth's border voxels (:func:`spar_core.evaluation.metrics.surface_mask`), and a distance is measured to their
 centres. The predicted surface is the marching-cubes iso-surface between voxel centres, half a voxel outside the
 predicted border voxels, so a perfect prediction reads about half a voxel (0.3 mm in-plane, up to 1.5 mm across
 3 mm slices), not 0.
@@ -28,9 +28,9 @@ from skimage.measure import block_reduce, marching_cubes
 from spar_core.errors import SparError
 from spar_core.figures.compare import compare_figure
 from spar_core.figures.slices import extract_slice, in_plane_spacing, structure_colors
-from spar_core.metrics import _box, surface_mask
+from spar_core.evaluation.metrics import _box, surface_mask
 
-# The scores of spar_core.triage_scores.SCORES, named here without importing torch.
+# The scores of spar_core.triage.scores.SCORES, named here without importing torch.
 SCORES: tuple[str, ...] = ("plausibility", "recon_error", "knn_distance", "components", "volume_z")
 # Paul Tol's "muted" scheme (colour-blind friendly), one fixed colour per score.
 SCORE_COLORS: dict[str, str] = {"plausibility": "#332288", "recon_error": "#88CCEE", "knn_distance": "#44AA99",
@@ -74,7 +74,7 @@ def ranking_figure(table: pd.DataFrame, *, title: str | None = None, height: int
     """Exams by triage score, rank 1 at the top: one stacked bar per score shows what makes an exam suspicious.
 
     Args:
-        table: a triage table (:func:`spar_core.triage.triage_run` or its csv): case, rank, triage_score, the
+        table: a triage table (:func:`spar_core.triage.ranking.triage_run` or its csv): case, rank, triage_score, the
             ``z_<score>`` columns, and optionally degraded ("motion" / "low_snr" / "" or nan).
         title: figure title.
         height: pixels; default grows with the number of exams.
@@ -342,7 +342,7 @@ def latent_exam_figure(embeddings: pd.DataFrame, case: str, method: str, kind: s
     """One exam's shape codes in the latent map of the last snapshot epoch of ``method``.
 
     Args:
-        embeddings: a ``RUN/embeddings/fold_<k>.csv`` table (:func:`spar_core.embedding.embed_fold`).
+        embeddings: a ``RUN/embeddings/fold_<k>.csv`` table (:func:`spar_core.latent.embedding.embed_fold`).
         case: the exam whose codes are highlighted.
         method: whose predicted codes are drawn.
         kind: "tsne", "aligned" or "umap".

@@ -1,7 +1,7 @@
 """Outlier triage without ground truth: rank a run's exams (or new, unlabeled ones) by how suspicious their
 predicted segmentation looks, so a reader opens the worst first.
 
-Each exam gets the scores of :mod:`spar_core.triage_scores` (plausibility, recon_error, knn_distance,
+Each exam gets the scores of :mod:`spar_core.triage.scores` (plausibility, recon_error, knn_distance,
 components, volume_z). Each score becomes a robust z across the scored exams, (x − median) / scale with
 scale = max(1.4826·MAD, the score's smallest meaningful difference ``MIN_SCALE``), oriented so that higher =
 more suspicious (plausibility is negated), and clipped to ±5 so that no single score decides alone;
@@ -29,14 +29,14 @@ import pandas as pd
 import torch
 from scipy.stats import spearmanr
 
-from spar_core.dataset import NIFTI_SUFFIXES, case_id_of, load_image, read_nifti, resolve_slice_axis
+from spar_core.data.dataset import NIFTI_SUFFIXES, case_id_of, load_image, read_nifti, resolve_slice_axis
 from spar_core.errors import SparError
-from spar_core.inference import predict_volume, write_label_volume
+from spar_core.evaluation.inference import predict_volume, write_label_volume
 from spar_core.paths import atomic_path
 from spar_core.progress import Progress, ProgressEvent, silent
-from spar_core.run_folder import RunFolder
-from spar_core.train_segmenter import load_unet
-from spar_core.triage_scores import (
+from spar_core.runs.run_folder import RunFolder
+from spar_core.training.segmenter import load_unet
+from spar_core.triage.scores import (
     MIN_TRAIN_VOLUMES,
     SCORES,
     TrainingReference,

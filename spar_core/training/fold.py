@@ -6,16 +6,16 @@ from typing import Sequence
 
 import torch
 
-from spar_core.dataset import Dataset
-from spar_core.distributed import DistInfo, barrier
+from spar_core.data.dataset import Dataset
+from spar_core.training.distributed import DistInfo, barrier
 from spar_core.models import ShapeAutoEncoder
-from spar_core.presets import Preset
+from spar_core.training.presets import Preset
 from spar_core.progress import Progress, silent
-from spar_core.run_folder import RunFolder
-from spar_core.slice_set import SliceSet, build_slice_set, snapshot_indices
-from spar_core.splits import Split
-from spar_core.train_segmenter import train_segmenter
-from spar_core.train_shape_ae import load_shape_ae, save_shape_ae, train_shape_ae
+from spar_core.runs.run_folder import RunFolder
+from spar_core.data.slice_set import SliceSet, build_slice_set, snapshot_indices
+from spar_core.data.splits import Split
+from spar_core.training.segmenter import train_segmenter
+from spar_core.training.shape_ae import load_shape_ae, save_shape_ae, train_shape_ae
 
 
 def fold_slices(dataset: Dataset, split: Split, preset: Preset) -> tuple[SliceSet, SliceSet]:

@@ -15,8 +15,8 @@ from typing import Callable
 
 import numpy as np
 
-from spar_core.phantoms.grid import Grid, Window, intersect, relative, upsample_to_fine
-from spar_core.phantoms.shapes import Points, SmoothNoise, carve, smooth_union
+from spar_core.data.phantoms.grid import Grid, Window, intersect, relative, upsample_to_fine
+from spar_core.data.phantoms.shapes import Points, SmoothNoise, carve, smooth_union
 
 SDF = Callable[[Points], np.ndarray]
 Box = tuple[tuple[float, float, float], tuple[float, float, float]]

@@ -6,11 +6,11 @@ Everything here is a pure function of the metrics frame except :func:`write_repo
 Averaging, as in the paper (metrics averaged over bones and patients): Table 1 is the mean ± sample std
 (ddof 1) over (exam, structure) pairs, each structure of each test exam counting once.
 
-Undefined values (nan; see the empty-mask policy in :mod:`spar_core.metrics`: e.g. ASSD of an empty
+Undefined values (nan; see the empty-mask policy in :mod:`spar_core.evaluation.metrics`: e.g. ASSD of an empty
 prediction) are left out of that metric's mean and counted, never hidden.
 
 Each method's paired comparison with the baseline (bootstrap CI over exams, Wilcoxon on per-exam
-means, Holm across the family) is computed in :mod:`spar_core.significance`; this module puts it in the report.
+means, Holm across the family) is computed in :mod:`spar_core.evaluation.significance`; this module puts it in the report.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import pandas as pd
 
 from spar_core.errors import SparError
 from spar_core.paths import atomic_path
-from spar_core.significance import (
+from spar_core.evaluation.significance import (
     BASELINE,
     METRICS,
     PAIR,
@@ -38,7 +38,7 @@ from spar_core.significance import (
 )
 
 if TYPE_CHECKING:  # only for the annotation: importing the run folder (or the registry) pulls in torch
-    from spar_core.run_folder import RunFolder
+    from spar_core.runs.run_folder import RunFolder
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("case", "fold", "method", "structure", "postprocessed",
                                      *(m.source for m in METRICS))
@@ -46,7 +46,7 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("case", "fold", "method", "structure", "pos
 
 def method_order(methods: Sequence[str]) -> list[str]:
     """Registry order (baseline, adversarial, shape, spar), then unknown keys alphabetically."""
-    from spar_core.regularizers import REGULARIZERS  # here, not at the top: the registry imports torch
+    from spar_core.training.regularizers import REGULARIZERS  # here, not at the top: the registry imports torch
 
     present = set(methods)
     return [m for m in REGULARIZERS if m in present] + sorted(present - set(REGULARIZERS))

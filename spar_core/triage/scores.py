@@ -34,16 +34,16 @@ import torch
 import torch.nn.functional as F
 from scipy.spatial import cKDTree
 
-from spar_core.checkpoint import load_checkpoint, save_npz
-from spar_core.dataset import load_dataset, read_nifti, resolve_slice_axis
+from spar_core.training.checkpoint import load_checkpoint, save_npz
+from spar_core.data.dataset import load_dataset, read_nifti, resolve_slice_axis
 from spar_core.errors import SparError
-from spar_core.latent_codes import single_structure
+from spar_core.training.snapshots import single_structure
 from spar_core.models import CodeDiscriminator, CodeDiscriminatorConfig, ShapeAutoEncoder
-from spar_core.postprocess import count_components
-from spar_core.presets import PRESETS
-from spar_core.run_folder import RunFolder
-from spar_core.slicing import SquareGeometry, to_slices, to_square
-from spar_core.train_shape_ae import load_shape_ae
+from spar_core.evaluation.postprocess import count_components
+from spar_core.training.presets import PRESETS
+from spar_core.runs.run_folder import RunFolder
+from spar_core.data.slicing import SquareGeometry, to_slices, to_square
+from spar_core.training.shape_ae import load_shape_ae
 
 SCORES = ("plausibility", "recon_error", "knn_distance", "components", "volume_z")
 KNN_K = 5

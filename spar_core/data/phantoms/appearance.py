@@ -15,7 +15,7 @@ import numpy as np
 import scipy.fft
 from scipy import ndimage
 
-from spar_core.phantoms.scene import Tissue
+from spar_core.data.phantoms.scene import Tissue
 
 N_TISSUES = len(Tissue)
 

@@ -24,9 +24,9 @@ from typing import Any, Iterator
 import torch
 
 import spar_core
-from spar_core.checkpoint import read_jsonl, write_json
+from spar_core.training.checkpoint import read_jsonl, write_json
 from spar_core.errors import SparError
-from spar_core.splits import Split
+from spar_core.data.splits import Split
 
 
 @dataclass(frozen=True)

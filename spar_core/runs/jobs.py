@@ -6,7 +6,7 @@ RUNS_ROOT/.jobs/<id>/log.txt        the command's stdout and stderr
 RUNS_ROOT/.jobs/<id>/progress.json  the latest progress event (spar_core.progress.JsonProgress)
 ```
 
-:func:`start` launches ``python -m spar_core.jobs run-wrapped FOLDER`` in a new session. That small wrapper runs
+:func:`start` launches ``python -m spar_core.runs.jobs run-wrapped FOLDER`` in a new session. That small wrapper runs
 ``python -m spar_core ARGS --progress-file FOLDER/progress.json`` and writes the command's exit code into
 ``job.json``, so a job's end is known even when the app that started it has stopped or restarted. The job
 lives on when the app stops. :func:`cancel` sends SIGTERM to the whole process group (wrapper, command, any
@@ -138,10 +138,10 @@ def start(args: Sequence[str | Path], *, title: str = "", run_dir: str | Path | 
         "started": time.time(), "started_at": time.strftime("%Y-%m-%d %H:%M:%S"),
     })
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # the log shows lines as they are printed
-    package_parent = str(Path(__file__).resolve().parents[1])  # importable even without an installed package
+    package_parent = str(Path(__file__).resolve().parents[2])  # importable even without an installed package
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
     with open(job.log_file, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "spar_core.jobs", "run-wrapped", str(job.folder)],
+        proc = subprocess.Popen([sys.executable, "-m", "spar_core.runs.jobs", "run-wrapped", str(job.folder)],
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True)
     _LAUNCHED[proc.pid] = proc
@@ -352,7 +352,7 @@ def stage_upload(name: str, data: bytes, root: str | Path | None = None, max_byt
     Raises:
         SparError: wrong name, too large, or not a valid NIfTI image (the saved file is removed again).
     """
-    from spar_core.dataset import load_image
+    from spar_core.data.dataset import load_image
 
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name.replace("\\", "/")).name).lstrip(".")
     if not safe.lower().endswith((".nii", ".nii.gz")):
@@ -376,7 +376,7 @@ def stage_upload(name: str, data: bytes, root: str | Path | None = None, max_byt
 
 
 def run_wrapped(folder: str | Path) -> int:
-    """Run the job's command and write its exit code into ``job.json`` (``python -m spar_core.jobs``)."""
+    """Run the job's command and write its exit code into ``job.json`` (``python -m spar_core.runs.jobs``)."""
     job = Job(Path(folder))
     command = job.info()["command"]
     terminated: list[int] = []
@@ -393,7 +393,7 @@ def run_wrapped(folder: str | Path) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) != 2 or argv[0] != "run-wrapped":
-        print("usage: python -m spar_core.jobs run-wrapped JOB_FOLDER", file=sys.stderr)
+        print("usage: python -m spar_core.runs.jobs run-wrapped JOB_FOLDER", file=sys.stderr)
         return 2
     return run_wrapped(argv[1])
 

@@ -8,8 +8,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from spar_core.dataset import Dataset, load_volume
-from spar_core.slicing import volume_slices
+from spar_core.data.dataset import Dataset, load_volume
+from spar_core.data.slicing import volume_slices
 
 
 @dataclass

@@ -19,19 +19,19 @@ import numpy as np
 import pandas as pd
 import torch
 
-from spar_core.dataset import Dataset, load_volume
+from spar_core.data.dataset import Dataset, load_volume
 from spar_core.errors import SparError
-from spar_core.fold_training import fold_shape_ae, fold_slices
-from spar_core.inference import predict_volume, write_label_volume
-from spar_core.metrics import evaluate_labels
+from spar_core.training.fold import fold_shape_ae, fold_slices
+from spar_core.evaluation.inference import predict_volume, write_label_volume
+from spar_core.evaluation.metrics import evaluate_labels
 from spar_core.paths import atomic_path
-from spar_core.postprocess import PostprocessConfig, count_components, postprocess
-from spar_core.presets import Preset
+from spar_core.evaluation.postprocess import PostprocessConfig, count_components, postprocess
+from spar_core.training.presets import Preset
 from spar_core.progress import Progress, ProgressEvent, silent
-from spar_core.regularizers import REGULARIZERS
-from spar_core.run_folder import RunFolder
-from spar_core.splits import Split
-from spar_core.train_segmenter import load_unet, train_segmenter
+from spar_core.training.regularizers import REGULARIZERS
+from spar_core.runs.run_folder import RunFolder
+from spar_core.data.splits import Split
+from spar_core.training.segmenter import load_unet, train_segmenter
 
 UNIT_METRICS = "metrics.csv"
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from spar_core.phantoms.scene import Bone, Joint, Part, Scene
-from spar_core.phantoms.shapes import (
+from spar_core.data.phantoms.scene import Bone, Joint, Part, Scene
+from spar_core.data.phantoms.shapes import (
     Points,
     SmoothNoise,
     capsule,

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spar_core.embedding import EMBEDDINGS_DIR, FoldSnapshots, load_snapshots, read_table
+from spar_core.latent.embedding import EMBEDDINGS_DIR, FoldSnapshots, load_snapshots, read_table
 from spar_core.paths import atomic_path
-from spar_core.run_folder import RunFolder
+from spar_core.runs.run_folder import RunFolder
 
 COLUMNS = ["fold", "method", "epoch", "structure", "mean_distance", "std", "n"]
 
@@ -47,7 +47,7 @@ def convergence_table(run: RunFolder | str | Path, fold: int) -> pd.DataFrame:
         units), std, n.
 
     Raises:
-        SparError: see :func:`~spar_core.embedding.load_snapshots`.
+        SparError: see :func:`~spar_core.latent.embedding.load_snapshots`.
     """
     return convergence_from_snapshots(load_snapshots(run, fold))
 

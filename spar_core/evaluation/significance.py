@@ -10,9 +10,9 @@ either value is undefined:
   independence assumption holds; its smallest two-sided p with n exams is 2 / 2**n (0.0625 for n = 5);
 - Holm's correction over every test made (methods × metrics).
 
-Pure functions of the frame :func:`spar_core.report.select` returns. The metric vocabulary both modules use
+Pure functions of the frame :func:`spar_core.evaluation.report.select` returns. The metric vocabulary both modules use
 (:class:`Metric`, ``METRICS``, the baseline and pairing keys, display names, markdown tables) is defined here,
-so that :mod:`spar_core.report` imports this module and never the other way round.
+so that :mod:`spar_core.evaluation.report` imports this module and never the other way round.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ PAIR = ["case", "structure"]
 
 def display_name(method: str) -> str:
     """The paper's name of a method ("SPAR"), or its key when it is not in the registry."""
-    from spar_core.regularizers import REGULARIZERS  # here, not at the top: the registry imports torch
+    from spar_core.training.regularizers import REGULARIZERS  # here, not at the top: the registry imports torch
 
     cls = REGULARIZERS.get(method)
     return cls.info.display if cls is not None else method

@@ -18,19 +18,19 @@ import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from spar_core.augment import augment_batch
-from spar_core.checkpoint import load_checkpoint, save_checkpoint, save_npz, write_jsonl
-from spar_core.device import autocast, grad_scaler
-from spar_core.distributed import DistInfo, average_gradients
+from spar_core.data.augment import augment_batch
+from spar_core.training.checkpoint import load_checkpoint, save_checkpoint, save_npz, write_jsonl
+from spar_core.training.device import autocast, grad_scaler
+from spar_core.training.distributed import DistInfo, average_gradients
 from spar_core.errors import SparError
-from spar_core.latent_codes import structure_codes
+from spar_core.training.snapshots import structure_codes
 from spar_core.models import ShapeAutoEncoder, UNet, UNetConfig
-from spar_core.presets import Preset
+from spar_core.training.presets import Preset
 from spar_core.progress import Progress, ProgressEvent, silent
-from spar_core.regularizers import build_regularizer
-from spar_core.seg_loss import segmentation_loss
-from spar_core.slice_set import SliceSet
-from spar_core.train_shape_ae import epoch_generator
+from spar_core.training.regularizers import build_regularizer
+from spar_core.training.losses import segmentation_loss
+from spar_core.data.slice_set import SliceSet
+from spar_core.training.shape_ae import epoch_generator
 
 MODEL_FILE = "model.pt"
 HISTORY_FILE = "history.jsonl"

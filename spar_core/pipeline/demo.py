@@ -10,20 +10,20 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from spar_core.crossval import is_complete, run_crossval, run_summary
-from spar_core.dataset import load_dataset
-from spar_core.device import pick_device
-from spar_core.phantoms import generate_cohort
-from spar_core.postprocess import PostprocessConfig
-from spar_core.presets import get_preset
+from spar_core.pipeline.crossval import is_complete, run_crossval, run_summary
+from spar_core.data.dataset import load_dataset
+from spar_core.training.device import pick_device
+from spar_core.data.phantoms import generate_cohort
+from spar_core.evaluation.postprocess import PostprocessConfig
+from spar_core.training.presets import get_preset
 from spar_core.progress import Progress, ProgressEvent, silent
-from spar_core.regularizers import REGULARIZERS
-from spar_core.report import write_report
-from spar_core.run_folder import RunFolder
-from spar_core.convergence import write_convergence
-from spar_core.embedding import write_embeddings
-from spar_core.splits import Split, hold_out
-from spar_core.triage import degraded_flags, write_triage
+from spar_core.training.regularizers import REGULARIZERS
+from spar_core.evaluation.report import write_report
+from spar_core.runs.run_folder import RunFolder
+from spar_core.latent.convergence import write_convergence
+from spar_core.latent.embedding import write_embeddings
+from spar_core.data.splits import Split, hold_out
+from spar_core.triage.ranking import degraded_flags, write_triage
 
 PHANTOM_FOLDERS = {"ankle": "phantoms_ankle", "shoulder": "phantoms_shoulder"}
 DEMO_FOLDS = "demo-holdout"  # recorded in run.json: not make_splits("holdout"), see demo_split

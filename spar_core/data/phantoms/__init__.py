@@ -5,7 +5,7 @@ signed-distance shapes (subject-specific, growing with age, with growth plates a
 into MR-like 2D multi-slice images (partial volume, bias field, Gibbs ringing, Rician noise, outliers) and
 written in the Medical Segmentation Decathlon / nnU-Net layout.
 
-    >>> from spar_core.phantoms import generate_cohort
+    >>> from spar_core.data.phantoms import generate_cohort
     >>> generate_cohort("ankle", "data/phantom_ankle")        # 17 exams, ≈ 15 s on two cores
 
 Modules, in build order: :mod:`.shapes` (distance primitives, smooth noise), :mod:`.grid` (voxel grids),
@@ -13,7 +13,7 @@ Modules, in build order: :mod:`.shapes` (distance primitives, smooth noise), :mo
 :mod:`.appearance` (MR simulation), :mod:`.cohort` (subjects, dataset on disk).
 """
 
-from spar_core.phantoms.cohort import (
+from spar_core.data.phantoms.cohort import (
     ANATOMIES,
     Exam,
     SubjectPlan,
@@ -23,7 +23,7 @@ from spar_core.phantoms.cohort import (
     simulate_exam,
     write_nifti,
 )
-from spar_core.phantoms.scene import Tissue
+from spar_core.data.phantoms.scene import Tissue
 
 __all__ = [
     "ANATOMIES",

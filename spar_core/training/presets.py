@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, replace
 
-from spar_core.augment import AugmentConfig
+from spar_core.data.augment import AugmentConfig
 from spar_core.errors import SparError
 from spar_core.models import CodeDiscriminatorConfig, MaskDiscriminatorConfig, ShapeAEConfig, UNetConfig
 
@@ -35,7 +35,7 @@ class TrainConfig:
     augment: AugmentConfig | None = AugmentConfig()
     # Fraction of the slices without any structure kept for training (they teach "no bone here").
     empty_fraction: float = 0.2
-    # The segmenter's data term (spar_core.seg_loss): "ce" as in the paper, or "ce+dice".
+    # The segmenter's data term (spar_core.training.losses): "ce" as in the paper, or "ce+dice".
     seg_loss: str = "ce"
     snapshot_epochs: tuple[int, ...] = (1, 2, 3, 4, 5, 10)
     snapshot_slices: int = 64  # fixed slices whose codes are saved at each snapshot epoch

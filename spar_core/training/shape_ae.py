@@ -13,11 +13,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from spar_core.augment import augment_batch
-from spar_core.checkpoint import load_checkpoint, save_checkpoint
+from spar_core.data.augment import augment_batch
+from spar_core.training.checkpoint import load_checkpoint, save_checkpoint
 from spar_core.errors import SparError
 from spar_core.models import ShapeAEConfig, ShapeAutoEncoder
-from spar_core.presets import Preset
+from spar_core.training.presets import Preset
 from spar_core.progress import Progress, ProgressEvent, silent
 
 

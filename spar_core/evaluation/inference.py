@@ -9,11 +9,11 @@ import nibabel
 import numpy as np
 import torch
 
-from spar_core.dataset import Volume
-from spar_core.device import autocast
+from spar_core.data.dataset import Volume
+from spar_core.training.device import autocast
 from spar_core.models import UNet
 from spar_core.paths import atomic_path
-from spar_core.slicing import slices_to_volume, volume_slices
+from spar_core.data.slicing import slices_to_volume, volume_slices
 
 
 @torch.no_grad()
