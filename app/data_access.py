@@ -36,6 +36,7 @@ import streamlit as st
 from spar_core.data.dataset import Dataset, load_dataset, load_volume
 from spar_core.errors import SparError
 from spar_core.figures import busiest_slice
+from spar_core.methods import method_order
 from spar_core.paths import DATA_ROOT_ENV, data_root, is_within
 
 if TYPE_CHECKING:  # the report module pulls in scipy; imported where a run is read
@@ -207,7 +208,6 @@ def _run_stamp(root: Path) -> tuple[int, ...]:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _load_run(root: str, allowed: str, stamp: tuple[int, ...]) -> Run:
-    from spar_core.evaluation.report import method_order
     from spar_core.runs.run_folder import RunFolder  # imports torch (for the versions it writes)
 
     folder = RunFolder(Path(root))

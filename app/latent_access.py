@@ -36,10 +36,9 @@ def run_folds(run: Run) -> list[int]:
 
 def embeddings_file(run: Run, fold: int) -> Path:
     """``RUN/embeddings/fold_<fold>.csv``, written by ``spar embed``."""
-    from spar_core.latent.embedding import embeddings_path
     from spar_core.runs.run_folder import RunFolder
 
-    return embeddings_path(RunFolder(run.root), fold)
+    return RunFolder(run.root).embeddings_path(fold)
 
 
 def _snapshot_stamp(run: Run, fold: int) -> tuple[tuple[str, int], ...]:
@@ -91,10 +90,9 @@ def get_convergence(run: Run, fold: int) -> pd.DataFrame | None:
     Raises:
         SparError: a file outside the run folder, an unreadable table or snapshot.
     """
-    from spar_core.latent.convergence import convergence_path
     from spar_core.runs.run_folder import RunFolder
 
-    path = convergence_path(RunFolder(run.root), fold)
+    path = RunFolder(run.root).convergence_path(fold)
     if path.is_file():
         return _load_convergence(str(_inside(path, run)), _mtime(path))
     stamp = _snapshot_stamp(run, fold)

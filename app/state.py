@@ -22,6 +22,7 @@ import demo_offer
 from data_access import Run
 from spar_core.data.dataset import Dataset
 from spar_core.errors import SparError
+from spar_core.methods import display_name
 from spar_core.paths import RUNS_ROOT_ENV, is_within, runs_root
 
 ROOT_KEY = "data_root"  # text input: folder holding datasets, inside the configured data root
@@ -140,8 +141,6 @@ def _pick_run(folder: Path) -> tuple[Run | None, str | None, str | None]:
         return None, None, str(err)
     method = None
     if run.methods:
-        from spar_core.evaluation.significance import display_name  # imports the registry (torch): only once a run exists
-
         _keep_valid(METHOD_KEY, list(run.methods))
         method = st.selectbox("Method", run.methods, key=METHOD_KEY, format_func=display_name)
     config = run.config

@@ -1,12 +1,16 @@
-"""Where spar keeps data and runs: configurable roots, and atomic writes inside them."""
+"""Where spar keeps data and runs: configurable roots, and atomic writes inside them (JSON, JSON lines, CSV,
+NumPy archives): a killed process leaves the previous file or the new one, never half of one."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterable, Iterator
+
+import numpy as np
 
 DATA_ROOT_ENV = "SPAR_DATA_ROOT"
 RUNS_ROOT_ENV = "SPAR_RUNS_ROOT"
@@ -50,3 +54,48 @@ def is_within(path: str | Path, root: str | Path) -> bool:
         return True
     except ValueError:
         return False
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, default=_jsonable) + "\n")
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(json.dumps(r, default=_jsonable) + "\n" for r in rows))
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_csv(path: str | Path, frame: Any, **to_csv: Any) -> Path:
+    """``frame.to_csv`` (a pandas frame, ``index=False`` unless given) written atomically; returns ``path``."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, **{"index": False, **to_csv})
+    return Path(path)
+
+
+def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, **arrays)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, (np.integer, np.floating)):
+        return obj.item()
+    if isinstance(obj, (np.ndarray, tuple, set)):
+        return list(obj.tolist() if isinstance(obj, np.ndarray) else obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serializable: {type(obj).__name__}")

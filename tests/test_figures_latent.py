@@ -15,9 +15,8 @@ from spar_core.figures.latent import (
     slice_dice,
     structure_names,
 )
-from spar_core.figures.results import method_colors
 from spar_core.figures.slices import PALETTE
-from spar_core.evaluation.significance import display_name
+from spar_core.methods import display_name, method_colors
 
 STRUCTURES = ["calcaneus", "talus", "tibia"]  # label values 1, 2, 3
 EPOCHS = [1, 2, 5]

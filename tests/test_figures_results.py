@@ -10,7 +10,8 @@ import pytest
 
 from spar_core.errors import SparError
 from spar_core.figures.compare import TRUTH_COLOR, compare_figure
-from spar_core.figures.results import learning_curves, method_colors, metric_boxplot
+from spar_core.figures.results import learning_curves, metric_boxplot
+from spar_core.methods import method_colors
 
 NAMES = {0: "background", 1: "femur", 2: "tibia"}
 SPACING = (0.5, 1.5)

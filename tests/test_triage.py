@@ -22,7 +22,7 @@ from spar_core.triage.ranking import (
     triage_images,
     triage_run,
 )
-from spar_core.triage.scores import SCORES, TRAIN_CODES
+from spar_core.triage.scores import SCORES
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_every_held_out_exam_is_scored(scored: pd.DataFrame, ankle_small: Path, 
     assert any("volume_z not scored" in n for n in scored.attrs["notes"])
     assert scored["plausibility"].between(0, 1).all() and scored["recon_error"].between(0, 1).all()
     assert scored["worst_slices"].str.fullmatch(r"\d+(;\d+){0,2}").all()
-    assert (RunFolder(tiny_run).fold_dir(0) / TRAIN_CODES).is_file()
+    assert RunFolder(tiny_run).train_codes_path(0).is_file()
 
 
 def _corrupt(label: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -121,8 +121,8 @@ def test_a_dataset_folder_without_labels_and_no_training_truth(tiny_run: Path, a
     (data / "dataset.json").write_text(json.dumps(meta))
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
-    for cache in run.glob(f"folds/*/{TRAIN_CODES}"):
-        cache.unlink()
+    for fold in RunFolder(run).folds():
+        RunFolder(run).train_codes_path(fold).unlink(missing_ok=True)
     config = json.loads((run / "run.json").read_text())
     (run / "run.json").write_text(json.dumps({**config, "dataset": str(tmp_path / "gone")}))
     ranked = triage_images(run, data, "spar", fold=1)

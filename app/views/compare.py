@@ -8,7 +8,8 @@ from spar_core.errors import SparError
 from spar_core.figures import extract_slice, in_plane_spacing
 from spar_core.figures.compare import compare_figure
 from spar_core.evaluation.report import select
-from spar_core.evaluation.significance import METRICS, display_name
+from spar_core.evaluation.significance import METRICS
+from spar_core.methods import display_name
 
 EXAM_KEY, SLICE_KEY, POST_KEY = "compare_exam", "compare_slice", "compare_post"
 

@@ -17,8 +17,7 @@ from spar_core.figures.latent import (
     pair_slice_figure,
     structure_names,
 )
-from spar_core.evaluation.report import method_order
-from spar_core.evaluation.significance import display_name
+from spar_core.methods import display_name, method_order
 
 FOLD_KEY, EMBEDDING_KEY, METHOD_KEY = "latent_fold", "latent_embedding", "latent_method"
 STRUCTURES_KEY, POINT_KEY, SCATTER_KEY, POST_KEY = "latent_structures", "latent_point", "latent_scatter", "latent_post"

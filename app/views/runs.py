@@ -14,7 +14,7 @@ from spar_core.runs import jobs
 from spar_core.errors import SparError
 from spar_core.paths import runs_root
 from spar_core.training.presets import PRESETS
-from spar_core.training.regularizers import REGULARIZERS
+from spar_core.methods import METHODS
 from spar_core.runs.run_folder import RunFolder
 from spar_core.data.splits import make_splits
 
@@ -52,7 +52,7 @@ def crossval_ui() -> None:
         return
     with st.form("crossval"):
         name = st.selectbox("Dataset", names)
-        methods = st.multiselect("Methods", list(REGULARIZERS), default=list(REGULARIZERS))
+        methods = st.multiselect("Methods", list(METHODS), default=list(METHODS))
         folds = st.selectbox("Folds", FOLD_CHOICES, help="holdout, loo (leave one patient out) or K folds")
         preset = st.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("cpu"))
         run_name = st.text_input("Run name", placeholder="default: <dataset>-<preset>",

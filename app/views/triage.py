@@ -9,7 +9,7 @@ import state
 import triage_access
 from spar_core.errors import SparError
 from spar_core.figures.triage import SCORES, latent_exam_figure, ranking_figure, worst_slice_figures
-from spar_core.evaluation.significance import display_name
+from spar_core.methods import SPAR, display_name
 
 EXAM_KEY, POST_KEY, SURFACE_KEY, BONES_KEY = "triage_exam", "triage_post", "triage_3d", "triage_bones"
 MAP_KEY, RUN_NOW_KEY = "triage_map", "triage_run_now"
@@ -36,7 +36,7 @@ if not methods:
     st.stop()
 
 # The sidebar's method when it has been triaged, else SPAR, else the first triaged one.
-method = next(m for m in (selection.method, "spar", *methods) if m in methods)
+method = next(m for m in (selection.method, SPAR, *methods) if m in methods)
 try:
     table = triage_access.get_triage(run, method)
     spearman = triage_access.get_spearman(run, method)

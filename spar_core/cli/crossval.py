@@ -7,13 +7,13 @@ import time
 from pathlib import Path
 
 from spar_core.cli.options import add_device, add_progress_file
-from spar_core.pipeline.crossval import Shard, is_complete, parse_methods, run_crossval, run_summary
+from spar_core.methods import METHODS, parse_methods
+from spar_core.pipeline.crossval import Shard, is_complete, run_crossval, run_summary
 from spar_core.data.dataset import load_dataset
 from spar_core.training.device import pick_device
 from spar_core.evaluation.postprocess import PostprocessConfig
 from spar_core.training.presets import PRESETS, get_preset
 from spar_core.progress import cli_progress
-from spar_core.training.regularizers import REGULARIZERS
 from spar_core.runs.run_folder import RunFolder
 from spar_core.data.splits import make_splits
 
@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "the test exams, post-process and score them into RUN/metrics.csv. Finished "
                                    "(fold, method) units are skipped when started again.")
     p.add_argument("--dataset", required=True, type=Path, help="dataset folder (dataset.json, imagesTr, labelsTr)")
-    p.add_argument("--methods", default="all", help=f"'all' or a comma-separated list of {', '.join(REGULARIZERS)}")
+    p.add_argument("--methods", default="all", help=f"'all' or a comma-separated list of {', '.join(METHODS)}")
     p.add_argument("--folds", default="loo", help="loo (leave one patient out), holdout, or a number K of folds")
     p.add_argument("--preset", default="cpu", help=f"one of: {', '.join(PRESETS)} (default: cpu)")
     p.add_argument("--out", required=True, type=Path, help="run folder to write (or to continue)")

@@ -14,7 +14,7 @@ from spar_core.errors import SparError
 from spar_core.training.fold import train_fold
 from spar_core.training.presets import PRESETS, get_preset
 from spar_core.progress import TqdmProgress, silent
-from spar_core.training.regularizers import REGULARIZERS
+from spar_core.methods import METHODS, method
 from spar_core.runs.run_folder import RunFolder
 from spar_core.data.splits import make_splits
 
@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "train the segmenter of one method. Multi-GPU: torchrun --nproc_per_node=N "
                                    "-m spar_core train ...")
     p.add_argument("--dataset", required=True, type=Path, help="dataset folder (dataset.json, imagesTr, labelsTr)")
-    p.add_argument("--method", required=True, help=f"one of: {', '.join(REGULARIZERS)}")
+    p.add_argument("--method", required=True, help=f"one of: {', '.join(METHODS)}")
     p.add_argument("--preset", default="cpu", help=f"one of: {', '.join(PRESETS)} (default: cpu)")
     p.add_argument("--out", required=True, type=Path, help="run folder to write")
     p.add_argument("--folds", default="holdout", help="split scheme: loo, holdout or a number K (default: holdout)")
@@ -36,8 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.method not in REGULARIZERS:
-        raise SparError(f"--method: unknown method {args.method!r}; expected one of {', '.join(REGULARIZERS)}")
+    method(args.method)
     preset = get_preset(args.preset)
     dataset = load_dataset(args.dataset)
     splits = make_splits([c.case_id for c in dataset.cases], args.folds, seed=preset.train.seed)

@@ -24,32 +24,24 @@ import numpy as np
 import pandas as pd
 
 from spar_core.errors import SparError
-from spar_core.paths import atomic_path
 from spar_core.evaluation.significance import (
-    BASELINE,
     METRICS,
     PAIR,
     Metric,
-    display_name,
     markdown_table,
     significance,
     significance_markdown,
     significance_reading,
 )
 
+from spar_core.methods import BASELINE, display_name, method_order
+from spar_core.paths import write_csv, write_text
+
 if TYPE_CHECKING:  # only for the annotation: importing the run folder (or the registry) pulls in torch
     from spar_core.runs.run_folder import RunFolder
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("case", "fold", "method", "structure", "postprocessed",
                                      *(m.source for m in METRICS))
-
-
-def method_order(methods: Sequence[str]) -> list[str]:
-    """Registry order (baseline, adversarial, shape, spar), then unknown keys alphabetically."""
-    from spar_core.training.regularizers import REGULARIZERS  # here, not at the top: the registry imports torch
-
-    present = set(methods)
-    return [m for m in REGULARIZERS if m in present] + sorted(present - set(REGULARIZERS))
 
 
 def check_metrics(frame: pd.DataFrame, source: str = "metrics") -> pd.DataFrame:
@@ -332,7 +324,7 @@ def write_report(run: RunFolder, *, postprocessed: bool = True, n_boot: int = 10
     config = run.read_config() if run.exists() else {}
     report = build_report(load_metrics(run.metrics_csv), postprocessed=postprocessed, n_boot=n_boot, seed=seed,
                           config=config)
-    out = run.root / "report"
+    out = run.report_dir
     texts = {"table1.md": report.table1_md, "table1.tex": report.table1_tex, "table1_raw.md": report.table1_raw_md,
              "significance.md": report.significance_md, "report.md": report.markdown}
     frames = {"table1.csv": report.table1, "table1_raw.csv": report.table1_raw,
@@ -340,10 +332,8 @@ def write_report(run: RunFolder, *, postprocessed: bool = True, n_boot: int = 10
               "significance.csv": report.significance}
     for name, text in texts.items():
         if text:
-            with atomic_path(out / name) as tmp:
-                tmp.write_text(text)
+            write_text(out / name, text)
     for name, frame in frames.items():
         if frame is not None:
-            with atomic_path(out / name) as tmp:
-                frame.to_csv(tmp, index=False, float_format="%.6g")
+            write_csv(out / name, frame, float_format="%.6g")
     return out / "report.md"

@@ -11,7 +11,7 @@ either value is undefined:
 - Holm's correction over every test made (methods × metrics).
 
 Pure functions of the frame :func:`spar_core.evaluation.report.select` returns. The metric vocabulary both modules use
-(:class:`Metric`, ``METRICS``, the baseline and pairing keys, display names, markdown tables) is defined here,
+(:class:`Metric`, ``METRICS``, the pairing keys, markdown tables) is defined here,
 so that :mod:`spar_core.evaluation.report` imports this module and never the other way round.
 """
 
@@ -27,6 +27,7 @@ import pandas as pd
 from scipy import stats
 
 from spar_core.errors import SparError
+from spar_core.methods import BASELINE, display_name
 
 
 @dataclass(frozen=True)
@@ -47,17 +48,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("assd_mm", "assd_mm", "ASSD (mm)", 1.0, False, 2),
     Metric("mssd_mm", "mssd_mm", "MSSD (mm)", 1.0, False, 2),
 )
-BASELINE = "baseline"
 ALPHA = 0.05
 PAIR = ["case", "structure"]
-
-
-def display_name(method: str) -> str:
-    """The paper's name of a method ("SPAR"), or its key when it is not in the registry."""
-    from spar_core.training.regularizers import REGULARIZERS  # here, not at the top: the registry imports torch
-
-    cls = REGULARIZERS.get(method)
-    return cls.info.display if cls is not None else method
 
 
 def markdown_table(frame: pd.DataFrame) -> str:

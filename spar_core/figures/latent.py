@@ -24,10 +24,8 @@ from plotly.subplots import make_subplots
 
 from spar_core.errors import SparError
 from spar_core.figures.compare import TRUTH_COLOR
-from spar_core.figures.results import method_colors
 from spar_core.figures.slices import _bbox, _contour_xy, _fill_trace, slice_figure, structure_colors
-from spar_core.evaluation.report import method_order
-from spar_core.evaluation.significance import display_name
+from spar_core.methods import display_name, method_colors, method_order
 
 EMBEDDING_LABELS: dict[str, str] = {"tsne": "t-SNE", "aligned": "aligned t-SNE", "umap": "UMAP"}
 ORIGINS: tuple[str, ...] = ("true", "predicted")
@@ -213,7 +211,7 @@ def convergence_figure(
 
     Returns:
         A figure with, per panel, one line Scatter per method (``name`` its display name, registry order,
-        colours of :func:`~spar_core.figures.results.method_colors`, ``y`` the table's mean_distance) and,
+        colours of :func:`~spar_core.methods.method_colors`, ``y`` the table's mean_distance) and,
         with ``band``, one band Scatter per method (``name`` "<display> ±1 SD", ``fill`` "toself").
 
     Raises:

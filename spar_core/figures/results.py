@@ -2,7 +2,7 @@
 
 Inputs are what the run folder holds (``RUN/metrics.csv`` as a frame, ``history.jsonl`` rows), so the app,
 the notebooks and a report script draw the same figures. Methods appear in registry order (baseline,
-adversarial, shape, spar) under the paper's names, each with a fixed colour (:func:`method_colors`).
+adversarial, shape, spar) under the paper's names, each with its fixed colour (:mod:`spar_core.methods`).
 """
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from spar_core.errors import SparError
-from spar_core.evaluation.report import check_metrics, method_order, select
-from spar_core.evaluation.significance import METRICS, Metric, display_name
-
-# Paul Tol's "bright" scheme: colour-blind friendly, and apart from the structure palette of the slice figures.
-METHOD_PALETTE: tuple[str, ...] = ("#4477AA", "#EE6677", "#228833", "#CCBB44", "#66CCEE", "#AA3377", "#BBBBBB")
+from spar_core.evaluation.report import check_metrics, select
+from spar_core.evaluation.significance import METRICS, Metric
+from spar_core.methods import display_name, method_colors, method_order
 
 # history.jsonl loss terms, in plotting order, with their panel titles.
 LOSS_TERMS: dict[str, str] = {
@@ -30,16 +28,6 @@ LOSS_TERMS: dict[str, str] = {
     "reg": "L_reg (regularizer)",
     "d_loss": "discriminator loss",
 }
-
-
-def method_colors(methods: Sequence[str]) -> dict[str, str]:
-    """Method key -> colour, fixed by registry position, so a method keeps its colour whichever are shown."""
-    from spar_core.training.regularizers import REGULARIZERS  # here: the registry imports torch
-
-    known = list(REGULARIZERS)
-    extra = sorted(set(methods) - set(known))
-    rank = {m: known.index(m) if m in known else len(known) + extra.index(m) for m in methods}
-    return {m: METHOD_PALETTE[rank[m] % len(METHOD_PALETTE)] for m in methods}
 
 
 def find_metric(metric: str) -> Metric:

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spar_core.latent.embedding import EMBEDDINGS_DIR, FoldSnapshots, load_snapshots, read_table
-from spar_core.paths import atomic_path
+from spar_core.latent.embedding import FoldSnapshots, load_snapshots, read_table
+from spar_core.paths import write_csv
 from spar_core.runs.run_folder import RunFolder
 
 COLUMNS = ["fold", "method", "epoch", "structure", "mean_distance", "std", "n"]
@@ -52,10 +52,6 @@ def convergence_table(run: RunFolder | str | Path, fold: int) -> pd.DataFrame:
     return convergence_from_snapshots(load_snapshots(run, fold))
 
 
-def convergence_path(run: RunFolder, fold: int) -> Path:
-    return run.root / EMBEDDINGS_DIR / f"convergence_fold_{fold}.csv"
-
-
 def read_convergence(path: str | Path) -> pd.DataFrame:
     """A table written by :func:`write_convergence`.
 
@@ -68,8 +64,7 @@ def read_convergence(path: str | Path) -> pd.DataFrame:
 def write_convergence(run: RunFolder | str | Path, fold: int) -> Path:
     """Write :func:`convergence_table` atomically to ``RUN/embeddings/convergence_fold_<fold>.csv``."""
     run = RunFolder(run) if not isinstance(run, RunFolder) else run
-    path = convergence_path(run, fold)
+    path = run.convergence_path(fold)
     table = convergence_table(run, fold)
-    with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False)
+    write_csv(path, table)
     return path

@@ -27,14 +27,13 @@ import numpy as np
 import pandas as pd
 
 from spar_core.errors import SparError
-from spar_core.paths import atomic_path
+from spar_core.paths import write_csv
 from spar_core.progress import Progress, ProgressEvent, silent
 from spar_core.runs.run_folder import RunFolder
 
 EMBEDDINGS = ("tsne", "aligned", "umap")
 COLUMNS = ["fold", "embedding", "method", "epoch", "structure", "origin", "case", "slice", "x", "y"]
 MIN_POINTS = 5  # fewer reference codes than this give no meaningful neighbourhoods
-EMBEDDINGS_DIR = "embeddings"
 
 
 @dataclass
@@ -81,7 +80,7 @@ def load_snapshots(run: RunFolder | str | Path, fold: int) -> FoldSnapshots:
     """
     run = RunFolder(run) if not isinstance(run, RunFolder) else run
     names = _label_names(run)
-    paths = sorted(run.fold_dir(fold).glob("*/latent/epoch_*.npz"))
+    paths = run.snapshot_files(fold)
     if not paths:
         raise SparError(f"{run.fold_dir(fold)}: no latent snapshots (folds/{fold}/<method>/latent/epoch_<e>.npz); "
                         "train the fold first")
@@ -242,10 +241,6 @@ def embed_fold(run: RunFolder | str | Path, fold: int, kinds: Sequence[str] = EM
     return embed_snapshots(load_snapshots(run, fold), kinds, seed, progress)
 
 
-def embeddings_path(run: RunFolder, fold: int) -> Path:
-    return run.root / EMBEDDINGS_DIR / f"fold_{fold}.csv"
-
-
 def read_table(path: str | Path, columns: Sequence[str]) -> pd.DataFrame:
     """A csv table that must hold ``columns`` (the embedding and convergence tables).
 
@@ -272,7 +267,6 @@ def write_embeddings(run: RunFolder | str | Path, fold: int, kinds: Sequence[str
     """Compute :func:`embed_fold` and write it atomically to ``RUN/embeddings/fold_<fold>.csv``."""
     run = RunFolder(run) if not isinstance(run, RunFolder) else run
     frame = embed_fold(run, fold, kinds, seed, progress)
-    path = embeddings_path(run, fold)
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False)
+    path = run.embeddings_path(fold)
+    write_csv(path, frame)
     return path

@@ -24,16 +24,13 @@ from spar_core.errors import SparError
 from spar_core.training.fold import fold_shape_ae, fold_slices
 from spar_core.evaluation.inference import predict_volume, write_label_volume
 from spar_core.evaluation.metrics import evaluate_labels
-from spar_core.paths import atomic_path
+from spar_core.paths import write_csv
 from spar_core.evaluation.postprocess import PostprocessConfig, count_components, postprocess
 from spar_core.training.presets import Preset
 from spar_core.progress import Progress, ProgressEvent, silent
-from spar_core.training.regularizers import REGULARIZERS
 from spar_core.runs.run_folder import RunFolder
 from spar_core.data.splits import Split
 from spar_core.training.segmenter import load_unet, train_segmenter
-
-UNIT_METRICS = "metrics.csv"
 
 
 @dataclass(frozen=True)
@@ -55,18 +52,6 @@ class Shard:
         """This shard's units: contiguous blocks, so a shard mostly works within one fold."""
         bounds = np.linspace(0, len(units), self.count + 1).round().astype(int)
         return list(units[bounds[self.index]:bounds[self.index + 1]])
-
-
-def parse_methods(text: str) -> list[str]:
-    """``all`` or a comma-separated list of method keys, validated."""
-    if text.strip() == "all":
-        return list(REGULARIZERS)
-    methods = [m.strip() for m in text.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in REGULARIZERS]
-    if unknown or not methods:
-        raise SparError(f"--methods: unknown {', '.join(unknown) or '(empty)'}; expected 'all' or a comma-"
-                        f"separated list of {', '.join(REGULARIZERS)}")
-    return methods
 
 
 def grid(splits: Sequence[Split], methods: Sequence[str]) -> list[tuple[int, str]]:
@@ -103,25 +88,23 @@ def run_unit(
         vol = load_volume(dataset, case_id)
         raw = predict_volume(unet, vol, preset.train.size, device=device)
         post = postprocess(raw, vol.spacing, post_cfg)
-        write_label_volume(raw, vol, run.method_dir(split.fold, method) / "pred_raw" / f"{case_id}.nii.gz")
-        write_label_volume(post, vol, run.pred_dir(split.fold, method) / f"{case_id}.nii.gz")
+        write_label_volume(raw, vol, run.prediction_path(split.fold, method, case_id, raw=True))
+        write_label_volume(post, vol, run.prediction_path(split.fold, method, case_id))
         for row in score_case(raw, vol.label, vol.spacing, dataset.structures, post):
             rows.append({"case": case_id, "fold": split.fold, "method": method, **row})
         progress(ProgressEvent("predict", 1, 1, i + 1, len(split.test), label=f"{method} fold {split.fold}"))
     frame = pd.DataFrame(rows)
-    with atomic_path(run.method_dir(split.fold, method) / UNIT_METRICS) as tmp:
-        frame.to_csv(tmp, index=False)
+    write_csv(run.unit_metrics_path(split.fold, method), frame)
     return frame
 
 
 def merge_metrics(run: RunFolder) -> pd.DataFrame:
     """Gather every finished unit's rows into ``RUN/metrics.csv`` (rewritten atomically)."""
-    parts = [pd.read_csv(p) for p in sorted(run.root.glob(f"folds/*/*/{UNIT_METRICS}"))]
+    parts = [pd.read_csv(p) for p in run.unit_metrics_files()]
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if not frame.empty:
         frame = frame.sort_values(["fold", "method", "case", "label", "postprocessed"], kind="stable")
-        with atomic_path(run.metrics_csv) as tmp:
-            frame.to_csv(tmp, index=False)
+        write_csv(run.metrics_csv, frame)
     return frame
 
 
@@ -137,7 +120,7 @@ def run_crossval(
     cached: dict[int, tuple] = {}
     for n, (fold, method) in enumerate(units):
         progress(ProgressEvent("crossval", n + 1, len(units), 0, 1, label=f"fold {fold} {method}"))
-        if (run.method_dir(fold, method) / UNIT_METRICS).is_file():
+        if run.unit_metrics_path(fold, method).is_file():
             continue
         split = by_fold[fold]
         run.write_split(split)
@@ -150,7 +133,7 @@ def run_crossval(
 
 
 def is_complete(run: RunFolder, splits: Sequence[Split], methods: Sequence[str]) -> bool:
-    return all((run.method_dir(f, m) / UNIT_METRICS).is_file() for f, m in grid(splits, methods))
+    return all(run.unit_metrics_path(f, m).is_file() for f, m in grid(splits, methods))
 
 
 def run_summary(dataset: Dataset, splits: Sequence[Split], methods: Sequence[str], preset: Preset,

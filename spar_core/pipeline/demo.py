@@ -17,7 +17,7 @@ from spar_core.data.phantoms import generate_cohort
 from spar_core.evaluation.postprocess import PostprocessConfig
 from spar_core.training.presets import get_preset
 from spar_core.progress import Progress, ProgressEvent, silent
-from spar_core.training.regularizers import REGULARIZERS
+from spar_core.methods import METHODS
 from spar_core.evaluation.report import write_report
 from spar_core.runs.run_folder import RunFolder
 from spar_core.latent.convergence import write_convergence
@@ -55,7 +55,7 @@ def run_demo(out: str | Path, data_root: str | Path, *, preset_name: str = "cpu"
     cohorts = ensure_phantoms(data_root, progress)
     dataset = load_dataset(cohorts["ankle"])
     preset = get_preset(preset_name)
-    methods = list(REGULARIZERS)
+    methods = list(METHODS)
     splits = demo_split(cohorts["ankle"], [c.case_id for c in dataset.cases], seed=preset.train.seed)
     run = RunFolder(out)
     post_cfg = PostprocessConfig()

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from spar_core.errors import SparError
-from spar_core.paths import atomic_path, data_root, runs_root
+from spar_core.paths import atomic_path, data_root, runs_root, write_json
 from spar_core.progress import read_progress as _read_progress
 
 JOBS_FOLDER = ".jobs"  # hidden, so run pickers listing the runs root do not take it for a run
@@ -182,8 +182,7 @@ def _new_folder(parent: Path) -> Path:
 
 
 def _write_info(job: Job, info: dict[str, Any]) -> None:
-    with atomic_path(job.job_file) as tmp:
-        tmp.write_text(json.dumps(info, indent=2) + "\n")
+    write_json(job.job_file, info)
 
 
 @contextmanager

@@ -1,15 +1,26 @@
-"""The run folder: the one contract between core, CLI, app and notebooks.
+"""The run folder: the one contract between core, CLI, app and notebooks. Every path of a run is spelled here.
 
 ```
-RUN/run.json                                 config, dataset, methods, folds, versions, status
-RUN/folds/<k>/split.json                     train / test case ids
-RUN/folds/<k>/shape_ae.pt                    the fold's frozen shape auto-encoder
-RUN/folds/<k>/<method>/model.pt              weights (+ optimizer states for resuming)
-RUN/folds/<k>/<method>/history.jsonl         one line per epoch
-RUN/folds/<k>/<method>/latent/epoch_<e>.npz  codes of predicted and true masks
-RUN/folds/<k>/<method>/pred/<case>.nii.gz    predictions
-RUN/metrics.csv                              one row per case × bone × method
+RUN/run.json                                    config, dataset, methods, folds, preset and its settings, status
+RUN/metrics.csv                                 one row per case × structure × method (raw and post-processed)
+RUN/report/                                     Table 1, per structure, per exam, significance (spar report)
+RUN/embeddings/fold_<k>.csv                     2D maps of the latent snapshots (spar embed)
+RUN/embeddings/convergence_fold_<k>.csv         mean latent distance per method and epoch (spar embed)
+RUN/triage/<table>_<method>.csv                 triage, spearman and images tables (spar triage)
+RUN/triage/images_<method>/<case>.nii.gz        predictions of new exams ranked by spar triage --images
+RUN/folds/<k>/split.json                        train / test case ids
+RUN/folds/<k>/shape_ae.pt                       the fold's frozen shape auto-encoder
+RUN/folds/<k>/train_codes.npz                   the training exams' true codes and volumes (triage's cache)
+RUN/folds/<k>/<method>/model.pt                 weights (+ optimizer states for resuming)
+RUN/folds/<k>/<method>/history.jsonl            one line per epoch
+RUN/folds/<k>/<method>/latent/epoch_<e>.npz     codes of predicted and true masks
+RUN/folds/<k>/<method>/pred/<case>.nii.gz       post-processed predictions
+RUN/folds/<k>/<method>/pred_raw/<case>.nii.gz   the stacked 2D predictions, before post-processing
+RUN/folds/<k>/<method>/metrics.csv              that (fold, method) unit's rows: it is finished
 ```
+
+Torch-free (it imports only the foundation and :mod:`spar_core.data.splits`), so any stage and the app can
+import it.
 """
 
 from __future__ import annotations
@@ -18,15 +29,18 @@ import json
 import platform
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator
 
-import torch
-
 import spar_core
-from spar_core.training.checkpoint import read_jsonl, write_json
-from spar_core.errors import SparError
 from spar_core.data.splits import Split
+from spar_core.errors import SparError
+from spar_core.paths import read_jsonl, write_json
+
+CONFIG_FILE = "run.json"
+TRIAGE_TABLES = ("triage", "spearman", "images")  # RUN/triage/<table>_<method>.csv
+NIFTI = ".nii.gz"
 
 
 @dataclass(frozen=True)
@@ -36,13 +50,52 @@ class RunFolder:
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root))
 
+    # ------------------------------------------------------------------------------------------ the run
+
     @property
     def config_path(self) -> Path:
-        return self.root / "run.json"
+        return self.root / CONFIG_FILE
 
     @property
     def metrics_csv(self) -> Path:
         return self.root / "metrics.csv"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.root / "report"
+
+    @property
+    def embeddings_dir(self) -> Path:
+        return self.root / "embeddings"
+
+    def embeddings_path(self, fold: int) -> Path:
+        return self.embeddings_dir / f"fold_{fold}.csv"
+
+    def convergence_path(self, fold: int) -> Path:
+        return self.embeddings_dir / f"convergence_fold_{fold}.csv"
+
+    @property
+    def triage_dir(self) -> Path:
+        return self.root / "triage"
+
+    def triage_table(self, table: str, method: str) -> Path:
+        """``RUN/triage/<table>_<method>.csv``, ``table`` one of ``TRIAGE_TABLES``."""
+        if table not in TRIAGE_TABLES:
+            raise ValueError(f"table {table!r}: expected one of {', '.join(TRIAGE_TABLES)}")
+        return self.triage_dir / f"{table}_{method}.csv"
+
+    def triage_tables(self, table: str) -> dict[str, Path]:
+        """Method -> its ``<table>_<method>.csv`` for every method that has one, by method key."""
+        if not self.triage_dir.is_dir():
+            return {}
+        prefix = f"{table}_"
+        return {p.stem.removeprefix(prefix): p for p in sorted(self.triage_dir.glob(f"{prefix}*.csv"))
+                if p.is_file()}
+
+    def triage_images_dir(self, method: str) -> Path:
+        return self.triage_dir / f"images_{method}"
+
+    # ------------------------------------------------------------------------------------------ a fold
 
     def fold_dir(self, fold: int) -> Path:
         return self.root / "folds" / str(fold)
@@ -53,63 +106,36 @@ class RunFolder:
     def shape_ae_path(self, fold: int) -> Path:
         return self.fold_dir(fold) / "shape_ae.pt"
 
+    def train_codes_path(self, fold: int) -> Path:
+        return self.fold_dir(fold) / "train_codes.npz"
+
+    # ------------------------------------------------------------------------------------------ a method of a fold
+
+    def method_folder(self, fold: int, method: str) -> "MethodFolder":
+        return MethodFolder(self.fold_dir(fold) / method)
+
     def method_dir(self, fold: int, method: str) -> Path:
-        return self.fold_dir(fold) / method
+        return self.method_folder(fold, method).path
 
     def model_path(self, fold: int, method: str) -> Path:
-        return self.method_dir(fold, method) / "model.pt"
+        return self.method_folder(fold, method).model
 
     def history(self, fold: int, method: str) -> list[dict[str, Any]]:
-        return read_jsonl(self.method_dir(fold, method) / "history.jsonl")
+        return read_jsonl(self.method_folder(fold, method).history)
 
     def latent_dir(self, fold: int, method: str) -> Path:
-        return self.method_dir(fold, method) / "latent"
+        return self.method_folder(fold, method).latent_dir
 
-    def pred_dir(self, fold: int, method: str) -> Path:
-        return self.method_dir(fold, method) / "pred"
+    def pred_dir(self, fold: int, method: str, raw: bool = False) -> Path:
+        return self.method_folder(fold, method).pred_dir(raw)
 
-    def exists(self) -> bool:
-        return self.config_path.is_file()
+    def prediction_path(self, fold: int, method: str, case: str, raw: bool = False) -> Path:
+        return self.method_folder(fold, method).prediction(case, raw)
 
-    def read_config(self) -> dict[str, Any]:
-        if not self.config_path.is_file():
-            raise SparError(f"{self.root}: not a spar run folder (no run.json)")
-        try:
-            return json.loads(self.config_path.read_text())
-        except json.JSONDecodeError as err:
-            raise SparError(f"{self.config_path}: not valid JSON ({err})") from None
+    def unit_metrics_path(self, fold: int, method: str) -> Path:
+        return self.method_folder(fold, method).unit_metrics
 
-    def write_config(self, config: dict[str, Any]) -> None:
-        versions = {"spar": spar_core.__version__, "torch": torch.__version__, "python": platform.python_version()}
-        write_json(self.config_path, {**config, "versions": versions})
-
-    def check_same_experiment(self, summary: dict[str, Any]) -> None:
-        """Refuse to continue a run folder with another dataset, preset, split scheme or method list, or with a
-        preset whose settings changed since the run began."""
-        old = self.read_config()
-        for key in ("dataset", "preset", "folds", "methods"):
-            if key in old and old[key] != summary[key]:
-                raise SparError(f"{self.config_path}: this run has {key} {old[key]!r}, not {summary[key]!r}; "
-                                "use another --out to start a new run")
-        before, now = old.get("preset_settings"), summary.get("preset_settings")
-        if before is not None and now is not None and before != now:
-            changed = sorted(_changed_keys(before, now))
-            raise SparError(f"{self.config_path}: preset {summary['preset']!r} changed since this run began "
-                            f"({', '.join(changed)}); finish it with the version it began with, or use another --out")
-
-    def update_config(self, **changes: Any) -> None:
-        self.write_config({**self.read_config(), **changes})
-
-    @contextmanager
-    def stopped_on_interrupt(self) -> Iterator[None]:
-        """Mark run.json ``status: stopped`` when the block is interrupted (Ctrl-C, SIGTERM) or fails, then
-        re-raise: a cancelled run does not stay "running" forever. Finished units stay; rerunning resumes."""
-        try:
-            yield
-        except BaseException:
-            if self.config_path.is_file():
-                self.update_config(status="stopped")
-            raise
+    # ------------------------------------------------------------------------------------------ listing
 
     def folds(self) -> list[int]:
         base = self.root / "folds"
@@ -122,7 +148,69 @@ class RunFolder:
         d = self.fold_dir(fold)
         if not d.is_dir():
             return []
-        return sorted(p.name for p in d.iterdir() if (p / "model.pt").is_file())
+        return sorted(p.name for p in d.iterdir() if MethodFolder(p).model.is_file())
+
+    def history_files(self) -> list[tuple[int, str, Path]]:
+        """(fold, method, path) of every ``history.jsonl``, sorted."""
+        return [(int(p.parts[-3]), p.parts[-2], p) for p in sorted(self.root.glob("folds/*/*/history.jsonl"))
+                if p.parts[-3].isdigit()]
+
+    def snapshot_files(self, fold: int) -> list[Path]:
+        """Every latent snapshot of ``fold`` (all methods, all epochs), sorted."""
+        return sorted(self.fold_dir(fold).glob("*/latent/epoch_*.npz"))
+
+    def unit_metrics_files(self) -> list[Path]:
+        return sorted(self.root.glob("folds/*/*/metrics.csv"))
+
+    # ------------------------------------------------------------------------------------------ run.json
+
+    def exists(self) -> bool:
+        return self.config_path.is_file()
+
+    def read_config(self) -> dict[str, Any]:
+        if not self.config_path.is_file():
+            raise SparError(f"{self.root}: not a spar run folder (no {CONFIG_FILE})")
+        try:
+            config = json.loads(self.config_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
+            raise SparError(f"{self.config_path}: not valid JSON ({type(err).__name__})") from None
+        if not isinstance(config, dict):
+            raise SparError(f"{self.config_path}: expected a JSON object, got {type(config).__name__}")
+        return config
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        write_json(self.config_path, {**config, "versions": _versions()})
+
+    def update_config(self, **changes: Any) -> None:
+        self.write_config({**self.read_config(), **changes})
+
+    def check_same_experiment(self, summary: dict[str, Any], keys: tuple[str, ...] = ("dataset", "preset", "folds",
+                                                                                       "methods")) -> None:
+        """Refuse to continue a run folder with another dataset, preset, split scheme or method list (``keys``), or
+        with a preset whose settings changed since the run began."""
+        old = self.read_config()
+        for key in keys:
+            if key in old and key in summary and old[key] != summary[key]:
+                raise SparError(f"{self.config_path}: this run has {key} {old[key]!r}, not {summary[key]!r}; "
+                                "use another --out to start a new run")
+        before, now = old.get("preset_settings"), summary.get("preset_settings")
+        if before is not None and now is not None and before != now:
+            changed = sorted(_changed_keys(before, now))
+            raise SparError(f"{self.config_path}: preset {summary['preset']!r} changed since this run began "
+                            f"({', '.join(changed)}); finish it with the version it began with, or use another --out")
+
+    @contextmanager
+    def stopped_on_interrupt(self) -> Iterator[None]:
+        """Mark run.json ``status: stopped`` when the block is interrupted (Ctrl-C, SIGTERM) or fails, then
+        re-raise: a cancelled run does not stay "running" forever. Finished units stay; rerunning resumes."""
+        try:
+            yield
+        except BaseException:
+            if self.config_path.is_file():
+                self.update_config(status="stopped")
+            raise
+
+    # ------------------------------------------------------------------------------------------ splits
 
     def write_split(self, split: Split) -> None:
         write_json(self.split_path(split.fold), {"fold": split.fold, "train": list(split.train),
@@ -134,6 +222,60 @@ class RunFolder:
             raise SparError(f"{path}: fold {fold} has no split in this run")
         data = json.loads(path.read_text())
         return Split(fold=int(data["fold"]), train=tuple(data["train"]), test=tuple(data["test"]))
+
+
+@dataclass(frozen=True)
+class MethodFolder:
+    """``RUN/folds/<k>/<method>/``: what training, evaluation and triage write for one method of one fold."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    @property
+    def model(self) -> Path:
+        return self.path / "model.pt"
+
+    @property
+    def history(self) -> Path:
+        return self.path / "history.jsonl"
+
+    @property
+    def latent_dir(self) -> Path:
+        return self.path / "latent"
+
+    def snapshot(self, epoch: int) -> Path:
+        return self.latent_dir / f"epoch_{epoch}.npz"
+
+    def pred_dir(self, raw: bool = False) -> Path:
+        """``pred/`` (post-processed) or, with ``raw``, ``pred_raw/`` (the stacked 2D outputs)."""
+        return self.path / ("pred_raw" if raw else "pred")
+
+    def prediction(self, case: str, raw: bool = False) -> Path:
+        return self.pred_dir(raw) / f"{case}{NIFTI}"
+
+    @property
+    def unit_metrics(self) -> Path:
+        """The (fold, method) unit's metric rows; its presence marks the unit finished."""
+        return self.path / "metrics.csv"
+
+
+def run_folders(root: str | Path) -> list[Path]:
+    """The run folders (holding a ``run.json``) directly in ``root``, sorted by name; hidden folders left out."""
+    base = Path(root)
+    if not base.is_dir():
+        return []
+    return sorted(p for p in base.iterdir() if not p.name.startswith(".") and (p / CONFIG_FILE).is_file())
+
+
+def _versions() -> dict[str, str]:
+    """Versions a run records; torch's read from its package metadata (importing it would cost a second)."""
+    try:
+        torch_version = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        torch_version = "absent"
+    return {"spar": spar_core.__version__, "torch": torch_version, "python": platform.python_version()}
 
 
 def _changed_keys(a: Any, b: Any, prefix: str = "") -> list[str]:

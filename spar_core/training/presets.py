@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 from spar_core.data.augment import AugmentConfig
 from spar_core.errors import SparError
+from spar_core.methods import METHODS
 from spar_core.models import CodeDiscriminatorConfig, MaskDiscriminatorConfig, ShapeAEConfig, UNetConfig
 
 DEFAULT_LAMBDA = 1e-2
@@ -30,7 +31,7 @@ class TrainConfig:
     ae_lr: float = 1e-2
     ae_batch_size: int = 32
     lambdas: dict[str, float] = field(
-        default_factory=lambda: {"adversarial": DEFAULT_LAMBDA, "shape": DEFAULT_LAMBDA, "spar": DEFAULT_LAMBDA}
+        default_factory=lambda: {key: DEFAULT_LAMBDA for key, m in METHODS.items() if m.regularized}
     )
     augment: AugmentConfig | None = AugmentConfig()
     # Fraction of the slices without any structure kept for training (they teach "no bone here").

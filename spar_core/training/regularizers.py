@@ -27,13 +27,13 @@ Training step, alternating as in the paper::
 ``segmenter_term``'s backward also leaves gradients on D's weights (D is on the path); the ``zero_grad``
 before the next D step clears them.
 
-Adding a method: subclass ``Regularizer``, give it an ``info``, a ``segmenter_term`` (and a discriminator with
-its ``discriminator_loss``), decorate it with ``@register``. Nothing outside this file changes.
+Adding a method: add its facts to :data:`spar_core.methods.METHODS`, then subclass ``Regularizer`` here with
+that ``info``, a ``segmenter_term`` (and a discriminator with its ``discriminator_loss``), decorated with
+``@register``. Nothing else changes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -41,6 +41,7 @@ from torch import Tensor, nn
 from torch.nn.functional import binary_cross_entropy_with_logits as bce_with_logits
 
 from spar_core.errors import SparError
+from spar_core.methods import METHODS, Method
 from spar_core.models import (
     CodeDiscriminator,
     CodeDiscriminatorConfig,
@@ -50,21 +51,13 @@ from spar_core.models import (
 )
 
 
-@dataclass(frozen=True)
-class RegularizerInfo:
-    """What the rest of the system needs to know about a method without building it."""
-
-    key: str  # registry key, used on the command line and in run folders
-    display: str  # name in tables and figures, as in the paper
-    needs_shape_encoder: bool
-    has_discriminator: bool
-
-
 REGULARIZERS: dict[str, type["Regularizer"]] = {}
 
 
 def register(cls: type["Regularizer"]) -> type["Regularizer"]:
-    """Class decorator adding a regularizer to ``REGULARIZERS`` under ``cls.info.key``."""
+    """Class decorator adding a regularizer to ``REGULARIZERS`` under ``cls.info.key`` (a key of ``METHODS``)."""
+    if METHODS.get(cls.info.key) is not cls.info:
+        raise ValueError(f"{cls.__name__}.info must be spar_core.methods.METHODS[{cls.info.key!r}]")
     REGULARIZERS[cls.info.key] = cls
     return cls
 
@@ -91,7 +84,7 @@ class Regularizer(nn.Module):
         discriminator: the method's discriminator (a submodule: its weights are this module's parameters).
     """
 
-    info: ClassVar[RegularizerInfo]
+    info: ClassVar[Method]
     discriminator: nn.Module | None
 
     def __init__(self, encoder: ShapeEncoder | None = None, discriminator: nn.Module | None = None) -> None:
@@ -159,7 +152,7 @@ class Regularizer(nn.Module):
 class BaselineRegularizer(Regularizer):
     """Base. UNet: cross-entropy alone."""
 
-    info = RegularizerInfo("baseline", "Base. UNet", needs_shape_encoder=False, has_discriminator=False)
+    info = METHODS["baseline"]
 
     def segmenter_term(self, probs: Tensor, target_onehot: Tensor, image: Tensor | None = None) -> Tensor:
         return probs.new_zeros(())  # constant 0 without grad_fn; λ·0 adds nothing to the loss or its gradient
@@ -169,7 +162,7 @@ class BaselineRegularizer(Regularizer):
 class AdversarialRegularizer(Regularizer):
     """Adv. Reg. (Luc et al. 2016): a discriminator on masks; L_reg = −log D_mask(ŷ)."""
 
-    info = RegularizerInfo("adversarial", "Adv. Reg.", needs_shape_encoder=False, has_discriminator=True)
+    info = METHODS["adversarial"]
     discriminator: MaskDiscriminator
 
     @classmethod
@@ -199,7 +192,7 @@ class AdversarialRegularizer(Regularizer):
 class ShapeRegularizer(Regularizer):
     """Sh. Reg. (ACNN, Oktay et al. 2017): L_reg = ‖F(ŷ) − F(y)‖², averaged over the latent map's elements."""
 
-    info = RegularizerInfo("shape", "Sh. Reg.", needs_shape_encoder=True, has_discriminator=False)
+    info = METHODS["shape"]
 
     def segmenter_term(self, probs: Tensor, target_onehot: Tensor, image: Tensor | None = None) -> Tensor:
         target = _check_pair(probs, target_onehot)
@@ -211,7 +204,7 @@ class ShapeRegularizer(Regularizer):
 class SparRegularizer(Regularizer):
     """SPAR: a discriminator on shape codes; L_reg = −log D(F(ŷ)), D trained on real F(y) vs fake F(ŷ)."""
 
-    info = RegularizerInfo("spar", "SPAR", needs_shape_encoder=True, has_discriminator=True)
+    info = METHODS["spar"]
     discriminator: CodeDiscriminator
 
     @classmethod

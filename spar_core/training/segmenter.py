@@ -19,10 +19,13 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from spar_core.data.augment import augment_batch
-from spar_core.training.checkpoint import load_checkpoint, save_checkpoint, save_npz, write_jsonl
+from spar_core.paths import save_npz, write_jsonl
+from spar_core.runs.run_folder import MethodFolder
+from spar_core.training.checkpoint import load_checkpoint, save_checkpoint
 from spar_core.training.device import autocast, grad_scaler
 from spar_core.training.distributed import DistInfo, average_gradients
 from spar_core.errors import SparError
+from spar_core.methods import METHODS
 from spar_core.training.snapshots import structure_codes
 from spar_core.models import ShapeAutoEncoder, UNet, UNetConfig
 from spar_core.training.presets import Preset
@@ -32,9 +35,6 @@ from spar_core.training.losses import segmentation_loss
 from spar_core.data.slice_set import SliceSet
 from spar_core.training.shape_ae import epoch_generator
 
-MODEL_FILE = "model.pt"
-HISTORY_FILE = "history.jsonl"
-LATENT_DIR = "latent"
 
 
 class SegmenterTrainer:
@@ -52,7 +52,7 @@ class SegmenterTrainer:
         self.reg = build_regularizer(method, num_classes=self.num_classes,
                                      encoder=shape_ae.encoder if shape_ae is not None else None,
                                      code_disc_cfg=preset.code_disc, mask_disc_cfg=preset.mask_disc).to(device)
-        self.lam = tc.lam(method) if method != "baseline" else 0.0
+        self.lam = tc.lam(method) if METHODS[method].regularized else 0.0
         self.seg_loss = tc.seg_loss
         self.opt_s = torch.optim.Adam(self.unet.parameters(), lr=tc.lr)
         self.d_params = self.reg.discriminator_parameters()
@@ -136,7 +136,7 @@ def train_segmenter(
     Returns:
         The history, one dict per epoch (every loss term, λ, seconds).
     """
-    out_dir = Path(out_dir)
+    folder = MethodFolder(Path(out_dir))
     tc = preset.train
     if preset.unet.num_classes != train.num_classes:
         raise SparError(f"preset {preset.name!r} is sized for {preset.unet.num_classes} classes, the data has "
@@ -144,7 +144,7 @@ def train_segmenter(
     trainer = SegmenterTrainer(method, preset, shape_ae, device=device, dist=dist)
     history: list[dict] = []
     start_epoch = 1
-    ckpt_path = out_dir / MODEL_FILE
+    ckpt_path = folder.model
     if resume and ckpt_path.is_file():
         state = load_checkpoint(ckpt_path, map_location=device)
         if state.get("method") != method:
@@ -185,13 +185,13 @@ def train_segmenter(
         history.append(line)
         if dist.is_main:
             if shape_ae is not None and snapshot is not None and epoch in tc.snapshot_epochs:
-                save_snapshot(trainer.unet, shape_ae, snapshot, out_dir / LATENT_DIR / f"epoch_{epoch}.npz",
+                save_snapshot(trainer.unet, shape_ae, snapshot, folder.snapshot(epoch),
                               epoch=epoch, batch_size=tc.batch_size, device=device)
             save_checkpoint({"format": 1, "method": method, "preset": preset.name, "epoch": epoch,
                              "epochs": tc.epochs, "num_classes": train.num_classes, "size": tc.size,
                              "unet_config": asdict(preset.unet), "history": history, **trainer.state_dict()},
                             ckpt_path)
-            write_jsonl(out_dir / HISTORY_FILE, history)
+            write_jsonl(folder.history, history)
         progress(ProgressEvent("segmenter", epoch, tc.epochs, steps, steps,
                                {k: v for k, v in line.items() if isinstance(v, float)}, label=method))
     return history

@@ -31,8 +31,9 @@ from scipy.stats import spearmanr
 
 from spar_core.data.dataset import NIFTI_SUFFIXES, case_id_of, load_image, read_nifti, resolve_slice_axis
 from spar_core.errors import SparError
+from spar_core.methods import SPAR
 from spar_core.evaluation.inference import predict_volume, write_label_volume
-from spar_core.paths import atomic_path
+from spar_core.paths import write_csv
 from spar_core.progress import Progress, ProgressEvent, silent
 from spar_core.runs.run_folder import RunFolder
 from spar_core.training.segmenter import load_unet
@@ -49,7 +50,6 @@ from spar_core.triage.scores import (
 ORIENTATION = {"plausibility": -1.0, "recon_error": 1.0, "knn_distance": 1.0, "components": 1.0, "volume_z": 1.0}
 # What a useful score does against each metric over held-out exams.
 EXPECTED_SIGN = {"dice": "negative", "mssd_mm": "positive"}
-TRIAGE_DIR = "triage"
 Z_CLIP = 5.0
 # Smallest spread of a score that means something: (absolute, relative to |median|).
 MIN_SCALE = {"plausibility": (0.05, 0.0), "recon_error": (0.05, 0.0), "knn_distance": (0.0, 0.05),
@@ -114,8 +114,8 @@ def default_method(run: RunFolder, folds: list[int]) -> str:
     trained = sorted({m for f in folds for m in run.methods(f)})
     if not trained:
         raise SparError(f"{run.root}: no trained method in fold(s) {folds}")
-    if "spar" in trained:
-        return "spar"
+    if SPAR in trained:
+        return SPAR
     order = [m for m in run.read_config().get("methods", []) if m in trained]
     return (order or trained)[0]
 
@@ -190,8 +190,8 @@ def _score_held_out(run: RunFolder, config: dict, fold: int, method: str, device
     test = run.read_split(fold).test
     rows = []
     for i, case in enumerate(test, start=1):
-        raw = run.method_dir(fold, method) / "pred_raw" / f"{case}.nii.gz"
-        path = raw if raw.is_file() else run.pred_dir(fold, method) / f"{case}.nii.gz"
+        raw = run.prediction_path(fold, method, case, raw=True)
+        path = raw if raw.is_file() else run.prediction_path(fold, method, case)
         if not path.is_file():
             notes.append(f"fold {fold}: {case} has no prediction by {method!r}, not scored")
             continue
@@ -287,7 +287,7 @@ def triage_images(run: RunFolder | str | Path, images_dir: str | Path, method: s
     unet, meta = load_unet(model, device)
     flags = degraded_flags(images_dir)
     structures = _structures(config)
-    out_dir = run.root / TRIAGE_DIR / f"images_{method}"
+    out_dir = run.triage_images_dir(method)
     rows = []
     for i, path in enumerate(files, start=1):
         volume = load_image(path, config.get("slice_axis"))
@@ -345,12 +345,6 @@ def spearman_table(triage_df: pd.DataFrame, metrics_df: pd.DataFrame) -> pd.Data
 # ---------------------------------------------------------------------------------------------- files
 
 
-def _write_csv(frame: pd.DataFrame, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False)
-    return path
-
-
 def write_triage(run: RunFolder | str | Path, method: str | None = None, fold: int | None = None, *,
                  device: torch.device | str = "cpu", progress: Progress = silent
                  ) -> tuple[pd.DataFrame, pd.DataFrame, Path, Path]:
@@ -361,9 +355,8 @@ def write_triage(run: RunFolder | str | Path, method: str | None = None, fold: i
     metrics = pd.read_csv(run.metrics_csv) if run.metrics_csv.is_file() else pd.DataFrame()
     spearman = spearman_table(table, metrics)
     spearman.attrs = {}
-    folder = run.root / TRIAGE_DIR
-    return (table, spearman, _write_csv(table, folder / f"triage_{method}.csv"),
-            _write_csv(spearman, folder / f"spearman_{method}.csv"))
+    return (table, spearman, write_csv(run.triage_table("triage", method), table),
+            write_csv(run.triage_table("spearman", method), spearman))
 
 
 def write_triage_images(run: RunFolder | str | Path, images_dir: str | Path, method: str | None = None,
@@ -373,4 +366,4 @@ def write_triage_images(run: RunFolder | str | Path, images_dir: str | Path, met
     run, _ = _resolve(run)
     table = triage_images(run, images_dir, method, fold, device=device, progress=progress)
     method = str(table["method"].iloc[0])
-    return table, _write_csv(table, run.root / TRIAGE_DIR / f"images_{method}.csv")
+    return table, write_csv(run.triage_table("images", method), table)

@@ -34,9 +34,11 @@ import torch
 import torch.nn.functional as F
 from scipy.spatial import cKDTree
 
-from spar_core.training.checkpoint import load_checkpoint, save_npz
+from spar_core.paths import save_npz
+from spar_core.training.checkpoint import load_checkpoint
 from spar_core.data.dataset import load_dataset, read_nifti, resolve_slice_axis
 from spar_core.errors import SparError
+from spar_core.methods import SPAR
 from spar_core.training.snapshots import single_structure
 from spar_core.models import CodeDiscriminator, CodeDiscriminatorConfig, ShapeAutoEncoder
 from spar_core.evaluation.postprocess import count_components
@@ -48,7 +50,6 @@ from spar_core.training.shape_ae import load_shape_ae
 SCORES = ("plausibility", "recon_error", "knn_distance", "components", "volume_z")
 KNN_K = 5
 MIN_TRAIN_VOLUMES = 3  # a standard deviation of fewer volumes says nothing
-TRAIN_CODES = "train_codes.npz"
 _BATCH = 64
 
 
@@ -132,7 +133,7 @@ def load_triage_models(run: RunFolder, fold: int, method: str, device: torch.dev
     if not isinstance(size, int):
         raise SparError(f"{model}: checkpoint has no slice size")
     ae = load_shape_ae(run.shape_ae_path(fold), device)
-    spar = run.model_path(fold, "spar")
+    spar = run.model_path(fold, SPAR)
     disc = load_code_discriminator(spar, ae, size, device) if spar.is_file() else None
     return TriageModels(ae, disc, size, device)
 
@@ -257,7 +258,7 @@ def training_reference(run: RunFolder, fold: int, models: TriageModels) -> Train
     """
     config = run.read_config()
     train = list(run.read_split(fold).train)
-    cache = run.fold_dir(fold) / TRAIN_CODES
+    cache = run.train_codes_path(fold)
     stamp = np.asarray([_fingerprint(run.shape_ae_path(fold)), str(models.size), *train])
     if cache.is_file():
         with np.load(cache, allow_pickle=False) as z:

@@ -9,7 +9,6 @@ exam of each pathology, one with motion ghosts and one with very low SNR.
 from __future__ import annotations
 
 import gzip
-import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import nibabel as nib
 import numpy as np
 
 from spar_core.errors import SparError
-from spar_core.paths import atomic_path
+from spar_core.paths import atomic_path, write_json
 from spar_core.data.phantoms import ankle, shoulder
 from spar_core.data.phantoms.appearance import acquire, draw_acquisition
 from spar_core.data.phantoms.grid import Grid
@@ -219,7 +218,6 @@ def generate_cohort(anatomy: str, out_dir: str | Path, subjects: int | None = No
                      for p in plans],
         "subjects": [p.metadata() for p in plans],
     }
-    with atomic_path(out / "dataset.json") as tmp:
-        tmp.write_text(json.dumps(dataset, indent=2) + "\n")
+    write_json(out / "dataset.json", dataset)
     return out
 

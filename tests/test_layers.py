@@ -1,0 +1,76 @@
+"""The package's shape: stages import only lower stages, and the light modules stay free of torch."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "spar_core"
+
+# Rank of each part of spar_core, in pipeline order: a module may import only parts of its rank or lower.
+RANKS: dict[str, int] = {
+    "errors": 0, "paths": 0, "progress": 0, "methods": 0, "__init__": 0,
+    "data": 1,
+    "runs.run_folder": 2, "models": 2,
+    "training": 3,
+    "evaluation": 4,
+    "latent": 5,
+    "triage": 6,
+    "pipeline": 7,
+    "runs": 8, "figures": 8,
+    "cli": 9, "__main__": 9,
+}
+TORCH_FREE = ("spar_core.methods", "spar_core.paths", "spar_core.progress", "spar_core.runs.run_folder",
+              "spar_core.evaluation.report", "spar_core.evaluation.significance", "spar_core.runs.jobs")
+
+
+def _part(module: str) -> str:
+    """The RANKS key of a dotted module name below spar_core (the longest prefix listed)."""
+    rest = module.removeprefix("spar_core.")
+    parts = rest.split(".")
+    for n in range(len(parts), 0, -1):
+        if ".".join(parts[:n]) in RANKS:
+            return ".".join(parts[:n])
+    raise AssertionError(f"{module}: not in RANKS; add its stage to tests/test_layers.py")
+
+
+def _imports(path: Path) -> list[str]:
+    """Every spar_core module a file imports, at the top or inside functions."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name.startswith("spar_core.")]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("spar_core"):
+            if node.module == "spar_core":
+                found += [f"spar_core.{a.name}" for a in node.names]
+            else:
+                found.append(node.module)
+    return found
+
+
+def _modules() -> list[tuple[str, Path]]:
+    return [("spar_core." + ".".join(p.relative_to(PACKAGE).with_suffix("").parts), p)
+            for p in sorted(PACKAGE.rglob("*.py"))]
+
+
+def test_no_stage_imports_a_later_one() -> None:
+    wrong = []
+    for module, path in _modules():
+        own = RANKS[_part(module)]
+        for imported in _imports(path):
+            if imported == "spar_core":
+                continue
+            if RANKS[_part(imported)] > own:
+                wrong.append(f"{module} ({_part(module)}) imports {imported} ({_part(imported)})")
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("module", TORCH_FREE)
+def test_light_modules_do_not_import_torch(module: str) -> None:
+    code = f"import sys, {module}; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", f"importing {module} pulls in torch"
