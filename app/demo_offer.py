@@ -12,6 +12,7 @@ from pathlib import Path
 import streamlit as st
 
 from spar_core.runs import jobs
+from spar_core.runs.run_folder import run_folders
 from spar_core.errors import SparError
 
 STARTED_KEY = "_job_started"
@@ -67,7 +68,7 @@ def offer_demo(runs: Path, data: Path, *, key: str, follow: bool = True) -> None
     Does nothing once a run exists. ``key`` keeps the button distinct on each page; ``follow=False`` leaves the
     progress bar to a page that shows its jobs itself.
     """
-    if jobs.run_folders(runs):
+    if run_folders(runs):
         return
     if jobs.running_job("demo", runs) is not None:
         st.info("The demo run is being built in the background; it appears in the sidebar's run list when it is "

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -45,6 +47,18 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def new_folder(parent: Path) -> Path:
+    """A new folder named ``<date>-<time>-<random>``: unique, and sorted by start time."""
+    parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        folder = parent / f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
 
 
 def is_within(path: str | Path, root: str | Path) -> bool:

@@ -13,7 +13,8 @@ import nibabel
 import numpy as np
 import pytest
 
-from spar_core.runs import jobs
+from spar_core.runs import jobs, uploads
+from spar_core.runs.run_folder import run_folders
 from spar_core.errors import SparError
 from spar_core.progress import JsonProgress, ProgressEvent, combine, read_progress
 
@@ -49,7 +50,7 @@ def test_crossval_then_predict_jobs_finish_ok(ankle_two: Path, tmp_path: Path) -
     event = read_progress(job.progress_file)
     assert event is not None and event["stage"] == "predict" and event["overall"] == 1.0
     assert "grid complete" in jobs.tail_log(job)
-    assert (out / "metrics.csv").is_file() and jobs.run_folders(runs) == [out]
+    assert (out / "metrics.csv").is_file() and run_folders(runs) == [out]
     info = job.info()
     assert info["exit_code"] == 0 and info["ended"] >= info["started"] and info["run_dir"] == str(out.resolve())
 
@@ -121,8 +122,8 @@ def _nifti_bytes(tmp_path: Path) -> bytes:
 
 
 def test_stage_upload_keeps_a_valid_exam(tmp_path: Path) -> None:
-    path = jobs.stage_upload("../../my exam.nii.gz", _nifti_bytes(tmp_path), tmp_path / "runs")
-    assert path.name == "my_exam.nii.gz" and path.parent.parent == tmp_path / "runs" / jobs.UPLOADS_FOLDER
+    path = uploads.stage_upload("../../my exam.nii.gz", _nifti_bytes(tmp_path), tmp_path / "runs")
+    assert path.name == "my_exam.nii.gz" and path.parent.parent == tmp_path / "runs" / uploads.UPLOADS_FOLDER
     assert nibabel.load(path).shape == (8, 8, 4)
 
 
@@ -136,9 +137,9 @@ def test_stage_upload_keeps_a_valid_exam(tmp_path: Path) -> None:
 )
 def test_stage_upload_rejects_bad_uploads(tmp_path: Path, name: str, data: bytes, match: str) -> None:
     with pytest.raises(SparError, match=match):
-        jobs.stage_upload(name, data, tmp_path, max_bytes=1024)
-    uploads = tmp_path / jobs.UPLOADS_FOLDER
-    assert not uploads.exists() or not any(uploads.iterdir())  # nothing left behind
+        uploads.stage_upload(name, data, tmp_path, max_bytes=1024)
+    staged = tmp_path / uploads.UPLOADS_FOLDER
+    assert not staged.exists() or not any(staged.iterdir())  # nothing left behind
 
 
 # ---------------------------------------------------------------------------------------------- JsonProgress

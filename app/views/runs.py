@@ -10,12 +10,12 @@ import streamlit as st
 import data_access
 import demo_offer
 import state
-from spar_core.runs import jobs
+from spar_core.runs import jobs, uploads
 from spar_core.errors import SparError
 from spar_core.paths import runs_root
 from spar_core.training.presets import PRESETS
 from spar_core.methods import METHODS
-from spar_core.runs.run_folder import RunFolder
+from spar_core.runs.run_folder import RunFolder, run_folders
 from spar_core.data.splits import make_splits
 
 MAX_JOBS_SHOWN = 10
@@ -82,7 +82,7 @@ def crossval_ui() -> None:
 def trained_models() -> dict[str, dict[int, list[str]]]:
     """run name -> fold -> methods with a trained model, for the runs that have any."""
     found = {}
-    for path in jobs.run_folders(runs):
+    for path in run_folders(runs):
         run = RunFolder(path)
         by_fold = {fold: run.methods(fold) for fold in run.folds()}
         by_fold = {fold: methods for fold, methods in by_fold.items() if methods}
@@ -94,13 +94,13 @@ def trained_models() -> dict[str, dict[int, list[str]]]:
 def staged_upload(max_mb: int) -> Path | None:
     """The uploaded exam, saved and validated once per upload; an ``st.error`` when it is not usable."""
     upload = st.file_uploader("Exam to segment (3D NIfTI)", type=["nii", "nii.gz"], key=UPLOAD_KEY,
-                              help=f"up to {max_mb} MB; saved under {runs / jobs.UPLOADS_FOLDER}")
+                              help=f"up to {max_mb} MB; saved under {runs / uploads.UPLOADS_FOLDER}")
     if upload is None:
         return None
     file_id, result = st.session_state.get(STAGED_KEY, (None, None))
     if file_id != upload.file_id:
         try:
-            result = jobs.stage_upload(upload.name, upload.getvalue(), runs, max_bytes=max_mb * 2**20)
+            result = uploads.stage_upload(upload.name, upload.getvalue(), runs, max_bytes=max_mb * 2**20)
         except SparError as err:
             result = str(err)
         st.session_state[STAGED_KEY] = (upload.file_id, result)

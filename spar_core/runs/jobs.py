@@ -21,8 +21,6 @@ import fcntl
 import json
 import os
 import re
-import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -33,11 +31,10 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from spar_core.errors import SparError
-from spar_core.paths import atomic_path, data_root, runs_root, write_json
+from spar_core.paths import data_root, new_folder, runs_root, write_json
 from spar_core.progress import read_progress as _read_progress
 
 JOBS_FOLDER = ".jobs"  # hidden, so run pickers listing the runs root do not take it for a run
-UPLOADS_FOLDER = ".uploads"
 DEMO_RUN = "demo"  # the demo's run folder name in the runs root
 PROGRESS_COMMANDS = frozenset({"demo", "crossval", "predict"})  # sub-commands that accept --progress-file
 START_GRACE_S = 30.0  # a job.json without pid older than this is a start that failed
@@ -127,7 +124,7 @@ def start(args: Sequence[str | Path], *, title: str = "", run_dir: str | Path | 
             if other.info().get("run_dir") == run_dir and not job_status(other).done:
                 raise SparError(f"{run_dir}: job {other.id} is still writing this run folder; "
                                 "wait for it or cancel it first")
-    job = Job(_new_folder(jobs_root(root)))
+    job = Job(new_folder(jobs_root(root)))
     command = [sys.executable, "-m", "spar_core", *args]
     if args[0] in PROGRESS_COMMANDS:
         command += ["--progress-file", str(job.progress_file)]
@@ -167,18 +164,6 @@ def running_job(kind: str, root: str | Path | None = None) -> Job | None:
     """The newest job of this kind (the sub-command, e.g. "demo") still running in the runs root, if any."""
     return next((job for job in list_jobs(root)
                  if job.info().get("kind") == kind and not job_status(job).done), None)
-
-
-def _new_folder(parent: Path) -> Path:
-    """A new folder named ``<date>-<time>-<random>``: unique, and sorted by start time."""
-    parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        folder = parent / f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
-        try:
-            folder.mkdir()
-            return folder
-        except FileExistsError:
-            continue
 
 
 def _write_info(job: Job, info: dict[str, Any]) -> None:
@@ -322,53 +307,6 @@ def _wait_group_gone(pgid: int, timeout: float) -> bool:
             return False
         time.sleep(0.05)
     return True
-
-
-# ---------------------------------------------------------------------------------------------- inputs
-
-
-def run_folders(root: str | Path | None = None) -> list[Path]:
-    """The run folders (with a ``run.json``) directly in the runs root, sorted by name."""
-    base = Path(root or runs_root())
-    if not base.is_dir():
-        return []
-    return sorted(p for p in base.iterdir() if not p.name.startswith(".") and (p / "run.json").is_file())
-
-
-def stage_upload(name: str, data: bytes, root: str | Path | None = None, max_bytes: int | None = None) -> Path:
-    """Save an uploaded exam under ``ROOT/.uploads/<id>/`` and check it is a readable 3D NIfTI image.
-
-    Args:
-        name: the uploaded file's name (only its last part is kept, other characters than letters,
-            digits, ``.``, ``_`` and ``-`` become ``_``); must end in ``.nii`` or ``.nii.gz``.
-        data: the file's bytes.
-        root: the runs root (default ``$SPAR_RUNS_ROOT``).
-        max_bytes: refuse larger uploads.
-
-    Returns:
-        The saved file's path.
-
-    Raises:
-        SparError: wrong name, too large, or not a valid NIfTI image (the saved file is removed again).
-    """
-    from spar_core.data.dataset import load_image
-
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name.replace("\\", "/")).name).lstrip(".")
-    if not safe.lower().endswith((".nii", ".nii.gz")):
-        raise SparError(f"upload {name!r}: expected a NIfTI file ending in .nii or .nii.gz")
-    if max_bytes is not None and len(data) > max_bytes:
-        raise SparError(f"upload {name!r}: {len(data) / 2**20:.1f} MB, more than the limit of "
-                        f"{max_bytes / 2**20:.0f} MB")
-    folder = _new_folder(Path(root or runs_root()) / UPLOADS_FOLDER)
-    path = folder / safe
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-    try:
-        load_image(path)
-    except SparError as err:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise SparError(f"upload {name!r}: {err}") from None
-    return path
 
 
 # ---------------------------------------------------------------------------------------------- the wrapper
