@@ -105,7 +105,7 @@ def test_mismatched_shapes_exit_2_with_one_line(tmp_path: Path, evaluate_only, c
     save(pred, np.zeros((12, 10, 5), dtype=np.uint8))
     assert cli.main(["evaluate", "--pred", str(pred), "--truth", str(truth)]) == 2
     line = one_error_line(capsys)
-    assert str(pred) in line and str(truth) in line and "(12, 10, 5)" in line and "(12, 10, 6)" in line
+    assert str(pred) in line and str(truth) in line and "12×10×5" in line and "12×10×6" in line
 
 
 def test_mismatched_spacing_exit_2_with_one_line(tmp_path: Path, evaluate_only, capsys) -> None:

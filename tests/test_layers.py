@@ -25,7 +25,8 @@ RANKS: dict[str, int] = {
     "cli": 9, "__main__": 9,
 }
 TORCH_FREE = ("spar_core.methods", "spar_core.paths", "spar_core.progress", "spar_core.runs.run_folder",
-              "spar_core.evaluation.report", "spar_core.evaluation.significance", "spar_core.runs.jobs")
+              "spar_core.evaluation.report", "spar_core.evaluation.significance", "spar_core.runs.jobs",
+              "spar_core.data.checks")
 
 
 def _part(module: str) -> str:

@@ -13,13 +13,14 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Collection, Sequence
 
 import nibabel
 import numpy as np
 from nibabel.filebasedimages import ImageFileError
 from nibabel.spatialimages import HeaderDataError
 
+from spar_core.data.checks import check_same_grid, dims, header_spacing, integer_labels, squeeze_to_3d
 from spar_core.errors import SparError
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
@@ -69,10 +70,6 @@ class Volume:
     affine: np.ndarray  # (4, 4) float64, voxel -> world (mm)
     header: nibabel.Nifti1Header  # the source header, so predictions can be written over the image
     slice_axis: int
-
-
-def _dims(shape: Sequence[int]) -> str:
-    return "×".join(str(int(n)) for n in shape)
 
 
 def _one_line(err: BaseException) -> str:
@@ -143,6 +140,34 @@ def _parse_cases(raw: Any, root: Path, where: Path) -> tuple[Case, ...]:
     return tuple(cases)
 
 
+def _read_json_object(where: Path) -> dict:
+    try:
+        meta = json.loads(where.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise SparError(f"{where}: not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise SparError(f"{where}: cannot read ({_one_line(err)})") from None
+    if not isinstance(meta, dict):
+        raise SparError(f"{where}: expected a JSON object with \"labels\" and \"training\", got {type(meta).__name__}")
+    return meta
+
+
+def read_labels(path: str | Path) -> dict[str, int]:
+    """The ``labels`` of a dataset.json (name -> value, background included), validated as :func:`load_dataset`
+    does; the listed images are not looked at.
+
+    Raises:
+        SparError: missing or unreadable file, not JSON, no or ill-formed ``labels``.
+    """
+    where = Path(path)
+    if not where.is_file():
+        raise SparError(f"{where}: file not found; expected a dataset.json with \"labels\"")
+    meta = _read_json_object(where)
+    if "labels" not in meta:
+        raise SparError(f'{where}: no "labels" key; expected "labels" (name -> integer)')
+    return _parse_labels(meta["labels"], where)
+
+
 def load_dataset(root: str | Path) -> Dataset:
     """Parse and validate ``root/dataset.json`` and check that every listed file exists (files are not read).
 
@@ -158,14 +183,7 @@ def load_dataset(root: str | Path) -> Dataset:
         raise SparError(f"{root}: no such folder; expected a dataset folder holding dataset.json")
     if not where.is_file():
         raise SparError(f"{where}: file not found; expected the dataset description (Decathlon / nnU-Net layout)")
-    try:
-        meta = json.loads(where.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise SparError(f"{where}: not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise SparError(f"{where}: cannot read ({_one_line(err)})") from None
-    if not isinstance(meta, dict):
-        raise SparError(f"{where}: expected a JSON object with \"labels\" and \"training\", got {type(meta).__name__}")
+    meta = _read_json_object(where)
     for key in ("labels", "training"):
         if key not in meta:
             raise SparError(f'{where}: no "{key}" key; expected "labels" (name -> integer) and "training" (list)')
@@ -200,24 +218,8 @@ def read_nifti(path: str | Path) -> nibabel.Nifti1Image:
     return type(img)(data, img.affine, img.header)
 
 
-def _as_3d(data: np.ndarray, path: Path) -> np.ndarray:
-    """Drop trailing singleton dimensions (e.g. X×Y×Z×1 written by some tools); anything else must be 3D."""
-    while data.ndim > 3 and data.shape[-1] == 1:
-        data = data[..., 0]
-    if data.ndim != 3 or data.size == 0:
-        raise SparError(f"{path}: {data.ndim}D data of shape {_dims(data.shape)}; expected a single-channel 3D volume")
-    return data
-
-
-def _spacing(img: nibabel.Nifti1Image, path: Path) -> tuple[float, float, float]:
-    zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
-    if len(zooms) != 3 or not all(np.isfinite(z) and z > 0 for z in zooms):
-        raise SparError(f"{path}: voxel sizes {zooms} in the header; expected three positive spacings in mm")
-    return zooms  # type: ignore[return-value]
-
-
 def _image_array(img: nibabel.Nifti1Image, path: Path) -> np.ndarray:
-    data = _as_3d(np.asanyarray(img.dataobj), path)
+    data = squeeze_to_3d(np.asanyarray(img.dataobj), path)
     if data.dtype.kind not in "biuf":
         raise SparError(f"{path}: voxel type {data.dtype}; expected real-valued intensities")
     image = data.astype(np.float32)
@@ -226,45 +228,6 @@ def _image_array(img: nibabel.Nifti1Image, path: Path) -> np.ndarray:
         if bad:
             raise SparError(f"{path}: {bad} NaN/inf voxels; expected finite image intensities")
     return image
-
-
-def _label_dtype(labels: dict[str, int]) -> type[np.integer]:
-    return np.uint8 if max(labels.values()) <= 255 else np.int16
-
-
-def _label_array(img: nibabel.Nifti1Image, labels: dict[str, int], path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The label volume cast to uint8/int16, and voxel counts per label value (index = value).
-
-    Float label files are accepted when every value is a whole number (many tools write float32 masks).
-    """
-    data = _as_3d(np.asanyarray(img.dataobj), path)
-    if data.dtype.kind == "f":
-        if not np.isfinite(data).all():
-            raise SparError(f"{path}: label data has NaN/inf values; expected integer label values")
-        fractional = data[data != np.round(data)]
-        if fractional.size:
-            raise SparError(
-                f"{path}: label data has {fractional.size} non-integer values (e.g. {fractional.flat[0]:g}); "
-                "expected integer label values"
-            )
-    elif data.dtype.kind not in "biu":
-        raise SparError(f"{path}: voxel type {data.dtype}; expected integer label values")
-    allowed = set(labels.values())
-    top = max(allowed)
-    if data.size and data.min() >= 0 and data.max() <= top:
-        label = data.astype(_label_dtype(labels), copy=False)
-        counts = np.bincount(label.ravel(), minlength=top + 1)
-        bad = [v for v in np.flatnonzero(counts) if v not in allowed]
-    else:
-        label, counts = data, np.zeros(top + 1, dtype=np.int64)
-        bad = [v for v in np.unique(data) if v not in allowed]
-    if bad:
-        shown = ", ".join(f"{v:g}" for v in bad[:10]) + (", ..." if len(bad) > 10 else "")
-        raise SparError(
-            f"{path}: label values [{shown}] are not in dataset.json \"labels\" "
-            f"(expected values {sorted(allowed)})"
-        )
-    return label, counts
 
 
 def resolve_slice_axis(spacing: Sequence[float], declared: int | None) -> int:
@@ -286,7 +249,7 @@ def resolve_slice_axis(spacing: Sequence[float], declared: int | None) -> int:
 def _read_image(path: Path, case_id: str, slice_axis: int | None) -> Volume:
     img = read_nifti(path)
     image = _image_array(img, path)
-    spacing = _spacing(img, path)
+    spacing = header_spacing(img.header, path)
     affine = np.asarray(img.affine, dtype=np.float64)
     return Volume(case_id, image, None, spacing, affine, img.header, resolve_slice_axis(spacing, slice_axis))
 
@@ -297,20 +260,10 @@ def _load_case(dataset: Dataset, case: Case, with_label: bool) -> tuple[Volume, 
     if not with_label or case.label_path is None:
         return volume, None
     path = case.label_path
-    limg = read_nifti(path)
-    volume.label, counts = _label_array(limg, dataset.labels, path)
-    if volume.label.shape != volume.image.shape:
-        raise SparError(
-            f"{path}: label shape {_dims(volume.label.shape)} differs from image shape {_dims(volume.image.shape)} "
-            f"({case.image_path}); expected the same voxel grid"
-        )
-    label_spacing = _spacing(limg, path)
-    if not np.allclose(volume.spacing, label_spacing, rtol=1e-3, atol=1e-4):
-        raise SparError(
-            f"{path}: label voxel size {label_spacing} mm differs from image voxel size {volume.spacing} mm "
-            f"({case.image_path}); expected the same voxel grid"
-        )
-    return volume, counts
+    volume.label, label_spacing = read_label_volume(path, dataset.labels.values())
+    check_same_grid(volume.label.shape, label_spacing, volume.image.shape, volume.spacing,
+                    what=f"{path}: label", ref="image", ref_file=case.image_path)
+    return volume, np.bincount(volume.label.ravel(), minlength=max(dataset.labels.values()) + 1)
 
 
 def load_volume(dataset: Dataset, case: Case | str, *, with_label: bool = True) -> Volume:
@@ -323,6 +276,22 @@ def load_volume(dataset: Dataset, case: Case | str, *, with_label: bool = True) 
     if isinstance(case, str):
         case = dataset.case(case)
     return _load_case(dataset, case, with_label)[0]
+
+
+def read_label_volume(path: str | Path, allowed: Collection[int] | None = None
+                      ) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """A NIfTI label volume (a truth or a prediction) and its voxel spacing in mm, checked.
+
+    Returns:
+        (X, Y, Z) labels as uint8 (int16 above 255), and the header's voxel sizes.
+
+    Raises:
+        SparError: missing or unreadable file, not 3D, non-integer or negative values (or values outside
+            ``allowed``), bad voxel sizes.
+    """
+    img = read_nifti(path)
+    data = squeeze_to_3d(np.asanyarray(img.dataobj), path)
+    return integer_labels(data, path, allowed), header_spacing(img.header, path)
 
 
 def load_image(path: str | Path, slice_axis: int | None = None) -> Volume:
@@ -364,13 +333,13 @@ class DatasetSummary:
             lines.append(f"  {value:>5}  {name:<{width}}  {count:>14,}{note}")
         distinct = Counter(self.shapes)
         if len(distinct) == 1:
-            lines.append(f"Shape:      {_dims(self.shapes[0])} (all cases)")
+            lines.append(f"Shape:      {dims(self.shapes[0])} (all cases)")
         else:
             lo = np.min(self.shapes, axis=0)
             hi = np.max(self.shapes, axis=0)
-            lines.append(f"Shape:      {len(distinct)} distinct, from {_dims(lo)} to {_dims(hi)} (per axis)")
+            lines.append(f"Shape:      {len(distinct)} distinct, from {dims(lo)} to {dims(hi)} (per axis)")
             for shape, n in distinct.most_common(5):
-                lines.append(f"  {_dims(shape)}: {n} cases")
+                lines.append(f"  {dims(shape)}: {n} cases")
         sp = np.asarray(self.spacings)
         lo, hi = sp.min(axis=0), sp.max(axis=0)
         if np.allclose(lo, hi):

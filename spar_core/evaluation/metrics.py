@@ -54,6 +54,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from spar_core.data.checks import check_spacing
 from spar_core.errors import SparError
 
 Box = tuple[slice, slice, slice]
@@ -72,16 +73,6 @@ class StructureMetrics:
 
 
 # ---------------------------------------------------------------------------------------------- checks
-
-
-def _check_spacing(spacing: Sequence[float]) -> np.ndarray:
-    try:
-        values = np.asarray([float(s) for s in spacing], dtype=np.float64)
-    except (TypeError, ValueError):
-        raise SparError(f"spacing: expected three voxel sizes in mm, got {spacing!r}") from None
-    if values.shape != (3,) or not np.all(np.isfinite(values) & (values > 0)):
-        raise SparError(f"spacing: expected three positive voxel sizes in mm, got {tuple(spacing)!r}")
-    return values
 
 
 def _check_pair(pred: np.ndarray, truth: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -236,7 +227,7 @@ def surface_distances(a: np.ndarray, b: np.ndarray, spacing: Sequence[float]) ->
         SparError: shapes differ, not 3D, or bad spacing.
     """
     a, b = _check_pair(a, b, "surface_distances")
-    spacing = _check_spacing(spacing)
+    spacing = np.asarray(check_spacing(spacing))
     a, b = a.astype(bool, copy=False), b.astype(bool, copy=False)
     box = _union_box(_box(a), _box(b))
     if box is None:
@@ -278,7 +269,7 @@ def structure_metrics(pred_mask: np.ndarray, true_mask: np.ndarray, spacing: Seq
         SparError: shapes differ (both named), not 3D, or spacing not three positive numbers.
     """
     pred, truth = _check_pair(pred_mask, true_mask, "structure_metrics")
-    spacing = _check_spacing(spacing)
+    spacing = np.asarray(check_spacing(spacing))
     pred, truth = pred.astype(bool, copy=False), truth.astype(bool, copy=False)
     box = _union_box(_box(pred), _box(truth))
     if box is None:
@@ -314,7 +305,7 @@ def evaluate_labels(
         SparError: shapes differ (both named), not 3D, non-integer labels, bad spacing or label values.
     """
     pred, truth = _check_pair(pred, truth, "evaluate_labels")
-    spacing = _check_spacing(spacing)
+    spacing = np.asarray(check_spacing(spacing))
     for name, value in structures.items():
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise SparError(f"structures: label {name!r} has value {value!r}; expected an integer ≥ 0")

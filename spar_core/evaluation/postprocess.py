@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage
 
+from spar_core.data.checks import check_3d, check_spacing
 from spar_core.errors import SparError
 
 Box = tuple[slice, slice, slice]
@@ -61,26 +62,9 @@ def _check_radius(radius_mm: float) -> float:
     return float(radius_mm)
 
 
-def _check_spacing(spacing: Sequence[float]) -> tuple[float, float, float]:
-    try:
-        values = tuple(float(s) for s in spacing)
-    except (TypeError, ValueError):
-        raise SparError(f"spacing: expected three voxel sizes in mm, got {spacing!r}") from None
-    if len(values) != 3 or not all(math.isfinite(s) and s > 0 for s in values):
-        raise SparError(f"spacing: expected three positive voxel sizes in mm, got {spacing!r}")
-    return values  # type: ignore[return-value]
-
-
-def _check_3d(array: np.ndarray, what: str) -> np.ndarray:
-    array = np.asarray(array)
-    if array.ndim != 3:
-        raise SparError(f"{what}: expected a 3D volume, got shape {array.shape}")
-    return array
-
-
 def _as_labels(labels: np.ndarray) -> np.ndarray:
     """A read-only view (or cast) of ``labels`` with a non-negative integer dtype, as ``find_objects`` needs."""
-    labels = _check_3d(labels, "labels")
+    labels = check_3d(labels, "labels")
     if labels.dtype == bool:
         return labels.view(np.uint8)
     if labels.dtype.kind == "f":
@@ -108,7 +92,7 @@ def bounding_box(mask: np.ndarray) -> Box | None:
 
 def count_components(mask: np.ndarray, connectivity: int = 3) -> int:
     """Number of 3D connected components of a binary mask (0 for an empty mask); scores outliers later."""
-    mask = _check_3d(mask, "mask")
+    mask = check_3d(mask, "mask")
     structure = ndimage.generate_binary_structure(3, _check_connectivity(connectivity))
     box = bounding_box(mask)
     if box is None:
@@ -121,7 +105,7 @@ def largest_component(mask: np.ndarray, connectivity: int = 3) -> np.ndarray:
 
     An empty mask gives an empty mask.
     """
-    mask = _check_3d(mask, "mask")
+    mask = check_3d(mask, "mask")
     structure = ndimage.generate_binary_structure(3, _check_connectivity(connectivity))
     out = np.zeros(mask.shape, dtype=bool)
     box = bounding_box(mask)
@@ -143,7 +127,7 @@ def ball_mm(spacing: Sequence[float], radius_mm: float) -> np.ndarray:
     Half-width per axis is floor(radius / spacing): spacing (0.5, 0.5, 3) and radius 2 mm give 4 voxels
     in-plane and 0 along the third axis, i.e. a (9, 9, 1) flat disc. Returns a bool array of odd sizes.
     """
-    spacing = _check_spacing(spacing)
+    spacing = check_spacing(spacing)
     radius = _check_radius(radius_mm)
     # Relative slack for spacings read from float32 headers (0.6 mm is stored as 0.6000000238).
     slack = 1 + 1e-6
@@ -159,7 +143,7 @@ def closing_mm(mask: np.ndarray, spacing: Sequence[float], radius_mm: float) -> 
     The volume is treated as surrounded by background, so closing never removes a voxel of ``mask`` (not
     even at the border). ``radius_mm`` = 0 returns a copy.
     """
-    mask = _check_3d(mask, "mask").astype(bool)  # a copy: the input stays untouched
+    mask = check_3d(mask, "mask").astype(bool)  # a copy: the input stays untouched
     ball = ball_mm(spacing, radius_mm)
     box = bounding_box(mask)
     if box is not None and ball.size > 1:
@@ -199,9 +183,9 @@ def postprocess(
     Raises:
         SparError: not 3D, non-integer or negative labels, bad spacing.
     """
-    source = _check_3d(labels, "labels")
+    source = check_3d(labels, "labels")
     values = _as_labels(source)
-    spacing = _check_spacing(spacing)
+    spacing = check_spacing(spacing)
     out = np.array(source, copy=True)
     present = [(v, box) for v, box in enumerate(ndimage.find_objects(values), start=1) if box is not None]
 

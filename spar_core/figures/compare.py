@@ -22,6 +22,7 @@ from typing import Mapping
 import numpy as np
 import plotly.graph_objects as go
 
+from spar_core.data.checks import check_spacing
 from spar_core.errors import SparError
 from spar_core.figures.slices import _bbox, _contour_xy, _position_template, in_plane_axes, structure_colors
 
@@ -110,9 +111,7 @@ def compare_figure(
         if grid is not None and np.shape(grid) != image2d.shape:
             raise SparError(f"compare_figure: {what} has shape {np.shape(grid)}; expected {image2d.shape} "
                             "(the image's)")
-    s_p, s_q = (float(s) for s in spacing2d)
-    if not (np.isfinite([s_p, s_q]).all() and s_p > 0 and s_q > 0):
-        raise SparError(f"compare_figure: spacing2d={tuple(spacing2d)}; expected two positive sizes in mm")
+    s_p, s_q = check_spacing(spacing2d, "compare_figure: spacing2d", ndim=2)
     if not 0.0 <= opacity <= 1.0:
         raise SparError(f"compare_figure: opacity={opacity}; expected a value in [0, 1]")
     lo, hi = (float(w) for w in window)

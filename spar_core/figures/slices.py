@@ -24,6 +24,7 @@ import numpy as np
 import plotly.graph_objects as go
 from skimage.measure import find_contours
 
+from spar_core.data.checks import check_spacing
 from spar_core.errors import SparError
 
 OverlayMode = Literal["fill", "contour"]
@@ -207,9 +208,7 @@ def slice_figure(
         raise SparError(f"slice_figure: image2d has shape {image2d.shape}; expected a non-empty 2D array")
     if label2d is not None and np.shape(label2d) != image2d.shape:
         raise SparError(f"slice_figure: label2d has shape {np.shape(label2d)}; expected {image2d.shape} (the image's)")
-    s_p, s_q = (float(s) for s in spacing2d)
-    if not (np.isfinite([s_p, s_q]).all() and s_p > 0 and s_q > 0):
-        raise SparError(f"slice_figure: spacing2d={tuple(spacing2d)}; expected two positive sizes in mm")
+    s_p, s_q = check_spacing(spacing2d, "slice_figure: spacing2d", ndim=2)
     if not 0.0 <= opacity <= 1.0:
         raise SparError(f"slice_figure: opacity={opacity}; expected a value in [0, 1]")
     if mode not in ("fill", "contour"):

@@ -25,6 +25,7 @@ import plotly.graph_objects as go
 from scipy import ndimage
 from skimage.measure import block_reduce, marching_cubes
 
+from spar_core.data.checks import check_spacing
 from spar_core.errors import SparError
 from spar_core.figures.compare import compare_figure
 from spar_core.figures.slices import extract_slice, in_plane_spacing, structure_colors
@@ -128,13 +129,6 @@ def ranking_figure(table: pd.DataFrame, *, title: str | None = None, height: int
 # ---------------------------------------------------------------------------------------------- 3D surfaces
 
 
-def _spacing(spacing: Sequence[float]) -> np.ndarray:
-    values = np.asarray(spacing, dtype=np.float64)
-    if values.shape != (3,) or not np.all(np.isfinite(values) & (values > 0)):
-        raise SparError(f"spacing: expected three positive voxel sizes in mm, got {tuple(spacing)!r}")
-    return values
-
-
 def downsample_factors(shape: Sequence[int], spacing: Sequence[float], max_voxels: int) -> tuple[int, int, int]:
     """Integer block sizes per axis so that ``shape`` reduced by them holds at most ``max_voxels`` voxels.
 
@@ -142,7 +136,7 @@ def downsample_factors(shape: Sequence[int], spacing: Sequence[float], max_voxel
     the reduced voxels tend to cubes.
     """
     size = np.asarray(shape, dtype=np.int64)
-    s = _spacing(spacing)
+    s = np.asarray(check_spacing(spacing))
     factors = np.ones(3, dtype=np.int64)
     while np.prod(-(-size // factors)) > max_voxels:
         open_axes = np.flatnonzero(factors < size)
@@ -162,7 +156,7 @@ def bone_mesh(mask: np.ndarray, spacing: Sequence[float], max_voxels: int = MAX_
         (vertices (n, 3) float mm, faces (m, 3) int); both empty for an empty mask.
     """
     mask = np.asarray(mask, dtype=bool)
-    s = _spacing(spacing)
+    s = np.asarray(check_spacing(spacing))
     box = _box(mask)
     if box is None:
         return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
@@ -196,7 +190,7 @@ def distance_to_surface(points_mm: np.ndarray, truth: np.ndarray, spacing: Seque
     truth = np.asarray(truth, dtype=bool)
     if truth.ndim != 3:
         raise SparError(f"distance_to_surface: truth has shape {truth.shape}; expected a 3D mask")
-    s = _spacing(spacing)
+    s = np.asarray(check_spacing(spacing))
     border = surface_mask(truth)
     box = _box(border)
     if box is None:

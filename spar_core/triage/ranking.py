@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 from scipy.stats import spearmanr
 
-from spar_core.data.dataset import NIFTI_SUFFIXES, case_id_of, load_image, read_nifti, resolve_slice_axis
+from spar_core.data.dataset import NIFTI_SUFFIXES, case_id_of, load_image, read_label_volume, resolve_slice_axis
 from spar_core.errors import SparError
 from spar_core.methods import SPAR
 from spar_core.evaluation.inference import predict_volume, write_label_volume
@@ -132,14 +132,6 @@ def degraded_flags(dataset_dir: str | Path | None) -> dict[str, str]:
     return {str(s["case"]): str(s.get("degraded") or "") for s in subjects if isinstance(s, dict) and "case" in s}
 
 
-def _read_prediction(path: Path) -> tuple[np.ndarray, tuple[float, float, float]]:
-    img = read_nifti(path)
-    data = np.asarray(img.dataobj)
-    if data.ndim != 3:
-        raise SparError(f"{path}: expected a 3D label volume, got shape {data.shape}")
-    return np.rint(data).astype(np.int64), tuple(float(s) for s in img.header.get_zooms()[:3])
-
-
 def _fold_reference(run: RunFolder, fold: int, models, notes: list[str]) -> TrainingReference | None:
     try:
         reference = training_reference(run, fold, models)
@@ -198,7 +190,7 @@ def _score_held_out(run: RunFolder, config: dict, fold: int, method: str, device
         if path != raw:
             notes.append(f"fold {fold}: {case} has no raw prediction; scored the post-processed one "
                          "(components is then 0)")
-        labels, spacing = _read_prediction(path)
+        labels, spacing = read_label_volume(path)
         scored = score_exam(labels, spacing, resolve_slice_axis(spacing, config.get("slice_axis")), models,
                             structures, reference)
         rows.append(_row(case, fold, method, scored, str(path.relative_to(run.root)), flags.get(case, "")))
