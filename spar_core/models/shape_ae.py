@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor, nn
 
 from spar_core.errors import SparError
@@ -108,3 +109,17 @@ class ShapeAutoEncoder(nn.Module):
     def pooled_codes(self, mask: Tensor) -> Tensor:
         """Global max pool of F(mask): (B, latent_channels), the paper's 512-d codes embedded with t-SNE."""
         return self.encoder(mask).amax(dim=(2, 3))
+
+    def structure_codes(self, mask: Tensor, structure: int) -> Tensor:
+        """Pooled codes of one structure's mask (its channel kept, the rest as background): (B, C, H, W) →
+        (B, latent_channels). The codes the latent maps and the triage compare, one per bone of a slice."""
+        return self.pooled_codes(single_structure(mask, structure))
+
+
+def single_structure(mask: Tensor, structure: int) -> Tensor:
+    """Keep one structure of a (B, C, H, W) probability or one-hot map: its channel as is, the rest as
+    background."""
+    out = torch.zeros_like(mask)
+    out[:, structure] = mask[:, structure]
+    out[:, 0] = 1.0 - mask[:, structure]
+    return out

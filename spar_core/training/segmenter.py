@@ -1,4 +1,4 @@
-"""Segmenter training for any of the four methods: CE(ŷ, y) + λ·L_reg, discriminator and segmenter
+"""Segmenter training for any of the four methods: L_seg(ŷ, y) + λ·L_reg, discriminator and segmenter
 updated alternately at every batch (paper §2.4).
 
 Each epoch appends a history line and writes an atomic checkpoint (weights, optimizer states, history); the
@@ -13,28 +13,26 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from spar_core.data.augment import augment_batch
-from spar_core.paths import save_npz, write_jsonl
+from spar_core.data.slice_set import SliceSet
+from spar_core.errors import SparError
+from spar_core.methods import METHODS
+from spar_core.models import ShapeAutoEncoder, UNet, UNetConfig
+from spar_core.paths import write_jsonl
+from spar_core.progress import Progress, ProgressEvent, silent
 from spar_core.runs.run_folder import MethodFolder
 from spar_core.training.checkpoint import load_checkpoint, save_checkpoint
 from spar_core.training.device import autocast, grad_scaler
 from spar_core.training.distributed import DistInfo, average_gradients
-from spar_core.errors import SparError
-from spar_core.methods import METHODS
-from spar_core.training.snapshots import structure_codes
-from spar_core.models import ShapeAutoEncoder, UNet, UNetConfig
-from spar_core.training.presets import Preset
-from spar_core.progress import Progress, ProgressEvent, silent
-from spar_core.training.regularizers import build_regularizer
 from spar_core.training.losses import segmentation_loss
-from spar_core.data.slice_set import SliceSet
+from spar_core.training.presets import Preset
+from spar_core.training.regularizers import build_regularizer
 from spar_core.training.shape_ae import epoch_generator
-
+from spar_core.training.snapshots import save_snapshot
 
 
 class SegmenterTrainer:
@@ -60,7 +58,8 @@ class SegmenterTrainer:
         self.scaler_s, self.scaler_d = grad_scaler(device), grad_scaler(device)
         self.model: torch.nn.Module = self.unet
         if dist.enabled:
-            self.model = DistributedDataParallel(self.unet, device_ids=[device.index] if device.type == "cuda" else None)
+            ids = [device.index] if device.type == "cuda" else None
+            self.model = DistributedDataParallel(self.unet, device_ids=ids)
 
     def train(self) -> None:
         self.unet.train()
@@ -69,10 +68,13 @@ class SegmenterTrainer:
     def step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         """One alternate update on images x (B, 1, S, S) and labels y (B, S, S); returns the loss terms."""
         device = self.device
+        # forward once; F and D always see fp32 probabilities, never logits or argmax
         onehot = F.one_hot(y, self.num_classes).permute(0, 3, 1, 2).float()  # (B, C, S, S)
         with autocast(device):
             logits = self.model(x)
-        probs = torch.softmax(logits.float(), dim=1)  # F and D always see probabilities
+        probs = torch.softmax(logits.float(), dim=1)
+
+        # discriminator update: real = the truth, fake = the detached prediction (no path to the UNet)
         d_value = 0.0
         if self.opt_d is not None:
             self.opt_d.zero_grad(set_to_none=True)
@@ -83,6 +85,8 @@ class SegmenterTrainer:
             self.scaler_d.step(self.opt_d)
             self.scaler_d.update()
             d_value = float(d_loss.detach())
+
+        # segmenter update: L_seg + λ·L_reg; L_reg's gradient reaches the UNet through the frozen F
         self.opt_s.zero_grad(set_to_none=True)
         data_term, parts = segmentation_loss(self.seg_loss, logits, probs, y, onehot)
         if self.lam > 0:
@@ -136,35 +140,25 @@ def train_segmenter(
     Returns:
         The history, one dict per epoch (every loss term, λ, seconds).
     """
-    folder = MethodFolder(Path(out_dir))
-    tc = preset.train
+    tc, folder = preset.train, MethodFolder(Path(out_dir))
     if preset.unet.num_classes != train.num_classes:
         raise SparError(f"preset {preset.name!r} is sized for {preset.unet.num_classes} classes, the data has "
                         f"{train.num_classes}: use preset.for_classes({train.num_classes})")
     trainer = SegmenterTrainer(method, preset, shape_ae, device=device, dist=dist)
-    history: list[dict] = []
-    start_epoch = 1
-    ckpt_path = folder.model
-    if resume and ckpt_path.is_file():
-        state = load_checkpoint(ckpt_path, map_location=device)
-        if state.get("method") != method:
-            raise SparError(f"{ckpt_path}: checkpoint of method {state.get('method')!r}, not {method!r}")
-        trainer.load_state_dict(state)
-        history = list(state["history"])
-        start_epoch = int(state["epoch"]) + 1
-        if start_epoch > tc.epochs:
-            return history
-
-    n = len(train)
+    history = _resume(trainer, folder.model, method, device) if resume else []
+    n, steps = len(train), max(1, math.ceil(len(train) / tc.batch_size))
     per_rank = max(1, tc.batch_size // dist.world_size)
-    steps = max(1, math.ceil(n / tc.batch_size))
-    for epoch in range(start_epoch, tc.epochs + 1):
+
+    for epoch in range(len(history) + 1, tc.epochs + 1):
+        # the epoch's order and augmentation come from generators fixed by (seed, epoch): a resumed run
+        # draws exactly the batches an uninterrupted one would have
         trainer.train()
         order = torch.randperm(n, generator=epoch_generator(tc.seed, epoch, stream=3))
         aug_gen = epoch_generator(tc.seed, epoch, stream=4 + dist.rank)
         sums: dict[str, float] = {}
         data_seconds, start = 0.0, time.perf_counter()
         for step in range(steps):
+            # this rank's share of the batch, augmented on the device; the time it takes is the data time
             t0 = time.perf_counter()
             idx = order[step * tc.batch_size:(step + 1) * tc.batch_size][dist.rank::dist.world_size][:per_rank]
             x = train.images[idx].to(device, non_blocking=True)  # (B, 1, S, S)
@@ -174,50 +168,44 @@ def train_segmenter(
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             data_seconds += time.perf_counter() - t0
+
+            # one alternate update: D on truth vs detached prediction, then S on L_seg + λ·L_reg
             for k, v in trainer.step(x, y).items():
                 sums[k] = sums.get(k, 0.0) + v
             means = {k: v / (step + 1) for k, v in sums.items()}
             if step + 1 < steps:
                 progress(ProgressEvent("segmenter", epoch, tc.epochs, step + 1, steps, means, label=method))
 
+        # end of epoch: a history line; rank 0 writes the latent snapshot, then the checkpoint, atomically
         line = {"epoch": epoch, "method": method, "lambda": trainer.lam, **means,
                 "seconds": time.perf_counter() - start, "data_seconds": data_seconds}
         history.append(line)
         if dist.is_main:
             if shape_ae is not None and snapshot is not None and epoch in tc.snapshot_epochs:
-                save_snapshot(trainer.unet, shape_ae, snapshot, folder.snapshot(epoch),
-                              epoch=epoch, batch_size=tc.batch_size, device=device)
+                save_snapshot(trainer.unet, shape_ae, snapshot, folder.snapshot(epoch), epoch=epoch,
+                              batch_size=tc.batch_size, device=device)
             save_checkpoint({"format": 1, "method": method, "preset": preset.name, "epoch": epoch,
                              "epochs": tc.epochs, "num_classes": train.num_classes, "size": tc.size,
                              "unet_config": asdict(preset.unet), "history": history, **trainer.state_dict()},
-                            ckpt_path)
+                            folder.model)
             write_jsonl(folder.history, history)
         progress(ProgressEvent("segmenter", epoch, tc.epochs, steps, steps,
                                {k: v for k, v in line.items() if isinstance(v, float)}, label=method))
     return history
 
 
-@torch.no_grad()
-def save_snapshot(
-    unet: UNet, shape_ae: ShapeAutoEncoder, snapshot: SliceSet, path: Path, *,
-    epoch: int, batch_size: int, device: torch.device,
-) -> None:
-    """Codes F(y) and F(ŷ) of each structure's 2D mask on the fixed snapshot slices, globally max-pooled."""
-    was_training = unet.training
-    unet.eval()
-    parts = []
-    for start in range(0, len(snapshot), batch_size):
-        sel = torch.arange(start, min(start + batch_size, len(snapshot)))
-        with autocast(device):
-            logits = unet(snapshot.images[sel].to(device))
-        probs = torch.softmax(logits.float(), 1)
-        true, pred, structure, row = structure_codes(shape_ae, probs, snapshot.labels[sel].to(device),
-                                                     snapshot.num_classes)
-        parts.append((true, pred, structure, row + start))
-    unet.train(was_training)
-    true, pred, structure, row = (np.concatenate([p[i] for p in parts]) for i in range(4))
-    save_npz(path, epoch=np.int64(epoch), codes_true=true, codes_pred=pred, structure=structure, row=row,
-             case=np.asarray(snapshot.case_ids, dtype=str)[row], slice=snapshot.slice_index[row])
+def _resume(trainer: SegmenterTrainer, path: Path, method: str, device: torch.device) -> list[dict]:
+    """Load ``path`` into ``trainer`` when it exists; returns the history so far (one line per done epoch)."""
+    if not path.is_file():
+        return []
+    state = load_checkpoint(path, map_location=device)
+    if state.get("method") != method:
+        raise SparError(f"{path}: checkpoint of method {state.get('method')!r}, not {method!r}")
+    trainer.load_state_dict(state)
+    history = list(state["history"])
+    if len(history) != int(state["epoch"]):
+        raise SparError(f"{path}: checkpoint at epoch {state['epoch']} holds {len(history)} history lines")
+    return history
 
 
 def load_unet(path: str | Path, device: torch.device | str = "cpu") -> tuple[UNet, dict]:

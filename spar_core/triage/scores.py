@@ -36,10 +36,9 @@ from scipy.spatial import cKDTree
 
 from spar_core.paths import save_npz
 from spar_core.training.checkpoint import load_checkpoint
-from spar_core.data.dataset import load_dataset, read_nifti, resolve_slice_axis
+from spar_core.data.dataset import load_dataset, read_label_volume, resolve_slice_axis
 from spar_core.errors import SparError
 from spar_core.methods import SPAR
-from spar_core.training.snapshots import single_structure
 from spar_core.models import CodeDiscriminator, CodeDiscriminatorConfig, ShapeAutoEncoder
 from spar_core.evaluation.postprocess import count_components
 from spar_core.training.presets import PRESETS
@@ -153,14 +152,14 @@ def _onehot(masks: torch.Tensor, num_classes: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def structure_codes(models: TriageModels, masks: torch.Tensor, label: int, num_classes: int
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def label_codes(models: TriageModels, masks: torch.Tensor, label: int, num_classes: int
+                ) -> tuple[np.ndarray, np.ndarray]:
     """(slices holding ``label``, their pooled codes maxpool(F(ŷ_b)) (m, L)): the latent snapshots' codes."""
     rows = torch.nonzero((masks == label).flatten(1).any(1)).flatten()
     codes = [np.zeros((0, models.ae.cfg.latent_channels), np.float32)]
     for start in range(0, len(rows), _BATCH):
-        x = single_structure(_onehot(masks[rows[start:start + _BATCH]], num_classes), label)
-        codes.append(models.ae.pooled_codes(x.to(models.device)).cpu().numpy())
+        onehot = _onehot(masks[rows[start:start + _BATCH]], num_classes).to(models.device)
+        codes.append(models.ae.structure_codes(onehot, label).cpu().numpy())
     return rows.numpy(), np.concatenate(codes)
 
 
@@ -219,7 +218,7 @@ def score_exam(
     knn, zs, components = [], [], 0
     for value in structures.values():
         if reference is not None:
-            knn.append(reference.kth_distance(structure_codes(models, masks, value, num_classes)[1], value))
+            knn.append(reference.kth_distance(label_codes(models, masks, value, num_classes)[1], value))
             train = np.log1p(reference.volumes.get(value, np.zeros(0)))
             if len(train) >= MIN_TRAIN_VOLUMES and np.std(train, ddof=1) > 0:
                 zs.append((np.log1p(np.count_nonzero(labels == value) * ml_per_voxel) - train.mean())
@@ -272,12 +271,10 @@ def training_reference(run: RunFolder, fold: int, models: TriageModels) -> Train
         path = dataset.case(case_id).label_path
         if path is None:
             raise SparError(f"{dataset.root}: training case {case_id!r} has no label file")
-        img = read_nifti(path)
-        truth = np.asarray(img.dataobj).astype(np.int64)
-        spacing = tuple(float(s) for s in img.header.get_zooms()[:3])
+        truth, spacing = read_label_volume(path, dataset.labels.values())
         masks = exam_masks(truth, resolve_slice_axis(spacing, dataset.slice_axis), models.size)
         for value in structures.values():
-            rows, got = structure_codes(models, masks, value, num_classes)
+            rows, got = label_codes(models, masks, value, num_classes)
             codes.append(got)
             labels.append(np.full(len(got), value))
             cases.extend([case_id] * len(got))
