@@ -126,6 +126,30 @@ def test_cli_rejects_a_bad_dataset(tmp_path: Path, capsys) -> None:
     assert "dataset.json" in capsys.readouterr().err
 
 
+def test_cli_records_the_preset_and_a_resume_refuses_a_changed_one(ankle_small: Path, tmp_path: Path,
+                                                                    capsys) -> None:
+    out = tmp_path / "run"
+    argv = ["train", "--dataset", str(ankle_small), "--method", "baseline", "--preset", "tiny", "--out", str(out),
+            "--device", "cpu"]
+    assert main(argv) == 0
+    run = RunFolder(out)
+    config = run.read_config()
+    assert config["preset_settings"]["train"]["epochs"] == get_preset("tiny").train.epochs
+    assert config["preset_settings"]["unet"]["num_classes"] == 4  # ankle: 3 bones + background
+    capsys.readouterr()
+    config["preset_settings"]["train"]["lr"] = 0.5  # as if the preset's definition had changed since
+    run.write_config(config)
+    stamp = run.model_path(0, "baseline").stat().st_mtime_ns
+    for extra in (["--resume"], ["--method", "spar"]):  # the same method resumed, or another method added
+        assert main(argv + extra) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "changed since this run began (train.lr)" in err[0], err
+    assert run.model_path(0, "baseline").stat().st_mtime_ns == stamp
+    assert not run.model_path(0, "spar").exists()
+    assert main(argv[:-4] + ["--preset", "cpu", "--out", str(out), "--method", "shape"]) == 2
+    assert "this run has preset 'tiny', not 'cpu'" in capsys.readouterr().err
+
+
 def test_torchrun_two_processes_gloo(ankle_small: Path, tmp_path: Path) -> None:
     """DDP on the CPU: two processes share each batch, rank 0 alone writes the run folder."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -46,14 +46,17 @@ def run(args: argparse.Namespace) -> int:
     model = run_dir.model_path(args.fold, args.method)
     if model.is_file() and not args.resume:
         raise SparError(f"{model} exists; pass --resume to continue it, or choose another --out")
+    summary = {"dataset": str(dataset.root.resolve()), "dataset_name": dataset.name,
+               "preset": preset.name, "preset_settings": preset.for_classes(len(dataset.labels)).settings(),
+               "slice_axis": dataset.slice_axis, "labels": dataset.labels, "folds": args.folds}
+    config = run_dir.read_config() if run_dir.exists() else {}
+    if config:  # another method, or the same resumed: same dataset, split scheme and preset definition
+        run_dir.check_same_experiment(summary, keys=("dataset", "preset", "folds"))
     dist = init_distributed()
     device = device_for(dist, pick_device(args.device))
     if dist.is_main:
-        config = run_dir.read_config() if run_dir.exists() else {}
         methods = sorted(set(config.get("methods", [])) | {args.method})
-        run_dir.write_config({**config, "dataset": str(args.dataset.resolve()), "preset": args.preset,
-                              "slice_axis": dataset.slice_axis, "labels": dataset.labels,
-                              "folds": args.folds, "methods": methods, "status": "training"})
+        run_dir.write_config({**config, **summary, "methods": methods, "status": "training"})
     start = time.perf_counter()
     history = train_fold(dataset, splits[args.fold], [args.method], preset, run_dir, device=device,
                          resume=True, progress=TqdmProgress() if dist.is_main else silent, dist=dist)
