@@ -101,20 +101,17 @@ PRESETS: dict[str, Preset] = {
         train=TrainConfig(size=256, batch_size=32, epochs=10, ae_epochs=20, ae_lr=1e-2, ae_batch_size=32),
     ),
     "cpu": _preset(
-        "cpu", 96, unet=(12, 4), ae=(8, 3, 64),
-        # lr 1e-3, not the paper's 1e-4: with a few hundred slices, 12 epochs are a few hundred steps, too few
-        # for 1e-4 (test Dice 0.25 on the ankle phantoms after 8 epochs, 0.88 with 1e-3 after 12); 3e-3 diverged.
-        # Shape AE: lr 1e-3 for 30 epochs, not the paper's 1e-2: with 1e-2 × 8 epochs the ankle AE reconstructed
-        # calcaneus and talus with Dice 0 (a prior with nothing for two bones); 1e-3 × 30 gave 0.94/0.92/0.93.
-        # Batch 8, not 16: an epoch costs the same on a CPU, with twice the updates. Segmenter loss CE + soft
-        # Dice, not CE alone: with CE the demo's talus (a small bone beside the calcaneus) was learned by epoch
-        # 8 to 15 or not at all depending on the seed (test Dice 0.00 at epoch 10 for one seed); with CE + Dice
-        # both seeds tried (0 and 3) had all three bones ≥ 0.82 by epoch 10 (baseline, 2D Dice, held-out slices).
-        # UNet depth 4, not 3: the bottleneck then sees the whole 96-pixel slice, which tells the talus from the
-        # calcaneus by where they lie (and L3 from L4 in the spine). Depth 3 in the full pipeline, seed 0: talus
-        # Dice 0.00 (seed 1: 0.73); depth 4, seed 0: 0.77, for 14 % more time per epoch.
-        train=TrainConfig(size=96, batch_size=8, epochs=12, lr=1e-3, ae_epochs=30, ae_lr=1e-3, ae_batch_size=32,
-                          seg_loss="ce+dice",
+        # Why each setting departs from the paper: bench/results/cpu_preset/README.md (the runs that chose them).
+        "cpu", 96,  # small slices for a CPU; the bones stay several pixels thick
+        unet=(12, 4),  # depth 4: the bottleneck sees the whole slice, which tells neighbouring bones apart
+        ae=(8, 3, 64),
+        train=TrainConfig(size=96,
+                          batch_size=8,  # same epoch cost on a CPU, four times the paper's updates
+                          epochs=12,
+                          lr=1e-3,  # a few hundred steps are too few for 1e-4; 3e-3 diverged
+                          ae_epochs=30, ae_lr=1e-3,  # 1e-2 left two ankle bones out of the shape prior
+                          ae_batch_size=32,
+                          seg_loss="ce+dice",  # CE alone learned small bones late or never in 12 epochs
                           snapshot_epochs=(1, 2, 3, 4, 5, 12), snapshot_slices=48),
     ),
     "tiny": _preset(
