@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from spar_core.errors import SparError
-from spar_core.models.unet import check_input, check_positive
+from spar_core.models.blocks import check_input, check_positive
 
 
 def _as_hw(spatial: int | tuple[int, int]) -> tuple[int, ...]:
