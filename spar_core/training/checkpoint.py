@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import torch
+from torch import nn
 
 from spar_core.errors import SparError
 from spar_core.paths import atomic_path
+
+M = TypeVar("M", bound=nn.Module)
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
@@ -26,3 +29,21 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # pickle, zip and weights-only errors all mean the same to a user
         raise SparError(f"{path}: not a readable spar checkpoint ({type(err).__name__}: {err})") from None
+
+
+def restore(path: str | Path, build: Callable[[dict[str, Any]], M], weights: str, what: str,
+            device: torch.device | str = "cpu") -> tuple[M, dict[str, Any]]:
+    """A network rebuilt from a checkpoint: ``build(state)`` makes it from the checkpoint's config, then its
+    ``state[weights]`` are loaded; returned in eval mode on ``device`` with the whole checkpoint.
+
+    Raises:
+        SparError: unreadable file, or a checkpoint that is not ``what`` (missing keys, another architecture).
+    """
+    state = load_checkpoint(path, map_location=device)
+    try:
+        model = build(state)
+        model.load_state_dict(state[weights])
+    except (KeyError, TypeError, RuntimeError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise SparError(f"{path}: not {what} ({reason})") from None
+    return model.to(device).eval(), state

@@ -25,7 +25,7 @@ from spar_core.models import ShapeAutoEncoder, UNet, UNetConfig
 from spar_core.paths import write_jsonl
 from spar_core.progress import Progress, ProgressEvent, silent
 from spar_core.runs.run_folder import MethodFolder
-from spar_core.training.checkpoint import load_checkpoint, save_checkpoint
+from spar_core.training.checkpoint import load_checkpoint, restore, save_checkpoint
 from spar_core.training.device import autocast, grad_scaler
 from spar_core.training.distributed import DistInfo, average_gradients
 from spar_core.training.losses import segmentation_loss
@@ -210,11 +210,10 @@ def _resume(trainer: SegmenterTrainer, path: Path, method: str, device: torch.de
 
 def load_unet(path: str | Path, device: torch.device | str = "cpu") -> tuple[UNet, dict]:
     """The trained UNet of a method folder's ``model.pt`` (eval mode) and its checkpoint metadata."""
-    state = load_checkpoint(path, map_location=device)
+    unet, state = restore(path, lambda s: UNet(UNetConfig(**s["unet_config"])), "unet",
+                          "a spar segmenter checkpoint", device)
     try:
-        unet = UNet(UNetConfig(**state["unet_config"]))
-        unet.load_state_dict(state["unet"])
-    except (KeyError, TypeError, RuntimeError) as err:
-        raise SparError(f"{path}: not a spar segmenter checkpoint ({err})") from None
-    meta = {k: state[k] for k in ("method", "preset", "epoch", "epochs", "num_classes", "size")}
-    return unet.to(device).eval(), meta
+        meta = {k: state[k] for k in ("method", "preset", "epoch", "epochs", "num_classes", "size")}
+    except KeyError as err:
+        raise SparError(f"{path}: not a spar segmenter checkpoint (no {err})") from None
+    return unet, meta

@@ -14,8 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from spar_core.data.augment import augment_batch
-from spar_core.training.checkpoint import load_checkpoint, save_checkpoint
-from spar_core.errors import SparError
+from spar_core.training.checkpoint import restore, save_checkpoint
 from spar_core.models import ShapeAEConfig, ShapeAutoEncoder
 from spar_core.training.presets import Preset
 from spar_core.progress import Progress, ProgressEvent, silent
@@ -72,10 +71,6 @@ def save_shape_ae(ae: ShapeAutoEncoder, path: str | Path) -> None:
 
 def load_shape_ae(path: str | Path, device: torch.device | str = "cpu") -> ShapeAutoEncoder:
     """The frozen shape auto-encoder saved at ``path`` (eval mode, no gradients to its weights)."""
-    state = load_checkpoint(path, map_location=device)
-    try:
-        ae = ShapeAutoEncoder(ShapeAEConfig(**state["config"]))
-        ae.load_state_dict(state["state_dict"])
-    except (KeyError, TypeError, RuntimeError) as err:
-        raise SparError(f"{path}: not a shape auto-encoder checkpoint ({err})") from None
-    return ae.to(device).eval().requires_grad_(False)
+    ae, _ = restore(path, lambda s: ShapeAutoEncoder(ShapeAEConfig(**s["config"])), "state_dict",
+                    "a shape auto-encoder checkpoint", device)
+    return ae.requires_grad_(False)
