@@ -34,6 +34,7 @@ that ``info``, a ``segmenter_term`` (and a discriminator with its ``discriminato
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -97,11 +98,9 @@ class Regularizer(nn.Module):
         self.discriminator = discriminator
 
     @classmethod
-    def build(cls, *, num_classes: int, encoder: ShapeEncoder | None,
-              code_disc_cfg: CodeDiscriminatorConfig | None,
-              mask_disc_cfg: MaskDiscriminatorConfig | None) -> "Regularizer":
-        """Build from ``build_regularizer``'s arguments; methods with a discriminator override this."""
-        return cls(encoder=encoder if cls.info.needs_shape_encoder else None)
+    def build(cls, parts: "Parts") -> "Regularizer":
+        """Build from what ``build_regularizer`` was given; methods with a discriminator override this."""
+        return cls(encoder=parts.encoder if cls.info.needs_shape_encoder else None)
 
     @property
     def encoder(self) -> ShapeEncoder | None:
@@ -158,34 +157,43 @@ class BaselineRegularizer(Regularizer):
         return probs.new_zeros(())  # constant 0 without grad_fn; λ·0 adds nothing to the loss or its gradient
 
 
+class CriticRegularizer(Regularizer):
+    """A method with a discriminator ("critic") D: L_reg = −log D(ŷ), D trained on real = y vs fake = ŷ.
+
+    Subclasses say only what D looks at, in :meth:`critic` (logits (B,)).
+    """
+
+    def critic(self, mask: Tensor, image: Tensor | None) -> Tensor:
+        raise NotImplementedError
+
+    def segmenter_term(self, probs: Tensor, target_onehot: Tensor, image: Tensor | None = None) -> Tensor:
+        _check_pair(probs, target_onehot)
+        return _bce(self.critic(probs, image), real=True)
+
+    def discriminator_loss(self, probs: Tensor, target_onehot: Tensor, image: Tensor | None = None) -> Tensor:
+        target = _check_pair(probs, target_onehot)
+        real = self.critic(target, image)  # the truth (SPAR: z = F(y))
+        fake = self.critic(probs.detach(), image)  # the prediction (SPAR: ẑ = F(ŷ)), no path to the segmenter
+        return 0.5 * (_bce(real, real=True) + _bce(fake, real=False))
+
+
 @register
-class AdversarialRegularizer(Regularizer):
+class AdversarialRegularizer(CriticRegularizer):
     """Adv. Reg. (Luc et al. 2016): a discriminator on masks; L_reg = −log D_mask(ŷ)."""
 
     info = METHODS["adversarial"]
     discriminator: MaskDiscriminator
 
     @classmethod
-    def build(cls, *, num_classes: int, encoder: ShapeEncoder | None,
-              code_disc_cfg: CodeDiscriminatorConfig | None,
-              mask_disc_cfg: MaskDiscriminatorConfig | None) -> "Regularizer":
-        cfg = mask_disc_cfg or MaskDiscriminatorConfig(num_classes=num_classes)
-        if cfg.num_classes != num_classes:
+    def build(cls, parts: "Parts") -> "Regularizer":
+        cfg = parts.mask_disc_cfg or MaskDiscriminatorConfig(num_classes=parts.num_classes)
+        if cfg.num_classes != parts.num_classes:
             raise SparError(f"method 'adversarial': mask_disc_cfg.num_classes is {cfg.num_classes}, "
-                            f"expected num_classes = {num_classes}")
+                            f"expected num_classes = {parts.num_classes}")
         return cls(discriminator=MaskDiscriminator(cfg))
 
-    def _d(self, mask: Tensor, image: Tensor | None) -> Tensor:
+    def critic(self, mask: Tensor, image: Tensor | None) -> Tensor:
         return self.discriminator(mask, image if self.discriminator.cfg.with_image else None)  # (B,) logits
-
-    def segmenter_term(self, probs: Tensor, target_onehot: Tensor, image: Tensor | None = None) -> Tensor:
-        _check_pair(probs, target_onehot)
-        return _bce(self._d(probs, image), real=True)
-
-    def discriminator_loss(self, probs: Tensor, target_onehot: Tensor, image: Tensor | None = None) -> Tensor:
-        target = _check_pair(probs, target_onehot)
-        real, fake = self._d(target, image), self._d(probs.detach(), image)
-        return 0.5 * (_bce(real, real=True) + _bce(fake, real=False))
 
 
 @register
@@ -201,16 +209,15 @@ class ShapeRegularizer(Regularizer):
 
 
 @register
-class SparRegularizer(Regularizer):
+class SparRegularizer(CriticRegularizer):
     """SPAR: a discriminator on shape codes; L_reg = −log D(F(ŷ)), D trained on real F(y) vs fake F(ŷ)."""
 
     info = METHODS["spar"]
     discriminator: CodeDiscriminator
 
     @classmethod
-    def build(cls, *, num_classes: int, encoder: ShapeEncoder | None,
-              code_disc_cfg: CodeDiscriminatorConfig | None,
-              mask_disc_cfg: MaskDiscriminatorConfig | None) -> "Regularizer":
+    def build(cls, parts: "Parts") -> "Regularizer":
+        encoder, code_disc_cfg = parts.encoder, parts.code_disc_cfg
         if code_disc_cfg is None:
             raise SparError("method 'spar': code_disc_cfg is required "
                             "(CodeDiscriminatorConfig with spatial = slice size / 2**shape_ae.depth)")
@@ -220,15 +227,18 @@ class SparRegularizer(Regularizer):
                             f"but the shape encoder outputs {latent} channels")
         return cls(encoder=encoder, discriminator=CodeDiscriminator(code_disc_cfg))
 
-    def segmenter_term(self, probs: Tensor, target_onehot: Tensor, image: Tensor | None = None) -> Tensor:
-        _check_pair(probs, target_onehot)
-        return _bce(self.discriminator(self.encode(probs)), real=True)
+    def critic(self, mask: Tensor, image: Tensor | None) -> Tensor:
+        return self.discriminator(self.encode(mask))  # D(F(mask)), (B,) logits
 
-    def discriminator_loss(self, probs: Tensor, target_onehot: Tensor, image: Tensor | None = None) -> Tensor:
-        target = _check_pair(probs, target_onehot)
-        real = self.discriminator(self.encode(target))  # z = F(y)
-        fake = self.discriminator(self.encode(probs.detach()))  # ẑ = F(ŷ), no path to the segmenter
-        return 0.5 * (_bce(real, real=True) + _bce(fake, real=False))
+
+@dataclass(frozen=True)
+class Parts:
+    """What a regularizer may be built from (see :func:`build_regularizer`)."""
+
+    num_classes: int
+    encoder: ShapeEncoder | None
+    code_disc_cfg: CodeDiscriminatorConfig | None
+    mask_disc_cfg: MaskDiscriminatorConfig | None
 
 
 def build_regularizer(
@@ -263,6 +273,5 @@ def build_regularizer(
         if enc_classes != num_classes:
             raise SparError(f"method {key!r}: the shape encoder takes {enc_classes} classes, "
                             f"expected num_classes = {num_classes}")
-    return cls.build(num_classes=num_classes, encoder=encoder, code_disc_cfg=code_disc_cfg,
-                     mask_disc_cfg=mask_disc_cfg)
+    return cls.build(Parts(num_classes, encoder, code_disc_cfg, mask_disc_cfg))
 
