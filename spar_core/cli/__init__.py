@@ -1,7 +1,7 @@
 """The ``spar`` command: one sub-command per module in this package.
 
-Each sub-command module exposes ``register(subparsers)``, which adds its parser and sets ``func`` to the
-function that runs it. A :class:`~spar_core.errors.SparError` becomes one line on stderr and exit status 2;
+Each sub-command module exposes ``register(subparsers)``, which adds its parser and returns it, and
+``run(args)``, which runs it. A :class:`~spar_core.errors.SparError` becomes one line on stderr and exit status 2;
 SIGTERM (a scheduler's or the app's cancel) unwinds like Ctrl-C, so that a run records that it stopped and
 temporary files are removed, and exits with 143.
 """
@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:
-        importlib.import_module(f"spar_core.cli.{name}").register(sub)
+        module = importlib.import_module(f"spar_core.cli.{name}")
+        module.register(sub).set_defaults(func=module.run)
     return parser
 
 

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from spar_core.data.dataset import check_dataset
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "check",
         help="validate a dataset folder (dataset.json + NIfTI files) and summarize it",
@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("dataset", metavar="DIR", help="dataset folder holding dataset.json")
-    parser.set_defaults(func=run)
+    return parser
 
 
 def run(args: argparse.Namespace) -> int:

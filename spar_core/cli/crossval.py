@@ -6,34 +6,34 @@ import argparse
 import time
 from pathlib import Path
 
-from spar_core.cli.options import add_device, add_progress_file
+from spar_core.cli.options import add_dataset, add_device, add_preset, add_progress_file
 from spar_core.methods import METHODS, parse_methods
 from spar_core.pipeline.crossval import Shard, is_complete, run_crossval, run_summary
 from spar_core.data.dataset import load_dataset
 from spar_core.training.device import pick_device
 from spar_core.evaluation.postprocess import PostprocessConfig
-from spar_core.training.presets import PRESETS, get_preset
+from spar_core.training.presets import get_preset
 from spar_core.progress import cli_progress
 from spar_core.runs.run_folder import RunFolder
 from spar_core.data.splits import make_splits
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("crossval", help="cross-validate the methods on a dataset",
                        description="For every fold: train the shape auto-encoder once, train each method, predict "
                                    "the test exams, post-process and score them into RUN/metrics.csv. Finished "
                                    "(fold, method) units are skipped when started again.")
-    p.add_argument("--dataset", required=True, type=Path, help="dataset folder (dataset.json, imagesTr, labelsTr)")
+    add_dataset(p)
     p.add_argument("--methods", default="all", help=f"'all' or a comma-separated list of {', '.join(METHODS)}")
     p.add_argument("--folds", default="loo", help="loo (leave one patient out), holdout, or a number K of folds")
-    p.add_argument("--preset", default="cpu", help=f"one of: {', '.join(PRESETS)} (default: cpu)")
+    add_preset(p)
     p.add_argument("--out", required=True, type=Path, help="run folder to write (or to continue)")
     p.add_argument("--shard", default="0/1", help="i/n: run the i-th of n shares of the grid (job arrays)")
     p.add_argument("--closing-mm", type=float, default=PostprocessConfig().closing_mm,
                    help="radius of the 3D closing in mm, 0 to switch it off")
     add_device(p)
     add_progress_file(p)
-    p.set_defaults(func=run)
+    return p
 
 
 def run(args: argparse.Namespace) -> int:

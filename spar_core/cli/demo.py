@@ -7,13 +7,13 @@ import argparse
 import time
 from pathlib import Path
 
-from spar_core.cli.options import add_device, add_progress_file
+from spar_core.cli.options import add_device, add_preset, add_progress_file
 from spar_core.pipeline.demo import run_demo
 from spar_core.paths import data_root, runs_root
 from spar_core.progress import cli_progress
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="build the demo run on the built-in phantoms (a few minutes on a CPU)",
                        description="Generate the built-in phantom cohorts if absent, cross-validate the four "
                                    "methods on the ankle cohort with the cpu preset (one hold-out split that "
@@ -22,10 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "is missing.")
     p.add_argument("--out", type=Path, default=None, help="run folder (default: $SPAR_RUNS_ROOT/demo)")
     p.add_argument("--data", type=Path, default=None, help="where the phantoms live (default: $SPAR_DATA_ROOT)")
-    p.add_argument("--preset", default="cpu", help="cpu (default) or tiny for a seconds-long smoke run")
+    add_preset(p, "cpu, or tiny for a seconds-long smoke run")
     add_device(p)
     add_progress_file(p)
-    p.set_defaults(func=run)
+    return p
 
 
 def run(args: argparse.Namespace) -> int:

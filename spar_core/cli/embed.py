@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from spar_core.cli.options import add_run, add_seed
 from spar_core.latent.convergence import convergence_table, write_convergence
 from spar_core.latent.embedding import EMBEDDINGS, parse_kinds, write_embeddings
 from spar_core.errors import SparError
@@ -12,7 +13,7 @@ from spar_core.progress import TqdmProgress
 from spar_core.runs.run_folder import RunFolder
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("embed", help="t-SNE / aligned t-SNE / UMAP maps of the latent codes, and convergence",
                        description="From the latent snapshots of every method of a fold, write the 2D embeddings "
                                    "of true and predicted structure codes per epoch to RUN/embeddings/fold_<k>.csv "
@@ -21,12 +22,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "(the paper's figure; layouts not comparable across epochs); 'aligned' and "
                                    "'umap' fit one map on the true codes and place every epoch's predicted codes "
                                    "into it.")
-    p.add_argument("run", type=Path, metavar="RUN", help="run folder written by spar crossval / demo / train")
+    add_run(p)
     p.add_argument("--fold", type=int, default=None, help="one fold (default: every fold)")
     p.add_argument("--embeddings", default=",".join(EMBEDDINGS),
                    help=f"comma-separated kinds among {', '.join(EMBEDDINGS)} (default: all)")
-    p.add_argument("--seed", type=int, default=0, help="random state of every map (default: 0)")
-    p.set_defaults(func=run)
+    add_seed(p, "every map")
+    return p
 
 
 def run(args: argparse.Namespace) -> int:

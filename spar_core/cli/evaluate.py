@@ -22,7 +22,7 @@ from spar_core.evaluation.postprocess import PostprocessConfig, postprocess
 COLUMNS = ("structure", "label", "dice", "ravd_pct", "assd_mm", "mssd_mm", "true_ml", "pred_ml")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "evaluate",
         help="score a predicted label volume against the truth (Dice, RAVD, ASSD, MSSD) as CSV",
@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="post-process the prediction first (largest component, closing)")
     parser.add_argument("--closing-mm", type=float, default=PostprocessConfig().closing_mm, metavar="MM",
                         help="closing radius in mm for --postprocess; 0 = no closing (default: %(default)s)")
-    parser.set_defaults(func=run)
+    return parser
 
 
 def structures_to_score(pred: np.ndarray, truth: np.ndarray, names: dict[str, int] | None) -> dict[str, int]:

@@ -5,9 +5,29 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from spar_core.training.presets import PRESETS
 
-def add_device(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 or mps (default: the fastest present)")
+
+def add_dataset(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, type=Path, help="dataset folder (dataset.json, imagesTr, labelsTr)")
+
+
+def add_run(p: argparse.ArgumentParser, written_by: str = "spar crossval / demo / train") -> None:
+    p.add_argument("run", type=Path, metavar="RUN", help=f"run folder written by {written_by}")
+
+
+def add_preset(p: argparse.ArgumentParser, choices: str | None = None) -> None:
+    shown = choices or f"one of: {', '.join(PRESETS)}"
+    p.add_argument("--preset", default="cpu", help=f"{shown} (default: cpu)")
+
+
+def add_seed(p: argparse.ArgumentParser, of: str) -> None:
+    p.add_argument("--seed", type=int, default=0, metavar="S", help=f"seed of {of} (default: 0)")
+
+
+def add_device(p: argparse.ArgumentParser, default: str | None = None) -> None:
+    shown = default or "the fastest present"
+    p.add_argument("--device", default=default, help=f"cpu, cuda, cuda:1 or mps (default: {shown})")
 
 
 def add_progress_file(p: argparse.ArgumentParser) -> None:

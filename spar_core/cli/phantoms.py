@@ -12,11 +12,12 @@ import time
 
 from tqdm import tqdm
 
+from spar_core.cli.options import add_seed
 from spar_core.data.phantoms import ANATOMIES, generate_cohort
 from spar_core.data.phantoms.cohort import plan_cohort
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "phantoms",
         help="write synthetic pediatric MR exams (ankle or shoulder) as a dataset folder",
@@ -31,8 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="dataset folder to write (created if missing)")
     parser.add_argument("--subjects", type=int, default=None, metavar="N",
                         help="number of exams (default: 17 ankles or 15 shoulders, the paper's cohorts)")
-    parser.add_argument("--seed", type=int, default=0, metavar="S", help="cohort seed (default 0)")
-    parser.set_defaults(func=run)
+    add_seed(parser, "the cohort")
+    return parser
 
 
 def run(args: argparse.Namespace) -> int:

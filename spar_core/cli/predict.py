@@ -17,7 +17,7 @@ from spar_core.runs.run_folder import RunFolder
 from spar_core.training.segmenter import load_unet
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="segment an exam with a trained method",
                        description="Slice the exam along the training data's slice axis, segment each slice, "
                                    "go back to the native grid, post-process, and write a NIfTI label volume "
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-postprocess", action="store_true", help="keep the raw stacked 2D predictions")
     add_device(p)
     add_progress_file(p)
-    p.set_defaults(func=run)
+    return p
 
 
 def run(args: argparse.Namespace) -> int:

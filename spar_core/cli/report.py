@@ -5,23 +5,24 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from spar_core.cli.options import add_run, add_seed
 from spar_core.evaluation.report import write_report
 from spar_core.runs.run_folder import RunFolder
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="Table 1 and significance tests of a run",
                        description="Read RUN/metrics.csv and write RUN/report/: Table 1 (mean ± std over exam × "
                                    "structure pairs, markdown, CSV, booktabs LaTeX), per-structure and per-exam "
                                    "tables, and each method's paired comparison with the baseline (bootstrap CI "
                                    "over exams, Wilcoxon on per-exam means, Holm correction). Prints Table 1 "
                                    "and the significance table.")
-    p.add_argument("run", type=Path, metavar="RUN", help="run folder written by spar crossval")
+    add_run(p, "spar crossval / demo")
     p.add_argument("--raw", action="store_true", help="use the raw predictions instead of the post-processed ones")
     p.add_argument("--bootstrap", type=int, default=10_000, metavar="N",
                    help="bootstrap resamples of the exams (default: 10000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default: 0)")
-    p.set_defaults(func=run)
+    add_seed(p, "the bootstrap")
+    return p
 
 
 def run(args: argparse.Namespace) -> int:

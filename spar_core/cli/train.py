@@ -9,30 +9,30 @@ from pathlib import Path
 from spar_core.data.dataset import load_dataset
 from spar_core.training.device import pick_device
 from spar_core.training.distributed import device_for, init_distributed, shutdown
-from spar_core.cli.options import add_device
+from spar_core.cli.options import add_dataset, add_device, add_preset
 from spar_core.errors import SparError
 from spar_core.training.fold import train_fold
-from spar_core.training.presets import PRESETS, get_preset
+from spar_core.training.presets import get_preset
 from spar_core.progress import TqdmProgress, silent
 from spar_core.methods import METHODS, method
 from spar_core.runs.run_folder import RunFolder
 from spar_core.data.splits import make_splits
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train one method on one fold",
                        description="Pre-train the fold's shape auto-encoder (once, shared by all methods), then "
                                    "train the segmenter of one method. Multi-GPU: torchrun --nproc_per_node=N "
                                    "-m spar_core train ...")
-    p.add_argument("--dataset", required=True, type=Path, help="dataset folder (dataset.json, imagesTr, labelsTr)")
+    add_dataset(p)
     p.add_argument("--method", required=True, help=f"one of: {', '.join(METHODS)}")
-    p.add_argument("--preset", default="cpu", help=f"one of: {', '.join(PRESETS)} (default: cpu)")
+    add_preset(p)
     p.add_argument("--out", required=True, type=Path, help="run folder to write")
     p.add_argument("--folds", default="holdout", help="split scheme: loo, holdout or a number K (default: holdout)")
     p.add_argument("--fold", type=int, default=0, help="which fold of the scheme to train (default: 0)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     add_device(p)
-    p.set_defaults(func=run)
+    return p
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from spar_core.cli.options import add_device, add_run
 from spar_core.training.device import pick_device
 from spar_core.progress import TqdmProgress
 from spar_core.triage.ranking import write_triage, write_triage_images
@@ -15,7 +16,7 @@ from spar_core.triage.scores import SCORES
 SHOWN = ["rank", "case", "fold", "triage_score", *SCORES, "worst_slices", "degraded"]
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("triage", help="rank exams by outlier scores of their predictions (no labels needed)",
                        description="Score every held-out exam of a run from its predicted masks only (SPAR "
                                    "discriminator plausibility, shape AE reconstruction error, latent distance to "
@@ -24,14 +25,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "Spearman correlation of each score with Dice and MSSD where metrics exist "
                                    "(RUN/triage/spearman_<method>.csv). With --images, predict and rank "
                                    "unlabeled exams instead (RUN/triage/images_<method>.csv).")
-    p.add_argument("run", type=Path, metavar="RUN", help="run folder written by spar crossval / demo")
+    add_run(p, "spar crossval / demo")
     p.add_argument("--fold", type=int, default=None,
                    help="one fold (default: every fold; with --images: fold 0's model)")
     p.add_argument("--method", default=None, help="whose predictions to score (default: spar if trained)")
     p.add_argument("--images", type=Path, default=None, metavar="DIR",
                    help="a folder of unlabeled .nii/.nii.gz exams (or a dataset folder's imagesTr) to triage")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or mps (default: cpu)")
-    p.set_defaults(func=run)
+    add_device(p, "cpu")
+    return p
 
 
 def _show(table: pd.DataFrame, rows: int = 20) -> str:
