@@ -7,17 +7,8 @@ import pandas as pd
 import pytest
 
 from spar_core.errors import SparError
-from spar_core.figures.triage import (
-    SCORES,
-    bone_mesh,
-    distance_to_surface,
-    downsample_factors,
-    latent_exam_figure,
-    ranking_figure,
-    score_shares,
-    surface_mesh_figure,
-    worst_slice_figures,
-)
+from spar_core.figures.surface import bone_mesh, distance_to_surface, downsample_factors, surface_mesh_figure
+from spar_core.figures.triage import SCORES, latent_exam_figure, ranking_figure, score_shares, worst_slice_figures
 
 SPACING = (0.5, 1.0, 2.0)  # anisotropic on purpose: a mix-up of axes changes every number below
 NAMES = {1: "calcaneus", 2: "talus", 3: "tibia"}
@@ -274,7 +265,8 @@ def test_latent_map_highlights_the_exam_at_the_last_epoch() -> None:
         latent_exam_figure(emb, "b", "spar", "umap")
 
 
-def test_scores_match_the_core() -> None:
-    from spar_core.triage.scores import SCORES as CORE  # imports torch: kept out of the figure module
+def test_scores_are_the_ones_an_exam_gets() -> None:
+    from spar_core.triage.scores import ExamScores, score_exam  # noqa: F401  (the module that computes them)
+    from spar_core.triage.ranking import ORIENTATION, SCORES as CORE
 
-    assert SCORES == CORE
+    assert SCORES is CORE and list(ORIENTATION) == list(CORE)

@@ -26,7 +26,7 @@ RANKS: dict[str, int] = {
 }
 TORCH_FREE = ("spar_core.methods", "spar_core.paths", "spar_core.progress", "spar_core.runs.run_folder",
               "spar_core.evaluation.report", "spar_core.evaluation.significance", "spar_core.runs.jobs",
-              "spar_core.data.checks")
+              "spar_core.data.checks", "spar_core.triage.ranking")
 
 
 def _part(module: str) -> str:

@@ -14,15 +14,8 @@ import pytest
 from spar_core.cli import main
 from spar_core.errors import SparError
 from spar_core.runs.run_folder import RunFolder
-from spar_core.triage.ranking import (
-    combine_scores,
-    degraded_flags,
-    robust_z,
-    spearman_table,
-    triage_images,
-    triage_run,
-)
-from spar_core.triage.scores import SCORES
+from spar_core.triage.exams import degraded_flags, triage_images, triage_run
+from spar_core.triage.ranking import SCORES, combine_scores, robust_z, spearman_table
 
 
 @pytest.fixture(scope="module")

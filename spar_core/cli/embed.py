@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from spar_core.cli.options import add_run, add_seed
 from spar_core.latent.convergence import convergence_table, write_convergence

@@ -10,8 +10,8 @@ import pandas as pd
 from spar_core.cli.options import add_device, add_run
 from spar_core.training.device import pick_device
 from spar_core.progress import TqdmProgress
-from spar_core.triage.ranking import write_triage, write_triage_images
-from spar_core.triage.scores import SCORES
+from spar_core.triage.exams import write_triage, write_triage_images
+from spar_core.triage.ranking import SCORES
 
 SHOWN = ["rank", "case", "fold", "triage_score", *SCORES, "worst_slices", "degraded"]
 

@@ -23,7 +23,7 @@ from spar_core.runs.run_folder import RunFolder
 from spar_core.latent.convergence import write_convergence
 from spar_core.latent.embedding import write_embeddings
 from spar_core.data.splits import Split, hold_out
-from spar_core.triage.ranking import degraded_flags, write_triage
+from spar_core.triage.exams import degraded_flags, write_triage
 
 PHANTOM_FOLDERS = {"ankle": "phantoms_ankle", "shoulder": "phantoms_shoulder"}
 DEMO_FOLDS = "demo-holdout"  # recorded in run.json: not make_splits("holdout"), see demo_split

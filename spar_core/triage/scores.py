@@ -46,7 +46,6 @@ from spar_core.runs.run_folder import RunFolder
 from spar_core.data.slicing import SquareGeometry, to_slices, to_square
 from spar_core.training.shape_ae import load_shape_ae
 
-SCORES = ("plausibility", "recon_error", "knn_distance", "components", "volume_z")
 KNN_K = 5
 MIN_TRAIN_VOLUMES = 3  # a standard deviation of fewer volumes says nothing
 _BATCH = 64
