@@ -12,7 +12,7 @@ import time
 
 from tqdm import tqdm
 
-from spar_core.data.dataset import check_dataset
+from spar_core.data.integrity import check_dataset
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -13,14 +13,14 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Collection, Sequence
+from typing import Any, Collection, Sequence
 
 import nibabel
 import numpy as np
 from nibabel.filebasedimages import ImageFileError
 from nibabel.spatialimages import HeaderDataError
 
-from spar_core.data.checks import check_same_grid, dims, header_spacing, integer_labels, squeeze_to_3d
+from spar_core.data.checks import check_same_grid, header_spacing, integer_labels, squeeze_to_3d
 from spar_core.errors import SparError
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
@@ -254,7 +254,7 @@ def _read_image(path: Path, case_id: str, slice_axis: int | None) -> Volume:
     return Volume(case_id, image, None, spacing, affine, img.header, resolve_slice_axis(spacing, slice_axis))
 
 
-def _load_case(dataset: Dataset, case: Case, with_label: bool) -> tuple[Volume, np.ndarray | None]:
+def load_case(dataset: Dataset, case: Case, with_label: bool) -> tuple[Volume, np.ndarray | None]:
     """The validated volume and its voxel counts per label value (None without a label)."""
     volume = _read_image(case.image_path, case.case_id, dataset.slice_axis)
     if not with_label or case.label_path is None:
@@ -275,7 +275,7 @@ def load_volume(dataset: Dataset, case: Case | str, *, with_label: bool = True) 
     """
     if isinstance(case, str):
         case = dataset.case(case)
-    return _load_case(dataset, case, with_label)[0]
+    return load_case(dataset, case, with_label)[0]
 
 
 def read_label_volume(path: str | Path, allowed: Collection[int] | None = None
@@ -298,96 +298,3 @@ def load_image(path: str | Path, slice_axis: int | None = None) -> Volume:
     """A user's unlabeled exam (the predict path): validated like a dataset image, ``label`` is None."""
     path = Path(path).expanduser().absolute()
     return _read_image(path, case_id_of(path), slice_axis)
-
-
-# ---------------------------------------------------------------------------------------------- spar check
-
-
-@dataclass
-class DatasetSummary:
-    """What ``spar check`` found: one entry per case in ``shapes``/``spacings``/``slice_axes``."""
-
-    name: str
-    root: Path
-    n_cases: int
-    labels: dict[str, int]
-    voxel_counts: dict[str, int]  # per label name, summed over all labeled cases
-    shapes: list[tuple[int, int, int]]
-    spacings: list[tuple[float, float, float]]  # mm
-    slice_axes: list[int]
-    n_labeled: int = 0
-    slice_axis_declared: int | None = None
-
-    def format(self) -> str:
-        """Multi-line, human-readable summary."""
-        lines = [
-            f"Dataset:    {self.name}",
-            f"Folder:     {self.root}",
-            f"Cases:      {self.n_cases} ({self.n_labeled} labeled)",
-            f"Labels:     {len(self.labels)} (background + {len(self.labels) - 1} structures), voxels over all cases:",
-        ]
-        width = max(len(name) for name in self.labels)
-        for name, value in self.labels.items():
-            count = self.voxel_counts.get(name, 0)
-            note = "  (absent from every case)" if count == 0 and self.n_labeled else ""
-            lines.append(f"  {value:>5}  {name:<{width}}  {count:>14,}{note}")
-        distinct = Counter(self.shapes)
-        if len(distinct) == 1:
-            lines.append(f"Shape:      {dims(self.shapes[0])} (all cases)")
-        else:
-            lo = np.min(self.shapes, axis=0)
-            hi = np.max(self.shapes, axis=0)
-            lines.append(f"Shape:      {len(distinct)} distinct, from {dims(lo)} to {dims(hi)} (per axis)")
-            for shape, n in distinct.most_common(5):
-                lines.append(f"  {dims(shape)}: {n} cases")
-        sp = np.asarray(self.spacings)
-        lo, hi = sp.min(axis=0), sp.max(axis=0)
-        if np.allclose(lo, hi):
-            lines.append(f"Spacing:    {' × '.join(f'{v:.3g}' for v in lo)} mm (all cases)")
-        else:
-            ranges = " × ".join(f"{a:.3g}–{b:.3g}" for a, b in zip(lo, hi))
-            lines.append(f"Spacing:    {ranges} mm (range per axis)")
-        axes = Counter(self.slice_axes)
-        if self.slice_axis_declared is not None:
-            lines.append(f"Slice axis: {self.slice_axis_declared} (declared in dataset.json)")
-        else:
-            per_axis = ", ".join(f"axis {a}: {n} cases" for a, n in sorted(axes.items()))
-            lines.append(f"Slice axis: largest spacing per volume ({per_axis})")
-        return "\n".join(lines)
-
-
-def check_dataset(root: str | Path, progress: Callable[[int, int], None] | None = None) -> DatasetSummary:
-    """Load and validate every case of the dataset at ``root`` (each file read once).
-
-    ``progress(done, total)`` is called once before the first case and after each case.
-    Raises:
-        SparError: the first problem found, naming its file.
-    """
-    dataset = load_dataset(root)
-    total = len(dataset.cases)
-    counts = np.zeros(max(dataset.labels.values()) + 1, dtype=np.int64)
-    shapes, spacings, axes, n_labeled = [], [], [], 0
-    if progress is not None:
-        progress(0, total)
-    for done, case in enumerate(dataset.cases, start=1):
-        volume, case_counts = _load_case(dataset, case, with_label=True)
-        if case_counts is not None:
-            counts += case_counts
-            n_labeled += 1
-        shapes.append(tuple(int(n) for n in volume.image.shape))
-        spacings.append(volume.spacing)
-        axes.append(volume.slice_axis)
-        if progress is not None:
-            progress(done, total)
-    return DatasetSummary(
-        name=dataset.name,
-        root=dataset.root,
-        n_cases=total,
-        labels=dict(dataset.labels),
-        voxel_counts={name: int(counts[value]) for name, value in dataset.labels.items()},
-        shapes=shapes,
-        spacings=spacings,
-        slice_axes=axes,
-        n_labeled=n_labeled,
-        slice_axis_declared=dataset.slice_axis,
-    )
