@@ -1,3 +1,11 @@
-"""spar: shape-prior and latent adversarial regularization for multi-bone MR segmentation."""
+"""spar: shape-prior and latent adversarial regularization for multi-bone MR segmentation.
+
+One subpackage per pipeline stage, in the order the data flows; a stage imports only the foundation
+(``errors``, ``paths``, ``progress``, ``methods``) and the stages before it:
+
+``data`` → ``models`` → ``training`` → ``evaluation`` → ``latent`` → ``triage`` → ``pipeline``; ``runs`` holds the
+run folder every stage writes (its layout importable from anywhere) and the background jobs; ``figures`` and
+``cli`` sit on top, beside the app.
+"""
 
 __version__ = "0.1.0"
