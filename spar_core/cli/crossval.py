@@ -6,12 +6,13 @@ import argparse
 import time
 from pathlib import Path
 
-from spar_core.cli.options import add_dataset, add_device, add_preset, add_progress_file
+from spar_core.cli.options import add_precision, add_dataset, add_device, add_preset, add_progress_file
 from spar_core.methods import METHODS, parse_methods
 from spar_core.pipeline.crossval import Shard, is_complete, run_crossval, run_summary
 from spar_core.data.dataset import load_dataset
 from spar_core.training.device import pick_device
 from spar_core.evaluation.postprocess import PostprocessConfig
+from spar_core.training.precision import resolve
 from spar_core.training.presets import get_preset
 from spar_core.progress import cli_progress
 from spar_core.runs.run_folder import RunFolder
@@ -32,13 +33,16 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--closing-mm", type=float, default=PostprocessConfig().closing_mm,
                    help="radius of the 3D closing in mm, 0 to switch it off")
     add_device(p)
+    add_precision(p)
     add_progress_file(p)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     methods = parse_methods(args.methods)
-    preset = get_preset(args.preset)
+    preset = get_preset(args.preset).with_precision(args.precision)
+    device = pick_device(args.device)
+    resolve(preset.train.precision, device)  # an unusable precision fails before any work
     shard = Shard.parse(args.shard)
     dataset = load_dataset(args.dataset)
     splits = make_splits([c.case_id for c in dataset.cases], args.folds, seed=preset.train.seed)
@@ -50,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     run_dir.write_config({**summary, "status": "running"})
     start = time.perf_counter()
     with run_dir.stopped_on_interrupt():
-        frame = run_crossval(dataset, splits, methods, preset, run_dir, device=pick_device(args.device),
+        frame = run_crossval(dataset, splits, methods, preset, run_dir, device=device,
                              shard=shard, post_cfg=post_cfg, progress=cli_progress(args.progress_file))
     done = is_complete(run_dir, splits, methods)
     run_dir.update_config(status="complete" if done else "partial")

@@ -7,7 +7,7 @@ import argparse
 import time
 from pathlib import Path
 
-from spar_core.cli.options import add_device, add_preset, add_progress_file
+from spar_core.cli.options import add_precision, add_device, add_preset, add_progress_file
 from spar_core.pipeline.demo import run_demo
 from spar_core.paths import data_root, runs_root
 from spar_core.progress import cli_progress
@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, default=None, help="where the phantoms live (default: $SPAR_DATA_ROOT)")
     add_preset(p, "cpu, or tiny for a seconds-long smoke run")
     add_device(p)
+    add_precision(p)
     add_progress_file(p)
     return p
 
@@ -32,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or runs_root() / "demo"
     start = time.perf_counter()
     report = run_demo(out, args.data or data_root(), preset_name=args.preset, device=args.device,
+                      precision=args.precision,
                       progress=cli_progress(args.progress_file))
     print(report.read_text())
     print(f"demo finished in {time.perf_counter() - start:.0f} s; run folder {out}; report {report}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from spar_core.training.precision import PRECISIONS
 from spar_core.training.presets import PRESETS
 
 
@@ -28,6 +29,13 @@ def add_seed(p: argparse.ArgumentParser, of: str) -> None:
 def add_device(p: argparse.ArgumentParser, default: str | None = None) -> None:
     shown = default or "the fastest present"
     p.add_argument("--device", default=default, help=f"cpu, cuda, cuda:1 or mps (default: {shown})")
+
+
+def add_precision(p: argparse.ArgumentParser, default: str | None = None) -> None:
+    shown = default or "the preset's, auto"
+    p.add_argument("--precision", choices=PRECISIONS, default=default,
+                   help=f"fp32, or autocast to bf16 / fp16; auto: bf16 where the CPU or GPU runs it natively, "
+                        f"fp16 on other GPUs, else fp32 (default: {shown})")
 
 
 def add_progress_file(p: argparse.ArgumentParser) -> None:

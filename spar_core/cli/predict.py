@@ -8,10 +8,11 @@ from pathlib import Path
 
 from spar_core.data.dataset import load_image
 from spar_core.training.device import pick_device
-from spar_core.cli.options import add_device, add_progress_file
+from spar_core.cli.options import add_precision, add_device, add_progress_file
 from spar_core.errors import SparError
 from spar_core.evaluation.inference import predict_volume, write_label_volume
 from spar_core.evaluation.postprocess import PostprocessConfig, postprocess
+from spar_core.training.precision import resolve
 from spar_core.progress import JsonProgress, ProgressEvent, silent
 from spar_core.runs.run_folder import RunFolder
 from spar_core.training.segmenter import load_unet
@@ -28,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--image", required=True, type=Path, help="the exam, a 3D NIfTI image")
     p.add_argument("--out", required=True, type=Path, help="where to write the label volume (.nii.gz)")
     p.add_argument("--no-postprocess", action="store_true", help="keep the raw stacked 2D predictions")
+    add_precision(p, "auto")
     add_device(p)
     add_progress_file(p)
     return p
@@ -48,9 +50,10 @@ def run(args: argparse.Namespace) -> int:
     label = f"predict {volume.case_id}"
     progress(ProgressEvent("predict", 1, 1, 0, 1, label=label))
     device = pick_device(args.device)
+    resolve(args.precision, device)
     unet, meta = load_unet(model, device)
     start = time.perf_counter()
-    labels = predict_volume(unet, volume, meta["size"], device=device)
+    labels = predict_volume(unet, volume, meta["size"], device=device, precision=args.precision)
     if not args.no_postprocess:
         labels = postprocess(labels, volume.spacing, PostprocessConfig())
     write_label_volume(labels, volume, args.out)

@@ -9,9 +9,10 @@ from pathlib import Path
 from spar_core.data.dataset import load_dataset
 from spar_core.training.device import pick_device
 from spar_core.training.distributed import device_for, init_distributed, shutdown
-from spar_core.cli.options import add_dataset, add_device, add_preset
+from spar_core.cli.options import add_precision, add_dataset, add_device, add_preset
 from spar_core.errors import SparError
 from spar_core.training.fold import train_fold
+from spar_core.training.precision import resolve
 from spar_core.training.presets import get_preset
 from spar_core.progress import TqdmProgress, silent
 from spar_core.methods import METHODS, method
@@ -32,12 +33,14 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--fold", type=int, default=0, help="which fold of the scheme to train (default: 0)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     add_device(p)
+    add_precision(p)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     method(args.method)
-    preset = get_preset(args.preset)
+    preset = get_preset(args.preset).with_precision(args.precision)
+    resolve(preset.train.precision, pick_device(args.device))  # an unusable precision fails before any work
     dataset = load_dataset(args.dataset)
     splits = make_splits([c.case_id for c in dataset.cases], args.folds, seed=preset.train.seed)
     if not 0 <= args.fold < len(splits):

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from spar_core.cli.options import add_device, add_run
+from spar_core.cli.options import add_precision, add_device, add_run
 from spar_core.training.device import pick_device
+from spar_core.training.precision import resolve
 from spar_core.progress import TqdmProgress
 from spar_core.triage.exams import write_triage, write_triage_images
 from spar_core.triage.ranking import SCORES
@@ -31,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--method", default=None, help="whose predictions to score (default: spar if trained)")
     p.add_argument("--images", type=Path, default=None, metavar="DIR",
                    help="a folder of unlabeled .nii/.nii.gz exams (or a dataset folder's imagesTr) to triage")
+    add_precision(p, "auto")
     add_device(p, "cpu")
     return p
 
@@ -42,10 +44,12 @@ def _show(table: pd.DataFrame, rows: int = 20) -> str:
 
 def run(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
+    resolve(args.precision, device)
     progress = TqdmProgress()
     if args.images is not None:
         table, path = write_triage_images(args.run, args.images, args.method,
-                                          0 if args.fold is None else args.fold, device=device, progress=progress)
+                                          0 if args.fold is None else args.fold, device=device,
+                                          precision=args.precision, progress=progress)
         progress.close()
         print(_show(table))
         paths = [path]

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from spar_core.data.dataset import Volume
-from spar_core.training.device import autocast
+from spar_core.training.precision import Precision
 from spar_core.models import UNet
 from spar_core.paths import atomic_path
 from spar_core.data.slicing import slices_to_volume, volume_slices
@@ -18,25 +18,28 @@ from spar_core.data.slicing import slices_to_volume, volume_slices
 
 @torch.no_grad()
 def predict_probabilities(
-    unet: UNet, images: torch.Tensor, *, device: torch.device, batch_size: int = 32
+    unet: UNet, images: torch.Tensor, *, device: torch.device, batch_size: int = 32, precision: str = "auto"
 ) -> torch.Tensor:
-    """Softmax probabilities (N, C, S, S) on the CPU for network-ready slices (N, 1, S, S), in batches."""
+    """Softmax probabilities (N, C, S, S), fp32 on the CPU, for network-ready slices (N, 1, S, S), in batches;
+    ``precision`` as in :mod:`spar_core.training.precision`."""
     unet.eval()
+    amp = Precision.of(precision, device)
     out = []
     for start in range(0, len(images), batch_size):
-        with autocast(device):
+        with amp.autocast():
             logits = unet(images[start:start + batch_size].to(device))
         out.append(torch.softmax(logits.float(), dim=1).cpu())
     return torch.cat(out)
 
 
 def predict_volume(
-    unet: UNet, volume: Volume, size: int, *, device: torch.device = torch.device("cpu"), batch_size: int = 32
+    unet: UNet, volume: Volume, size: int, *, device: torch.device = torch.device("cpu"), batch_size: int = 32,
+    precision: str = "auto",
 ) -> np.ndarray:
     """The label volume (native grid, uint8) that ``unet`` predicts for ``volume``, slice by slice along its
     ``slice_axis`` at ``size``×``size``."""
     images, _, geom = volume_slices(volume.image, None, volume.slice_axis, size)
-    probs = predict_probabilities(unet, images, device=device, batch_size=batch_size)
+    probs = predict_probabilities(unet, images, device=device, batch_size=batch_size, precision=precision)
     return slices_to_volume(probs, geom, volume.slice_axis).astype(np.uint8, copy=False)
 
 

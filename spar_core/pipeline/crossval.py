@@ -86,7 +86,7 @@ def run_unit(
     rows = []
     for i, case_id in enumerate(split.test):
         vol = load_volume(dataset, case_id)
-        raw = predict_volume(unet, vol, preset.train.size, device=device)
+        raw = predict_volume(unet, vol, preset.train.size, device=device, precision=preset.train.precision)
         post = postprocess(raw, vol.spacing, post_cfg)
         write_label_volume(raw, vol, run.prediction_path(split.fold, method, case_id, raw=True))
         write_label_volume(post, vol, run.prediction_path(split.fold, method, case_id))

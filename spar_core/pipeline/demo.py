@@ -15,6 +15,7 @@ from spar_core.data.dataset import load_dataset
 from spar_core.training.device import pick_device
 from spar_core.data.phantoms import generate_cohort
 from spar_core.evaluation.postprocess import PostprocessConfig
+from spar_core.training.precision import resolve
 from spar_core.training.presets import get_preset
 from spar_core.progress import Progress, ProgressEvent, silent
 from spar_core.methods import METHODS
@@ -50,11 +51,13 @@ def demo_split(dataset_dir: str | Path, case_ids: list[str], seed: int) -> list[
 
 
 def run_demo(out: str | Path, data_root: str | Path, *, preset_name: str = "cpu", device: str | None = None,
-             progress: Progress = silent) -> Path:
+             precision: str | None = None, progress: Progress = silent) -> Path:
     """Build (or finish) the demo run in ``out``; returns the report's path."""
     cohorts = ensure_phantoms(data_root, progress)
     dataset = load_dataset(cohorts["ankle"])
-    preset = get_preset(preset_name)
+    preset = get_preset(preset_name).with_precision(precision)
+    torch_device = pick_device(device)
+    resolve(preset.train.precision, torch_device)  # an unusable precision fails before any work
     methods = list(METHODS)
     splits = demo_split(cohorts["ankle"], [c.case_id for c in dataset.cases], seed=preset.train.seed)
     run = RunFolder(out)
@@ -65,7 +68,7 @@ def run_demo(out: str | Path, data_root: str | Path, *, preset_name: str = "cpu"
     run.write_config({**summary, "kind": "demo", "status": "running"})
     start = time.perf_counter()
     with run.stopped_on_interrupt():
-        run_crossval(dataset, splits, methods, preset, run, device=pick_device(device), post_cfg=post_cfg,
+        run_crossval(dataset, splits, methods, preset, run, device=torch_device, post_cfg=post_cfg,
                      progress=progress)
         if is_complete(run, splits, methods):
             for split in splits:
@@ -73,7 +76,7 @@ def run_demo(out: str | Path, data_root: str | Path, *, preset_name: str = "cpu"
                 write_embeddings(run, split.fold, progress=progress)
                 write_convergence(run, split.fold)
             progress(ProgressEvent("triage", 1, 1, 0, 1, label="outlier triage"))
-            write_triage(run, device=pick_device(device), progress=progress)
+            write_triage(run, device=torch_device, progress=progress)
         report = write_report(run)
     run.update_config(status="complete" if is_complete(run, splits, methods) else "partial",
                       seconds=round(time.perf_counter() - start, 1))

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from spar_core.data.augment import AugmentConfig
 from spar_core.errors import SparError
 from spar_core.methods import METHODS
+from spar_core.training.precision import PRECISIONS
 from spar_core.models import CodeDiscriminatorConfig, MaskDiscriminatorConfig, ShapeAEConfig, UNetConfig
 
 DEFAULT_LAMBDA = 1e-2
@@ -38,9 +39,15 @@ class TrainConfig:
     empty_fraction: float = 0.2
     # The segmenter's data term (spar_core.training.losses): "ce" as in the paper, or "ce+dice".
     seg_loss: str = "ce"
+    # fp32, bf16 or fp16 autocast, or "auto": the fastest the hardware runs natively (spar_core.training.precision).
+    precision: str = "auto"
     snapshot_epochs: tuple[int, ...] = (1, 2, 3, 4, 5, 10)
     snapshot_slices: int = 64  # fixed slices whose codes are saved at each snapshot epoch
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise SparError(f"precision: {self.precision!r} is unknown; expected one of {', '.join(PRECISIONS)}")
 
     def lam(self, method: str) -> float:
         """λ of ``method`` (0 for methods without a regularization term)."""
@@ -64,6 +71,10 @@ class Preset:
             shape_ae=replace(self.shape_ae, num_classes=num_classes),
             mask_disc=replace(self.mask_disc, num_classes=num_classes),
         )
+
+    def with_precision(self, precision: str | None) -> "Preset":
+        """The same preset trained in ``precision`` (None: unchanged)."""
+        return self if precision is None else replace(self, train=replace(self.train, precision=precision))
 
     def with_size(self, size: int) -> "Preset":
         """The same preset at another slice size (the code discriminator follows the latent map's size)."""

@@ -26,7 +26,7 @@ from spar_core.paths import write_jsonl
 from spar_core.progress import Progress, ProgressEvent, silent
 from spar_core.runs.run_folder import MethodFolder
 from spar_core.training.checkpoint import load_checkpoint, restore, save_checkpoint
-from spar_core.training.device import autocast, grad_scaler
+from spar_core.training.precision import Precision
 from spar_core.training.distributed import DistInfo, average_gradients
 from spar_core.training.losses import segmentation_loss
 from spar_core.training.presets import Preset
@@ -55,7 +55,8 @@ class SegmenterTrainer:
         self.opt_s = torch.optim.Adam(self.unet.parameters(), lr=tc.lr)
         self.d_params = self.reg.discriminator_parameters()
         self.opt_d = torch.optim.Adam(self.d_params, lr=tc.lr) if self.d_params else None
-        self.scaler_s, self.scaler_d = grad_scaler(device), grad_scaler(device)
+        self.precision = Precision.of(tc.precision, device)
+        self.scaler_s, self.scaler_d = self.precision.grad_scaler(), self.precision.grad_scaler()
         self.model: torch.nn.Module = self.unet
         if dist.enabled:
             ids = [device.index] if device.type == "cuda" else None
@@ -70,7 +71,7 @@ class SegmenterTrainer:
         device = self.device
         # forward once; F and D always see fp32 probabilities, never logits or argmax
         onehot = F.one_hot(y, self.num_classes).permute(0, 3, 1, 2).float()  # (B, C, S, S)
-        with autocast(device):
+        with self.precision.autocast():
             logits = self.model(x)
         probs = torch.softmax(logits.float(), dim=1)
 
@@ -78,7 +79,7 @@ class SegmenterTrainer:
         d_value = 0.0
         if self.opt_d is not None:
             self.opt_d.zero_grad(set_to_none=True)
-            with autocast(device):
+            with self.precision.autocast():
                 d_loss = self.reg.discriminator_loss(probs.detach(), onehot, x)
             self.scaler_d.scale(d_loss).backward()
             average_gradients(self.d_params, self.dist)
@@ -90,7 +91,7 @@ class SegmenterTrainer:
         self.opt_s.zero_grad(set_to_none=True)
         data_term, parts = segmentation_loss(self.seg_loss, logits, probs, y, onehot)
         if self.lam > 0:
-            with autocast(device):
+            with self.precision.autocast():
                 reg_term = self.reg.segmenter_term(probs, onehot, x).float()
         else:
             reg_term = torch.zeros((), device=device)
@@ -177,14 +178,16 @@ def train_segmenter(
                 progress(ProgressEvent("segmenter", epoch, tc.epochs, step + 1, steps, means, label=method))
 
         # end of epoch: a history line; rank 0 writes the latent snapshot, then the checkpoint, atomically
-        line = {"epoch": epoch, "method": method, "lambda": trainer.lam, **means,
+        line = {"epoch": epoch, "method": method, "lambda": trainer.lam, "precision": trainer.precision.name,
+                **means,
                 "seconds": time.perf_counter() - start, "data_seconds": data_seconds}
         history.append(line)
         if dist.is_main:
             if shape_ae is not None and snapshot is not None and epoch in tc.snapshot_epochs:
                 save_snapshot(trainer.unet, shape_ae, snapshot, folder.snapshot(epoch), epoch=epoch,
-                              batch_size=tc.batch_size, device=device)
+                              batch_size=tc.batch_size, precision=trainer.precision)
             save_checkpoint({"format": 1, "method": method, "preset": preset.name, "epoch": epoch,
+                             "precision": trainer.precision.name,
                              "epochs": tc.epochs, "num_classes": train.num_classes, "size": tc.size,
                              "unet_config": asdict(preset.unet), "history": history, **trainer.state_dict()},
                             folder.model)
@@ -201,6 +204,9 @@ def _resume(trainer: SegmenterTrainer, path: Path, method: str, device: torch.de
     state = load_checkpoint(path, map_location=device)
     if state.get("method") != method:
         raise SparError(f"{path}: checkpoint of method {state.get('method')!r}, not {method!r}")
+    if state.get("precision", "fp32") != trainer.precision.name:
+        raise SparError(f"{path}: trained in {state.get('precision', 'fp32')} so far, here it would go on in "
+                        f"{trainer.precision.name}; resume with --precision {state.get('precision', 'fp32')}")
     trainer.load_state_dict(state)
     history = list(state["history"])
     if len(history) != int(state["epoch"]):

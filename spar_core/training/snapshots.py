@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from spar_core.data.slice_set import SliceSet
 from spar_core.models import ShapeAutoEncoder, UNet
 from spar_core.paths import save_npz
-from spar_core.training.device import autocast
+from spar_core.training.precision import Precision
 
 
 @torch.no_grad()
@@ -53,7 +53,7 @@ def snapshot_codes(
 @torch.no_grad()
 def save_snapshot(
     unet: UNet, shape_ae: ShapeAutoEncoder, snapshot: SliceSet, path: Path, *,
-    epoch: int, batch_size: int, device: torch.device,
+    epoch: int, batch_size: int, precision: Precision,
 ) -> None:
     """Codes F(y) and F(ŷ) of each structure's 2D mask on the fixed snapshot slices, written to ``path``."""
     was_training = unet.training
@@ -61,10 +61,10 @@ def save_snapshot(
     parts = []
     for start in range(0, len(snapshot), batch_size):
         sel = torch.arange(start, min(start + batch_size, len(snapshot)))
-        with autocast(device):
-            logits = unet(snapshot.images[sel].to(device))
+        with precision.autocast():
+            logits = unet(snapshot.images[sel].to(precision.device))
         probs = torch.softmax(logits.float(), 1)
-        true, pred, structure, row = snapshot_codes(shape_ae, probs, snapshot.labels[sel].to(device),
+        true, pred, structure, row = snapshot_codes(shape_ae, probs, snapshot.labels[sel].to(precision.device),
                                                     snapshot.num_classes)
         parts.append((true, pred, structure, row + start))
     unet.train(was_training)

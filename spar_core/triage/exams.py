@@ -181,7 +181,8 @@ def image_files(images_dir: str | Path) -> list[Path]:
 
 
 def triage_images(run: RunFolder | str | Path, images_dir: str | Path, method: str | None = None, fold: int = 0,
-                  *, device: torch.device | str = "cpu", progress: Progress = silent) -> pd.DataFrame:
+                  *, device: torch.device | str = "cpu", precision: str = "auto", progress: Progress = silent
+                  ) -> pd.DataFrame:
     """Predict unlabeled exams with ``fold``'s model of ``method`` and rank them (no label needed anywhere).
 
     The z's are taken against the images together with the fold's held-out exams (when their predictions
@@ -211,7 +212,7 @@ def triage_images(run: RunFolder | str | Path, images_dir: str | Path, method: s
     rows = []
     for i, path in enumerate(files, start=1):
         volume = load_image(path, config.get("slice_axis"))
-        labels = predict_volume(unet, volume, meta["size"], device=device)
+        labels = predict_volume(unet, volume, meta["size"], device=device, precision=precision)
         written = write_label_volume(labels, volume, out_dir / f"{volume.case_id}.nii.gz")
         scored = score_exam(labels, volume.spacing, volume.slice_axis, models, structures, reference)
         rows.append(_row(case_id_of(path), fold, method, scored, str(written.relative_to(run.root)),
@@ -242,10 +243,10 @@ def write_triage(run: RunFolder | str | Path, method: str | None = None, fold: i
 
 
 def write_triage_images(run: RunFolder | str | Path, images_dir: str | Path, method: str | None = None,
-                        fold: int = 0, *, device: torch.device | str = "cpu", progress: Progress = silent
-                        ) -> tuple[pd.DataFrame, Path]:
+                        fold: int = 0, *, device: torch.device | str = "cpu", precision: str = "auto",
+                        progress: Progress = silent) -> tuple[pd.DataFrame, Path]:
     """:func:`triage_images`, written to ``RUN/triage/images_<method>.csv``."""
     run, _ = _resolve(run)
-    table = triage_images(run, images_dir, method, fold, device=device, progress=progress)
+    table = triage_images(run, images_dir, method, fold, device=device, precision=precision, progress=progress)
     method = str(table["method"].iloc[0])
     return table, write_csv(run.triage_table("images", method), table)
