@@ -1,10 +1,13 @@
-"""Seconds per segmenter step of each method, as ratios to `baseline`, and the share of a step spent
-outside the networks (batch indexing and augmentation).
+"""Seconds per segmenter step of each method and numerical variant (fp32, bf16 autocast, channels_last and
+both), as ratios to the same method in fp32 and to `baseline` in fp32, and the share of a step spent outside
+the networks (batch indexing and augmentation).
 
-    python bench/train_step.py [--steps 20] [--sizes 96,256]
+    python bench/train_step.py [--steps 20] [--presets cpu,paper] [--variants fp32,bf16,cl,bf16+cl]
 
+Each preset runs at its own slice size, batch and networks (`cpu`: 96×96, batch 8; `paper`: 256×256, batch 32).
 Targets: `spar` ≤ 1.3× `baseline`; data and augmentation ≤ 10 % of a step. The slices are random blobs of the
-right shape: speed does not depend on what the pixels show.
+right shape: speed does not depend on what the pixels show. bf16 on a CPU without native bfloat16 is emulated
+and slow; the script prints whether this CPU has it.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ import time
 
 import torch
 
-from spar_core.data.augment import augment_batch
+from spar_core.data.augment import AugmentConfig, augment_batch
 from spar_core.models import ShapeAutoEncoder
+from spar_core.training.precision import cpu_has_native_bf16
 from spar_core.training.presets import get_preset
 from spar_core.training.regularizers import REGULARIZERS
 from spar_core.training.segmenter import SegmenterTrainer
@@ -36,41 +40,67 @@ def blobs(n: int, size: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.
     return images, labels
 
 
-def bench(size: int, steps: int) -> None:
-    preset = get_preset("cpu").for_classes(NUM_CLASSES).with_size(size)
+VARIANTS = {"fp32": ("fp32", False), "bf16": ("bf16", False), "cl": ("fp32", True), "bf16+cl": ("bf16", True)}
+
+
+def step_seconds(trainer: SegmenterTrainer, images: torch.Tensor, labels: torch.Tensor, batch: int,
+                 augment: AugmentConfig, steps: int, channels_last: bool, gen: torch.Generator) -> tuple[float, float]:
+    """(seconds per step, share of it spent on the batch and its augmentation), two warm-up steps left out."""
+    data_t = total_t = 0.0
+    for step in range(steps + 2):
+        t0 = time.perf_counter()
+        idx = torch.randint(0, len(images), (batch,), generator=gen)
+        x, y = augment_batch(images[idx], labels[idx], augment, gen)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        t1 = time.perf_counter()
+        trainer.step(x, y)
+        t2 = time.perf_counter()
+        if step >= 2:
+            data_t += t1 - t0
+            total_t += t2 - t0
+    return total_t / steps, data_t / total_t
+
+
+def bench(preset_name: str, steps: int, variants: list[str]) -> None:
+    preset = get_preset(preset_name).for_classes(NUM_CLASSES)
     tc, device = preset.train, torch.device("cpu")
     gen = torch.Generator().manual_seed(0)
-    images, labels = blobs(4 * tc.batch_size, size, gen)
+    images, labels = blobs(4 * tc.batch_size, tc.size, gen)
     ae = ShapeAutoEncoder(preset.shape_ae).eval()
-    print(f"\nsize {size}×{size}, batch {tc.batch_size}, cpu preset networks, {torch.get_num_threads()} threads")
-    print(f"{'method':<12} {'s/step':>8} {'ratio':>6} {'data share':>10}")
+    print(f"\npreset {preset_name}: {tc.size}×{tc.size}, batch {tc.batch_size}, {torch.get_num_threads()} threads, "
+          f"native bf16: {cpu_has_native_bf16()}")
+    print(f"{'method':<12} {'variant':<8} {'s/step':>8} {'vs fp32':>8} {'vs base':>8} {'data share':>10}")
     base = None
     for method in REGULARIZERS:
-        trainer = SegmenterTrainer(method, preset, ae, device=device)
-        trainer.train()
-        data_t = total_t = 0.0
-        for step in range(steps + 2):
-            t0 = time.perf_counter()
-            idx = torch.randint(0, len(images), (tc.batch_size,), generator=gen)
-            x, y = augment_batch(images[idx], labels[idx], tc.augment, gen)
-            t1 = time.perf_counter()
-            trainer.step(x, y)
-            t2 = time.perf_counter()
-            if step >= 2:  # warm-up steps excluded
-                data_t += t1 - t0
-                total_t += t2 - t0
-        per_step = total_t / steps
-        base = base or per_step
-        print(f"{method:<12} {per_step:8.4f} {per_step / base:6.2f} {data_t / total_t:10.1%}")
+        own = None
+        for variant in variants:
+            precision, channels_last = VARIANTS[variant]
+            run_preset = preset.with_precision(precision)
+            trainer = SegmenterTrainer(method, run_preset, ae, device=device)
+            if channels_last:
+                trainer.unet.to(memory_format=torch.channels_last)
+            trainer.train()
+            per_step, share = step_seconds(trainer, images, labels, tc.batch_size, tc.augment, steps, channels_last,
+                                           gen)
+            own = own or per_step
+            base = base or per_step
+            print(f"{method:<12} {variant:<8} {per_step:8.4f} {per_step / own:8.2f} {per_step / base:8.2f} "
+                  f"{share:10.1%}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--sizes", default="96,256")
+    parser.add_argument("--presets", default="cpu,paper")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
     args = parser.parse_args()
-    for size in (int(s) for s in args.sizes.split(",")):
-        bench(size, args.steps)
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        parser.error(f"--variants: unknown {', '.join(unknown)}; expected some of {', '.join(VARIANTS)}")
+    for name in args.presets.split(","):
+        bench(name, args.steps, variants)
 
 
 if __name__ == "__main__":
