@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # the report module pulls in scipy; imported where a report i
 TRIAGE_COLUMNS = {"triage": ("case", "fold", "rank", "triage_score"), "images": ("case", "rank", "triage_score"),
                   "spearman": ("score", "metric", "rho", "n")}
 TEXT_COLUMNS = {"case": str, "method": str, "worst_slices": str, "degraded": str, "prediction": str}
+T = TypeVar("T")
 
 
 # ---------------------------------------------------------------------------------------------- the run
@@ -81,6 +82,14 @@ def inside(run: Run, path: Path) -> Path:
     if not is_within(path, run.root):
         raise SparError(f"{path}: outside the run folder {run.root}; the app reads only inside it")
     return path
+
+
+def _read(run: Run, path: Path, loader: Callable[..., T], *args: Any) -> T | None:
+    """``loader(path, mtime, *args)`` (a cached reader, keyed by the file's modification time) on a file of the
+    run, checked to lie inside the run folder; None while the file does not exist."""
+    if not path.is_file():
+        return None
+    return loader(str(inside(run, path)), mtime(path), *args)
 
 
 def relative(run: Run, path: Path) -> str:
@@ -194,10 +203,7 @@ def get_metrics(run: Run) -> pd.DataFrame | None:
     Raises:
         SparError: an unreadable or invalid table, or a file outside the run folder.
     """
-    path = run.folder.metrics_csv
-    if not path.is_file():
-        return None
-    return _load_metrics(str(inside(run, path)), mtime(path))
+    return _read(run, run.folder.metrics_csv, _load_metrics)
 
 
 @st.cache_data(max_entries=8, show_spinner="Computing the report (bootstrap and paired tests)…")
@@ -213,10 +219,7 @@ def get_report(run: Run, postprocessed: bool) -> Report | None:
     Raises:
         SparError: an invalid table, or no rows for ``postprocessed``.
     """
-    path = run.folder.metrics_csv
-    if not path.is_file():
-        return None
-    return _build_report(str(inside(run, path)), mtime(path), postprocessed)
+    return _read(run, run.folder.metrics_csv, _build_report, postprocessed)
 
 
 # ---------------------------------------------------------------------------------------------- histories
@@ -269,10 +272,8 @@ def get_prediction(run: Run, fold: int, method: str, case_id: str, raw: bool = F
         SparError: the file lies outside the run folder (a symlink), cannot be read, or has another shape.
     """
     path = run.folder.prediction_path(fold, method, case_id, raw)
-    if not path.is_file():
-        return None
-    volume = _load_prediction(str(inside(run, path)), mtime(path))
-    if shape is not None and volume.shape != tuple(shape):
+    volume = _read(run, path, _load_prediction)
+    if volume is not None and shape is not None and volume.shape != tuple(shape):
         raise SparError(f"{path}: shape {volume.shape}, expected the exam's {tuple(shape)}")
     return volume
 
@@ -293,10 +294,7 @@ def get_embeddings(run: Run, fold: int) -> pd.DataFrame | None:
     Raises:
         SparError: the file lies outside the run folder, or is unreadable / lacks columns.
     """
-    path = run.folder.embeddings_path(fold)
-    if not path.is_file():
-        return None
-    return _load_embeddings(str(inside(run, path)), mtime(path))
+    return _read(run, run.folder.embeddings_path(fold), _load_embeddings)
 
 
 def _snapshot_stamp(run: Run, fold: int) -> tuple[tuple[str, int], ...]:
@@ -328,9 +326,9 @@ def get_convergence(run: Run, fold: int) -> pd.DataFrame | None:
     Raises:
         SparError: a file outside the run folder, an unreadable table or snapshot.
     """
-    path = run.folder.convergence_path(fold)
-    if path.is_file():
-        return _load_convergence(str(inside(run, path)), mtime(path))
+    table = _read(run, run.folder.convergence_path(fold), _load_convergence)
+    if table is not None:
+        return table
     stamp = _snapshot_stamp(run, fold)
     return _snapshot_tables(str(run.root), fold, stamp)[0] if stamp else None
 
@@ -375,9 +373,9 @@ def get_triage_table(run: Run, table: str, method: str) -> pd.DataFrame | None:
         SparError: unreadable, outside the run folder, or missing columns.
     """
     path = run.folder.triage_table(table, method)
-    if not path.is_file():
+    frame = _read(run, path, _read_triage)
+    if frame is None:
         return None
-    frame = _read_triage(str(inside(run, path)), mtime(path))
     needed = TRIAGE_COLUMNS[table]
     missing = [c for c in needed if c not in frame]
     if missing:
