@@ -254,12 +254,10 @@ def get_histories(run: Run) -> dict[str, list[dict[str, Any]]]:
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def _load_prediction(path: str, stamp: int) -> np.ndarray:
-    import nibabel
+    from spar_core.data.dataset import read_label_volume  # nibabel: once a prediction is shown
 
-    try:
-        return np.ascontiguousarray(nibabel.load(path).dataobj)  # C order: fast slicing (see data_access._load_exam)
-    except Exception as err:  # nibabel raises many types for a truncated or foreign file
-        raise SparError(f"{path}: unreadable prediction ({type(err).__name__}: {err})") from None
+    labels, _ = read_label_volume(path)
+    return np.ascontiguousarray(labels)  # C order: fast slicing (see data_access._load_exam)
 
 
 def get_prediction(run: Run, fold: int, method: str, case_id: str, raw: bool = False,

@@ -3,7 +3,7 @@ Spearman table with its agreement flags, one exam's image, truth and prediction,
 slow thing on the page, cached per prediction file and bone choice), and the triage run in this process.
 
 The triage tables, metrics, maps and predictions themselves are read, cached, by :mod:`run_access`.
-:mod:`spar_core.triage.ranking` imports torch: it is imported only where the triage runs.
+:mod:`spar_core.triage.exams` imports torch: it is imported only where the triage runs.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from data_access import Exam
 from run_access import Run
 from spar_core.data.dataset import Dataset
 from spar_core.errors import SparError
-from spar_core.figures.triage import SCORES
 from spar_core.methods import SPAR
+from spar_core.triage.ranking import SCORES, exam_means
 
 
 def shown_method(triaged: dict[str, Path] | list[str], sidebar_method: str | None) -> str:
@@ -34,7 +34,7 @@ def shown_method(triaged: dict[str, Path] | list[str], sidebar_method: str | Non
 def per_exam_means(run: Run, method: str) -> pd.DataFrame | None:
     """Per exam of ``method``: mean post-processed Dice (%) and MSSD (mm) over bones; None without metrics.csv.
 
-    Columns case, dice_pct, mssd_mm (nan-skipping means, as :func:`spar_core.triage.ranking.spearman_table` uses).
+    Columns case, dice_pct, mssd_mm (:func:`spar_core.triage.ranking.exam_means`, as the Spearman table uses).
 
     Raises:
         SparError: an unreadable or invalid metrics.csv.
@@ -42,10 +42,9 @@ def per_exam_means(run: Run, method: str) -> pd.DataFrame | None:
     metrics = run_access.get_metrics(run)
     if metrics is None:
         return None
-    rows = metrics[(metrics["method"].astype(str) == method) & metrics["postprocessed"]]
-    per = rows.groupby("case")[["dice", "mssd_mm"]].mean().reset_index()
-    per["dice"] = per["dice"] * 100.0
-    return per.rename(columns={"dice": "dice_pct"})
+    means = exam_means(metrics)
+    per = means.loc[means["method"].astype(str) == method, ["case", "dice", "mssd_mm"]].reset_index(drop=True)
+    return per.assign(dice=per["dice"] * 100.0).rename(columns={"dice": "dice_pct"})
 
 
 def ranked_with_metrics(table: pd.DataFrame, per_exam: pd.DataFrame | None) -> pd.DataFrame:
@@ -114,13 +113,13 @@ def exam_view(run: Run, allowed: Path, shown: Dataset | None, method: str, case:
 def _surface(_labels: np.ndarray, _truth: np.ndarray | None, spacing: tuple[float, float, float],
              names: tuple[tuple[int, str], ...], structures: tuple[int, ...], key: tuple) -> go.Figure:
     # Keyed by (spacing, names, structures, key); the underscored volumes stay out of the hash (slow to hash).
-    from spar_core.figures.triage import surface_mesh_figure
+    from spar_core.figures.surface import surface_mesh_figure
 
     return surface_mesh_figure(_labels, spacing, dict(names), _truth, structures=list(structures))
 
 
 def surface_figure(view: ExamView, structures: list[int]) -> go.Figure:
-    """:func:`spar_core.figures.triage.surface_mesh_figure` of the view's prediction against its truth, cached
+    """:func:`spar_core.figures.surface.surface_mesh_figure` of the view's prediction against its truth, cached
     under the two files and their modification times."""
     exam = view.exam
     key = tuple((str(p), data_access.mtime(p)) if p is not None else ("", 0) for p in (view.where, view.truth_path))
@@ -135,9 +134,9 @@ def run_triage(run: Run) -> str:
     """``spar triage RUN`` in this process (default method); returns the table's path. For small runs.
 
     Raises:
-        SparError: anything :func:`spar_core.triage.ranking.write_triage` refuses (nothing trained, no prediction).
+        SparError: anything :func:`spar_core.triage.exams.write_triage` refuses (nothing trained, no prediction).
     """
-    from spar_core.triage.ranking import write_triage  # imports torch and the models
+    from spar_core.triage.exams import write_triage  # imports torch and the models
 
     _, _, path, _ = write_triage(run.root)
     return str(path)

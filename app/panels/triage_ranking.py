@@ -10,7 +10,8 @@ import run_access
 import triage_access
 from run_access import Run
 from spar_core.errors import SparError
-from spar_core.figures.triage import SCORES, ranking_figure
+from spar_core.figures.triage import ranking_figure
+from spar_core.triage.ranking import SCORES
 from spar_core.methods import display_name
 
 SMALL_RUN = 40  # held-out exams: up to this many, the app offers to run the triage itself (a minute or so)
