@@ -1,4 +1,5 @@
-"""What the app reads, cached, and the built-in phantom cohorts it writes on a fresh machine.
+"""The data side of the app: data-root folders, datasets and exams, cached, and the built-in phantom cohorts it
+writes on a fresh machine.
 
 Everything the app reads lies inside the data root (``$SPAR_DATA_ROOT``, default ``./data``): folder names
 typed in the sidebar, dataset folders (also through symlinks) and the image / label paths that a
@@ -13,34 +14,25 @@ Bootstrap: when the data root holds no dataset at all, the app writes the ankle 
 ``SPAR_PHANTOM_SUBJECTS=N`` to generate N exams per cohort instead of the paper's cohort sizes (tests, CI).
 A root that already holds datasets (yours) is left alone; the sidebar then offers the phantoms on request.
 
-Runs: run folders (``run.json`` and the rest of the layout in :mod:`spar_core.runs.run_folder`) are read only inside
-the runs root (``$SPAR_RUNS_ROOT``, default ``./runs``), the same way. A run's config, metrics, report,
-histories and predictions are cached keyed by path and modification times, so a run that is still training
-shows its new files on the next rerun.
+Runs are read by :mod:`run_access`, with the same checks against the runs root.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Callable
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from spar_core.data.dataset import Dataset, load_dataset, load_volume
 from spar_core.errors import SparError
 from spar_core.figures import busiest_slice
-from spar_core.methods import method_order
 from spar_core.paths import DATA_ROOT_ENV, data_root, is_within
-
-if TYPE_CHECKING:  # the report module pulls in scipy; imported where a run is read
-    from spar_core.evaluation.report import Report
 
 PHANTOM_COHORTS: dict[str, str] = {"phantoms_ankle": "ankle", "phantoms_shoulder": "shoulder"}
 SUBJECTS_ENV = "SPAR_PHANTOM_SUBJECTS"
@@ -71,8 +63,8 @@ def resolve_folder(text: str, allowed: Path, *, what: str = "data root", env: st
     return path
 
 
-def _folders_with(marker: str, folder: Path, allowed: Path) -> list[str]:
-    """Names of the sub-folders of ``folder`` (one level deep) holding ``marker``, sorted.
+def list_datasets(folder: Path, allowed: Path) -> list[str]:
+    """Names of the dataset folders (holding a ``dataset.json``) directly in ``folder``, sorted.
 
     Hidden folders (a cohort being generated) and folders that resolve outside ``allowed`` are left out; a
     missing folder has none.
@@ -84,19 +76,15 @@ def _folders_with(marker: str, folder: Path, allowed: Path) -> list[str]:
     return [
         entry.name
         for entry in entries
-        if not entry.name.startswith(".") and (entry / marker).is_file() and is_within(entry, allowed)
+        if not entry.name.startswith(".") and (entry / "dataset.json").is_file() and is_within(entry, allowed)
     ]
-
-
-def list_datasets(folder: Path, allowed: Path) -> list[str]:
-    """Dataset folders (holding a ``dataset.json``) under ``folder``."""
-    return _folders_with("dataset.json", folder, allowed)
 
 
 # ---------------------------------------------------------------------------------------------- datasets
 
 
-def _mtime(path: Path) -> int:
+def mtime(path: Path) -> int:
+    """``path``'s modification time (ns), 0 when it does not exist: the stamp that keys the caches."""
     try:
         return path.stat().st_mtime_ns
     except OSError:
@@ -116,7 +104,7 @@ def get_dataset(folder: Path, allowed: Path) -> Dataset:
     """
     if not is_within(folder, allowed):
         raise SparError(f"{folder}: outside the data root {allowed}; the app reads only inside it")
-    dataset = _load_dataset(str(folder), _mtime(folder / "dataset.json"))
+    dataset = _load_dataset(str(folder), mtime(folder / "dataset.json"))
     for case in dataset.cases:
         for path in (case.image_path, case.label_path):
             if path is not None and not is_within(path, allowed):
@@ -173,186 +161,8 @@ def get_exam(dataset: Dataset, case_id: str) -> Exam:
     """
     case = dataset.case(case_id)
     files = (dataset.root / "dataset.json", case.image_path, case.label_path)
-    stamp = tuple(_mtime(path) if path is not None else 0 for path in files)
+    stamp = tuple(mtime(path) if path is not None else 0 for path in files)
     return _load_exam(dataset, str(dataset.root), case_id, stamp)
-
-
-# ---------------------------------------------------------------------------------------------- runs
-
-
-def list_runs(folder: Path, allowed: Path) -> list[str]:
-    """Run folders (holding a ``run.json``) under ``folder``."""
-    return _folders_with("run.json", folder, allowed)
-
-
-@dataclass(frozen=True)
-class Run:
-    """One run folder as the pages need it: config, methods in registry order, and which fold tested what."""
-
-    root: Path
-    allowed: Path  # the runs root it was read inside: files it points to must lie there too
-    config: dict[str, Any]  # run.json
-    methods: tuple[str, ...]  # registry order (baseline, adversarial, shape, spar)
-    tested: dict[str, int]  # case id -> the fold whose test set holds it
-    dataset: Path | None  # run.json "dataset", resolved; None when it names none
-
-    @property
-    def name(self) -> str:
-        return self.root.name
-
-
-def _run_stamp(root: Path) -> tuple[int, ...]:
-    """Modification times of run.json and of every split.json: a new fold or an edited config invalidates."""
-    return (_mtime(root / "run.json"), *(_mtime(p) for p in sorted(root.glob("folds/*/split.json"))))
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def _load_run(root: str, allowed: str, stamp: tuple[int, ...]) -> Run:
-    from spar_core.runs.run_folder import RunFolder  # imports torch (for the versions it writes)
-
-    folder = RunFolder(Path(root))
-    config = folder.read_config()
-    tested: dict[str, int] = {}
-    for fold in folder.folds():
-        for case in folder.read_split(fold).test:
-            tested.setdefault(str(case), fold)
-    methods = config.get("methods") or sorted({m for fold in folder.folds() for m in folder.methods(fold)})
-    dataset = config.get("dataset")
-    return Run(
-        root=Path(root),
-        allowed=Path(allowed),
-        config=config,
-        methods=tuple(method_order([str(m) for m in methods])),
-        tested=dict(sorted(tested.items())),
-        dataset=Path(str(dataset)).expanduser().resolve() if dataset else None,
-    )
-
-
-def get_run(root: Path, allowed: Path) -> Run:
-    """The run folder ``root``, checked to lie inside ``allowed`` (the runs root), cached.
-
-    Raises:
-        SparError: outside the runs root, no or unreadable ``run.json``, or an unreadable split.
-    """
-    if not is_within(root, allowed):
-        raise SparError(f"{root}: outside the runs root {allowed}; the app reads only inside it")
-    try:
-        return _load_run(str(root.resolve()), str(allowed), _run_stamp(root))
-    except (OSError, ValueError, KeyError) as err:
-        raise SparError(f"{root}: unreadable run folder ({err})") from None
-
-
-def run_dataset(run: Run, allowed: Path) -> Dataset:
-    """The dataset the run was trained on, read only when it lies inside the data root ``allowed``.
-
-    Raises:
-        SparError: run.json names no dataset, it lies outside the data root, is gone, or is unreadable.
-    """
-    if run.dataset is None:
-        raise SparError(f"{run.root / 'run.json'}: names no dataset; the predictions cannot be shown over images")
-    if not is_within(run.dataset, allowed):
-        raise SparError(
-            f"Run {run.name!r} was trained on {run.dataset}, outside the data root {allowed}; the app reads "
-            f"images only inside it. Start the app with {DATA_ROOT_ENV}= a folder holding that dataset to see "
-            "its images and predictions (the Results page works without them)."
-        )
-    if not (run.dataset / "dataset.json").is_file():
-        raise SparError(f"Run {run.name!r} was trained on {run.dataset}, which holds no dataset.json any more "
-                        "(moved or deleted?)")
-    return get_dataset(run.dataset, allowed)
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def _load_metrics(path: str, stamp: int) -> pd.DataFrame:
-    from spar_core.evaluation.report import load_metrics
-
-    return load_metrics(path)
-
-
-def get_metrics(run: Run) -> pd.DataFrame | None:
-    """``RUN/metrics.csv`` validated (:func:`spar_core.evaluation.report.load_metrics`); None while it does not exist.
-
-    Raises:
-        SparError: an unreadable or invalid table.
-    """
-    path = run.root / "metrics.csv"
-    if not path.is_file():
-        return None
-    return _load_metrics(str(path), _mtime(path))
-
-
-@st.cache_data(max_entries=8, show_spinner="Computing the report (bootstrap and paired tests)…")
-def _build_report(path: str, stamp: int, postprocessed: bool) -> Report:
-    from spar_core.evaluation.report import build_report, load_metrics
-
-    return build_report(load_metrics(path), postprocessed=postprocessed)
-
-
-def get_report(run: Run, postprocessed: bool) -> Report | None:
-    """The report's tables (:func:`spar_core.evaluation.report.build_report`) of the run; None without metrics.csv.
-
-    Raises:
-        SparError: an invalid table, or no rows for ``postprocessed``.
-    """
-    path = run.root / "metrics.csv"
-    if not path.is_file():
-        return None
-    return _build_report(str(path), _mtime(path), postprocessed)
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def _load_histories(root: str, stamp: tuple[tuple[str, int], ...]) -> dict[str, list[dict[str, Any]]]:
-    histories: dict[str, list[dict[str, Any]]] = {}
-    for name, _ in stamp:
-        path = Path(root) / name
-        fold, method = int(path.parts[-3]), path.parts[-2]
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        histories.setdefault(method, []).extend({**row, "fold": fold} for row in rows)
-    return histories
-
-
-def get_histories(run: Run) -> dict[str, list[dict[str, Any]]]:
-    """Method -> the rows of its ``history.jsonl`` files over all folds, each with its ``fold`` added.
-
-    Raises:
-        SparError: a history line that is not JSON.
-    """
-    files = sorted(run.root.glob("folds/*/*/history.jsonl"))
-    stamp = tuple((str(p.relative_to(run.root)), _mtime(p)) for p in files
-                  if p.parts[-3].isdigit() and is_within(p, run.allowed))
-    try:
-        return _load_histories(str(run.root), stamp)
-    except (OSError, json.JSONDecodeError) as err:
-        raise SparError(f"{run.root}: unreadable history.jsonl ({err})") from None
-
-
-def prediction_path(run: Run, fold: int, method: str, case_id: str, raw: bool = False) -> Path:
-    """Where the run keeps a prediction: ``pred/`` post-processed, ``pred_raw/`` the stacked 2D outputs."""
-    return run.root / "folds" / str(fold) / method / ("pred_raw" if raw else "pred") / f"{case_id}.nii.gz"
-
-
-@st.cache_data(max_entries=32, show_spinner=False)
-def _load_prediction(path: str, stamp: int) -> np.ndarray:
-    import nibabel
-
-    try:
-        return np.ascontiguousarray(nibabel.load(path).dataobj)  # C order: fast slicing (see _load_exam)
-    except Exception as err:  # nibabel raises many types for a truncated or foreign file
-        raise SparError(f"{path}: unreadable prediction ({type(err).__name__}: {err})") from None
-
-
-def get_prediction(run: Run, fold: int, method: str, case_id: str, raw: bool = False) -> np.ndarray | None:
-    """One predicted label volume (X, Y, Z) of the run, cached; None when the run has not written it (yet).
-
-    Raises:
-        SparError: the file lies outside the runs root (a symlink) or cannot be read.
-    """
-    path = prediction_path(run, fold, method, case_id, raw)
-    if not path.is_file():
-        return None
-    if not is_within(path, run.allowed):
-        raise SparError(f"{path}: outside the runs root {run.allowed}; the app reads only inside it")
-    return _load_prediction(str(path), _mtime(path))
 
 
 # ---------------------------------------------------------------------------------------------- phantoms

@@ -1,9 +1,7 @@
-"""What the Latent convergence page reads, cached: a run fold's latent maps, its convergence table and the
-latent distance of every code pair.
+"""What the Latent convergence page computes from a run's tables: the rows of one map, the point picker's
+labels, the point a click on the scatter picked, and the slice figure and latent distances of one code pair.
 
-Like :mod:`data_access`, every loader is keyed by file path and modification time, so a fold that ``spar
-embed`` (re)writes is read again on the next rerun, and a widget change only rebuilds a figure. Every file
-read lies inside the run folder (symlinks resolved); anything else is a :class:`SparError`.
+The tables themselves (maps, convergence, pair distances) are read, cached, by :mod:`run_access`.
 """
 
 from __future__ import annotations
@@ -12,102 +10,29 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import streamlit as st
+import plotly.graph_objects as go
 
-from data_access import Run, _mtime
+import data_access
+import run_access
+from run_access import Run
+from spar_core.data.dataset import Dataset
 from spar_core.errors import SparError
-from spar_core.paths import is_within
+from spar_core.figures import extract_slice, in_plane_spacing
+from spar_core.figures.latent import pair_slice_figure, structure_names
 
 POINT_SEPARATOR = " · "
 
 
-def _inside(path: Path, run: Run) -> Path:
-    if not is_within(path, run.root):
-        raise SparError(f"{path}: outside the run folder {run.root}; the app reads only inside it")
-    return path
+def structure_options(table: pd.DataFrame, run: Run) -> tuple[list[str], list[str]]:
+    """(the run's structures in label order, the structures a map shows: those first, then any others it holds)."""
+    structures = structure_names(run.config.get("labels") or {})
+    present = set(table["structure"])
+    return structures, [s for s in structures if s in present] + sorted(present - set(structures))
 
 
-def run_folds(run: Run) -> list[int]:
-    """The run's folds (``folds/<k>/split.json``), in order."""
-    from spar_core.runs.run_folder import RunFolder
-
-    return RunFolder(run.root).folds()
-
-
-def embeddings_file(run: Run, fold: int) -> Path:
-    """``RUN/embeddings/fold_<fold>.csv``, written by ``spar embed``."""
-    from spar_core.runs.run_folder import RunFolder
-
-    return RunFolder(run.root).embeddings_path(fold)
-
-
-def _snapshot_stamp(run: Run, fold: int) -> tuple[tuple[str, int], ...]:
-    """(path relative to the run, mtime) of each latent snapshot of ``fold``: a new epoch invalidates."""
-    paths = sorted(run.root.glob(f"folds/{fold}/*/latent/epoch_*.npz"))
-    return tuple((str(_inside(p, run).relative_to(run.root)), _mtime(p)) for p in paths)
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def _load_embeddings(path: str, stamp: int) -> pd.DataFrame:
-    from spar_core.latent.embedding import read_embeddings
-
-    return read_embeddings(path)
-
-
-def get_embeddings(run: Run, fold: int) -> pd.DataFrame | None:
-    """The fold's embedding table (:data:`spar_core.latent.embedding.COLUMNS`); None until ``spar embed`` wrote it.
-
-    Raises:
-        SparError: the file lies outside the run folder, or is unreadable / lacks columns.
-    """
-    path = embeddings_file(run, fold)
-    if not path.is_file():
-        return None
-    return _load_embeddings(str(_inside(path, run)), _mtime(path))
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def _load_convergence(path: str, stamp: int) -> pd.DataFrame:
-    from spar_core.latent.convergence import read_convergence
-
-    return read_convergence(path)
-
-
-@st.cache_data(max_entries=8, show_spinner="Reading the latent snapshots…")
-def _snapshot_tables(root: str, fold: int, stamp: tuple[tuple[str, int], ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from spar_core.latent.convergence import convergence_from_snapshots, pair_distances
-    from spar_core.latent.embedding import load_snapshots
-
-    snaps = load_snapshots(root, fold)
-    pairs = snaps.frame[["method", "epoch", "structure", "case", "slice"]].assign(distance=pair_distances(snaps))
-    return convergence_from_snapshots(snaps), pairs
-
-
-def get_convergence(run: Run, fold: int) -> pd.DataFrame | None:
-    """The fold's convergence table (:data:`spar_core.latent.convergence.COLUMNS`): the csv ``spar embed`` wrote, or
-    computed from the snapshots (a fraction of a second) when there is none yet; None without snapshots.
-
-    Raises:
-        SparError: a file outside the run folder, an unreadable table or snapshot.
-    """
-    from spar_core.runs.run_folder import RunFolder
-
-    path = RunFolder(run.root).convergence_path(fold)
-    if path.is_file():
-        return _load_convergence(str(_inside(path, run)), _mtime(path))
-    stamp = _snapshot_stamp(run, fold)
-    return _snapshot_tables(str(run.root), fold, stamp)[0] if stamp else None
-
-
-def get_pair_distances(run: Run, fold: int) -> pd.DataFrame | None:
-    """‖ẑ − z‖ of every code pair of every snapshot of ``fold``: method, epoch, structure, case, slice,
-    distance (latent units); None without snapshots.
-
-    Raises:
-        SparError: a snapshot outside the run folder or unreadable.
-    """
-    stamp = _snapshot_stamp(run, fold)
-    return _snapshot_tables(str(run.root), fold, stamp)[1] if stamp else None
+def map_rows(table: pd.DataFrame, kind: str, method: str, shown: list[str]) -> pd.DataFrame:
+    """The embedding-table rows of one map (``kind``) of one method, for the ``shown`` structures."""
+    return table[(table["embedding"] == kind) & (table["method"] == method) & table["structure"].isin(shown)]
 
 
 def point_label(case: str, index: int, structure: str) -> str:
@@ -132,3 +57,43 @@ def clicked_point(state: Any) -> tuple[str, int] | None:
         return point_label(case, int(index), structure), int(epoch)
     except (KeyError, IndexError, TypeError, ValueError):
         return None
+
+
+def pair_slice(run: Run, allowed: Path, shown: Dataset | None, fold: int, method: str,
+               point: tuple[str, int, str], post: bool) -> tuple[go.Figure, bool]:
+    """The slice behind a code pair: image, true outline and ``method``'s final prediction of the pair's structure
+    (:func:`spar_core.figures.latent.pair_slice_figure`); and whether the prediction exists.
+
+    ``allowed`` and ``shown``: the data root and the sidebar's dataset (see :func:`run_access.run_dataset`).
+
+    Raises:
+        SparError: the run's dataset, the exam or the prediction cannot be read, or the dataset lacks the structure.
+    """
+    case, index, structure = point
+    dataset = run_access.run_dataset(run, allowed, shown)
+    exam = data_access.get_exam(dataset, case)
+    value = dataset.structures.get(structure)
+    if value is None:
+        raise SparError(f"{dataset.root / 'dataset.json'}: no structure {structure!r} (the run's maps name it); was "
+                        "the dataset edited since training?")
+    volume = run_access.get_prediction(run, fold, method, case, raw=not post, shape=exam.image.shape)
+    axis = exam.slice_axis
+    figure = pair_slice_figure(
+        extract_slice(exam.image, axis, index),
+        extract_slice(exam.label, axis, index) if exam.label is not None else None,
+        None if volume is None else extract_slice(volume, axis, index),
+        value, names={v: n for n, v in dataset.structures.items()},
+        spacing2d=in_plane_spacing(exam.spacing, axis), axis=axis, index=index, height=460)
+    return figure, volume is not None
+
+
+def pair_distances_text(distances: pd.DataFrame | None, method: str, point: tuple[str, int, str]) -> str:
+    """‖ẑ − z‖ of one code pair of ``method`` at each snapshot epoch (``"epoch 1: 0.412 · epoch 5: 0.287"``);
+    "" without snapshots or when the pair is in none."""
+    if distances is None:
+        return ""
+    case, index, structure = point
+    mine = distances[(distances["method"] == method) & (distances["case"] == case)
+                     & (distances["slice"] == index) & (distances["structure"] == structure)]
+    return " · ".join(f"epoch {e}: {d:.3f}" for e, d in
+                      mine.sort_values("epoch")[["epoch", "distance"]].itertuples(index=False))

@@ -1,7 +1,10 @@
 """spar's app: the router and the frame around every page (``streamlit run app/main.py``).
 
 The frame writes the built-in phantom cohorts on a fresh machine, draws the shared sidebar (data folder,
-dataset, exam; see ``state.py``) and runs the selected page. Pages are thin scripts in ``views/`` (not ``pages/``, which would switch Streamlit to its legacy multipage mode).
+dataset, exam; see ``state.py``) and runs the selected page. Pages are thin scripts in ``views/`` (not ``pages/``, which would switch Streamlit to its legacy multipage mode);
+the longer pages' panels are ``*_ui()`` functions in ``panels/``. What pages read goes through ``data_access`` (data
+folders, datasets, exams) and ``run_access`` (run folders); ``*_access`` modules named after a page hold its table
+work.
 """
 
 import streamlit as st

@@ -19,7 +19,8 @@ from streamlit.errors import StreamlitAPIException
 
 import data_access
 import demo_offer
-from data_access import Run
+import run_access
+from run_access import Run
 from spar_core.data.dataset import Dataset
 from spar_core.errors import SparError
 from spar_core.methods import display_name
@@ -129,14 +130,14 @@ def _runs_folder(allowed: Path) -> tuple[Path | None, str | None]:
 
 def _pick_run(folder: Path) -> tuple[Run | None, str | None, str | None]:
     """Run and method pickers; returns (run, method, error)."""
-    names = data_access.list_runs(folder, runs_root())
+    names = run_access.list_runs(folder, runs_root())
     if not names:
         st.caption(f"No run in {folder} yet.")
         return None, None, None
     _keep_valid(RUN_KEY, names)
     name = st.selectbox("Run", names, key=RUN_KEY)
     try:
-        run = data_access.get_run(folder / name, runs_root())
+        run = run_access.get_run(folder / name, runs_root())
     except SparError as err:
         return None, None, str(err)
     method = None

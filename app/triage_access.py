@@ -1,13 +1,14 @@
-"""What the Outlier triage page reads from a run, cached: the triage tables ``spar triage`` writes
-(``RUN/triage/``), the latent maps of ``spar embed`` (``RUN/embeddings/``), per-exam metrics, and the 3D surface
-figure (the one slow thing on the page, cached per prediction file and bone choice).
+"""What the Outlier triage page computes from a run's tables: the ranked table with each exam's metrics, the
+Spearman table with its agreement flags, one exam's image, truth and prediction, the 3D surface figure (the one
+slow thing on the page, cached per prediction file and bone choice), and the triage run in this process.
 
-Every file is read only inside the run folder (also through symlinks), and tables are cached keyed by path and
-modification time, as in :mod:`data_access`, so a rerun of ``spar triage`` shows on the next rerun of the page.
+The triage tables, metrics, maps and predictions themselves are read, cached, by :mod:`run_access`.
+:mod:`spar_core.triage.exams` imports torch: it is imported only where the triage runs.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,92 +16,52 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from data_access import Run, _mtime, get_metrics
+import data_access
+import run_access
+from data_access import Exam
+from run_access import Run
+from spar_core.data.dataset import Dataset
 from spar_core.errors import SparError
-from spar_core.paths import is_within
-
-TRIAGE_DIR, EMBEDDINGS_DIR = "triage", "embeddings"  # spar_core.triage.ranking / spar_core.latent.embedding (they import torch)
-TEXT_COLUMNS = {"case": str, "method": str, "worst_slices": str, "degraded": str, "prediction": str}
+from spar_core.methods import SPAR
+from spar_core.triage.ranking import SCORES, exam_means
 
 
-def _inside(run: Run, path: Path) -> Path:
-    if not is_within(path, run.root):
-        raise SparError(f"{path}: outside the run folder {run.root}; the app reads only inside it")
-    return path
+def shown_method(triaged: dict[str, Path] | list[str], sidebar_method: str | None) -> str:
+    """The method whose triage the page shows: the sidebar's when it has been triaged, else SPAR, else the first."""
+    return next(m for m in (sidebar_method, SPAR, *triaged) if m in triaged)
 
 
-def _tables(run: Run, prefix: str) -> dict[str, Path]:
-    folder = run.root / TRIAGE_DIR
-    files = sorted(folder.glob(f"{prefix}_*.csv")) if folder.is_dir() else []
-    return {p.stem.removeprefix(f"{prefix}_"): p for p in files if is_within(p, run.root)}
-
-
-def triage_methods(run: Run) -> dict[str, Path]:
-    """Method → ``RUN/triage/triage_<method>.csv`` for every method ``spar triage`` has ranked."""
-    return _tables(run, "triage")
-
-
-def image_tables(run: Run) -> dict[str, Path]:
-    """Method → ``RUN/triage/images_<method>.csv`` (new exams ranked by ``spar triage RUN --images DIR``)."""
-    return _tables(run, "images")
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def _read_table(path: str, stamp: int) -> pd.DataFrame:
-    try:
-        table = pd.read_csv(path, dtype=TEXT_COLUMNS)
-    except (OSError, ValueError, pd.errors.ParserError) as err:
-        raise SparError(f"{path}: unreadable triage table ({err})") from None
-    for column in TEXT_COLUMNS:
-        if column in table:
-            table[column] = table[column].fillna("").astype(str)
-    return table
-
-
-def _read(run: Run, path: Path, needed: tuple[str, ...]) -> pd.DataFrame | None:
-    if not path.is_file():
-        return None
-    table = _read_table(str(_inside(run, path)), _mtime(path))
-    missing = [c for c in needed if c not in table]
-    if missing:
-        raise SparError(f"{path}: missing column(s) {', '.join(missing)}; written by another spar version? "
-                        f"Run `spar triage {run.root}` again")
-    return table
-
-
-def get_triage(run: Run, method: str) -> pd.DataFrame | None:
-    """``RUN/triage/triage_<method>.csv`` sorted by rank (text columns as str, "" when empty); None if absent.
-
-    Raises:
-        SparError: unreadable, outside the run, or missing columns.
-    """
-    table = _read(run, run.root / TRIAGE_DIR / f"triage_{method}.csv", ("case", "fold", "rank", "triage_score"))
-    return None if table is None else table.sort_values("rank", kind="stable").reset_index(drop=True)
-
-
-def get_images_triage(run: Run, method: str) -> pd.DataFrame | None:
-    """``RUN/triage/images_<method>.csv`` sorted by rank; None if absent."""
-    table = _read(run, run.root / TRIAGE_DIR / f"images_{method}.csv", ("case", "rank", "triage_score"))
-    return None if table is None else table.sort_values("rank", kind="stable").reset_index(drop=True)
-
-
-def get_spearman(run: Run, method: str) -> pd.DataFrame | None:
-    """``RUN/triage/spearman_<method>.csv`` (score, metric, expected, rho, p_value, n); None if absent."""
-    return _read(run, run.root / TRIAGE_DIR / f"spearman_{method}.csv", ("score", "metric", "rho", "n"))
-
-
-def exam_metrics(run: Run, method: str) -> pd.DataFrame | None:
+def per_exam_means(run: Run, method: str) -> pd.DataFrame | None:
     """Per exam of ``method``: mean post-processed Dice (%) and MSSD (mm) over bones; None without metrics.csv.
 
-    Columns case, dice_pct, mssd_mm (nan-skipping means, as :func:`spar_core.triage.ranking.spearman_table` uses).
+    Columns case, dice_pct, mssd_mm (:func:`spar_core.triage.ranking.exam_means`, as the Spearman table uses).
+
+    Raises:
+        SparError: an unreadable or invalid metrics.csv.
     """
-    metrics = get_metrics(run)
+    metrics = run_access.get_metrics(run)
     if metrics is None:
         return None
-    rows = metrics[(metrics["method"].astype(str) == method) & metrics["postprocessed"]]
-    per = rows.groupby("case")[["dice", "mssd_mm"]].mean().reset_index()
-    per["dice"] = per["dice"] * 100.0
-    return per.rename(columns={"dice": "dice_pct"})
+    means = exam_means(metrics)
+    per = means.loc[means["method"].astype(str) == method, ["case", "dice", "mssd_mm"]].reset_index(drop=True)
+    return per.assign(dice=per["dice"] * 100.0).rename(columns={"dice": "dice_pct"})
+
+
+def ranked_with_metrics(table: pd.DataFrame, per_exam: pd.DataFrame | None) -> pd.DataFrame:
+    """The triage table as the page lists it: rank, case, fold, triage score, the exam's Dice and MSSD (when the
+    run has metrics), the five scores, degraded, worst slices."""
+    shown = table.merge(per_exam, on="case", how="left") if per_exam is not None else table.copy()
+    columns = ["rank", "case", "fold", "triage_score", *(["dice_pct", "mssd_mm"] if per_exam is not None else []),
+               *(s for s in SCORES if s in shown), "degraded", "worst_slices"]
+    return shown[columns]
+
+
+def spearman_with_agreement(spearman: pd.DataFrame) -> pd.DataFrame:
+    """The Spearman table's score, metric, expected, rho, p_value, n and ``as_expected``: whether ρ has the
+    expected sign (None where ρ is undefined)."""
+    agrees = [None if pd.isna(r) else bool(r < 0 if e == "negative" else r > 0)
+              for r, e in zip(spearman["rho"], spearman["expected"])]
+    return spearman[["score", "metric", "expected", "rho", "p_value", "n"]].assign(as_expected=agrees)
 
 
 def parse_slices(text: str) -> list[int]:
@@ -108,24 +69,41 @@ def parse_slices(text: str) -> list[int]:
     return [int(part) for part in str(text).split(";") if part.strip().lstrip("-").isdigit()]
 
 
-# ---------------------------------------------------------------------------------------------- embeddings
+# ---------------------------------------------------------------------------------------------- one exam
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def _read_embeddings(path: str, stamp: int) -> pd.DataFrame:
+@dataclass(frozen=True)
+class ExamView:
+    """One triaged exam as its tabs need it; ``error`` says why the image or the prediction cannot be shown."""
+
+    exam: Exam | None  # image and truth, from the run's dataset
+    names: dict[int, str]  # label value -> bone name (from the dataset, else from run.json)
+    volume: np.ndarray | None  # the prediction, None when absent or unreadable
+    where: Path  # the prediction's file
+    truth_path: Path | None  # the truth's file (a cache key of the surface figure)
+    error: str | None
+
+
+def exam_view(run: Run, allowed: Path, shown: Dataset | None, method: str, case: str, fold: int,
+              post: bool) -> ExamView:
+    """Image, truth and ``method``'s prediction of one exam (``allowed``, ``shown``: the data root and the sidebar's
+    dataset); the latent map needs none of them, so a failure is returned as ``error``, not raised."""
+    exam, truth_path, error = None, None, None
+    names = {int(v): str(k) for k, v in (run.config.get("labels") or {}).items() if int(v)}
     try:
-        return pd.read_csv(path, dtype={"case": str, "structure": str, "method": str, "embedding": str,
-                                        "origin": str})
-    except (OSError, ValueError, pd.errors.ParserError) as err:
-        raise SparError(f"{path}: unreadable embeddings table ({err})") from None
-
-
-def get_embeddings(run: Run, fold: int) -> pd.DataFrame | None:
-    """``RUN/embeddings/fold_<fold>.csv`` (:func:`spar_core.latent.embedding.embed_fold`); None before ``spar embed``."""
-    path = run.root / EMBEDDINGS_DIR / f"fold_{fold}.csv"
-    if not path.is_file():
-        return None
-    return _read_embeddings(str(_inside(run, path)), _mtime(path))
+        dataset = run_access.run_dataset(run, allowed, shown)
+        exam = data_access.get_exam(dataset, case)
+        names = {value: name for name, value in dataset.structures.items()}
+        truth_path = dataset.case(case).label_path
+    except SparError as err:
+        error = str(err)
+    try:
+        volume = run_access.get_prediction(run, fold, method, case, raw=not post,
+                                           shape=None if exam is None else exam.image.shape)
+    except SparError as err:
+        volume, error = None, str(err)
+    return ExamView(exam, names, volume, run.folder.prediction_path(fold, method, case, raw=not post), truth_path,
+                    error)
 
 
 # ---------------------------------------------------------------------------------------------- 3D surface
@@ -135,22 +113,18 @@ def get_embeddings(run: Run, fold: int) -> pd.DataFrame | None:
 def _surface(_labels: np.ndarray, _truth: np.ndarray | None, spacing: tuple[float, float, float],
              names: tuple[tuple[int, str], ...], structures: tuple[int, ...], key: tuple) -> go.Figure:
     # Keyed by (spacing, names, structures, key); the underscored volumes stay out of the hash (slow to hash).
-    from spar_core.figures.triage import surface_mesh_figure
+    from spar_core.figures.surface import surface_mesh_figure
 
     return surface_mesh_figure(_labels, spacing, dict(names), _truth, structures=list(structures))
 
 
-def surface_figure(labels: np.ndarray, truth: np.ndarray | None, spacing: tuple[float, float, float],
-                   names: dict[int, str], structures: list[int], key: tuple) -> go.Figure:
-    """:func:`spar_core.figures.triage.surface_mesh_figure`, cached under ``key`` (which must name the files and
-    their modification times the volumes came from)."""
-    return _surface(labels, truth, tuple(float(s) for s in spacing), tuple(sorted(names.items())),
+def surface_figure(view: ExamView, structures: list[int]) -> go.Figure:
+    """:func:`spar_core.figures.surface.surface_mesh_figure` of the view's prediction against its truth, cached
+    under the two files and their modification times."""
+    exam = view.exam
+    key = tuple((str(p), data_access.mtime(p)) if p is not None else ("", 0) for p in (view.where, view.truth_path))
+    return _surface(view.volume, exam.label, tuple(float(s) for s in exam.spacing), tuple(sorted(view.names.items())),
                     tuple(sorted(structures)), key)
-
-
-def file_key(*paths: Path | None) -> tuple:
-    """(path, mtime) of each file: a cache key that changes when a file is rewritten."""
-    return tuple((str(p), _mtime(p)) if p is not None else ("", 0) for p in paths)
 
 
 # ---------------------------------------------------------------------------------------------- running
@@ -160,9 +134,9 @@ def run_triage(run: Run) -> str:
     """``spar triage RUN`` in this process (default method); returns the table's path. For small runs.
 
     Raises:
-        SparError: anything :func:`spar_core.triage.ranking.write_triage` refuses (nothing trained, no prediction).
+        SparError: anything :func:`spar_core.triage.exams.write_triage` refuses (nothing trained, no prediction).
     """
-    from spar_core.triage.ranking import write_triage  # imports torch and the models
+    from spar_core.triage.exams import write_triage  # imports torch and the models
 
     _, _, path, _ = write_triage(run.root)
     return str(path)

@@ -2,13 +2,14 @@
 
 import streamlit as st
 
+import compare_access
 import data_access
+import run_access
 import state
 from spar_core.errors import SparError
+from spar_core.evaluation.significance import METRICS
 from spar_core.figures import extract_slice, in_plane_spacing
 from spar_core.figures.compare import compare_figure
-from spar_core.evaluation.report import select
-from spar_core.evaluation.significance import METRICS
 from spar_core.methods import display_name
 
 EXAM_KEY, SLICE_KEY, POST_KEY = "compare_exam", "compare_slice", "compare_post"
@@ -20,9 +21,9 @@ if not run.tested:
     st.info(f"Run {run.name!r} has no fold with a test set yet: nothing to compare.")
     st.stop()
 # The sidebar follows the run to its dataset; read it again only when the sidebar shows another one.
-same_dataset = selection.dataset is not None and selection.dataset.root.resolve() == run.dataset
+same_dataset = run_access.is_run_dataset(run, selection.dataset)
 try:
-    dataset = selection.dataset if same_dataset else data_access.run_dataset(run, selection.root)
+    dataset = run_access.run_dataset(run, selection.root, selection.dataset)
 except SparError as err:
     st.error(str(err))
     st.stop()
@@ -59,47 +60,32 @@ with slice_col:
     index = st.slider(f"Slice (axis {axis})", 0, n_slices - 1, key=SLICE_KEY) if n_slices > 1 else 0
 with post_col:
     post = st.toggle("Post-processing", value=True, key=POST_KEY,
-                     help="On: the main connected component of each bone, then 3D closing (pred/). "
-                          "Off: the stacked 2D predictions as the network gave them (pred_raw/).")
+                     help="On: the main connected component of each bone, then 3D closing "
+                          f"({run_access.pred_folder(raw=False)}). Off: the stacked 2D predictions as the network "
+                          f"gave them ({run_access.pred_folder(raw=True)}).")
 
-# Each method's metrics on this exam, with the setting of the toggle.
-try:
-    metrics = data_access.get_metrics(run)
+try:  # each method's metrics on this exam, with the setting of the toggle
+    rows = compare_access.exam_metric_rows(run, case_id, post)
 except SparError as err:
     st.error(str(err))
-    metrics = None
-rows = None if metrics is None else select(metrics[metrics["case"] == case_id], post)
-
-
-def _panel_title(method: str) -> str:
-    mine = None if rows is None else rows[rows["method"] == method]
-    if mine is None or mine.empty:
-        return display_name(method)
-    return f"{display_name(method)} · Dice {mine['dice_pct'].mean():.1f} % on this exam"
-
-
+    rows = None
 panels, missing = {}, []
 for method in run.methods:
     try:
-        volume = data_access.get_prediction(run, fold, method, case_id, raw=not post)
+        volume = run_access.get_prediction(run, fold, method, case_id, raw=not post, shape=exam.image.shape)
     except SparError as err:
         st.error(str(err))
         volume = None
-    if volume is not None and volume.shape != exam.image.shape:
-        st.error(f"{data_access.prediction_path(run, fold, method, case_id, not post)}: shape {volume.shape}, "
-                 f"expected the exam's {exam.image.shape}")
-        volume = None
     if volume is None:
-        missing.append(display_name(method))
-    panels[_panel_title(method)] = None if volume is None else extract_slice(volume, axis, index)
+        missing.append(method)
+    panels[compare_access.panel_title(rows, method)] = None if volume is None else extract_slice(volume, axis, index)
 
-names = {value: name for name, value in dataset.structures.items()}
 figure = compare_figure(
     extract_slice(exam.image, axis, index),
     None if exam.label is None else extract_slice(exam.label, axis, index),
     panels,
     spacing2d=in_plane_spacing(exam.spacing, axis),
-    names=names,
+    names={value: name for name, value in dataset.structures.items()},
     title=f"{case_id}, fold {fold}: slice {index} of {n_slices - 1}, {'post-processed' if post else 'raw'} "
           "predictions (white outline: ground truth)",
     axis=axis,
@@ -107,16 +93,13 @@ figure = compare_figure(
 )
 st.plotly_chart(figure, width="stretch")
 if missing:
-    folder = "pred_raw" if not post else "pred"
-    st.caption(f"No {folder}/{case_id}.nii.gz yet for: {', '.join(missing)} (fold {fold}).")
+    name = run_access.prediction_name(run, fold, missing[0], case_id, raw=not post)
+    st.caption(f"No {name} yet for: {', '.join(map(display_name, missing))} (fold {fold}).")
 
-if rows is None and not (run.root / "metrics.csv").is_file():
+if rows is None and not run.folder.metrics_csv.is_file():
     st.info(f"Run {run.name!r} has no metrics.csv yet: the metrics appear when its evaluation has run.")
 elif rows is not None and rows.empty:
     st.info(f"metrics.csv holds no {'post-processed' if post else 'raw'} rows for {case_id}.")
 elif rows is not None:
-    table = rows[["display", "structure", *(m.name for m in METRICS)]].rename(
-        columns={"display": "method", **{m.name: m.label for m in METRICS}})
-    table["structure"] = table["structure"].astype(str)
-    st.dataframe(table, hide_index=True,
+    st.dataframe(compare_access.metric_table(rows), hide_index=True,
                  column_config={m.label: st.column_config.NumberColumn(format=f"%.{m.decimals}f") for m in METRICS})

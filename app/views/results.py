@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-import data_access
+import run_access
 import state
 from spar_core.errors import SparError
 from spar_core.figures.results import learning_curves, metric_boxplot
@@ -17,9 +17,9 @@ post = st.toggle("Post-processed masks", value=True, key=POST_KEY,
                  help="On: the paper's setting (main connected component of each bone, then 3D closing). "
                       "Off: the stacked 2D predictions without post-processing.")
 try:
-    metrics = data_access.get_metrics(run)
+    metrics = run_access.get_metrics(run)
     has_rows = metrics is not None and bool((metrics["postprocessed"] == post).any())
-    report = data_access.get_report(run, post) if has_rows else None
+    report = run_access.get_report(run, post) if has_rows else None
 except SparError as err:
     st.error(str(err))
     st.stop()
@@ -28,7 +28,7 @@ if metrics is None:
     st.info(f"Run {run.name!r} has no metrics.csv yet: it is written once the methods are trained and evaluated, "
             f"by `spar crossval --dataset DIR --out {run.root}` (resumes an unfinished run) or `spar demo`.")
 elif report is None:
-    st.info(f"{run.root / 'metrics.csv'} holds no {'post-processed' if post else 'raw'} rows; flip the toggle.")
+    st.info(f"{run.folder.metrics_csv} holds no {'post-processed' if post else 'raw'} rows; flip the toggle.")
 else:
     st.subheader("Table 1")
     st.markdown(report.table1_md)
@@ -45,7 +45,7 @@ else:
 st.subheader("Learning curves")
 histories, figure = {}, None
 try:
-    histories = data_access.get_histories(run)
+    histories = run_access.get_histories(run)
     figure = learning_curves(histories) if histories else None
 except SparError as err:
     st.error(str(err))
@@ -53,4 +53,5 @@ if figure is not None:
     st.caption("Mean over folds per epoch (the band spans the lowest to the highest fold when there are several).")
     st.plotly_chart(figure, width="stretch")
 elif not histories:
-    st.info(f"No history.jsonl in {run.root / 'folds'} yet: the curves appear after the first epoch.")
+    pattern = run_access.relative(run, run.folder.method_folder("<k>", "<method>").history)
+    st.info(f"No {pattern} in {run.root} yet: the curves appear after the first epoch.")

@@ -88,6 +88,16 @@ def combine_scores(frame: pd.DataFrame, reference: pd.DataFrame | None = None) -
 # ---------------------------------------------------------------------------------------------- validation
 
 
+def exam_means(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Per (method, exam): the post-processed Dice and MSSD averaged over its structures, nan-skipping.
+
+    Columns method, case, dice (a fraction), mssd_mm. ``metrics`` holds rows of ``metrics.csv``.
+    """
+    if "postprocessed" in metrics:
+        metrics = metrics[metrics["postprocessed"].astype(str).str.lower() == "true"]
+    return metrics.groupby(["method", "case"])[list(EXPECTED_SIGN)].mean().reset_index()
+
+
 def spearman_table(triage_df: pd.DataFrame, metrics_df: pd.DataFrame) -> pd.DataFrame:
     """Spearman correlation of each score and of ``triage_score`` with the exam's mean Dice and mean MSSD.
 
@@ -101,11 +111,7 @@ def spearman_table(triage_df: pd.DataFrame, metrics_df: pd.DataFrame) -> pd.Data
     columns = ["method", "score", "metric", "expected", "rho", "p_value", "n"]
     if triage_df.empty or metrics_df is None or metrics_df.empty:
         return pd.DataFrame(columns=columns)
-    metrics = metrics_df
-    if "postprocessed" in metrics:
-        metrics = metrics[metrics["postprocessed"].astype(str).str.lower() == "true"]
-    per_exam = (metrics.groupby(["method", "case"])[list(EXPECTED_SIGN)].mean().reset_index())
-    merged = triage_df.merge(per_exam, on=["method", "case"], how="left")
+    merged = triage_df.merge(exam_means(metrics_df), on=["method", "case"], how="left")
     rows = []
     for method, group in merged.groupby("method", sort=True):
         for score in [*SCORES, "triage_score"]:
