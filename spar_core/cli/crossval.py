@@ -8,7 +8,7 @@ from pathlib import Path
 
 from spar_core.cli.options import add_precision, add_dataset, add_device, add_preset, add_progress_file
 from spar_core.methods import METHODS, parse_methods
-from spar_core.pipeline.crossval import Shard, is_complete, run_crossval, run_summary
+from spar_core.pipeline.crossval import Shard, dataset_splits, is_complete, run_crossval, run_summary
 from spar_core.data.dataset import load_dataset
 from spar_core.training.device import pick_device
 from spar_core.evaluation.postprocess import PostprocessConfig
@@ -16,7 +16,6 @@ from spar_core.training.precision import resolve
 from spar_core.training.presets import get_preset
 from spar_core.progress import cli_progress
 from spar_core.runs.run_folder import RunFolder
-from spar_core.data.splits import make_splits
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -45,10 +44,12 @@ def run(args: argparse.Namespace) -> int:
     resolve(preset.train.precision, device)  # an unusable precision fails before any work
     shard = Shard.parse(args.shard)
     dataset = load_dataset(args.dataset)
-    splits = make_splits([c.case_id for c in dataset.cases], args.folds, seed=preset.train.seed)
+    splits, twins = dataset_splits(dataset, args.folds, preset.train.seed)
+    if twins:
+        print("identical exams, kept in one fold: " + "; ".join(" = ".join(t) for t in twins))
     post_cfg = PostprocessConfig(closing_mm=args.closing_mm)
     run_dir = RunFolder(args.out)
-    summary = run_summary(dataset, splits, methods, preset, args.folds, post_cfg)
+    summary = run_summary(dataset, splits, methods, preset, args.folds, post_cfg, twins)
     if run_dir.exists():
         run_dir.check_same_experiment(summary)
     run_dir.write_config({**summary, "status": "running"})

@@ -17,7 +17,7 @@ from spar_core.training.presets import get_preset
 from spar_core.progress import TqdmProgress, silent
 from spar_core.methods import METHODS, method
 from spar_core.runs.run_folder import RunFolder
-from spar_core.data.splits import make_splits
+from spar_core.pipeline.crossval import dataset_splits
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     preset = get_preset(args.preset).with_precision(args.precision)
     resolve(preset.train.precision, pick_device(args.device))  # an unusable precision fails before any work
     dataset = load_dataset(args.dataset)
-    splits = make_splits([c.case_id for c in dataset.cases], args.folds, seed=preset.train.seed)
+    splits, twins = dataset_splits(dataset, args.folds, preset.train.seed)
     if not 0 <= args.fold < len(splits):
         raise SparError(f"--fold: {args.fold} is out of range; scheme {args.folds!r} has folds 0..{len(splits) - 1}")
     run_dir = RunFolder(args.out)
@@ -51,10 +51,11 @@ def run(args: argparse.Namespace) -> int:
         raise SparError(f"{model} exists; pass --resume to continue it, or choose another --out")
     summary = {"dataset": str(dataset.root.resolve()), "dataset_name": dataset.name,
                "preset": preset.name, "preset_settings": preset.for_classes(len(dataset.labels)).settings(),
-               "slice_axis": dataset.slice_axis, "labels": dataset.labels, "folds": args.folds}
+               "slice_axis": dataset.slice_axis, "labels": dataset.labels, "folds": args.folds,
+               "identical_exams": [list(t) for t in twins]}
     config = run_dir.read_config() if run_dir.exists() else {}
     if config:  # another method, or the same resumed: same dataset, split scheme and preset definition
-        run_dir.check_same_experiment(summary, keys=("dataset", "preset", "folds"))
+        run_dir.check_same_experiment(summary, keys=("dataset", "preset", "folds", "identical_exams"))
     dist = init_distributed()
     device = device_for(dist, pick_device(args.device))
     if dist.is_main:

@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from spar_core.data.dataset import Dataset, load_volume
+from spar_core.data.duplicates import identical_exams, twin_groups
 from spar_core.errors import SparError
 from spar_core.training.fold import fold_shape_ae, fold_slices
 from spar_core.evaluation.inference import predict_volume, write_label_volume
@@ -29,7 +30,7 @@ from spar_core.evaluation.postprocess import PostprocessConfig, count_components
 from spar_core.training.presets import Preset
 from spar_core.progress import Progress, ProgressEvent, silent
 from spar_core.runs.run_folder import RunFolder
-from spar_core.data.splits import Split
+from spar_core.data.splits import Split, make_splits
 from spar_core.training.segmenter import load_unet, train_segmenter
 
 
@@ -136,13 +137,23 @@ def is_complete(run: RunFolder, splits: Sequence[Split], methods: Sequence[str])
     return all(run.unit_metrics_path(f, m).is_file() for f, m in grid(splits, methods))
 
 
+def dataset_splits(dataset: Dataset, scheme: str, seed: int) -> tuple[list[Split], list[tuple[str, ...]]]:
+    """The folds of ``scheme`` over the dataset's patients, identical exams kept on one side; and those exams.
+
+    Raises:
+        SparError: a scheme the dataset cannot give, or an unreadable file.
+    """
+    twins = identical_exams(dataset)
+    return make_splits([c.case_id for c in dataset.cases], scheme, seed=seed, groups=twin_groups(twins)), twins
+
+
 def run_summary(dataset: Dataset, splits: Sequence[Split], methods: Sequence[str], preset: Preset,
-                folds: str, post_cfg: PostprocessConfig) -> dict:
-    """What run.json records about a cross-validation."""
+                folds: str, post_cfg: PostprocessConfig, twins: Sequence[Sequence[str]] = ()) -> dict:
+    """What run.json records about a cross-validation (``twins``: identical exams, kept in one fold)."""
     return {"kind": "crossval", "dataset": str(Path(dataset.root).resolve()), "dataset_name": dataset.name,
             "labels": dataset.labels, "slice_axis": dataset.slice_axis, "preset": preset.name,
             "preset_settings": preset.for_classes(len(dataset.labels)).settings(), "folds": folds,
-            "n_folds": len(splits), "methods": list(methods),
+            "n_folds": len(splits), "methods": list(methods), "identical_exams": [list(t) for t in twins],
             "postprocess": {"largest_component": post_cfg.largest_component, "closing_mm": post_cfg.closing_mm,
                             "connectivity": post_cfg.connectivity}}
 

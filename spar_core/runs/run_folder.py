@@ -184,8 +184,8 @@ class RunFolder:
     def update_config(self, **changes: Any) -> None:
         self.write_config({**self.read_config(), **changes})
 
-    def check_same_experiment(self, summary: dict[str, Any], keys: tuple[str, ...] = ("dataset", "preset", "folds",
-                                                                                       "methods")) -> None:
+    def check_same_experiment(self, summary: dict[str, Any], keys: tuple[str, ...] = (
+            "dataset", "preset", "folds", "methods", "identical_exams")) -> None:
         """Refuse to continue a run folder with another dataset, preset, split scheme or method list (``keys``), or
         with a preset whose settings changed since the run began."""
         old = self.read_config()
