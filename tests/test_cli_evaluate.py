@@ -51,7 +51,7 @@ def test_csv_rows_for_a_crafted_pair(tmp_path: Path, evaluate_only, capsys) -> N
     pred, truth = crafted_pair(tmp_path)
     assert cli.main(["evaluate", "--pred", str(pred), "--truth", str(truth)]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0] == "structure,label,dice,ravd_pct,assd_mm,mssd_mm,true_ml,pred_ml"
+    assert out.splitlines()[0] == "structure,label,dice,ravd_pct,assd_mm,mssd_mm,true_ml,pred_ml,shifted_to"
     rows = read_csv(out)
     assert [r["structure"] for r in rows] == ["label_1", "label_2", "label_3"]
     one, two, three = rows
@@ -62,6 +62,18 @@ def test_csv_rows_for_a_crafted_pair(tmp_path: Path, evaluate_only, capsys) -> N
     assert float(one["pred_ml"]) == pytest.approx(40 * VOXEL_ML)
     assert float(two["dice"]) == 0.0 and float(two["ravd_pct"]) == 100.0 and math.isnan(float(two["assd_mm"]))
     assert float(three["dice"]) == 0.0 and math.isnan(float(three["ravd_pct"])) and float(three["true_ml"]) == 0.0
+
+
+def test_a_structure_on_its_neighbour_is_reported_shifted(tmp_path: Path, evaluate_only, capsys) -> None:
+    truth = np.zeros((12, 10, 6), dtype=np.uint8)
+    truth[0:4, 2:6, 1:3], truth[4:8, 2:6, 1:3] = 1, 2
+    pred = np.zeros_like(truth)
+    pred[4:8, 2:6, 1:3], pred[8:12, 2:6, 1:3] = 1, 2  # both one level down: 1 on the true 2, 2 below it
+    paths = save(tmp_path / "p.nii.gz", pred), save(tmp_path / "t.nii.gz", truth)
+    assert cli.main(["evaluate", "--pred", str(paths[0]), "--truth", str(paths[1])]) == 0
+    rows = read_csv(capsys.readouterr().out)
+    assert [(r["structure"], r["shifted_to"], float(r["dice"])) for r in rows] == [("label_1", "label_2", 0.0),
+                                                                                  ("label_2", "", 0.0)]
 
 
 def test_names_from_dataset_json(tmp_path: Path, evaluate_only, capsys) -> None:

@@ -19,7 +19,7 @@ from spar_core.data.dataset import read_label_volume, read_labels
 from spar_core.evaluation.metrics import evaluate_labels
 from spar_core.evaluation.postprocess import PostprocessConfig, postprocess
 
-COLUMNS = ("structure", "label", "dice", "ravd_pct", "assd_mm", "mssd_mm", "true_ml", "pred_ml")
+COLUMNS = ("structure", "label", "dice", "ravd_pct", "assd_mm", "mssd_mm", "true_ml", "pred_ml", "shifted_to")
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

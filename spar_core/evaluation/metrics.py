@@ -56,6 +56,7 @@ from scipy.spatial import cKDTree
 
 from spar_core.data.checks import check_spacing
 from spar_core.errors import SparError
+from spar_core.evaluation.identity import shifted_structures
 
 Box = tuple[slice, slice, slice]
 
@@ -299,8 +300,10 @@ def evaluate_labels(
         spacing: voxel size in mm along X, Y, Z (from the truth's header).
         structures: name -> label value; value 0 (background) is skipped, so ``Dataset.labels`` can be passed.
     Returns:
-        Rows ``{"structure", "label", "dice", "ravd_pct", "assd_mm", "mssd_mm", "true_ml", "pred_ml"}`` in the
-        order of ``structures``; volumes in ml. Empty structures follow the module's policy (nan = undefined).
+        Rows ``{"structure", "label", "dice", "ravd_pct", "assd_mm", "mssd_mm", "true_ml", "pred_ml",
+        "shifted_to"}`` in the order of ``structures``; volumes in ml; ``shifted_to`` names the structure whose
+        truth the prediction overlaps more than its own ("" if none, :mod:`spar_core.evaluation.identity`).
+        Empty structures follow the module's policy (nan = undefined).
     Raises:
         SparError: shapes differ (both named), not 3D, non-integer labels, bad spacing or label values.
     """
@@ -313,6 +316,7 @@ def evaluate_labels(
     top = max(wanted.values(), default=0)
     pred_boxes, true_boxes = _label_boxes(pred, top), _label_boxes(truth, top)
     ml_per_voxel = float(np.prod(spacing)) / 1000.0
+    shifted = shifted_structures(pred, truth, wanted)
     rows = []
     for name, value in wanted.items():
         box = _union_box(pred_boxes[value - 1], true_boxes[value - 1])
@@ -324,7 +328,7 @@ def evaluate_labels(
         rows.append({
             "structure": name, "label": value, "dice": m.dice, "ravd_pct": m.ravd, "assd_mm": m.assd,
             "mssd_mm": m.mssd, "true_ml": np.count_nonzero(t) * ml_per_voxel,
-            "pred_ml": np.count_nonzero(p) * ml_per_voxel,
+            "pred_ml": np.count_nonzero(p) * ml_per_voxel, "shifted_to": shifted[name],
         })
     return rows
 
