@@ -383,3 +383,21 @@ def test_cli_without_baseline_is_not_an_error(tmp_path: Path, report_only, capsy
 
 def test_required_columns_cover_the_metrics() -> None:
     assert {m.source for m in METRICS} <= set(REQUIRED_COLUMNS)
+
+
+def test_structure_identity_counts_shifted_pairs_and_exams() -> None:
+    metrics = synthetic(n_exams=4)
+    metrics["shifted_to"] = ""
+    post = metrics["postprocessed"]
+    metrics.loc[post & (metrics["method"] == "spar") & (metrics["case"] == "c01") & (metrics["structure"] == "talus"),
+                "shifted_to"] = "calcaneus"
+    metrics.loc[post & (metrics["method"] == "spar") & (metrics["case"] == "c03") & (metrics["structure"] == "tibia"),
+                "shifted_to"] = "talus"
+    metrics.loc[~post & (metrics["method"] == "baseline"), "shifted_to"] = "tibia"  # raw rows: not counted
+    rep = build_report(metrics, n_boot=N_BOOT)
+    table = rep.identity.set_index("method")
+    assert table.loc["spar", "shifted"] == 2 and table.loc["spar", "pairs"] == 12
+    assert table.loc["spar", "exams_with_shift"] == 2 and table.loc["baseline", "shifted"] == 0
+    assert table.loc["spar", "shifted_exams"] == "c01: talus→calcaneus; c03: tibia→talus"
+    assert "## Structure identity" in rep.markdown and "2 of 12 (16.7 %)" in rep.markdown
+    assert build_report(metrics.drop(columns="shifted_to"), n_boot=N_BOOT).identity is None  # an older run

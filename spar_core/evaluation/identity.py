@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Mapping
 
 import numpy as np
+import pandas as pd
 
 
 def overlap_matrix(pred: np.ndarray, truth: np.ndarray, top: int) -> np.ndarray:
@@ -39,3 +40,31 @@ def shifted_structures(pred: np.ndarray, truth: np.ndarray, structures: Mapping[
         best = max(others, key=lambda v: (others[v], -abs(v - value)), default=None)
         out[name] = names[best] if best is not None and others[best] > matrix[value, value] else ""
     return out
+
+
+def identity_table(metrics: pd.DataFrame, postprocessed: bool = True) -> pd.DataFrame:
+    """Per method: how many (exam, structure) pairs were shifted, over how many, and in how many exams.
+
+    Args:
+        metrics: rows of ``metrics.csv`` with a ``shifted_to`` column (empty or nan = not shifted).
+
+    Returns:
+        Columns method, pairs, shifted, shifted_pct, exams, exams_with_shift, shifted_exams ("case: L3→L2, …"
+        per exam, ";"-separated). Empty when the table has no ``shifted_to`` column (an older run).
+    """
+    columns = ["method", "pairs", "shifted", "shifted_pct", "exams", "exams_with_shift", "shifted_exams"]
+    if "shifted_to" not in metrics:
+        return pd.DataFrame(columns=columns)
+    rows = metrics[metrics["postprocessed"] == postprocessed] if "postprocessed" in metrics else metrics
+    target = rows["shifted_to"].fillna("").astype(str).str.strip()
+    rows = rows.assign(shifted_to=target, is_shifted=target != "")
+    out = []
+    for method, group in rows.groupby("method", sort=False):
+        hits = group[group["is_shifted"]]
+        per_exam = hits.groupby("case", sort=True).apply(
+            lambda g: ", ".join(f"{s}→{t}" for s, t in zip(g["structure"], g["shifted_to"])), include_groups=False)
+        out.append({"method": method, "pairs": len(group), "shifted": len(hits),
+                    "shifted_pct": 100.0 * len(hits) / len(group) if len(group) else float("nan"),
+                    "exams": group["case"].nunique(), "exams_with_shift": hits["case"].nunique(),
+                    "shifted_exams": "; ".join(f"{c}: {v}" for c, v in per_exam.items())})
+    return pd.DataFrame(out, columns=columns)

@@ -34,6 +34,7 @@ from spar_core.evaluation.significance import (
     significance_reading,
 )
 
+from spar_core.evaluation.identity import identity_table
 from spar_core.methods import BASELINE, display_name, method_order
 from spar_core.paths import write_csv, write_text
 
@@ -247,6 +248,7 @@ class Report:
     per_structure_md: str
     markdown: str  # the whole report.md
     notes: list[str] = field(default_factory=list)
+    identity: pd.DataFrame | None = None  # per method, shifted (exam, structure) pairs (identity.identity_table)
 
 
 def _table1_md(sel: pd.DataFrame, summary: pd.DataFrame, postprocessed: bool) -> str:
@@ -287,9 +289,26 @@ def build_report(metrics: pd.DataFrame, *, postprocessed: bool = True, n_boot: i
     sig_md = "" if sig.empty else significance_markdown(sig) + "\n\n" + significance_reading(sig, n_boot, baseline)
     sig_md = "\n\n".join(filter(None, [sig_md, *notes])) + "\n"
     ps_md = markdown_table(formatted(structure, group="structure")) + "\n"
+    identity = identity_table(metrics, postprocessed)
     md = _assemble(config or {}, sel, postprocessed, t1_md, raw_md, sig_md, ps_md, metrics)
+    if not identity.empty:
+        md += "\n" + _identity_md(identity)
     return Report(postprocessed, summary, raw_summary, structure, per_exam(sel), sig, t1_md, raw_md,
-                  table1_latex(summary, table1_caption(sel, summary, postprocessed)), sig_md, ps_md, md, notes)
+                  table1_latex(summary, table1_caption(sel, summary, postprocessed)), sig_md, ps_md, md, notes,
+                  identity if not identity.empty else None)
+
+
+def _identity_md(identity: pd.DataFrame) -> str:
+    shown = pd.DataFrame({
+        "Method": identity["method"].map(display_name),
+        "Shifted structures": [f"{s} of {n} ({p:.1f} %)" for s, n, p in
+                               zip(identity["shifted"], identity["pairs"], identity["shifted_pct"])],
+        "Exams with a shift": [f"{e} of {n}" for e, n in zip(identity["exams_with_shift"], identity["exams"])],
+        "Where": [w or "–" for w in identity["shifted_exams"]],
+    })
+    return ("## Structure identity\n\nA structure is shifted when its prediction overlaps another structure's "
+            "truth more than its own (a right shape in the wrong place: L3 predicted on the true L2).\n\n"
+            + markdown_table(shown) + "\n")
 
 
 def _assemble(config: Mapping[str, Any], sel: pd.DataFrame, postprocessed: bool, t1_md: str, raw_md: str,
@@ -329,7 +348,7 @@ def write_report(run: RunFolder, *, postprocessed: bool = True, n_boot: int = 10
              "significance.md": report.significance_md, "report.md": report.markdown}
     frames = {"table1.csv": report.table1, "table1_raw.csv": report.table1_raw,
               "per_structure.csv": report.per_structure, "per_exam.csv": report.per_exam,
-              "significance.csv": report.significance}
+              "significance.csv": report.significance, "identity.csv": report.identity}
     for name, text in texts.items():
         if text:
             write_text(out / name, text)
