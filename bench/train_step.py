@@ -16,6 +16,7 @@ import argparse
 import time
 
 import torch
+from synthetic import NUM_CLASSES, blobs
 
 from spar_core.data.augment import AugmentConfig, augment_batch
 from spar_core.models import ShapeAutoEncoder
@@ -23,22 +24,6 @@ from spar_core.training.precision import cpu_has_native_bf16
 from spar_core.training.presets import get_preset
 from spar_core.training.regularizers import REGULARIZERS
 from spar_core.training.segmenter import SegmenterTrainer
-
-NUM_CLASSES = 4
-
-
-def blobs(n: int, size: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """n random slices with three elliptical structures each: (n, 1, S, S) images, (n, S, S) labels."""
-    yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
-    labels = torch.zeros(n, size, size, dtype=torch.long)
-    for s in range(1, NUM_CLASSES):
-        c = torch.rand(n, 2, generator=gen) - 0.5
-        r = 0.15 + 0.2 * torch.rand(n, 2, generator=gen)
-        inside = ((xx - c[:, :1, None]) / r[:, :1, None]) ** 2 + ((yy - c[:, 1:, None]) / r[:, 1:, None]) ** 2 < 1
-        labels[inside] = s
-    images = labels[:, None].float() / NUM_CLASSES + 0.1 * torch.randn(n, 1, size, size, generator=gen)
-    return images, labels
-
 
 VARIANTS = {"fp32": ("fp32", False), "bf16": ("bf16", False), "cl": ("fp32", True), "bf16+cl": ("bf16", True)}
 
