@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from spar_core.data.augment import augment_batch
 from spar_core.training.checkpoint import restore, save_checkpoint
 from spar_core.models import ShapeAEConfig, ShapeAutoEncoder
+from spar_core.training.precision import Precision
 from spar_core.training.presets import Preset
 from spar_core.progress import Progress, ProgressEvent, silent
 
@@ -41,6 +42,8 @@ def train_shape_ae(
     torch.manual_seed(tc.seed)
     ae = ShapeAutoEncoder(cfg).to(device)
     opt = torch.optim.Adam(ae.parameters(), lr=tc.ae_lr)
+    amp = Precision.of(tc.precision, device)  # the preset's precision, as for the segmenters
+    scaler = amp.grad_scaler()
     n, batch = len(labels), tc.ae_batch_size
     steps = max(1, math.ceil(n / batch))
     ae.train()
@@ -53,10 +56,13 @@ def train_shape_ae(
             if tc.augment is not None:
                 _, y = augment_batch(y[:, None].float(), y, tc.augment, aug_gen)
             onehot = F.one_hot(y, cfg.num_classes).permute(0, 3, 1, 2).float()  # (B, C, S, S)
-            loss = F.cross_entropy(ae(onehot), y)
+            with amp.autocast():
+                logits = ae(onehot)
+            loss = F.cross_entropy(logits.float(), y)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
             total += float(loss.detach())
             values = {"loss": total / (step + 1)}
             if step + 1 == steps:
