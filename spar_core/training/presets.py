@@ -15,6 +15,7 @@ from spar_core.data.augment import AugmentConfig
 from spar_core.errors import SparError
 from spar_core.methods import METHODS
 from spar_core.training.precision import PRECISIONS
+from spar_core.training.schedule import SCHEDULES
 from spar_core.models import CodeDiscriminatorConfig, MaskDiscriminatorConfig, ShapeAEConfig, UNetConfig
 
 DEFAULT_LAMBDA = 1e-2
@@ -28,6 +29,7 @@ class TrainConfig:
     batch_size: int
     epochs: int
     lr: float = 1e-4  # segmenter and discriminators (Adam)
+    lr_schedule: str = "constant"  # or "poly" (nnU-Net) or "cosine" (warm-up + cosine); spar_core.training.schedule
     ae_epochs: int = 10
     ae_lr: float = 1e-2
     ae_batch_size: int = 32
@@ -48,6 +50,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise SparError(f"precision: {self.precision!r} is unknown; expected one of {', '.join(PRECISIONS)}")
+        if self.lr_schedule not in SCHEDULES:
+            raise SparError(f"lr_schedule: {self.lr_schedule!r} is unknown; expected one of {', '.join(SCHEDULES)}")
 
     def lam(self, method: str) -> float:
         """λ of ``method`` (0 for methods without a regularization term)."""

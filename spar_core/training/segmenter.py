@@ -31,6 +31,7 @@ from spar_core.training.distributed import DistInfo, average_gradients
 from spar_core.training.losses import segmentation_loss
 from spar_core.training.presets import Preset
 from spar_core.training.regularizers import build_regularizer
+from spar_core.training.schedule import lr_factor
 from spar_core.training.shape_ae import epoch_generator
 from spar_core.training.snapshots import save_snapshot
 
@@ -65,6 +66,12 @@ class SegmenterTrainer:
     def train(self) -> None:
         self.unet.train()
         self.reg.train()
+
+    def set_lr(self, lr: float) -> None:
+        """The rate of both optimizers for the next update."""
+        for opt in (self.opt_s, self.opt_d):
+            for group in (opt.param_groups if opt is not None else []):
+                group["lr"] = lr
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         """One alternate update on images x (B, 1, S, S) and labels y (B, S, S); returns the loss terms."""
@@ -170,7 +177,8 @@ def train_segmenter(
                 torch.cuda.synchronize(device)
             data_seconds += time.perf_counter() - t0
 
-            # one alternate update: D on truth vs detached prediction, then S on L_seg + λ·L_reg
+            # one alternate update at this update's rate: D on truth vs detached prediction, then S on L_seg + λ·L_reg
+            trainer.set_lr(tc.lr * lr_factor(tc.lr_schedule, (epoch - 1) * steps + step, tc.epochs * steps))
             for k, v in trainer.step(x, y).items():
                 sums[k] = sums.get(k, 0.0) + v
             means = {k: v / (step + 1) for k, v in sums.items()}
