@@ -1,4 +1,7 @@
-"""Plotly figure builders shared by the app and the notebooks (no streamlit here: they return figures)."""
+"""Plotly figure builders shared by the app and the notebooks (no streamlit here: they return figures).
+
+On top of the stages: may import any of them, and is imported only by the app, notebooks and tests.
+"""
 
 from spar_core.figures.slices import (
     PALETTE,

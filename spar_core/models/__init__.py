@@ -1,4 +1,7 @@
-"""The networks, created by name: segmenter, shape auto-encoder and the two discriminators."""
+"""Stage 2, models: the networks, created by name: segmenter, shape auto-encoder and the two discriminators.
+
+Imports only the foundation (``spar_core.errors``); no other stage.
+"""
 
 from __future__ import annotations
 
