@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from spar_core.cli import main
+from spar_core.errors import SparError
 from spar_core.data.dataset import load_dataset
 from spar_core.training.fold import fold_slices, train_fold
 from spar_core.training.presets import get_preset
@@ -161,3 +162,18 @@ def test_torchrun_two_processes_gloo(ankle_small: Path, tmp_path: Path) -> None:
     run = RunFolder(tmp_path / "run")
     assert len(run.history(0, "spar")) == get_preset("tiny").train.epochs
     torch.load(run.model_path(0, "spar"), weights_only=True)
+
+
+def test_a_setting_added_later_keeps_old_runs_resumable_only_at_its_default(tmp_path: Path) -> None:
+    preset = get_preset("tiny").for_classes(4)
+    run = RunFolder(tmp_path / "run")
+    old = preset.settings()
+    del old["train"]["lr_schedule"]  # a run that began before the setting existed
+    run.write_config({"dataset": "d", "preset": "tiny", "folds": "2", "preset_settings": old})
+    summary = {"dataset": "d", "preset": "tiny", "folds": "2", "preset_settings": preset.settings()}
+    run.check_same_experiment(summary, defaults=preset.default_settings())  # the default: the same experiment
+    poly = dataclasses.replace(preset, train=dataclasses.replace(preset.train, lr_schedule="poly"))
+    with pytest.raises(SparError, match=r"changed since this run began \(train.lr_schedule\)"):
+        run.check_same_experiment({**summary, "preset_settings": poly.settings()}, defaults=poly.default_settings())
+    with pytest.raises(SparError, match="train.lr_schedule"):
+        run.check_same_experiment(summary)  # without the defaults, any unrecorded setting is a change

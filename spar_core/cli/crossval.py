@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     run_dir = RunFolder(args.out)
     summary = run_summary(dataset, splits, methods, preset, args.folds, post_cfg, twins)
     if run_dir.exists():
-        run_dir.check_same_experiment(summary)
+        run_dir.check_same_experiment(summary, defaults=preset.default_settings())
     run_dir.write_config({**summary, "status": "running"})
     start = time.perf_counter()
     with run_dir.stopped_on_interrupt():

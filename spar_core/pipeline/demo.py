@@ -64,7 +64,7 @@ def run_demo(out: str | Path, data_root: str | Path, *, preset_name: str = "cpu"
     post_cfg = PostprocessConfig()
     summary = run_summary(dataset, splits, methods, preset, DEMO_FOLDS, post_cfg)
     if run.exists():
-        run.check_same_experiment(summary)
+        run.check_same_experiment(summary, defaults=preset.default_settings())
     run.write_config({**summary, "kind": "demo", "status": "running"})
     start = time.perf_counter()
     with run.stopped_on_interrupt():

@@ -184,18 +184,21 @@ class RunFolder:
     def update_config(self, **changes: Any) -> None:
         self.write_config({**self.read_config(), **changes})
 
-    def check_same_experiment(self, summary: dict[str, Any], keys: tuple[str, ...] = (
-            "dataset", "preset", "folds", "methods", "identical_exams")) -> None:
+    def check_same_experiment(self, summary: dict[str, Any],
+                              keys: tuple[str, ...] = ("dataset", "preset", "folds", "methods", "identical_exams"),
+                              defaults: dict[str, Any] | None = None) -> None:
         """Refuse to continue a run folder with another dataset, preset, split scheme or method list (``keys``), or
-        with a preset whose settings changed since the run began."""
+        with a preset whose settings changed since the run began. A setting the run did not record (it was added
+        to spar later) counts as unchanged when it still has its default, from ``defaults``
+        (``Preset.default_settings()``)."""
         old = self.read_config()
         for key in keys:
             if key in old and key in summary and old[key] != summary[key]:
                 raise SparError(f"{self.config_path}: this run has {key} {old[key]!r}, not {summary[key]!r}; "
                                 "use another --out to start a new run")
         before, now = old.get("preset_settings"), summary.get("preset_settings")
-        if before is not None and now is not None and before != now:
-            changed = sorted(_changed_keys(before, now))
+        changed = sorted(_changed_keys(before, now, defaults or {})) if before is not None and now is not None else []
+        if changed:
             raise SparError(f"{self.config_path}: preset {summary['preset']!r} changed since this run began "
                             f"({', '.join(changed)}); finish it with the version it began with, or use another --out")
 
@@ -278,9 +281,17 @@ def _versions() -> dict[str, str]:
     return {"spar": spar_core.__version__, "torch": torch_version, "python": platform.python_version()}
 
 
-def _changed_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
-    """Dotted paths where two nested JSON dicts differ."""
+_ABSENT = object()
+
+
+def _changed_keys(a: Any, b: Any, defaults: Any, prefix: str = "") -> list[str]:
+    """Dotted paths where two nested JSON dicts differ; a key absent from ``a`` whose value in ``b`` is its
+    default in ``defaults`` is no difference."""
     if isinstance(a, dict) and isinstance(b, dict):
+        sub = defaults if isinstance(defaults, dict) else {}
         return [k for key in sorted(set(a) | set(b))
-                for k in _changed_keys(a.get(key), b.get(key), f"{prefix}{key}.")]
+                for k in _changed_keys(a.get(key, _ABSENT), b.get(key, _ABSENT), sub.get(key, _ABSENT),
+                                       f"{prefix}{key}.")]
+    if a is _ABSENT and defaults is not _ABSENT and b == defaults:
+        return []
     return [] if a == b else [prefix.rstrip(".")]

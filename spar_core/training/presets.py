@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass, replace
 
 from spar_core.data.augment import AugmentConfig
 from spar_core.errors import SparError
@@ -90,10 +90,29 @@ class Preset:
         it was trained with, and a preset whose definition changed since can be told apart."""
         return json.loads(json.dumps(asdict(self)))
 
+    def default_settings(self) -> dict:
+        """The default of every setting that has one, shaped like :meth:`settings`. A run that began before a
+        setting existed recorded none for it; the setting's default is what that run was trained with."""
+        parts = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: _defaults(type(part)) for name, part in parts.items() if is_dataclass(part)}
+
     @property
     def latent_size(self) -> int:
         """Side of the shape code map F(y): the slice size divided by the encoder's down-sampling."""
         return self.train.size // 2**self.shape_ae.depth
+
+
+def _defaults(cls: type) -> dict:
+    out = {}
+    for f in fields(cls):
+        if f.default is not MISSING:
+            value = f.default
+        elif f.default_factory is not MISSING:
+            value = f.default_factory()
+        else:
+            continue
+        out[f.name] = json.loads(json.dumps(asdict(value) if is_dataclass(value) else value))
+    return out
 
 
 def _preset(name: str, size: int, unet: tuple[int, int], ae: tuple[int, int, int], train: TrainConfig) -> Preset:
