@@ -56,7 +56,8 @@ def identity_table(metrics: pd.DataFrame, postprocessed: bool = True) -> pd.Data
     if "shifted_to" not in metrics:
         return pd.DataFrame(columns=columns)
     rows = metrics[metrics["postprocessed"] == postprocessed] if "postprocessed" in metrics else metrics
-    target = rows["shifted_to"].fillna("").astype(str).str.strip()
+    raw = rows["shifted_to"].astype(object)  # all-empty columns read back from csv as float nan
+    target = raw.where(raw.notna(), "").astype(str).str.strip()
     rows = rows.assign(shifted_to=target, is_shifted=target != "")
     out = []
     for method, group in rows.groupby("method", sort=False):
