@@ -398,6 +398,7 @@ def test_structure_identity_counts_shifted_pairs_and_exams() -> None:
     table = rep.identity.set_index("method")
     assert table.loc["spar", "shifted"] == 2 and table.loc["spar", "pairs"] == 12
     assert table.loc["spar", "exams_with_shift"] == 2 and table.loc["baseline", "shifted"] == 0
+    assert table.loc["baseline", "shifted_exams"] == ""
     assert table.loc["spar", "shifted_exams"] == "c01: talus→calcaneus; c03: tibia→talus"
     assert "## Structure identity" in rep.markdown and "2 of 12 (16.7 %)" in rep.markdown
     assert build_report(metrics.drop(columns="shifted_to"), n_boot=N_BOOT).identity is None  # an older run

@@ -62,8 +62,8 @@ def identity_table(metrics: pd.DataFrame, postprocessed: bool = True) -> pd.Data
     out = []
     for method, group in rows.groupby("method", sort=False):
         hits = group[group["is_shifted"]]
-        per_exam = hits.groupby("case", sort=True).apply(
-            lambda g: ", ".join(f"{s}→{t}" for s, t in zip(g["structure"], g["shifted_to"])), include_groups=False)
+        per_exam = {case: ", ".join(f"{s}→{t}" for s, t in zip(g["structure"], g["shifted_to"]))
+                    for case, g in hits.groupby("case", sort=True)}
         out.append({"method": method, "pairs": len(group), "shifted": len(hits),
                     "shifted_pct": 100.0 * len(hits) / len(group) if len(group) else float("nan"),
                     "exams": group["case"].nunique(), "exams_with_shift": hits["case"].nunique(),
