@@ -14,6 +14,8 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
+from spar_core.methods import method_order
+
 
 def overlap_matrix(pred: np.ndarray, truth: np.ndarray, top: int) -> np.ndarray:
     """M[p, t]: voxels predicted p whose truth is t, for label values 0..top; (top + 1, top + 1) int64."""
@@ -60,7 +62,8 @@ def identity_table(metrics: pd.DataFrame, postprocessed: bool = True) -> pd.Data
     target = raw.where(raw.notna(), "").astype(str).str.strip()
     rows = rows.assign(shifted_to=target, is_shifted=target != "")
     out = []
-    for method, group in rows.groupby("method", sort=False):
+    for method in method_order([str(m) for m in rows["method"].unique()]):
+        group = rows[rows["method"].astype(str) == method]
         hits = group[group["is_shifted"]]
         per_exam = {case: ", ".join(f"{s}→{t}" for s, t in zip(g["structure"], g["shifted_to"]))
                     for case, g in hits.groupby("case", sort=True)}
