@@ -7,6 +7,7 @@ backend runs the same code (that is how it is tested).
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 from typing import Iterable
@@ -70,8 +71,11 @@ def shutdown(info: DistInfo) -> None:
     """Wait for every rank, then leave the process group.
 
     A rank that exits while another still writes its files tears gloo's threads down mid-flight
-    (``terminate called without an active exception``); leaving together avoids it.
+    (``terminate called without an active exception``); leaving together avoids it. The DDP wrappers of the
+    training are collected first (a reference cycle could keep one, with its communication hooks, alive until
+    after the group is gone).
     """
     if info.enabled and dist.is_initialized():
+        gc.collect()
         dist.barrier()
         dist.destroy_process_group()
