@@ -14,7 +14,8 @@ from spar_core.figures.triage import latent_exam_figure, worst_slice_figures
 from spar_core.methods import display_name
 from triage_access import ExamView
 
-EXAM_KEY, POST_KEY, SURFACE_KEY, BONES_KEY, MAP_KEY = "triage_exam", "triage_post", "triage_3d", "triage_bones", "triage_map"
+EXAM_KEY, POST_KEY, SURFACE_KEY = "triage_exam", "triage_post", "triage_3d"
+BONES_KEY, MAP_KEY = "triage_bones", "triage_map"
 MAP_KINDS = ("aligned", "umap", "tsne")
 
 

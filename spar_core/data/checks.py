@@ -1,5 +1,6 @@
-"""The input checks every entry point calls: voxel spacings, 3D volumes, voxel grids and label values. One home, so that a dataset, ``spar evaluate``, post-processing, the metrics, the triage and the
-figures refuse the same inputs with the same words.
+"""The input checks every entry point calls: voxel spacings, 3D volumes, voxel grids and label values. One
+home, so that a dataset, ``spar evaluate``, post-processing, the metrics, the triage and the figures refuse the
+same inputs with the same words.
 
 Each check returns the checked value (as the type its callers compute with) or raises one
 :class:`~spar_core.errors.SparError` naming the file or argument and what was expected. Torch-free.

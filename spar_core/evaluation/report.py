@@ -10,7 +10,8 @@ Undefined values (nan; see the empty-mask policy in :mod:`spar_core.evaluation.m
 prediction) are left out of that metric's mean and counted, never hidden.
 
 Each method's paired comparison with the baseline (bootstrap CI over exams, Wilcoxon on per-exam
-means, Holm across the family) is computed in :mod:`spar_core.evaluation.significance`; this module puts it in the report.
+means, Holm across the family) is computed in :mod:`spar_core.evaluation.significance`; this module puts it in
+the report.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Figures of the latent shape space during training (paper §3.4): where the predicted codes ẑ = F(ŷ_b) lie
 relative to the true codes z = F(y_b), and how far apart they are, per epoch.
 
-Inputs are the tables ``spar embed`` writes (:mod:`spar_core.latent.embedding`, :mod:`spar_core.latent.convergence`), so the
-app and the notebooks draw the same figures:
+Inputs are the tables ``spar embed`` writes (:mod:`spar_core.latent.embedding`,
+:mod:`spar_core.latent.convergence`), so the app and the notebooks draw the same figures:
 
 - :func:`embedding_scatter`: one 2D map (t-SNE, aligned t-SNE or UMAP) of one method, one animation frame per
   snapshot epoch, true codes as dots and predicted codes as crosses, one colour per structure (the colours of
