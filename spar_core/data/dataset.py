@@ -254,18 +254,6 @@ def _read_image(path: Path, case_id: str, slice_axis: int | None) -> Volume:
     return Volume(case_id, image, None, spacing, affine, img.header, resolve_slice_axis(spacing, slice_axis))
 
 
-def load_case(dataset: Dataset, case: Case, with_label: bool) -> tuple[Volume, np.ndarray | None]:
-    """The validated volume and its voxel counts per label value (None without a label)."""
-    volume = _read_image(case.image_path, case.case_id, dataset.slice_axis)
-    if not with_label or case.label_path is None:
-        return volume, None
-    path = case.label_path
-    volume.label, label_spacing = read_label_volume(path, dataset.labels.values())
-    check_same_grid(volume.label.shape, label_spacing, volume.image.shape, volume.spacing,
-                    what=f"{path}: label", ref="image", ref_file=case.image_path)
-    return volume, np.bincount(volume.label.ravel(), minlength=max(dataset.labels.values()) + 1)
-
-
 def load_volume(dataset: Dataset, case: Case | str, *, with_label: bool = True) -> Volume:
     """Read and validate one case (image and, when ``with_label``, its label) on its native grid.
 
@@ -275,7 +263,14 @@ def load_volume(dataset: Dataset, case: Case | str, *, with_label: bool = True) 
     """
     if isinstance(case, str):
         case = dataset.case(case)
-    return load_case(dataset, case, with_label)[0]
+    volume = _read_image(case.image_path, case.case_id, dataset.slice_axis)
+    if not with_label or case.label_path is None:
+        return volume
+    path = case.label_path
+    volume.label, label_spacing = read_label_volume(path, dataset.labels.values())
+    check_same_grid(volume.label.shape, label_spacing, volume.image.shape, volume.spacing,
+                    what=f"{path}: label", ref="image", ref_file=case.image_path)
+    return volume
 
 
 def read_label_volume(path: str | Path, allowed: Collection[int] | None = None

@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from spar_core.data.checks import dims
-from spar_core.data.dataset import load_case, load_dataset
+from spar_core.data.dataset import load_dataset, load_volume
 
 
 @dataclass
@@ -84,9 +84,9 @@ def check_dataset(root: str | Path, progress: Callable[[int, int], None] | None 
     if progress is not None:
         progress(0, total)
     for done, case in enumerate(dataset.cases, start=1):
-        volume, case_counts = load_case(dataset, case, with_label=True)
-        if case_counts is not None:
-            counts += case_counts
+        volume = load_volume(dataset, case)
+        if volume.label is not None:
+            counts += np.bincount(volume.label.ravel(), minlength=len(counts))
             n_labeled += 1
         shapes.append(tuple(int(n) for n in volume.image.shape))
         spacings.append(volume.spacing)
