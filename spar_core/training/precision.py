@@ -89,5 +89,3 @@ class Precision:
         return torch.amp.GradScaler(self.device.type if self.device.type == "cuda" else "cpu",
                                     enabled=self.name == "fp16")
 
-
-FP32_CPU = Precision("fp32", torch.device("cpu"))
