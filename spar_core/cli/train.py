@@ -17,7 +17,7 @@ from spar_core.training.presets import get_preset
 from spar_core.progress import TqdmProgress, silent
 from spar_core.methods import METHODS, method
 from spar_core.runs.run_folder import RunFolder
-from spar_core.pipeline.crossval import dataset_splits
+from spar_core.pipeline.crossval import dataset_splits, experiment_summary
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -49,10 +49,7 @@ def run(args: argparse.Namespace) -> int:
     model = run_dir.model_path(args.fold, args.method)
     if model.is_file() and not args.resume:
         raise SparError(f"{model} exists; pass --resume to continue it, or choose another --out")
-    summary = {"dataset": str(dataset.root.resolve()), "dataset_name": dataset.name,
-               "preset": preset.name, "preset_settings": preset.for_classes(len(dataset.labels)).settings(),
-               "slice_axis": dataset.slice_axis, "labels": dataset.labels, "folds": args.folds,
-               "identical_exams": [list(t) for t in twins]}
+    summary = experiment_summary(dataset, preset, args.folds, twins)
     config = run_dir.read_config() if run_dir.exists() else {}
     if config:  # another method, or the same resumed: same dataset, split scheme and preset definition
         run_dir.check_same_experiment(summary, keys=("dataset", "preset", "folds", "identical_exams"),

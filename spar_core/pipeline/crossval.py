@@ -147,13 +147,22 @@ def dataset_splits(dataset: Dataset, scheme: str, seed: int) -> tuple[list[Split
     return make_splits([c.case_id for c in dataset.cases], scheme, seed=seed, groups=twin_groups(twins)), twins
 
 
+def experiment_summary(dataset: Dataset, preset: Preset, folds: str,
+                       twins: Sequence[Sequence[str]] = ()) -> dict:
+    """What run.json records of any run: the dataset, its labels, the preset and its settings, the split scheme
+    and the identical exams it keeps in one fold."""
+    return {"dataset": str(Path(dataset.root).resolve()), "dataset_name": dataset.name, "labels": dataset.labels,
+            "slice_axis": dataset.slice_axis, "preset": preset.name,
+            "preset_settings": preset.for_classes(len(dataset.labels)).settings(), "folds": folds,
+            "identical_exams": [list(t) for t in twins]}
+
+
 def run_summary(dataset: Dataset, splits: Sequence[Split], methods: Sequence[str], preset: Preset,
                 folds: str, post_cfg: PostprocessConfig, twins: Sequence[Sequence[str]] = ()) -> dict:
-    """What run.json records about a cross-validation (``twins``: identical exams, kept in one fold)."""
-    return {"kind": "crossval", "dataset": str(Path(dataset.root).resolve()), "dataset_name": dataset.name,
-            "labels": dataset.labels, "slice_axis": dataset.slice_axis, "preset": preset.name,
-            "preset_settings": preset.for_classes(len(dataset.labels)).settings(), "folds": folds,
-            "n_folds": len(splits), "methods": list(methods), "identical_exams": [list(t) for t in twins],
+    """What run.json records about a cross-validation: :func:`experiment_summary`, the methods and folds, and
+    the post-processing."""
+    return {"kind": "crossval", **experiment_summary(dataset, preset, folds, twins), "n_folds": len(splits),
+            "methods": list(methods),
             "postprocess": {"largest_component": post_cfg.largest_component, "closing_mm": post_cfg.closing_mm,
                             "connectivity": post_cfg.connectivity}}
 
