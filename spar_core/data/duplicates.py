@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -21,26 +22,32 @@ def _digest(array: np.ndarray) -> bytes:
     return hashlib.sha256(f"{data.dtype.str}{data.shape}".encode() + data.tobytes()).digest()
 
 
-def exam_fingerprint(case: Case) -> str:
-    """A hash of the case's image voxels and, when labeled, its label voxels."""
-    parts = [_digest(np.asanyarray(read_nifti(case.image_path).dataobj))]
-    if case.label_path is not None:
-        parts.append(_digest(np.asanyarray(read_nifti(case.label_path).dataobj)))
-    return hashlib.sha256(b"".join(parts)).hexdigest()
+def _voxels_digest(path: Path) -> str:
+    return _digest(np.asanyarray(read_nifti(path).dataobj)).hex()
 
 
 def identical_exams(dataset: Dataset, progress: Callable[[int, int], None] | None = None) -> list[tuple[str, ...]]:
     """Groups of two or more case ids whose exams are identical, each sorted, in order of their first id.
 
+    Images are compared first; labels are read only for cases whose images are identical, so a dataset
+    without twins costs one read of each image.
+
     Raises:
         SparError: an unreadable image or label file (named).
     """
-    by_hash: dict[str, list[str]] = defaultdict(list)
+    by_image: dict[str, list[Case]] = defaultdict(list)
     for done, case in enumerate(dataset.cases, start=1):
-        by_hash[exam_fingerprint(case)].append(case.case_id)
+        by_image[_voxels_digest(case.image_path)].append(case)
         if progress is not None:
             progress(done, len(dataset.cases))
-    return sorted(tuple(sorted(ids)) for ids in by_hash.values() if len(ids) > 1)
+    groups = []
+    for cases in (c for c in by_image.values() if len(c) > 1):
+        by_label: dict[str, list[str]] = defaultdict(list)
+        for case in cases:
+            key = "" if case.label_path is None else _voxels_digest(case.label_path)
+            by_label[key].append(case.case_id)
+        groups += [tuple(sorted(ids)) for ids in by_label.values() if len(ids) > 1]
+    return sorted(groups)
 
 
 def twin_groups(twins: list[tuple[str, ...]]) -> dict[str, str]:
