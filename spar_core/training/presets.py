@@ -28,6 +28,8 @@ class TrainConfig:
     size: int  # slices are padded to square and resized to size×size
     batch_size: int
     epochs: int
+    # Updates per epoch (nnU-Net's 250 iterations); None: one pass over the training slices, as in the paper.
+    steps_per_epoch: int | None = None
     lr: float = 1e-4  # segmenter and discriminators (Adam)
     lr_schedule: str = "constant"  # or "poly" (nnU-Net) or "cosine" (warm-up + cosine); spar_core.training.schedule
     ae_epochs: int = 10

@@ -8,7 +8,6 @@ to exactly the result of an uninterrupted one on the CPU.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -26,13 +25,13 @@ from spar_core.paths import write_jsonl
 from spar_core.progress import Progress, ProgressEvent, silent
 from spar_core.runs.run_folder import MethodFolder
 from spar_core.training.checkpoint import load_checkpoint, restore, save_checkpoint
+from spar_core.training.epochs import epoch_generator, epoch_order, epoch_steps
 from spar_core.training.precision import Precision
 from spar_core.training.distributed import DistInfo, average_gradients
 from spar_core.training.losses import segmentation_loss
 from spar_core.training.presets import Preset
 from spar_core.training.regularizers import build_regularizer
 from spar_core.training.schedule import lr_factor
-from spar_core.training.shape_ae import epoch_generator
 from spar_core.training.snapshots import save_snapshot
 
 
@@ -154,14 +153,14 @@ def train_segmenter(
                         f"{train.num_classes}: use preset.for_classes({train.num_classes})")
     trainer = SegmenterTrainer(method, preset, shape_ae, device=device, dist=dist)
     history = _resume(trainer, folder.model, method, device) if resume else []
-    n, steps = len(train), max(1, math.ceil(len(train) / tc.batch_size))
+    n, steps = len(train), epoch_steps(len(train), tc.batch_size, tc.steps_per_epoch)
     per_rank = max(1, tc.batch_size // dist.world_size)
 
     for epoch in range(len(history) + 1, tc.epochs + 1):
         # the epoch's order and augmentation come from generators fixed by (seed, epoch): a resumed run
         # draws exactly the batches an uninterrupted one would have
         trainer.train()
-        order = torch.randperm(n, generator=epoch_generator(tc.seed, epoch, stream=3))
+        order = epoch_order(n, tc.batch_size, tc.steps_per_epoch, epoch_generator(tc.seed, epoch, stream=3))
         aug_gen = epoch_generator(tc.seed, epoch, stream=4 + dist.rank)
         sums: dict[str, float] = {}
         data_seconds, start = 0.0, time.perf_counter()

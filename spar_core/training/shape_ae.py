@@ -15,15 +15,11 @@ import torch.nn.functional as F
 
 from spar_core.data.augment import augment_batch
 from spar_core.training.checkpoint import restore, save_checkpoint
+from spar_core.training.epochs import epoch_generator
 from spar_core.models import ShapeAEConfig, ShapeAutoEncoder
 from spar_core.training.precision import Precision
 from spar_core.training.presets import Preset
 from spar_core.progress import Progress, ProgressEvent, silent
-
-
-def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
-    """A CPU generator fixed by (seed, epoch, stream): resuming at any epoch replays the same randomness."""
-    return torch.Generator().manual_seed(((seed * 1_000_003 + epoch) * 101 + stream) % (2**63))
 
 
 def train_shape_ae(

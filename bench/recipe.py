@@ -1,0 +1,103 @@
+"""Which training recipe gets the most out of a small budget? Variants of a preset trained on an inner split,
+scored on exams that the reported cross-validation's test fold never sees.
+
+    python bench/recipe.py --dataset DIR --out RUNS [--variants cpu,poly,...] [--seeds 0] [--method baseline]
+        [--outer-folds 5] [--outer-fold 0] [--inner-test 0.25]
+
+The inner split: the training exams of outer fold ``--outer-fold`` of the ``--outer-folds``-fold split that
+`spar crossval` makes (identical exams grouped), divided again into inner training and inner test exams. A
+recipe chosen here has never seen the outer fold's test exams, so that fold's result in the full
+cross-validation is an unbiased estimate (the other folds' test exams include inner test exams).
+
+One run folder per (variant, seed) under RUNS, resumable; a table of exam-mean Dice, MSSD, exams with a
+shifted structure and wall time per variant is printed and written to RUNS/recipe.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from spar_core.data.augment import AugmentConfig
+from spar_core.data.dataset import load_dataset
+from spar_core.data.duplicates import twin_groups
+from spar_core.data.splits import Split, hold_out
+from spar_core.pipeline.crossval import dataset_splits, run_crossval
+from spar_core.runs.run_folder import RunFolder
+from spar_core.training.device import pick_device
+from spar_core.training.presets import Preset, get_preset
+
+# name -> (preset, TrainConfig overrides); one change at a time against `cpu`, then their combinations
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "cpu": ("cpu", {}),
+    "poly": ("cpu", {"lr_schedule": "poly"}),
+    "cosine": ("cpu", {"lr_schedule": "cosine"}),
+    "poly_1500": ("cpu", {"lr_schedule": "poly", "steps_per_epoch": 125}),
+    "poly_1500_e0": ("cpu", {"lr_schedule": "poly", "steps_per_epoch": 125, "empty_fraction": 0.0}),
+    "poly_1500_e05": ("cpu", {"lr_schedule": "poly", "steps_per_epoch": 125, "empty_fraction": 0.5}),
+    "poly_1500_shift02": ("cpu", {"lr_schedule": "poly", "steps_per_epoch": 125,
+                                  "augment": AugmentConfig(scale=0.15, rotation_deg=10.0, shift=0.2)}),
+    "poly_1500_128": ("cpu", {"lr_schedule": "poly", "steps_per_epoch": 125, "size": 128}),
+    "poly_1500_b16": ("cpu", {"lr_schedule": "poly", "steps_per_epoch": 125, "batch_size": 16}),
+    "poly_1500_lr3": ("cpu", {"lr_schedule": "poly", "steps_per_epoch": 125, "lr": 3e-3}),
+}
+
+
+def variant_preset(name: str, seed: int) -> Preset:
+    base, overrides = VARIANTS[name]
+    preset = get_preset(base)
+    size = overrides.get("size", preset.train.size)
+    train = dataclasses.replace(preset.train, **{k: v for k, v in overrides.items() if k != "size"}, seed=seed)
+    return dataclasses.replace(preset.with_size(size), train=dataclasses.replace(train, size=size))
+
+
+def inner_split(dataset, outer_folds: str, outer_fold: int, test_fraction: float) -> Split:
+    splits, twins = dataset_splits(dataset, outer_folds, seed=0)
+    outer = splits[outer_fold]
+    inner = hold_out(outer.train, test_fraction=test_fraction, seed=1, groups=twin_groups(twins))[0]
+    return Split(fold=0, train=inner.train, test=inner.test)
+
+
+def summarise(metrics: pd.DataFrame) -> dict:
+    post = metrics[metrics["postprocessed"]]
+    exams = post.groupby("case").agg(dice=("dice", "mean"), mssd=("mssd_mm", "mean"),
+                                     shifted=("shifted_to", lambda s: s.notna().any()))
+    return {"dice_pct": 100 * exams["dice"].mean(), "dice_min_pct": 100 * exams["dice"].min(),
+            "mssd_mm": exams["mssd"].mean(), "shifted_exams": int(exams["shifted"].sum()), "n_exams": len(exams)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--method", default="baseline")
+    parser.add_argument("--outer-folds", default="5")
+    parser.add_argument("--outer-fold", type=int, default=0)
+    parser.add_argument("--inner-test", type=float, default=0.25)
+    args = parser.parse_args()
+    dataset = load_dataset(args.dataset)
+    split = inner_split(dataset, args.outer_folds, args.outer_fold, args.inner_test)
+    print(f"inner split: {len(split.train)} training exams, test {', '.join(split.test)}", flush=True)
+    device, rows = pick_device(), []
+    for name in args.variants.split(","):
+        for seed in (int(s) for s in args.seeds.split(",")):
+            run = RunFolder(args.out / f"{name}_seed{seed}")
+            done = run.unit_metrics_path(0, args.method).is_file()
+            start = time.perf_counter()
+            metrics = run_crossval(dataset, [split], [args.method], variant_preset(name, seed), run, device=device)
+            seconds = float("nan") if done else time.perf_counter() - start
+            rows.append({"variant": name, "seed": seed, **summarise(metrics), "seconds": seconds})
+            print(pd.DataFrame(rows[-1:]).round(2).to_string(index=False, header=len(rows) == 1), flush=True)
+    table = pd.DataFrame(rows)
+    table.to_csv(args.out / "recipe.csv", index=False)
+    print(table.round(2).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
