@@ -31,28 +31,33 @@ from spar_core.runs.run_folder import RunFolder
 from spar_core.training.device import pick_device
 from spar_core.training.presets import Preset, get_preset
 
-# name -> (preset, TrainConfig overrides); one change at a time against `cpu`, then their combinations
-VARIANTS: dict[str, tuple[str, dict]] = {
-    "cpu": ("cpu", {}),
-    "poly": ("cpu", {"lr_schedule": "poly"}),
-    "cosine": ("cpu", {"lr_schedule": "cosine"}),
-    "poly_1500": ("cpu", {"lr_schedule": "poly", "steps_per_epoch": 125}),
-    "poly_1500_e0": ("cpu", {"lr_schedule": "poly", "steps_per_epoch": 125, "empty_fraction": 0.0}),
-    "poly_1500_e05": ("cpu", {"lr_schedule": "poly", "steps_per_epoch": 125, "empty_fraction": 0.5}),
-    "poly_1500_shift02": ("cpu", {"lr_schedule": "poly", "steps_per_epoch": 125,
-                                  "augment": AugmentConfig(scale=0.15, rotation_deg=10.0, shift=0.2)}),
-    "poly_1500_128": ("cpu", {"lr_schedule": "poly", "steps_per_epoch": 125, "size": 128}),
-    "poly_1500_b16": ("cpu", {"lr_schedule": "poly", "steps_per_epoch": 125, "batch_size": 16}),
-    "poly_1500_lr3": ("cpu", {"lr_schedule": "poly", "steps_per_epoch": 125, "lr": 3e-3}),
+# name -> (preset, TrainConfig overrides, UNet overrides); no latent snapshots (the baseline then needs no
+# shape auto-encoder, and a variant's wall time is its segmenter's)
+POLY = {"lr_schedule": "poly", "snapshot_epochs": ()}
+INTENSITY = AugmentConfig(gamma=0.5, contrast=0.25)
+VARIANTS: dict[str, tuple[str, dict, dict]] = {
+    "cpu": ("cpu", {"snapshot_epochs": ()}, {}),
+    "poly": ("cpu", POLY, {}),
+    "cosine": ("cpu", {**POLY, "lr_schedule": "cosine"}, {}),
+    "poly_1500": ("cpu", {**POLY, "steps_per_epoch": 125}, {}),
+    "poly_1500_shift02": ("cpu", {**POLY, "steps_per_epoch": 125,
+                                  "augment": AugmentConfig(scale=0.15, rotation_deg=10.0, shift=0.2)}, {}),
+    "poly_1500_lr3": ("cpu", {**POLY, "steps_per_epoch": 125, "lr": 3e-3}, {}),
+    "poly_1500_e05": ("cpu", {**POLY, "steps_per_epoch": 125, "empty_fraction": 0.5}, {}),
+    "w8_poly_3000": ("cpu", {**POLY, "steps_per_epoch": 250}, {"base_channels": 8}),
+    "w8_poly_3000_int": ("cpu", {**POLY, "steps_per_epoch": 250, "augment": INTENSITY}, {"base_channels": 8}),
+    "s64_poly_3000": ("cpu", {**POLY, "steps_per_epoch": 250, "size": 64}, {}),
+    "poly_3000": ("cpu", {**POLY, "steps_per_epoch": 250}, {}),
 }
 
 
 def variant_preset(name: str, seed: int) -> Preset:
-    base, overrides = VARIANTS[name]
+    base, overrides, unet = VARIANTS[name]
     preset = get_preset(base)
     size = overrides.get("size", preset.train.size)
     train = dataclasses.replace(preset.train, **{k: v for k, v in overrides.items() if k != "size"}, seed=seed)
-    return dataclasses.replace(preset.with_size(size), train=dataclasses.replace(train, size=size))
+    preset = dataclasses.replace(preset.with_size(size), unet=dataclasses.replace(preset.unet, **unet))
+    return dataclasses.replace(preset, train=dataclasses.replace(train, size=size))
 
 
 def inner_split(dataset, outer_folds: str, outer_fold: int, test_fraction: float) -> Split:
@@ -88,9 +93,10 @@ def main() -> None:
     for name in args.variants.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
             run = RunFolder(args.out / f"{name}_seed{seed}")
+            preset = variant_preset(name, seed)
             done = run.unit_metrics_path(0, args.method).is_file()
             start = time.perf_counter()
-            metrics = run_crossval(dataset, [split], [args.method], variant_preset(name, seed), run, device=device)
+            metrics = run_crossval(dataset, [split], [args.method], preset, run, device=device)
             seconds = float("nan") if done else time.perf_counter() - start
             rows.append({"variant": name, "seed": seed, **summarise(metrics), "seconds": seconds})
             print(pd.DataFrame(rows[-1:]).round(2).to_string(index=False, header=len(rows) == 1), flush=True)

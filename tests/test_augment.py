@@ -117,3 +117,27 @@ def test_rotation_is_rigid_in_pixels_on_non_square_images() -> None:
     rows, cols = out.any(dim=2).sum(dim=1), out.any(dim=1).sum(dim=1)  # bounding box (B,), (B,)
     assert torch.equal(out.sum(dim=(1, 2)) > 0, torch.ones(16, dtype=torch.bool))
     assert int((rows - cols).abs().max()) <= 2
+
+
+def test_intensity_augmentation_is_off_by_default_and_stays_in_range() -> None:
+    from spar_core.data.augment import augment_intensity
+
+    images = torch.rand(6, 1, 16, 16)
+    gen = torch.Generator().manual_seed(0)
+    assert augment_intensity(images, AugmentConfig(), gen) is images
+    assert torch.equal(torch.rand(1, generator=gen), torch.rand(1, generator=torch.Generator().manual_seed(0)))
+    out = augment_intensity(images, AugmentConfig(gamma=0.5, contrast=0.25), torch.Generator().manual_seed(1))
+    assert out.shape == images.shape and float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+    changed = (out - images).abs().flatten(1).amax(1)
+    assert bool((changed > 1e-3).all())  # every slice gets its own gamma and contrast
+    again = augment_intensity(images, AugmentConfig(gamma=0.5, contrast=0.25), torch.Generator().manual_seed(1))
+    assert torch.equal(out, again)
+    # gamma alone keeps the order of intensities within a slice (a monotonic map)
+    g = augment_intensity(images, AugmentConfig(gamma=0.5), torch.Generator().manual_seed(2))
+    assert torch.equal(images[0].flatten().argsort(), g[0].flatten().argsort())
+
+
+def test_intensity_augmentation_rejects_bad_ranges() -> None:
+    for bad in ({"gamma": -0.1}, {"contrast": 1.0}):
+        with pytest.raises(SparError):
+            AugmentConfig(**bad)

@@ -1,4 +1,5 @@
-"""Batched random affine augmentation (scaling, rotation, shifting) of slices and their masks, on device.
+"""Batched random augmentation of slices on device: an affine (scaling, rotation, shifting) of slices and their
+masks, and an intensity change (gamma, contrast) of the slices alone.
 
 The paper augments with random scaling, rotation and shifting. Here one affine per sample is built from a
 CPU ``torch.Generator`` (so a seed gives the same batch on CPU and GPU) and applied to the whole batch at once
@@ -26,12 +27,17 @@ class AugmentConfig:
         rotation_deg: maximum rotation in degrees.
         shift: maximum translation along each axis, as a fraction of the image side.
         p: probability that a sample is augmented at all (otherwise it is returned unchanged).
+        gamma: intensity gamma drawn log-uniformly in [1 / (1 + gamma), 1 + gamma] per slice (nnU-Net draws
+            0.7–1.5); 0 = off. Another scanner's contrast, not another shape.
+        contrast: intensities scaled about the slice mean by a factor in [1 − contrast, 1 + contrast]; 0 = off.
     """
 
     scale: float = 0.1
     rotation_deg: float = 10.0
     shift: float = 0.1
     p: float = 1.0
+    gamma: float = 0.0
+    contrast: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.scale < 1.0:
@@ -42,6 +48,10 @@ class AugmentConfig:
             raise SparError(f"AugmentConfig shift={self.shift}: expected a fraction of the image in [0, 1]")
         if not 0.0 <= self.p <= 1.0:
             raise SparError(f"AugmentConfig p={self.p}: expected a probability in [0, 1]")
+        if not 0.0 <= self.gamma <= 4.0:
+            raise SparError(f"AugmentConfig gamma={self.gamma}: expected 0 (off) to 4")
+        if not 0.0 <= self.contrast < 1.0:
+            raise SparError(f"AugmentConfig contrast={self.contrast}: expected 0 <= contrast < 1")
 
     @property
     def is_identity(self) -> bool:
@@ -119,3 +129,19 @@ def augment_batch(
     images = torch.where(applied[:, None, None, None], warped, images)
     labels = torch.where(applied[:, None, None], warped_labels, labels)
     return images, labels
+
+
+def augment_intensity(images: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
+    """A random gamma and contrast per sample of images (B, C, H, W) in [0, 1]; the result stays in [0, 1].
+
+    With ``gamma`` and ``contrast`` both 0 the images are returned as they are and nothing is drawn from
+    ``generator`` (runs without intensity augmentation keep their random stream).
+    """
+    if cfg.gamma == 0.0 and cfg.contrast == 0.0:
+        return images
+    u = torch.rand(images.shape[0], 2, generator=generator, dtype=torch.float64) * 2 - 1  # (B, 2) in [-1, 1)
+    gamma = torch.exp(math.log1p(cfg.gamma) * u[:, 0]).to(images.device, images.dtype)[:, None, None, None]
+    factor = (1 + cfg.contrast * u[:, 1]).to(images.device, images.dtype)[:, None, None, None]
+    out = images.clamp(0.0, 1.0) ** gamma
+    mean = out.mean(dim=(1, 2, 3), keepdim=True)
+    return ((out - mean) * factor + mean).clamp(0.0, 1.0)

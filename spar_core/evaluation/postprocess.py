@@ -21,6 +21,7 @@ from scipy import ndimage
 
 from spar_core.data.checks import check_3d, check_spacing
 from spar_core.errors import SparError
+from spar_core.evaluation.chain import Chain, relabel_chain
 
 Box = tuple[slice, slice, slice]
 
@@ -33,11 +34,14 @@ class PostprocessConfig:
         largest_component: keep only the largest 3D connected component of each structure.
         closing_mm: radius in mm of the ellipsoidal closing element; 0 switches closing off.
         connectivity: 1 (faces, 6-neighbourhood), 2 (+edges, 18) or 3 (+corners, 26), for the components.
+        chain: structures in a row (:mod:`spar_core.evaluation.chain`), relabelled in order before the other
+            steps; None: no ordering.
     """
 
     largest_component: bool = True
     closing_mm: float = 2.0
     connectivity: int = 3
+    chain: Chain | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.largest_component, (bool, np.bool_)):
@@ -176,8 +180,8 @@ def postprocess(
         spacing: voxel size in mm along X, Y, Z (the closing radius is converted per axis).
         cfg: which steps run (see :class:`PostprocessConfig`).
 
-    Steps, for every nonzero label value present: keep the largest connected component (islands become
-    background); then close with a ball of ``cfg.closing_mm`` mm, adding only background voxels that no other
+    Steps: with ``cfg.chain``, the chain's bodies relabelled in order; then, for every nonzero label value
+    present, keep the largest connected component (islands become background); then close with a ball of ``cfg.closing_mm`` mm, adding only background voxels that no other
     structure's closing also claims.
 
     Raises:
@@ -187,6 +191,9 @@ def postprocess(
     values = _as_labels(source)
     spacing = check_spacing(spacing)
     out = np.array(source, copy=True)
+    if cfg.chain is not None:
+        out[...] = relabel_chain(values, cfg.chain)
+        values = _as_labels(out)
     present = [(v, box) for v, box in enumerate(ndimage.find_objects(values), start=1) if box is not None]
 
     if cfg.largest_component:

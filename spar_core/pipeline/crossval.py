@@ -22,7 +22,7 @@ import torch
 from spar_core.data.dataset import Dataset, load_volume
 from spar_core.data.duplicates import identical_exams, twin_groups
 from spar_core.errors import SparError
-from spar_core.training.fold import fold_shape_ae, fold_slices
+from spar_core.training.fold import fold_shape_ae, fold_slices, needs_shape_ae
 from spar_core.evaluation.inference import predict_volume, write_label_volume
 from spar_core.evaluation.metrics import evaluate_labels
 from spar_core.paths import write_csv
@@ -80,7 +80,8 @@ def run_unit(
 ) -> pd.DataFrame:
     """Train (or resume) one method on one fold, predict its test exams, score them; returns the rows."""
     train, snapshot = slices if slices is not None else fold_slices(dataset, split, preset)
-    ae = fold_shape_ae(run, split.fold, train, preset, device=device, progress=progress)
+    ae = (fold_shape_ae(run, split.fold, train, preset, device=device, progress=progress)
+          if needs_shape_ae([method], preset) else None)
     train_segmenter(method, train, ae, preset, run.method_dir(split.fold, method), device=device,
                     snapshot=snapshot, resume=True, progress=progress)
     unet, _ = load_unet(run.model_path(split.fold, method), device)

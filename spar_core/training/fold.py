@@ -7,6 +7,7 @@ from typing import Sequence
 import torch
 
 from spar_core.data.dataset import Dataset
+from spar_core.methods import METHODS
 from spar_core.training.distributed import DistInfo, barrier
 from spar_core.models import ShapeAutoEncoder
 from spar_core.training.presets import Preset
@@ -25,6 +26,12 @@ def fold_slices(dataset: Dataset, split: Split, preset: Preset) -> tuple[SliceSe
     train = build_slice_set(dataset, split.train, tc.size, empty_fraction=tc.empty_fraction, seed=tc.seed)
     source = build_slice_set(dataset, split.test, tc.size, empty_fraction=0.0) if split.test else train
     return train, source.subset(snapshot_indices(source, tc.snapshot_slices, seed=tc.seed))
+
+
+def needs_shape_ae(methods: Sequence[str], preset: Preset) -> bool:
+    """Whether a fold training ``methods`` needs its shape auto-encoder: as F of a method, or for the latent
+    snapshots (a baseline run without snapshots trains none)."""
+    return bool(preset.train.snapshot_epochs) or any(METHODS[m].needs_shape_encoder for m in methods)
 
 
 def fold_shape_ae(
@@ -61,7 +68,8 @@ def train_fold(
     if dist.is_main:
         run.write_split(split)
     train, snapshot = fold_slices(dataset, split, preset)
-    ae = fold_shape_ae(run, split.fold, train, preset, device=device, progress=progress, dist=dist)
+    ae = (fold_shape_ae(run, split.fold, train, preset, device=device, progress=progress, dist=dist)
+          if needs_shape_ae(methods, preset) else None)
     return {
         m: train_segmenter(m, train, ae, preset, run.method_dir(split.fold, m), device=device,
                            snapshot=snapshot, resume=resume, progress=progress, dist=dist)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from spar_core.data.augment import augment_batch
+from spar_core.data.augment import augment_batch, augment_intensity
 from spar_core.data.slice_set import SliceSet
 from spar_core.errors import SparError
 from spar_core.methods import METHODS
@@ -172,6 +172,7 @@ def train_segmenter(
             y = train.labels[idx].to(device, non_blocking=True)  # (B, S, S)
             if tc.augment is not None:
                 x, y = augment_batch(x, y, tc.augment, aug_gen)
+                x = augment_intensity(x, tc.augment, aug_gen)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             data_seconds += time.perf_counter() - t0

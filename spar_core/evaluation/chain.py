@@ -1,0 +1,142 @@
+"""Structures in a row (vertebrae L1–L5, ribs, fingers' phalanges): one label per body, in a fixed order along
+one axis. A 2D network that sees one slice at a time often labels a body with its neighbour's label in some
+slices and with its own in others, or counts one level off in a lateral slice; the order constrains that.
+
+:func:`find_chain` reads the order from the training labels: the labels whose centroids follow the label order
+along one voxel axis, in the same direction, in every training exam. :func:`relabel_chain` then treats each
+3D connected body of the predicted foreground as one structure, orders the bodies along that axis, and gives
+them consecutive labels of the chain: of all the shifts of the chain along the bodies, the one that agrees
+with most of the network's voxel labels. A body the chain leaves out (a vertebra above L1, a sacrum taken for
+L5) becomes background. It cannot undo a shift that the network makes consistently in every slice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+from scipy import ndimage
+
+from spar_core.data.checks import check_3d
+from spar_core.errors import SparError
+
+BODY_FRACTION = 0.25  # a component smaller than this fraction of the largest one is not a body (a stray island)
+CHAIN_MODES = ("majority", "ordered")
+MERGED_RATIO = 1.8
+TOUCH_FRACTION = 1e-3  # structures whose contact faces exceed this fraction of their voxels touch: no chain  # a body this many times the median body is two structures grown together: relabel nothing
+
+
+@dataclass(frozen=True)
+class Chain:
+    """Labels in their order along voxel ``axis`` (increasing index when ``ascending``, else decreasing)."""
+
+    labels: tuple[int, ...]
+    axis: int
+    ascending: bool = True
+
+    def __post_init__(self) -> None:
+        if len(self.labels) < 2 or len(set(self.labels)) != len(self.labels) or min(self.labels) < 1:
+            raise SparError(f"chain labels {self.labels}: expected two or more distinct labels ≥ 1")
+        if self.axis not in (0, 1, 2):
+            raise SparError(f"chain axis {self.axis}: expected 0, 1 or 2")
+
+    def as_dict(self) -> dict:
+        return {"labels": list(self.labels), "axis": self.axis, "ascending": self.ascending}
+
+
+def _centroids(volume: np.ndarray, labels: tuple[int, ...]) -> np.ndarray:
+    """(len(labels), 3) voxel centroids, NaN for a label absent from ``volume``."""
+    found = ndimage.center_of_mass(np.ones(volume.shape, dtype=np.uint8), volume, labels)
+    return np.array([c if np.all(np.isfinite(c)) else (np.nan,) * 3 for c in found], dtype=float)
+
+
+def _apart(volume: np.ndarray, labels: tuple[int, ...]) -> bool:
+    """True when the structures of ``labels`` (almost) never touch: the voxel faces between two different
+    ones are at most ``TOUCH_FRACTION`` of their voxels (a few from the annotation are tolerated)."""
+    inside = np.isin(volume, labels)
+    faces = 0
+    for axis in range(3):
+        a, b = np.moveaxis(volume, axis, 0), np.moveaxis(inside, axis, 0)
+        faces += int(np.count_nonzero((a[1:] != a[:-1]) & b[1:] & b[:-1]))
+    return faces <= TOUCH_FRACTION * max(1, int(np.count_nonzero(inside)))
+
+
+def find_chain(truths: Iterable[np.ndarray], labels: Iterable[int], minimum: int = 3) -> Chain | None:
+    """The chain the training labels form, or None.
+
+    ``labels`` (in their order, e.g. L1..L5) form a chain along an axis when, in every exam, no two of them
+    touch (vertebral bodies apart from their discs, unlike the bones of a joint) and
+    the centroids of the labels it holds are strictly monotonic along the axis in that order, in one direction
+    for all exams; of the axes that qualify the one with the widest mean spacing of consecutive centroids is
+    taken. Fewer than ``minimum`` labels, or no exam, is no chain.
+    """
+    order = tuple(int(v) for v in labels)
+    if len(order) < minimum:
+        return None
+    per_exam = []
+    for truth in truths:
+        truth = check_3d(truth, "label volume")
+        if not _apart(truth, order):
+            return None
+        per_exam.append(_centroids(truth, order))
+    if not per_exam:
+        return None
+    best: tuple[float, int, bool] | None = None
+    for axis in range(3):
+        signs, gaps = set(), []
+        for cents in per_exam:
+            coords = cents[:, axis][np.isfinite(cents[:, axis])]
+            steps = np.diff(coords)
+            if len(coords) >= 2:
+                signs.add(1 if np.all(steps > 0) else -1 if np.all(steps < 0) else 0)
+                gaps.append(np.abs(steps).mean())
+        if len(signs) == 1 and 0 not in signs and (best is None or np.mean(gaps) > best[0]):
+            best = (float(np.mean(gaps)), axis, signs == {1})
+    return None if best is None else Chain(order, best[1], best[2])
+
+
+def relabel_chain(labels: np.ndarray, chain: Chain, mode: str = "ordered") -> np.ndarray:
+    """``labels`` with each body of the chain's foreground given one chain label (a new array).
+
+    Bodies are the 6-connected components of the voxels that hold a chain label, at least
+    ``BODY_FRACTION`` of the largest; smaller islands and other labels are left as they are. ``mode``
+    ``"majority"`` gives each body the chain label most of its voxels hold; ``"ordered"`` gives the bodies,
+    in their order along the chain's axis, consecutive chain labels (the shift of the chain that most voxels
+    agree with; bodies outside it become background). A body ``MERGED_RATIO`` times the median body (two
+    structures grown together) keeps its labels in ``"majority"``, and leaves the volume unchanged in
+    ``"ordered"``.
+    """
+    if mode not in CHAIN_MODES:
+        raise SparError(f"chain mode {mode!r}: expected one of {', '.join(CHAIN_MODES)}")
+    labels = check_3d(labels, "labels")
+    out = np.array(labels, copy=True)
+    values = np.array(chain.labels)
+    components, n = ndimage.label(np.isin(labels, values), structure=ndimage.generate_binary_structure(3, 1))
+    if n == 0:
+        return out
+    sizes = np.bincount(components.ravel())[1:]
+    bodies = np.flatnonzero(sizes >= BODY_FRACTION * sizes.max()) + 1
+    # votes[b, j]: voxels of body b that the network gave the chain's j-th label
+    votes = np.zeros((len(bodies), len(values)), dtype=np.int64)
+    for b, body in enumerate(bodies):
+        counts = np.bincount(labels[components == body].astype(np.int64), minlength=int(values.max()) + 1)
+        votes[b] = counts[values]
+    merged = sizes[bodies - 1] > MERGED_RATIO * np.median(sizes[bodies - 1])
+    if mode == "majority":
+        bodies, votes = bodies[~merged], votes[~merged]  # a merged body keeps the network's labels
+        assigned = values[votes.argmax(axis=1)]
+    else:
+        if len(bodies) < 2 or merged.any():
+            return out
+        position = np.array(ndimage.center_of_mass(np.ones(labels.shape, np.uint8), components, bodies))
+        rank = np.argsort(position[:, chain.axis] * (1 if chain.ascending else -1), kind="stable")
+        bodies, votes = bodies[rank], votes[rank]
+        # shift k puts the chain's j-th label on body j + k
+        shifts = range(-(len(values) - 1), len(bodies))
+        scores = [sum(votes[j + k, j] for j in range(len(values)) if 0 <= j + k < len(bodies)) for k in shifts]
+        best = max(zip(scores, shifts), key=lambda sk: (sk[0], -abs(sk[1])))[1]  # ties: the smallest shift
+        assigned = np.array([values[b - best] if 0 <= b - best < len(values) else 0 for b in range(len(bodies))])
+    for body, value in zip(bodies, assigned):
+        out[components == body] = value
+    return out

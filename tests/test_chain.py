@@ -1,0 +1,65 @@
+"""Structures in a row: the chain found from training labels, and predicted bodies relabelled in order."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spar_core.errors import SparError
+from spar_core.evaluation.chain import Chain, find_chain, relabel_chain
+from spar_core.evaluation.postprocess import PostprocessConfig, postprocess
+
+
+def row_of_bodies(labels: list[int], gap: int = 2, height: int = 6) -> np.ndarray:
+    """Boxes of ``height`` voxels along axis 0, ``gap`` voxels apart, one per entry of ``labels``."""
+    vol = np.zeros((len(labels) * (height + gap) + gap, 10, 10), dtype=np.uint8)
+    for i, value in enumerate(labels):
+        start = gap + i * (height + gap)
+        vol[start:start + height, 2:8, 2:8] = value
+    return vol
+
+
+def test_find_chain_reads_the_order_and_refuses_touching_or_unordered_structures() -> None:
+    assert find_chain([row_of_bodies([1, 2, 3]), row_of_bodies([1, 2, 3], gap=3)], [1, 2, 3]) == Chain((1, 2, 3), 0)
+    flipped = row_of_bodies([1, 2, 3])[::-1]
+    assert find_chain([flipped], [1, 2, 3]) == Chain((1, 2, 3), 0, ascending=False)
+    assert find_chain([row_of_bodies([1, 2, 3], gap=0)], [1, 2, 3]) is None  # bones of a joint touch
+    assert find_chain([row_of_bodies([1, 2, 3]), row_of_bodies([2, 1, 3])], [1, 2, 3]) is None
+    assert find_chain([row_of_bodies([1, 2])], [1, 2]) is None  # fewer than three structures
+
+
+def test_majority_gives_each_body_one_label() -> None:
+    pred = row_of_bodies([1, 2, 3])
+    pred[10:12] = np.where(pred[10:12] == 2, 3, pred[10:12])  # a third of body 2 (rows 10-15) called 3
+    out = relabel_chain(pred, Chain((1, 2, 3), 0), "majority")
+    assert np.array_equal(out, row_of_bodies([1, 2, 3]))
+    assert np.count_nonzero(pred != row_of_bodies([1, 2, 3])) > 0  # the input is not modified
+
+
+def test_ordered_enforces_consecutive_labels_and_drops_bodies_outside_the_chain() -> None:
+    truth = row_of_bodies([1, 2, 3, 0])
+    pred = row_of_bodies([1, 3, 3, 3])  # body 2 taken for 3 in two thirds of it; a fourth body below the chain
+    pred[10:12] = np.where(pred[10:12] == 3, 2, pred[10:12])
+    assert np.array_equal(relabel_chain(pred, Chain((1, 2, 3), 0), "majority"), row_of_bodies([1, 3, 3, 3]))
+    assert np.array_equal(relabel_chain(pred, Chain((1, 2, 3), 0), "ordered"), truth)
+
+
+def test_merged_bodies_and_stray_islands_are_left_alone() -> None:
+    pred = row_of_bodies([1, 2, 3, 4])
+    pred[16:18, 2:8, 2:8] = 2  # bodies 2 and 3 grown together
+    pred[18:20] = np.where(pred[18:20] == 3, 2, pred[18:20])
+    chain = Chain((1, 2, 3, 4), 0)
+    assert np.array_equal(relabel_chain(pred, chain, "ordered"), pred)
+    assert np.array_equal(relabel_chain(pred, chain, "majority"), pred)
+    island = row_of_bodies([1, 2, 3])
+    island[0, 0, 0] = 3  # one voxel: not a body
+    assert relabel_chain(island, Chain((1, 2, 3), 0), "majority")[0, 0, 0] == 3
+
+
+def test_postprocess_relabels_before_keeping_the_largest_component() -> None:
+    pred = row_of_bodies([1, 2, 3])
+    pred[10:12] = np.where(pred[10:12] == 2, 1, pred[10:12])  # a third of body 2 called 1: not dropped, relabelled
+    cfg = PostprocessConfig(closing_mm=0, chain=Chain((1, 2, 3), 0))
+    assert np.array_equal(postprocess(pred, (1, 1, 1), cfg), row_of_bodies([1, 2, 3]))
+    with pytest.raises(SparError, match="chain mode"):
+        relabel_chain(pred, Chain((1, 2, 3), 0), "nearest")
