@@ -44,10 +44,11 @@ VARIANTS: dict[str, tuple[str, dict, dict]] = {
                                   "augment": AugmentConfig(scale=0.15, rotation_deg=10.0, shift=0.2)}, {}),
     "poly_1500_lr3": ("cpu", {**POLY, "steps_per_epoch": 125, "lr": 3e-3}, {}),
     "poly_1500_e05": ("cpu", {**POLY, "steps_per_epoch": 125, "empty_fraction": 0.5}, {}),
-    "w8_poly_3000": ("cpu", {**POLY, "steps_per_epoch": 250}, {"base_channels": 8}),
-    "w8_poly_3000_int": ("cpu", {**POLY, "steps_per_epoch": 250, "augment": INTENSITY}, {"base_channels": 8}),
-    "s64_poly_3000": ("cpu", {**POLY, "steps_per_epoch": 250, "size": 64}, {}),
-    "poly_3000": ("cpu", {**POLY, "steps_per_epoch": 250}, {}),
+    "lr3_1500_int": ("cpu", {**POLY, "steps_per_epoch": 125, "lr": 3e-3, "augment": INTENSITY}, {}),
+    "lr3_3000": ("cpu", {**POLY, "steps_per_epoch": 250, "lr": 3e-3}, {}),
+    "lr3_3000_w8": ("cpu", {**POLY, "steps_per_epoch": 250, "lr": 3e-3}, {"base_channels": 8}),
+    "lr3_3000_s64": ("cpu", {**POLY, "steps_per_epoch": 250, "lr": 3e-3, "size": 64}, {}),
+    "lr5_1500": ("cpu", {**POLY, "steps_per_epoch": 125, "lr": 5e-3}, {}),
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -63,3 +65,33 @@ def test_postprocess_relabels_before_keeping_the_largest_component() -> None:
     assert np.array_equal(postprocess(pred, (1, 1, 1), cfg), row_of_bodies([1, 2, 3]))
     with pytest.raises(SparError, match="chain mode"):
         relabel_chain(pred, Chain((1, 2, 3), 0), "nearest")
+
+
+def test_a_fold_finds_its_chain_once_and_records_it(tmp_path: Path) -> None:
+    import json
+
+    import nibabel as nib
+
+    from spar_core.data.dataset import load_dataset
+    from spar_core.data.splits import Split
+    from spar_core.pipeline.crossval import fold_chain
+    from spar_core.runs.run_folder import RunFolder
+
+    root = tmp_path / "row"
+    (root / "imagesTr").mkdir(parents=True)
+    (root / "labelsTr").mkdir()
+    training = []
+    for case in ("r0", "r1", "r2"):
+        lab = row_of_bodies([1, 2, 3])
+        nib.save(nib.Nifti1Image(lab.astype(np.float32) * 10, np.eye(4)), root / "imagesTr" / f"{case}.nii.gz")
+        nib.save(nib.Nifti1Image(lab, np.eye(4)), root / "labelsTr" / f"{case}.nii.gz")
+        training.append({"image": f"./imagesTr/{case}.nii.gz", "label": f"./labelsTr/{case}.nii.gz"})
+    labels = {"background": 0, "L1": 1, "L2": 2, "L3": 3}
+    (root / "dataset.json").write_text(json.dumps({"name": "row", "labels": labels, "training": training}))
+    run = RunFolder(tmp_path / "run")
+    split = Split(fold=0, train=("r0", "r1"), test=("r2",))
+    assert fold_chain(load_dataset(root), split, run) == Chain((1, 2, 3), 0)
+    assert run.read_chain(0) == {"labels": [1, 2, 3], "axis": 0, "ascending": True}
+    disorder = row_of_bodies([3, 1, 2])  # would form no chain: the fold's chain is read back, not found again
+    nib.save(nib.Nifti1Image(disorder, np.eye(4)), root / "labelsTr" / "r0.nii.gz")
+    assert fold_chain(load_dataset(root), split, run) == Chain((1, 2, 3), 0)

@@ -31,6 +31,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--shard", default="0/1", help="i/n: run the i-th of n shares of the grid (job arrays)")
     p.add_argument("--closing-mm", type=float, default=PostprocessConfig().closing_mm,
                    help="radius of the 3D closing in mm, 0 to switch it off")
+    p.add_argument("--no-chain", action="store_true",
+                   help="do not relabel structures in a row (vertebrae) in their order, even when the training "
+                        "labels form one")
     add_device(p)
     add_precision(p)
     add_progress_file(p)
@@ -49,14 +52,15 @@ def run(args: argparse.Namespace) -> int:
         print("identical exams, kept in one fold: " + "; ".join(" = ".join(t) for t in twins))
     post_cfg = PostprocessConfig(closing_mm=args.closing_mm)
     run_dir = RunFolder(args.out)
-    summary = run_summary(dataset, splits, methods, preset, args.folds, post_cfg, twins)
+    summary = run_summary(dataset, splits, methods, preset, args.folds, post_cfg, twins, chain=not args.no_chain)
     if run_dir.exists():
         run_dir.check_same_experiment(summary, defaults=preset.default_settings())
     run_dir.write_config({**summary, "status": "running"})
     start = time.perf_counter()
     with run_dir.stopped_on_interrupt():
         frame = run_crossval(dataset, splits, methods, preset, run_dir, device=device,
-                             shard=shard, post_cfg=post_cfg, progress=cli_progress(args.progress_file))
+                             shard=shard, post_cfg=post_cfg, chain=not args.no_chain,
+                             progress=cli_progress(args.progress_file))
     done = is_complete(run_dir, splits, methods)
     run_dir.update_config(status="complete" if done else "partial")
     print(f"shard {shard.index}/{shard.count}: {len(frame)} metric rows in {run_dir.metrics_csv} "

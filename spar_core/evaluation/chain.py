@@ -44,6 +44,13 @@ class Chain:
     def as_dict(self) -> dict:
         return {"labels": list(self.labels), "axis": self.axis, "ascending": self.ascending}
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "Chain":
+        try:
+            return cls(tuple(int(v) for v in data["labels"]), int(data["axis"]), bool(data["ascending"]))
+        except (KeyError, TypeError, ValueError) as err:
+            raise SparError(f"chain {data!r}: expected labels, axis and ascending ({err})") from None
+
 
 def _centroids(volume: np.ndarray, labels: tuple[int, ...]) -> np.ndarray:
     """(len(labels), 3) voxel centroids, NaN for a label absent from ``volume``."""

@@ -11,7 +11,7 @@ hardware they write the same weights, and the write is atomic.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -23,6 +23,7 @@ from spar_core.data.dataset import Dataset, load_volume
 from spar_core.data.duplicates import identical_exams, twin_groups
 from spar_core.errors import SparError
 from spar_core.training.fold import fold_shape_ae, fold_slices, needs_shape_ae
+from spar_core.evaluation.chain import Chain, find_chain
 from spar_core.evaluation.inference import predict_volume, write_label_volume
 from spar_core.evaluation.metrics import evaluate_labels
 from spar_core.paths import write_csv
@@ -110,12 +111,27 @@ def merge_metrics(run: RunFolder) -> pd.DataFrame:
     return frame
 
 
+def fold_chain(dataset: Dataset, split: Split, run: RunFolder) -> Chain | None:
+    """The structures in a row that the fold's training labels form (written to the fold's chain.json once,
+    read back after); None when they form none."""
+    if run.chain_path(split.fold).is_file():
+        found = run.read_chain(split.fold)
+        return Chain.from_dict(found) if found is not None else None
+    labels = [v for v in dataset.labels.values() if v > 0]
+    chain = find_chain((load_volume(dataset, case).label for case in split.train), labels)
+    run.write_chain(split.fold, chain.as_dict() if chain is not None else None)
+    return chain
+
+
 def run_crossval(
     dataset: Dataset, splits: Sequence[Split], methods: Sequence[str], preset: Preset, run: RunFolder, *,
     device: torch.device, shard: Shard = Shard(), post_cfg: PostprocessConfig = PostprocessConfig(),
-    progress: Progress = silent,
+    chain: bool = True, progress: Progress = silent,
 ) -> pd.DataFrame:
-    """Run this shard's share of the (fold, method) grid, skipping finished units; returns all merged rows."""
+    """Run this shard's share of the (fold, method) grid, skipping finished units; returns all merged rows.
+
+    With ``chain`` each fold's post-processing orders the structures in a row its training labels form
+    (:func:`fold_chain`)."""
     preset = preset.for_classes(len(dataset.labels))
     units = shard.take(grid(splits, methods))
     by_fold = {s.fold: s for s in splits}
@@ -129,7 +145,8 @@ def run_crossval(
         if fold not in cached:
             cached.clear()  # one fold's slices in memory at a time
             cached[fold] = fold_slices(dataset, split, preset)
-        run_unit(dataset, split, method, preset, run, device=device, post_cfg=post_cfg, progress=progress,
+        unit_post = replace(post_cfg, chain=fold_chain(dataset, split, run) if chain else None)
+        run_unit(dataset, split, method, preset, run, device=device, post_cfg=unit_post, progress=progress,
                  slices=cached[fold])
     return merge_metrics(run)
 
@@ -159,11 +176,12 @@ def experiment_summary(dataset: Dataset, preset: Preset, folds: str,
 
 
 def run_summary(dataset: Dataset, splits: Sequence[Split], methods: Sequence[str], preset: Preset,
-                folds: str, post_cfg: PostprocessConfig, twins: Sequence[Sequence[str]] = ()) -> dict:
+                folds: str, post_cfg: PostprocessConfig, twins: Sequence[Sequence[str]] = (),
+                chain: bool = True) -> dict:
     """What run.json records about a cross-validation: :func:`experiment_summary`, the methods and folds, and
     the post-processing."""
     return {"kind": "crossval", **experiment_summary(dataset, preset, folds, twins), "n_folds": len(splits),
             "methods": list(methods),
             "postprocess": {"largest_component": post_cfg.largest_component, "closing_mm": post_cfg.closing_mm,
-                            "connectivity": post_cfg.connectivity}}
+                            "connectivity": post_cfg.connectivity, "chain": chain}}
 
