@@ -26,7 +26,7 @@ from spar_core.data.augment import AugmentConfig
 from spar_core.data.dataset import load_dataset
 from spar_core.data.duplicates import twin_groups
 from spar_core.data.splits import Split, hold_out
-from spar_core.pipeline.crossval import dataset_splits, run_crossval
+from spar_core.pipeline.crossval import dataset_splits, experiment_summary, run_crossval
 from spar_core.runs.run_folder import RunFolder
 from spar_core.training.device import pick_device
 from spar_core.training.presets import Preset, get_preset
@@ -95,6 +95,9 @@ def main() -> None:
         for seed in (int(s) for s in args.seeds.split(",")):
             run = RunFolder(args.out / f"{name}_seed{seed}")
             preset = variant_preset(name, seed)
+            if not run.exists():
+                run.write_config({"kind": "recipe", "variant": name,
+                                  **experiment_summary(dataset, preset, f"inner split of fold {args.outer_fold}")})
             done = run.unit_metrics_path(0, args.method).is_file()
             start = time.perf_counter()
             metrics = run_crossval(dataset, [split], [args.method], preset, run, device=device)

@@ -19,6 +19,7 @@ from spar_core.training.epochs import epoch_generator
 from spar_core.models import ShapeAEConfig, ShapeAutoEncoder
 from spar_core.training.precision import Precision
 from spar_core.training.presets import Preset
+from spar_core.training.schedule import lr_factor
 from spar_core.progress import Progress, ProgressEvent, silent
 
 
@@ -29,7 +30,7 @@ def train_shape_ae(
     device: torch.device,
     progress: Progress = silent,
 ) -> ShapeAutoEncoder:
-    """Train G(F(y)) ≈ y with cross-entropy on one-hot true masks.
+    """Train G(F(y)) ≈ y with cross-entropy on one-hot true masks, at ``ae_lr`` on the preset's lr schedule.
 
     labels: (N, S, S) int64 masks of the training fold; the preset must be sized for their classes
     (``Preset.for_classes``). Returns the trained auto-encoder in eval mode.
@@ -55,6 +56,8 @@ def train_shape_ae(
             with amp.autocast():
                 logits = ae(onehot)
             loss = F.cross_entropy(logits.float(), y)
+            for group in opt.param_groups:
+                group["lr"] = tc.ae_lr * lr_factor(tc.lr_schedule, (epoch - 1) * steps + step, tc.ae_epochs * steps)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
