@@ -42,12 +42,14 @@ VARIANTS: dict[str, tuple[str, dict, dict]] = {
     "poly_1500": ("cpu", {**POLY, "steps_per_epoch": 125}, {}),
     "poly_1500_shift02": ("cpu", {**POLY, "steps_per_epoch": 125,
                                   "augment": AugmentConfig(scale=0.15, rotation_deg=10.0, shift=0.2)}, {}),
-    "poly_1500_lr3": ("cpu", {**POLY, "steps_per_epoch": 125, "lr": 3e-3}, {}),
+    "poly_1500_lr3": ("cpu", {**POLY, "steps_per_epoch": 125, "lr": 3e-3}, {}),  # = lr3_1500
     "poly_1500_e05": ("cpu", {**POLY, "steps_per_epoch": 125, "empty_fraction": 0.5}, {}),
     "lr3_1500_int": ("cpu", {**POLY, "steps_per_epoch": 125, "lr": 3e-3, "augment": INTENSITY}, {}),
     "lr3_3000": ("cpu", {**POLY, "steps_per_epoch": 250, "lr": 3e-3}, {}),
     "lr3_3000_w8": ("cpu", {**POLY, "steps_per_epoch": 250, "lr": 3e-3}, {"base_channels": 8}),
     "lr3_3000_s64": ("cpu", {**POLY, "steps_per_epoch": 250, "lr": 3e-3, "size": 64}, {}),
+    "lr3_1500_ctx1": ("cpu", {**POLY, "steps_per_epoch": 125, "lr": 3e-3}, {"context": 1, "context_stride": 4}),
+    "lr3_1500_ctx2": ("cpu", {**POLY, "steps_per_epoch": 125, "lr": 3e-3}, {"context": 2, "context_stride": 4}),
     "lr5_1500": ("cpu", {**POLY, "steps_per_epoch": 125, "lr": 5e-3}, {}),
 }
 

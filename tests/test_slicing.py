@@ -157,3 +157,18 @@ def test_volume_slices_round_trip_recovers_labels(axis: int) -> None:
     volume = slices_to_volume(probs, geom, axis)
     assert volume.shape == label.shape and volume.dtype == np.uint8
     assert np.array_equal(volume, label)
+
+
+def test_context_stacks_each_slice_between_its_neighbours() -> None:
+    from spar_core.data.slicing import with_context
+
+    slices = np.arange(6, dtype=np.float32)[:, None, None] * np.ones((6, 2, 3), dtype=np.float32)
+    out = with_context(slices, context=1, stride=2)
+    assert out.shape == (6, 3, 2, 3)
+    assert out[:, :, 0, 0].tolist() == [[0, 0, 2], [0, 1, 3], [0, 2, 4], [1, 3, 5], [2, 4, 5], [3, 5, 5]]
+    image = np.random.default_rng(0).random((10, 12, 5)).astype(np.float32)
+    flat, _, _ = volume_slices(image, None, 2, 16)
+    deep, _, _ = volume_slices(image, None, 2, 16, context=2, stride=1)
+    assert deep.shape == (5, 5, 16, 16)
+    assert torch.equal(deep[:, 2], flat[:, 0])  # the middle channel is the slice itself
+    assert torch.equal(deep[1, 3], flat[2, 0]) and torch.equal(deep[0, 0], flat[0, 0])

@@ -177,3 +177,20 @@ def test_a_setting_added_later_keeps_old_runs_resumable_only_at_its_default(tmp_
         run.check_same_experiment({**summary, "preset_settings": poly.settings()}, defaults=poly.default_settings())
     with pytest.raises(SparError, match="train.lr_schedule"):
         run.check_same_experiment(summary)  # without the defaults, any unrecorded setting is a change
+
+
+def test_a_2p5d_network_trains_on_neighbouring_slices_and_predicts_with_them(fold, tmp_path: Path) -> None:
+    from spar_core.data.dataset import load_volume
+    from spar_core.evaluation.inference import predict_volume
+
+    dataset, split, preset, _, _, ae = fold
+    preset = dataclasses.replace(preset, unet=dataclasses.replace(preset.unet, context=1, context_stride=2))
+    train, snapshot = fold_slices(dataset, split, preset)
+    assert train.images.shape[1] == 3
+    history = train_segmenter("spar", train, ae, preset, tmp_path, device=CPU, snapshot=snapshot)
+    assert all(np.isfinite(h["loss"]) for h in history)
+    unet, _ = load_unet(tmp_path / "model.pt")
+    assert (unet.cfg.context, unet.cfg.context_stride) == (1, 2)  # the checkpoint says how to feed it
+    volume = load_volume(dataset, split.test[0])
+    labels = predict_volume(unet, volume, preset.train.size)
+    assert labels.shape == volume.image.shape

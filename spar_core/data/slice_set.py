@@ -16,7 +16,7 @@ from spar_core.data.slicing import volume_slices
 class SliceSet:
     """Slices of several exams with their origin, ready for batching.
 
-    images: (N, 1, S, S) float32 in [0, 1]; labels: (N, S, S) int64; case_ids and slice_index say where
+    images: (N, K, S, S) float32 in [0, 1] (K = 1, or the 2.5D channels); labels: (N, S, S) int64; case_ids and slice_index say where
     each slice comes from (slice_index along the dataset's slice axis, in the native volume).
     """
 
@@ -41,15 +41,17 @@ class SliceSet:
 
 
 def build_slice_set(
-    dataset: Dataset, case_ids: Sequence[str], size: int, *, empty_fraction: float = 1.0, seed: int = 0
+    dataset: Dataset, case_ids: Sequence[str], size: int, *, empty_fraction: float = 1.0, seed: int = 0,
+    context: int = 0, stride: int = 1,
 ) -> SliceSet:
     """Slices of ``case_ids`` at ``size``×``size``, keeping every slice with a structure and a random
-    ``empty_fraction`` of those without (deterministic for ``seed``)."""
+    ``empty_fraction`` of those without (deterministic for ``seed``); with ``context``, each with its
+    neighbours as extra channels (:func:`spar_core.data.slicing.with_context`)."""
     rng = np.random.default_rng(seed)
     images, labels, cases, index = [], [], [], []
     for case_id in case_ids:
         vol = load_volume(dataset, case_id)
-        img, lab, _ = volume_slices(vol.image, vol.label, vol.slice_axis, size)
+        img, lab, _ = volume_slices(vol.image, vol.label, vol.slice_axis, size, context=context, stride=stride)
         assert lab is not None
         has_fg = (lab > 0).flatten(1).any(1).numpy()
         keep = has_fg | (rng.random(len(has_fg)) < empty_fraction)

@@ -143,8 +143,19 @@ def from_square(x: torch.Tensor, geom: SquareGeometry, *, mode: Mode) -> torch.T
     return out.squeeze(1) if squeezed else out
 
 
+def with_context(slices: np.ndarray, context: int, stride: int) -> np.ndarray:
+    """(N, H, W) slices as (N, 1 + 2·context, H, W): each slice between its ``context`` neighbours on each side,
+    ``stride`` slices apart, in order; past either end of the stack the last slice is repeated."""
+    if context < 0 or stride < 1:
+        raise SparError(f"context={context}, stride={stride}: expected context ≥ 0 and stride ≥ 1")
+    n = len(slices)
+    offsets = np.arange(-context, context + 1) * stride
+    index = np.clip(np.arange(n)[:, None] + offsets[None, :], 0, n - 1)  # (N, 1 + 2·context)
+    return slices[index]
+
+
 def volume_slices(
-    image: np.ndarray, label: np.ndarray | None, axis: int, size: int
+    image: np.ndarray, label: np.ndarray | None, axis: int, size: int, *, context: int = 0, stride: int = 1
 ) -> tuple[torch.Tensor, torch.Tensor | None, SquareGeometry]:
     """One exam as network input: normalized, sliced along ``axis``, padded and resized to size×size.
 
@@ -153,10 +164,11 @@ def volume_slices(
         label: (X, Y, Z) integer label volume on the same grid, or None at inference.
         axis: the slicing axis (the dataset's ``slice_axis``).
         size: S, the network's input side in pixels.
+        context, stride: 2.5D input, see :func:`with_context` (0: the slice alone).
 
     Returns:
-        images (N, 1, S, S) float32 in [0, 1], labels (N, S, S) int64 or None, and the geometry that
-        :func:`slices_to_volume` needs to go back to the native grid. N is the length along ``axis``.
+        images (N, 1 + 2·context, S, S) float32 in [0, 1], labels (N, S, S) int64 or None, and the geometry
+        that :func:`slices_to_volume` needs to go back to the native grid. N is the length along ``axis``.
     """
     if image.ndim != 3:
         raise SparError(f"image has shape {image.shape}: expected a 3D volume")
@@ -164,7 +176,9 @@ def volume_slices(
         raise SparError(f"label has shape {label.shape}, image has {image.shape}: expected the same grid")
     slices = to_slices(normalize_intensity(image), axis)
     geom = SquareGeometry(int(slices.shape[1]), int(slices.shape[2]), int(size))
-    images = to_square(torch.from_numpy(np.ascontiguousarray(slices)).unsqueeze(1), geom, mode="bilinear")
+    stack = with_context(slices, context, stride) if context else slices[:, None]
+    images = torch.cat([to_square(torch.from_numpy(np.ascontiguousarray(stack[i:i + _INFERENCE_CHUNK])), geom,
+                                  mode="bilinear") for i in range(0, len(stack), _INFERENCE_CHUNK)])
     if label is None:
         return images, None, geom
     if not np.issubdtype(label.dtype, np.integer):

@@ -27,19 +27,29 @@ class DoubleConv(nn.Sequential):
 class UNetConfig:
     """UNet size. Channels double at each of the ``depth`` down-samplings: base, 2·base, …, 2**depth·base.
 
-    Inputs must have H and W divisible by ``2**depth``.
+    Inputs must have H and W divisible by ``2**depth``. With ``context`` > 0 the network is 2.5D: it sees the
+    slice and ``context`` neighbours on each side, ``context_stride`` slices apart, as extra channels.
     """
 
     in_channels: int = 1
     num_classes: int = 4  # background included
     base_channels: int = 16
     depth: int = 4  # number of max-pool down-samplings
+    context: int = 0  # neighbouring slices on each side (2.5D input)
+    context_stride: int = 1  # slices between two input slices
 
     def __post_init__(self) -> None:
         check_positive("UNetConfig", in_channels=self.in_channels, num_classes=self.num_classes,
-                       base_channels=self.base_channels, depth=self.depth)
+                       base_channels=self.base_channels, depth=self.depth, context_stride=self.context_stride)
+        if self.context < 0:
+            raise SparError(f"UNetConfig.context: expected ≥ 0 neighbouring slices, got {self.context}")
         if self.num_classes < 2:
             raise SparError(f"UNetConfig.num_classes: expected ≥ 2 (background included), got {self.num_classes}")
+
+    @property
+    def input_channels(self) -> int:
+        """Channels of the network's input: each image channel of the slice and of its neighbours."""
+        return self.in_channels * (1 + 2 * self.context)
 
 
 class UpBlock(nn.Module):
@@ -56,7 +66,7 @@ class UpBlock(nn.Module):
 
 
 class UNet(nn.Module):
-    """Segmenter S: image (B, in_channels, H, W) → logits (B, num_classes, H, W).
+    """Segmenter S: image (B, input_channels, H, W) → logits (B, num_classes, H, W).
 
     Apply ``torch.softmax(logits, 1)`` to get the probabilities used everywhere downstream.
 
@@ -71,7 +81,7 @@ class UNet(nn.Module):
         self.cfg = cfg
         chans = [cfg.base_channels * 2**i for i in range(cfg.depth + 1)]  # e.g. [16, 32, 64, 128, 256]
         self.down = nn.ModuleList(
-            DoubleConv(c_in, c_out) for c_in, c_out in zip([cfg.in_channels] + chans[:-2], chans[:-1])
+            DoubleConv(c_in, c_out) for c_in, c_out in zip([cfg.input_channels] + chans[:-2], chans[:-1])
         )
         self.pool = nn.MaxPool2d(2)
         self.bottleneck = DoubleConv(chans[-2], chans[-1])
@@ -79,7 +89,7 @@ class UNet(nn.Module):
         self.head = nn.Conv2d(chans[0], cfg.num_classes, kernel_size=1)
 
     def forward(self, x: Tensor) -> Tensor:
-        check_input("UNet", x, self.cfg.in_channels, 2**self.cfg.depth)
+        check_input("UNet", x, self.cfg.input_channels, 2**self.cfg.depth)
         skips = []
         for down in self.down:
             x = down(x)

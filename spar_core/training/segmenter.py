@@ -168,7 +168,7 @@ def train_segmenter(
             # this rank's share of the batch, augmented on the device; the time it takes is the data time
             t0 = time.perf_counter()
             idx = order[step * tc.batch_size:(step + 1) * tc.batch_size][dist.rank::dist.world_size][:per_rank]
-            x = train.images[idx].to(device, non_blocking=True)  # (B, 1, S, S)
+            x = train.images[idx].to(device, non_blocking=True)  # (B, K, S, S)
             y = train.labels[idx].to(device, non_blocking=True)  # (B, S, S)
             if tc.augment is not None:
                 x, y = augment_batch(x, y, tc.augment, aug_gen)
