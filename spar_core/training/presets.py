@@ -35,6 +35,7 @@ class TrainConfig:
     ae_epochs: int = 10
     ae_lr: float = 1e-2
     ae_batch_size: int = 32
+    ae_steps_per_epoch: int | None = None  # as steps_per_epoch, for the shape auto-encoder
     lambdas: dict[str, float] = field(
         default_factory=lambda: {key: DEFAULT_LAMBDA for key, m in METHODS.items() if m.regularized}
     )
@@ -137,16 +138,18 @@ PRESETS: dict[str, Preset] = {
         train=TrainConfig(size=256, batch_size=32, epochs=10, ae_epochs=20, ae_lr=1e-2, ae_batch_size=32),
     ),
     "cpu": _preset(
-        # Why each setting departs from the paper: bench/results/cpu_preset/README.md (the runs that chose them).
+        # Why each setting departs from the paper: bench/results/cpu_preset/README.md and bench/results/recipe/
+        # (the runs that chose them).
         "cpu", 96,  # small slices for a CPU; the bones stay several pixels thick
         unet=(12, 4),  # depth 4: the bottleneck sees the whole slice, which tells neighbouring bones apart
         ae=(8, 3, 64),
         train=TrainConfig(size=96,
                           batch_size=8,  # same epoch cost on a CPU, four times the paper's updates
                           epochs=12,
-                          lr=1e-3,  # a few hundred steps are too few for 1e-4; 3e-3 diverged
-                          ae_epochs=30, ae_lr=1e-3,  # 1e-2 left two ankle bones out of the shape prior
-                          ae_batch_size=32,
+                          steps_per_epoch=125,  # a budget in updates: 1,500 whatever the cohort's size
+                          lr=3e-3, lr_schedule="poly",  # nnU-Net's decay; with it 3e-3 trains, constant 3e-3 diverged
+                          ae_epochs=10, ae_steps_per_epoch=50, ae_lr=3e-3,  # 500 updates on the poly decay:
+                          ae_batch_size=32,  # fewer (a small cohort's 110) or 1e-2 leave bones out of the prior
                           seg_loss="ce+dice",  # CE alone learned small bones late or never in 12 epochs
                           snapshot_epochs=(1, 2, 3, 4, 5, 12), snapshot_slices=48),
     ),

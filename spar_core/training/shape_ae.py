@@ -5,7 +5,6 @@ The fold's auto-encoder is shared by the four methods, so their latent spaces ar
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -15,9 +14,10 @@ import torch.nn.functional as F
 
 from spar_core.data.augment import augment_batch
 from spar_core.training.checkpoint import restore, save_checkpoint
-from spar_core.training.epochs import epoch_generator
+from spar_core.training.epochs import epoch_generator, epoch_order, epoch_steps
 from spar_core.models import ShapeAEConfig, ShapeAutoEncoder
 from spar_core.training.precision import Precision
+from spar_core.training.losses import segmentation_loss
 from spar_core.training.presets import Preset
 from spar_core.training.schedule import lr_factor
 from spar_core.progress import Progress, ProgressEvent, silent
@@ -42,10 +42,10 @@ def train_shape_ae(
     amp = Precision.of(tc.precision, device)  # the preset's precision, as for the segmenters
     scaler = amp.grad_scaler()
     n, batch = len(labels), tc.ae_batch_size
-    steps = max(1, math.ceil(n / batch))
+    steps = epoch_steps(n, batch, tc.ae_steps_per_epoch)
     ae.train()
     for epoch in range(1, tc.ae_epochs + 1):
-        order = torch.randperm(n, generator=epoch_generator(tc.seed, epoch, stream=1))
+        order = epoch_order(n, batch, tc.ae_steps_per_epoch, epoch_generator(tc.seed, epoch, stream=1))
         aug_gen = epoch_generator(tc.seed, epoch, stream=2)
         total, start = 0.0, time.perf_counter()
         for step in range(steps):
@@ -55,7 +55,8 @@ def train_shape_ae(
             onehot = F.one_hot(y, cfg.num_classes).permute(0, 3, 1, 2).float()  # (B, C, S, S)
             with amp.autocast():
                 logits = ae(onehot)
-            loss = F.cross_entropy(logits.float(), y)
+            # the segmenter's data term: with CE alone a whole bone could vanish from the reconstruction
+            loss, _ = segmentation_loss(tc.seg_loss, logits, torch.softmax(logits.float(), dim=1), y, onehot)
             for group in opt.param_groups:
                 group["lr"] = tc.ae_lr * lr_factor(tc.lr_schedule, (epoch - 1) * steps + step, tc.ae_epochs * steps)
             opt.zero_grad(set_to_none=True)
