@@ -31,8 +31,10 @@ PHANTOM_FOLDERS = {"ankle": "phantoms_ankle", "shoulder": "phantoms_shoulder"}
 DEMO_FOLDS = "demo-holdout"  # recorded in run.json: not make_splits("holdout"), see demo_split
 DEMO_TEST_FRACTION = 0.3  # 5 of the 17 ankle exams
 # The demo's 12 training exams give about 50 batches a pass: it trains the `cpu` recipe for 12 such epochs
-# (600 updates per method, not the 1,500 the preset gives a real cohort) to stay within 4 minutes on two cores.
+# (600 updates per method, not the 1,500 the preset gives a real cohort) and its shape auto-encoder for 250
+# updates (not 500), to stay within 4 minutes on two cores.
 DEMO_STEPS_PER_EPOCH = 50
+DEMO_AE_STEPS_PER_EPOCH = 25
 
 
 def ensure_phantoms(data_root: str | Path, progress: Progress = silent) -> dict[str, Path]:
@@ -61,7 +63,8 @@ def run_demo(out: str | Path, data_root: str | Path, *, preset_name: str = "cpu"
     dataset = load_dataset(cohorts["ankle"])
     preset = get_preset(preset_name).with_precision(precision)
     if preset_name == "cpu":
-        preset = replace(preset, train=replace(preset.train, steps_per_epoch=DEMO_STEPS_PER_EPOCH))
+        preset = replace(preset, train=replace(preset.train, steps_per_epoch=DEMO_STEPS_PER_EPOCH,
+                                               ae_steps_per_epoch=DEMO_AE_STEPS_PER_EPOCH))
     torch_device = pick_device(device)
     resolve(preset.train.precision, torch_device)  # an unusable precision fails before any work
     methods = list(METHODS)
