@@ -10,6 +10,7 @@ from spar_core.data.dataset import load_image
 from spar_core.training.device import pick_device
 from spar_core.cli.options import add_precision, add_device, add_progress_file
 from spar_core.errors import SparError
+from spar_core.evaluation.chain import Chain
 from spar_core.evaluation.inference import predict_volume, write_label_volume
 from spar_core.evaluation.postprocess import PostprocessConfig, postprocess
 from spar_core.training.precision import resolve
@@ -21,8 +22,9 @@ from spar_core.training.segmenter import load_unet
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="segment an exam with a trained method",
                        description="Slice the exam along the training data's slice axis, segment each slice, "
-                                   "go back to the native grid, post-process, and write a NIfTI label volume "
-                                   "with the exam's affine and header.")
+                                   "go back to the native grid, post-process as the run did (structures in a row "
+                                   "relabelled in order where its fold found them), and write a NIfTI label "
+                                   "volume with the exam's affine and header.")
     p.add_argument("--run", required=True, type=Path, help="run folder written by spar train / crossval / demo")
     p.add_argument("--method", required=True, help="a method trained in that run")
     p.add_argument("--fold", type=int, default=0, help="which fold's model to use (default: 0)")
@@ -55,7 +57,9 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     labels = predict_volume(unet, volume, meta["size"], device=device, precision=args.precision)
     if not args.no_postprocess:
-        labels = postprocess(labels, volume.spacing, PostprocessConfig())
+        chain = run_dir.read_chain(args.fold)  # the structures in a row of that fold's training labels, if any
+        labels = postprocess(labels, volume.spacing,
+                             PostprocessConfig(chain=Chain.from_dict(chain) if chain is not None else None))
     write_label_volume(labels, volume, args.out)
     progress(ProgressEvent("predict", 1, 1, 1, 1, label=label))
     print(f"wrote {args.out} ({args.method}, fold {args.fold}, {time.perf_counter() - start:.1f} s)")
