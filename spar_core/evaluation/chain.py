@@ -3,7 +3,8 @@ one axis. A 2D network that sees one slice at a time often labels a body with it
 slices and with its own in others, or counts one level off in a lateral slice; the order constrains that.
 
 :func:`find_chain` reads the order from the training labels: the labels whose centroids follow the label order
-along one voxel axis, in the same direction, in every training exam. :func:`relabel_chain` then treats each
+along one voxel axis, in the same direction, in every training exam, and which never touch (vertebral bodies
+apart from their discs; not the bones of a joint). :func:`relabel_chain` then treats each
 3D connected body of the predicted foreground as one structure, orders the bodies along that axis, and gives
 them consecutive labels of the chain: of all the shifts of the chain along the bodies, the one that agrees
 with most of the network's voxel labels. A body the chain leaves out (a vertebra above L1, a sacrum taken for
@@ -23,8 +24,8 @@ from spar_core.errors import SparError
 
 BODY_FRACTION = 0.25  # a component smaller than this fraction of the largest one is not a body (a stray island)
 CHAIN_MODES = ("majority", "ordered")
-MERGED_RATIO = 1.8
-TOUCH_FRACTION = 1e-3  # structures whose contact faces exceed this fraction of their voxels touch: no chain  # a body this many times the median body is two structures grown together: relabel nothing
+MERGED_RATIO = 1.8  # a body this many times the median body is two structures grown together
+TOUCH_FRACTION = 1e-3  # structures whose contact faces exceed this fraction of their voxels touch: no chain
 
 
 @dataclass(frozen=True)
