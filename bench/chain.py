@@ -4,7 +4,7 @@ bodies consecutive labels in order (spar_core.evaluation.chain).
 
     python bench/chain.py RUN [RUN ...]
 
-The chain is the one each fold's training labels form. Prints exam-mean Dice and MSSD per run and way.
+The chain is the one each fold's training labels form. Prints exam-mean Dice and MSSD per run, method and way.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def main() -> None:
     for root in args.runs:
         run = RunFolder(root)
         dataset = load_dataset(run.read_config()["dataset"])
-        scores: dict[str, list[tuple[float, float]]] = {"plain": [], "majority": [], "ordered": []}
+        scores: dict[tuple[str, str], list[tuple[float, float]]] = {}
         for fold in run.folds():
             split, chain = run.read_split(fold), fold_chain(dataset, run.read_split(fold), run)
             if chain is None:
@@ -44,12 +44,12 @@ def main() -> None:
                     for way, labels in ways.items():
                         rows = evaluate_labels(postprocess(labels, vol.spacing, PostprocessConfig()),
                                                vol.label, vol.spacing, dataset.structures)
-                        scores[way].append((np.mean([r["dice"] for r in rows]),
+                        scores.setdefault((method, way), []).append((np.mean([r["dice"] for r in rows]),
                                             np.nanmean([r["mssd_mm"] for r in rows])))
-        for way, values in scores.items():
+        for (method, way), values in sorted(scores.items()):
             v = np.array(values)
             if len(v):
-                print(f"{root.name:<40} {way:<10} {100 * v[:, 0].mean():7.2f} {v[:, 1].mean():8.2f}  "
+                print(f"{root.name + ' ' + method:<40} {way:<10} {100 * v[:, 0].mean():7.2f} {v[:, 1].mean():8.2f}  "
                       + " ".join(f"{100 * d:.0f}" for d in v[:, 0]))
 
 
