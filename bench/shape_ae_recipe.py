@@ -30,6 +30,7 @@ VARIANTS: dict[str, dict] = {
     "e10_3e-3_poly": {"ae_epochs": 10, "ae_lr": 3e-3, "lr_schedule": "poly"},
     "e10_1e-2_poly": {"ae_epochs": 10, "ae_lr": 1e-2, "lr_schedule": "poly"},
     "e6_3e-3_poly": {"ae_epochs": 6, "ae_lr": 3e-3, "lr_schedule": "poly"},
+    "e10_3e-3_poly_250": {"ae_epochs": 10, "ae_lr": 3e-3, "lr_schedule": "poly", "ae_steps_per_epoch": 25},
     "e15_3e-3_poly": {"ae_epochs": 15, "ae_lr": 3e-3, "lr_schedule": "poly"},
     "e20_3e-3_poly": {"ae_epochs": 20, "ae_lr": 3e-3, "lr_schedule": "poly"},
     "e10_3e-3_poly_b8": {"ae_epochs": 10, "ae_lr": 3e-3, "lr_schedule": "poly", "ae_batch_size": 8},
