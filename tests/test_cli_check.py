@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import spar_core.cli as cli
@@ -58,3 +59,82 @@ def test_python_m_spar_core_check_bad_dir(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     assert str(image(root)) in proc.stderr
+
+
+def _relabel(root: Path, change) -> None:
+    """Rewrite c1's label with its affine changed by ``change`` (same shape, same spacing)."""
+    import nibabel as nib
+
+    from test_dataset import label
+
+    img = nib.load(label(root))
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj), change(img.affine.copy()), img.header), label(root))
+
+
+def _flip_x(a):
+    a[:, 0] *= -1
+    return a
+
+
+def _shift(a):
+    a[:3, 3] += (3.0, -2.0, 0.0)
+    return a
+
+
+@pytest.mark.parametrize("change, words", [(_flip_x, "axis directions"), (_shift, "origin")])
+def test_check_refuses_a_label_flipped_or_shifted_against_its_image(tmp_path: Path, check_only, capsys,
+                                                                      change, words) -> None:
+    from test_dataset import label
+
+    root = write_dataset(tmp_path / "knees")
+    _relabel(root, change)
+    assert cli.main(["check", str(root)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(label(root)) in err[0] and words in err[0]
+
+
+def test_check_refuses_a_non_finite_affine(tmp_path: Path, check_only, capsys) -> None:
+    import nibabel as nib
+
+    root = write_dataset(tmp_path / "knees")
+    img = nib.load(image(root))
+    affine = img.affine.copy()
+    affine[0, 3] = np.nan
+    header = img.header.copy()
+    header.set_qform(None, code=0)
+    bad = nib.Nifti1Image(np.asarray(img.dataobj), None, header)
+    bad.header.set_sform(affine, code=1)
+    nib.save(bad, image(root))
+    assert cli.main(["check", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "NaN or infinite" in err and str(image(root)) in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("entry", ["../outside.nii.gz", "/tmp/outside.nii.gz"])
+def test_check_refuses_entries_outside_the_dataset_folder(tmp_path: Path, check_only, capsys, entry) -> None:
+    from test_dataset import edit_json
+
+    root = write_dataset(tmp_path / "knees")
+    (tmp_path / "outside.nii.gz").write_bytes(image(root).read_bytes())
+    edit_json(root, lambda meta: meta["training"][0].update(image=entry))
+    assert cli.main(["check", str(root)]) == 2
+    assert "outside the dataset folder" in capsys.readouterr().err
+
+
+def test_check_refuses_a_volume_larger_than_the_limit_before_reading_it(tmp_path: Path, check_only, capsys,
+                                                                          monkeypatch) -> None:
+    root = write_dataset(tmp_path / "knees")
+    monkeypatch.setenv("SPAR_MAX_VOXELS", "100")  # the 12×10×6 exams hold 720
+    assert cli.main(["check", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "12 × 10 × 6 = 720 voxels" in err and "SPAR_MAX_VOXELS" in err
+    monkeypatch.setenv("SPAR_MAX_VOXELS", "720")
+    assert cli.main(["check", str(root)]) == 0
+
+
+def test_check_refuses_absurdly_nested_json_in_one_line(tmp_path: Path, check_only, capsys) -> None:
+    root = write_dataset(tmp_path / "knees")
+    (root / "dataset.json").write_text("[" * 100_000 + "]" * 100_000)
+    assert cli.main(["check", str(root)]) == 2
+    captured = capsys.readouterr()
+    assert "nested too deeply" in captured.err and "Traceback" not in captured.err

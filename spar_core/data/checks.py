@@ -86,6 +86,26 @@ def check_same_grid(shape: Sequence[int], spacing: Sequence[float], ref_shape: S
                         f"mm{where}; expected the same voxel grid")
 
 
+def check_same_affine(affine: np.ndarray, ref_affine: np.ndarray, *, what: str,
+                      ref_file: str | Path | None = None) -> None:
+    """Refuse a label whose voxel-to-world affine is not its image's (nnU-Net's integrity check): the same
+    axis directions (cosines within 1e-3) and origin (within 1 % of the smallest voxel). Same shape and spacing
+    with a flipped or shifted affine would pair each image with a mirrored or displaced mask."""
+    a, b = np.asarray(affine, dtype=float), np.asarray(ref_affine, dtype=float)
+    where = f" ({ref_file})" if ref_file is not None else ""
+    size_a, size_b = np.linalg.norm(a[:3, :3], axis=0), np.linalg.norm(b[:3, :3], axis=0)
+    if np.any(size_a == 0) or np.any(size_b == 0):
+        raise SparError(f"{what}: an affine with a zero-length axis{where}; expected a valid voxel-to-world matrix")
+    if not np.allclose(a[:3, :3] / size_a, b[:3, :3] / size_b, atol=1e-3):
+        raise SparError(f"{what} axis directions {np.round(a[:3, :3] / size_a, 3).tolist()} differ from the image's "
+                        f"{np.round(b[:3, :3] / size_b, 3).tolist()}{where}; expected the same orientation "
+                        "(a flipped or rotated mask)")
+    tol = 0.01 * float(min(size_a.min(), size_b.min()))
+    if not np.allclose(a[:3, 3], b[:3, 3], atol=tol):
+        raise SparError(f"{what} origin {np.round(a[:3, 3], 3).tolist()} mm differs from the image's "
+                        f"{np.round(b[:3, 3], 3).tolist()} mm{where}; expected the same position in space")
+
+
 def label_dtype(top: int) -> type[np.integer]:
     """The smallest type for label values up to ``top``: uint8, int16 (up to 32767), else int32."""
     return np.uint8 if top <= 255 else np.int16 if top <= np.iinfo(np.int16).max else np.int32

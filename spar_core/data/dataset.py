@@ -9,6 +9,7 @@ the image with its own affine. Every problem raises :class:`SparError` naming th
 from __future__ import annotations
 
 import json
+import os
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,10 +21,14 @@ import numpy as np
 from nibabel.filebasedimages import ImageFileError
 from nibabel.spatialimages import HeaderDataError
 
-from spar_core.data.checks import check_same_grid, header_spacing, integer_labels, squeeze_to_3d
+from spar_core.data.checks import check_same_affine, check_same_grid, header_spacing, integer_labels, squeeze_to_3d
 from spar_core.errors import SparError
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
+MAX_JSON_BYTES = 64 * 2**20  # a dataset.json of 100,000 exams is a few MB
+# The largest volume read, in voxels: 2**28 (a 1024 × 1024 × 256 exam, 1 GiB as float32). SPAR_MAX_VOXELS raises it.
+MAX_VOXELS_ENV = "SPAR_MAX_VOXELS"
+DEFAULT_MAX_VOXELS = 2**28
 _READ_ERRORS = (OSError, EOFError, zlib.error, ValueError, ImageFileError, HeaderDataError, MemoryError)
 
 
@@ -134,6 +139,9 @@ def _parse_cases(raw: Any, root: Path, where: Path) -> tuple[Case, ...]:
             raise SparError(f'{where}: case id "{case.case_id}" appears in "training" entries {first} and {i}')
         seen[case.case_id] = i
         for path in (case.image_path, case.label_path):
+            if path is not None and not path.resolve().is_relative_to(root.resolve()):
+                raise SparError(f'{where}: "training" entry {i} points outside the dataset folder ({path}); '
+                                "expected a path relative to the folder, inside it")
             if path is not None and not path.is_file():
                 raise SparError(f'{path}: file not found (listed in {where}, "training" entry {i})')
         cases.append(case)
@@ -142,9 +150,14 @@ def _parse_cases(raw: Any, root: Path, where: Path) -> tuple[Case, ...]:
 
 def _read_json_object(where: Path) -> dict:
     try:
+        size = where.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise SparError(f"{where}: {size:,} bytes; expected a dataset description under {MAX_JSON_BYTES:,} bytes")
         meta = json.loads(where.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise SparError(f"{where}: not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}") from None
+    except RecursionError:
+        raise SparError(f"{where}: JSON nested too deeply; expected a flat dataset description") from None
     except (OSError, UnicodeDecodeError) as err:
         raise SparError(f"{where}: cannot read ({_one_line(err)})") from None
     if not isinstance(meta, dict):
@@ -212,10 +225,37 @@ def read_nifti(path: str | Path) -> nibabel.Nifti1Image:
         img = nibabel.load(path, mmap=False)
         if not isinstance(img, nibabel.Nifti1Image):  # Nifti2Image is a subclass
             raise SparError(f"{path}: is a {type(img).__name__}; expected a NIfTI image (.nii or .nii.gz)")
+        _check_header(img, path)  # before a voxel is read
         data = np.asanyarray(img.dataobj)
     except _READ_ERRORS as err:
         raise SparError(f"{path}: unreadable or truncated NIfTI file ({_one_line(err)})") from None
     return type(img)(data, img.affine, img.header)
+
+
+def max_voxels() -> int:
+    """The voxel limit of one volume: ``SPAR_MAX_VOXELS`` when set (a positive integer), else 2**28."""
+    raw = os.environ.get(MAX_VOXELS_ENV)
+    if raw is None:
+        return DEFAULT_MAX_VOXELS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise SparError(f"{MAX_VOXELS_ENV}={raw!r}: expected a positive number of voxels")
+    return value
+
+
+def _check_header(img: nibabel.Nifti1Image, path: Path) -> None:
+    """What the header alone tells: the volume fits the voxel limit, and its affine is finite."""
+    shape = tuple(int(n) for n in img.header.get_data_shape())
+    count = int(np.prod(shape, dtype=np.float64)) if shape else 0
+    limit = max_voxels()
+    if count > limit:
+        raise SparError(f"{path}: the header declares {' × '.join(map(str, shape))} = {count:,} voxels; expected at "
+                        f"most {limit:,} (set {MAX_VOXELS_ENV} to allow larger volumes)")
+    if not np.isfinite(np.asarray(img.affine, dtype=np.float64)).all():
+        raise SparError(f"{path}: the affine holds NaN or infinite values; expected a finite voxel-to-world matrix")
 
 
 def _image_array(img: nibabel.Nifti1Image, path: Path) -> np.ndarray:
@@ -267,9 +307,10 @@ def load_volume(dataset: Dataset, case: Case | str, *, with_label: bool = True) 
     if not with_label or case.label_path is None:
         return volume
     path = case.label_path
-    volume.label, label_spacing = read_label_volume(path, dataset.labels.values())
+    volume.label, label_spacing, label_affine = _read_labels(path, dataset.labels.values())
     check_same_grid(volume.label.shape, label_spacing, volume.image.shape, volume.spacing,
                     what=f"{path}: label", ref="image", ref_file=case.image_path)
+    check_same_affine(label_affine, volume.affine, what=f"{path}: label", ref_file=case.image_path)
     return volume
 
 
@@ -284,9 +325,15 @@ def read_label_volume(path: str | Path, allowed: Collection[int] | None = None
         SparError: missing or unreadable file, not 3D, non-integer or negative values (or values outside
             ``allowed``), bad voxel sizes.
     """
+    labels, spacing, _ = _read_labels(path, allowed)
+    return labels, spacing
+
+
+def _read_labels(path: str | Path, allowed: Collection[int] | None
+                 ) -> tuple[np.ndarray, tuple[float, float, float], np.ndarray]:
     img = read_nifti(path)
     data = squeeze_to_3d(np.asanyarray(img.dataobj), path)
-    return integer_labels(data, path, allowed), header_spacing(img.header, path)
+    return integer_labels(data, path, allowed), header_spacing(img.header, path), np.asarray(img.affine, float)
 
 
 def load_image(path: str | Path, slice_axis: int | None = None) -> Volume:
