@@ -140,7 +140,7 @@ def test_dataset_listing_files_outside_the_root_is_a_message(tmp_path: Path, mon
     monkeypatch.setenv("SPAR_DATA_ROOT", str(root))
     at = AppTest.from_file(MAIN, default_timeout=60).run()
     assert not at.exception
-    assert any("outside the data root" in e.value for e in at.error)
+    assert any("outside the dataset folder" in e.value or "outside the data root" in e.value for e in at.error)
     assert not at.get("plotly_chart")
 
 
