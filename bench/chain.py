@@ -18,7 +18,7 @@ from spar_core.data.dataset import load_dataset, load_volume, read_label_volume
 from spar_core.evaluation.chain import relabel_chain
 from spar_core.evaluation.metrics import evaluate_labels
 from spar_core.evaluation.postprocess import PostprocessConfig, postprocess
-from spar_core.pipeline.crossval import fold_chain
+from spar_core.pipeline.crossval import fold_postprocess
 from spar_core.runs.run_folder import RunFolder
 
 
@@ -32,7 +32,8 @@ def main() -> None:
         dataset = load_dataset(run.read_config()["dataset"])
         scores: dict[tuple[str, str], list[tuple[float, float]]] = {}
         for fold in run.folds():
-            split, chain = run.read_split(fold), fold_chain(dataset, run.read_split(fold), run)
+            split = run.read_split(fold)
+            chain = fold_postprocess(dataset, split, run, PostprocessConfig()).chain
             if chain is None:
                 continue
             for method in run.methods(fold):

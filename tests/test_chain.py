@@ -74,7 +74,8 @@ def test_a_fold_finds_its_chain_once_and_records_it(tmp_path: Path) -> None:
 
     from spar_core.data.dataset import load_dataset
     from spar_core.data.splits import Split
-    from spar_core.pipeline.crossval import fold_chain
+    from spar_core.evaluation.postprocess import PostprocessConfig
+    from spar_core.pipeline.crossval import fold_postprocess
     from spar_core.runs.run_folder import RunFolder
 
     root = tmp_path / "row"
@@ -90,8 +91,10 @@ def test_a_fold_finds_its_chain_once_and_records_it(tmp_path: Path) -> None:
     (root / "dataset.json").write_text(json.dumps({"name": "row", "labels": labels, "training": training}))
     run = RunFolder(tmp_path / "run")
     split = Split(fold=0, train=("r0", "r1"), test=("r2",))
-    assert fold_chain(load_dataset(root), split, run) == Chain((1, 2, 3), 0)
-    assert run.read_chain(0) == {"labels": [1, 2, 3], "axis": 0, "ascending": True}
+    assert fold_postprocess(load_dataset(root), split, run, PostprocessConfig()).chain == Chain((1, 2, 3), 0)
+    assert run.read_fold_postprocess(0) == {"chain": {"labels": [1, 2, 3], "axis": 0, "ascending": True},
+                                            "parts": {}}
+    assert fold_postprocess(load_dataset(root), split, run, PostprocessConfig(), chain=False).chain is None
     disorder = row_of_bodies([3, 1, 2])  # would form no chain: the fold's chain is read back, not found again
     nib.save(nib.Nifti1Image(disorder, np.eye(4)), root / "labelsTr" / "r0.nii.gz")
-    assert fold_chain(load_dataset(root), split, run) == Chain((1, 2, 3), 0)
+    assert fold_postprocess(load_dataset(root), split, run, PostprocessConfig()).chain == Chain((1, 2, 3), 0)

@@ -10,11 +10,11 @@ from spar_core.data.dataset import load_image
 from spar_core.training.device import pick_device
 from spar_core.cli.options import add_precision, add_device, add_progress_file
 from spar_core.errors import SparError
-from spar_core.evaluation.chain import Chain
 from spar_core.evaluation.inference import predict_volume, write_label_volume
 from spar_core.evaluation.postprocess import PostprocessConfig, postprocess
 from spar_core.training.precision import resolve
 from spar_core.progress import JsonProgress, ProgressEvent, silent
+from spar_core.pipeline.crossval import applied_postprocess
 from spar_core.runs.run_folder import RunFolder
 from spar_core.training.segmenter import load_unet
 
@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="segment an exam with a trained method",
                        description="Slice the exam along the training data's slice axis, segment each slice, "
                                    "go back to the native grid, post-process as the run did (structures in a row "
-                                   "relabelled in order where its fold found them), and write a NIfTI label "
+                                   "relabelled in order, left and right parts kept, where its fold found them), "
+                                   "and write a NIfTI label "
                                    "volume with the exam's affine and header.")
     p.add_argument("--run", required=True, type=Path, help="run folder written by spar train / crossval / demo")
     p.add_argument("--method", required=True, help="a method trained in that run")
@@ -57,9 +58,10 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     labels = predict_volume(unet, volume, meta["size"], device=device, precision=args.precision)
     if not args.no_postprocess:
-        chain = run_dir.read_chain(args.fold)  # the structures in a row of that fold's training labels, if any
-        labels = postprocess(labels, volume.spacing,
-                             PostprocessConfig(chain=Chain.from_dict(chain) if chain is not None else None))
+        # as the run did: what that fold's training labels decided (structures in a row, parts)
+        chain = config.get("postprocess", {}).get("chain", True)
+        cfg = applied_postprocess(PostprocessConfig(), run_dir.read_fold_postprocess(args.fold), chain)
+        labels = postprocess(labels, volume.spacing, cfg)
     write_label_volume(labels, volume, args.out)
     progress(ProgressEvent("predict", 1, 1, 1, 1, label=label))
     print(f"wrote {args.out} ({args.method}, fold {args.fold}, {time.perf_counter() - start:.1f} s)")

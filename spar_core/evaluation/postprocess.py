@@ -34,6 +34,8 @@ class PostprocessConfig:
         largest_component: keep only the largest 3D connected component of each structure.
         closing_mm: radius in mm of the ellipsoidal closing element; 0 switches closing off.
         connectivity: 1 (faces, 6-neighbourhood), 2 (+edges, 18) or 3 (+corners, 26), for the components.
+        parts: label → how many components to keep (structures with a left and a right part, from the
+            training labels: :mod:`spar_core.evaluation.components`); any other label keeps its largest.
         chain: structures in a row (:mod:`spar_core.evaluation.chain`), relabelled in order before the other
             steps (``"ordered"``: it did better than ``"majority"`` on held-out spine exams,
             bench/results/recipe/); None: no ordering.
@@ -42,6 +44,7 @@ class PostprocessConfig:
     largest_component: bool = True
     closing_mm: float = 2.0
     connectivity: int = 3
+    parts: tuple[tuple[int, int], ...] = ()
     chain: Chain | None = None
 
     def __post_init__(self) -> None:
@@ -182,7 +185,7 @@ def postprocess(
         cfg: which steps run (see :class:`PostprocessConfig`).
 
     Steps: with ``cfg.chain``, the chain's bodies relabelled in order; then, for every nonzero label value
-    present, keep the largest connected component (islands become background); then close with a ball of ``cfg.closing_mm`` mm, adding only background voxels that no other
+    present, keep the largest connected component (the ``cfg.parts`` largest for a structure of several parts) (islands become background); then close with a ball of ``cfg.closing_mm`` mm, adding only background voxels that no other
     structure's closing also claims.
 
     Raises:
@@ -199,13 +202,15 @@ def postprocess(
 
     if cfg.largest_component:
         structure = ndimage.generate_binary_structure(3, cfg.connectivity)
+        kept = dict(cfg.parts)
         shrunk = []
         for value, box in present:
             components, n = ndimage.label(values[box] == value, structure=structure)
-            if n > 1:
+            k = kept.get(value, 1)
+            if n > k:
                 sizes = np.bincount(components.ravel())
                 sizes[0] = 0
-                keep = components == int(np.argmax(sizes))
+                keep = np.isin(components, np.argsort(-sizes, kind="stable")[:k])  # ties: the first in C order
                 out[box][(components > 0) & ~keep] = 0
                 box = _within(bounding_box(keep), box)
             shrunk.append((value, box))

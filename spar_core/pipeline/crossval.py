@@ -24,6 +24,7 @@ from spar_core.data.duplicates import identical_exams, twin_groups
 from spar_core.errors import SparError
 from spar_core.training.fold import fold_shape_ae, fold_slices, needs_shape_ae
 from spar_core.evaluation.chain import Chain, find_chain
+from spar_core.evaluation.components import structure_parts
 from spar_core.evaluation.inference import predict_volume, write_label_volume
 from spar_core.evaluation.metrics import evaluate_labels
 from spar_core.paths import write_csv
@@ -111,16 +112,29 @@ def merge_metrics(run: RunFolder) -> pd.DataFrame:
     return frame
 
 
-def fold_chain(dataset: Dataset, split: Split, run: RunFolder) -> Chain | None:
-    """The structures in a row that the fold's training labels form (written to the fold's chain.json once,
-    read back after); None when they form none."""
-    if run.chain_path(split.fold).is_file():
-        found = run.read_chain(split.fold)
-        return Chain.from_dict(found) if found is not None else None
-    labels = [v for v in dataset.labels.values() if v > 0]
-    chain = find_chain((load_volume(dataset, case).label for case in split.train), labels)
-    run.write_chain(split.fold, chain.as_dict() if chain is not None else None)
-    return chain
+def fold_postprocess(dataset: Dataset, split: Split, run: RunFolder, post_cfg: PostprocessConfig,
+                     chain: bool = True) -> PostprocessConfig:
+    """``post_cfg`` with what the fold's training labels decide: the structures in a row they form (with
+    ``chain``) and the structures of several parts (left and right). Found once, written to the fold's
+    postprocess.json, read back after."""
+    decided = run.read_fold_postprocess(split.fold)
+    if decided is None:
+        labels = [v for v in dataset.labels.values() if v > 0]
+        truths = [load_volume(dataset, case).label for case in split.train]
+        found = find_chain(truths, labels)
+        decided = {"chain": found.as_dict() if found is not None else None,
+                   "parts": {str(k): n for k, n in structure_parts(truths, labels, post_cfg.connectivity).items()}}
+        run.write_fold_postprocess(split.fold, decided)
+    return applied_postprocess(post_cfg, decided, chain)
+
+
+def applied_postprocess(post_cfg: PostprocessConfig, decided: dict | None, chain: bool = True) -> PostprocessConfig:
+    """``post_cfg`` with a fold's postprocess.json applied (``decided`` None: unchanged)."""
+    if decided is None:
+        return post_cfg
+    found = decided.get("chain") if chain else None
+    return replace(post_cfg, chain=Chain.from_dict(found) if found is not None else None,
+                   parts=tuple(sorted((int(k), int(n)) for k, n in (decided.get("parts") or {}).items())))
 
 
 def run_crossval(
@@ -130,8 +144,8 @@ def run_crossval(
 ) -> pd.DataFrame:
     """Run this shard's share of the (fold, method) grid, skipping finished units; returns all merged rows.
 
-    With ``chain`` each fold's post-processing orders the structures in a row its training labels form
-    (:func:`fold_chain`)."""
+    Each fold's post-processing keeps as many parts of a structure as its training labels show and, with
+    ``chain``, orders the structures in a row they form (:func:`fold_postprocess`)."""
     preset = preset.for_classes(len(dataset.labels))
     units = shard.take(grid(splits, methods))
     by_fold = {s.fold: s for s in splits}
@@ -145,7 +159,7 @@ def run_crossval(
         if fold not in cached:
             cached.clear()  # one fold's slices in memory at a time
             cached[fold] = fold_slices(dataset, split, preset)
-        unit_post = replace(post_cfg, chain=fold_chain(dataset, split, run) if chain else None)
+        unit_post = fold_postprocess(dataset, split, run, post_cfg, chain)
         run_unit(dataset, split, method, preset, run, device=device, post_cfg=unit_post, progress=progress,
                  slices=cached[fold])
     return merge_metrics(run)

@@ -9,7 +9,7 @@ RUN/embeddings/convergence_fold_<k>.csv         mean latent distance per method 
 RUN/triage/<table>_<method>.csv                 triage, spearman and images tables (spar triage)
 RUN/triage/images_<method>/<case>.nii.gz        predictions of new exams ranked by spar triage --images
 RUN/folds/<k>/split.json                        train / test case ids
-RUN/folds/<k>/chain.json                        structures in a row found in the fold's training labels, or null
+RUN/folds/<k>/postprocess.json                  what the fold's training labels decide: structures in a row, parts
 RUN/folds/<k>/shape_ae.pt                       the fold's frozen shape auto-encoder
 RUN/folds/<k>/train_codes.npz                   the training exams' true codes and volumes (triage's cache)
 RUN/folds/<k>/<method>/model.pt                 weights (+ optimizer states for resuming)
@@ -107,8 +107,8 @@ class RunFolder:
     def shape_ae_path(self, fold: int) -> Path:
         return self.fold_dir(fold) / "shape_ae.pt"
 
-    def chain_path(self, fold: int) -> Path:
-        return self.fold_dir(fold) / "chain.json"
+    def postprocess_path(self, fold: int) -> Path:
+        return self.fold_dir(fold) / "postprocess.json"
 
     def train_codes_path(self, fold: int) -> Path:
         return self.fold_dir(fold) / "train_codes.npz"
@@ -223,13 +223,13 @@ class RunFolder:
         write_json(self.split_path(split.fold), {"fold": split.fold, "train": list(split.train),
                                                   "test": list(split.test)})
 
-    def write_chain(self, fold: int, chain: dict[str, Any] | None) -> None:
-        write_json(self.chain_path(fold), {"chain": chain})
+    def write_fold_postprocess(self, fold: int, decided: dict[str, Any]) -> None:
+        write_json(self.postprocess_path(fold), decided)
 
-    def read_chain(self, fold: int) -> dict[str, Any] | None:
-        """The fold's chain as written by :meth:`write_chain`; None when it has none (or none was looked for)."""
-        path = self.chain_path(fold)
-        return json.loads(path.read_text())["chain"] if path.is_file() else None
+    def read_fold_postprocess(self, fold: int) -> dict[str, Any] | None:
+        """What :meth:`write_fold_postprocess` wrote for the fold (``chain``, ``parts``); None when nothing was."""
+        path = self.postprocess_path(fold)
+        return json.loads(path.read_text()) if path.is_file() else None
 
     def read_split(self, fold: int) -> Split:
         path = self.split_path(fold)
