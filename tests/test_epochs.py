@@ -17,6 +17,7 @@ from spar_core.training.epochs import epoch_order, epoch_steps
 from spar_core.training.fold import fold_slices
 from spar_core.training.presets import get_preset
 from spar_core.training.segmenter import train_segmenter
+from resume_support import interrupted_then_resumed
 
 CPU = torch.device("cpu")
 
@@ -39,10 +40,6 @@ def test_order_is_a_chain_of_permutations() -> None:
     assert len(set(order[20:])) == 8
 
 
-class Interrupt(Exception):
-    pass
-
-
 def test_a_step_budget_makes_that_many_updates_and_resumes_exactly(ankle_small: Path, tmp_path: Path) -> None:
     dataset = load_dataset(ankle_small)
     split = hold_out([c.case_id for c in dataset.cases], test_fraction=0.25, seed=0)[0]
@@ -56,12 +53,5 @@ def test_a_step_budget_makes_that_many_updates_and_resumes_exactly(ankle_small: 
     assert max(ev.steps for ev in seen if ev.stage == "segmenter") == 5
     state = torch.load(tmp_path / "full" / "model.pt", weights_only=True)
     assert {int(s["step"]) for s in state["opt_s"]["state"].values()} == {10}  # 2 epochs × 5 updates
-
-    def stop_after_first_epoch(ev: ProgressEvent) -> None:
-        if ev.stage == "segmenter" and ev.epoch_done and ev.epoch == 1:
-            raise Interrupt
-
-    with pytest.raises(Interrupt):
-        train_segmenter("baseline", train, None, preset, tmp_path / "cut", device=CPU, progress=stop_after_first_epoch)
-    resumed = train_segmenter("baseline", train, None, preset, tmp_path / "cut", device=CPU, resume=True)
+    resumed = interrupted_then_resumed("baseline", train, None, preset, tmp_path / "cut", device=CPU)
     assert [h["loss"] for h in resumed] == [h["loss"] for h in full]

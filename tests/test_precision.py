@@ -13,12 +13,12 @@ from spar_core.cli import main
 from spar_core.data.dataset import load_dataset
 from spar_core.data.splits import hold_out
 from spar_core.errors import SparError
-from spar_core.progress import ProgressEvent
 from spar_core.training.fold import fold_slices
 from spar_core.training.precision import Precision, cpu_has_native_bf16, resolve
 from spar_core.training.presets import get_preset
 from spar_core.training.segmenter import train_segmenter
 from spar_core.training.shape_ae import train_shape_ae
+from resume_support import Interrupt, stop_after_first_epoch
 
 CPU = torch.device("cpu")
 
@@ -85,19 +85,10 @@ def test_bf16_trains_like_fp32(fold, tmp_path: Path) -> None:
     assert all(w.dtype == torch.float32 for w in weights.values() if w.is_floating_point())  # weights stay fp32
 
 
-class Interrupt(Exception):
-    pass
-
-
-def _stop_after_first_epoch(ev: ProgressEvent) -> None:
-    if ev.stage == "segmenter" and ev.epoch_done and ev.epoch == 1:
-        raise Interrupt
-
-
 def test_bf16_resume_is_exact_and_keeps_its_precision(fold, tmp_path: Path) -> None:
     full = _train(fold, tmp_path / "full", "bf16")
     with pytest.raises(Interrupt):
-        _train(fold, tmp_path / "cut", "bf16", progress=_stop_after_first_epoch)
+        _train(fold, tmp_path / "cut", "bf16", progress=stop_after_first_epoch)
     with pytest.raises(SparError, match="resume with --precision bf16"):
         _train(fold, tmp_path / "cut", "fp32", resume=True)
     resumed = _train(fold, tmp_path / "cut", "bf16", resume=True)

@@ -11,11 +11,11 @@ import torch
 from spar_core.data.dataset import load_dataset
 from spar_core.data.splits import hold_out
 from spar_core.errors import SparError
-from spar_core.progress import ProgressEvent
 from spar_core.training.fold import fold_slices
 from spar_core.training.presets import TrainConfig, get_preset
 from spar_core.training.schedule import lr_factor
 from spar_core.training.segmenter import train_segmenter
+from resume_support import interrupted_then_resumed
 
 CPU = torch.device("cpu")
 
@@ -40,10 +40,6 @@ def test_bad_schedules_are_named(call, words: list[str]) -> None:
     assert all(w in str(info.value) for w in words)
 
 
-class Interrupt(Exception):
-    pass
-
-
 def test_poly_decays_and_resumes_exactly(ankle_small: Path, tmp_path: Path) -> None:
     dataset = load_dataset(ankle_small)
     split = hold_out([c.case_id for c in dataset.cases], test_fraction=0.25, seed=0)[0]
@@ -52,14 +48,8 @@ def test_poly_decays_and_resumes_exactly(ankle_small: Path, tmp_path: Path) -> N
                                                                    precision="fp32"))
     train, _ = fold_slices(dataset, split, preset)
 
-    def stop_after_first_epoch(ev: ProgressEvent) -> None:
-        if ev.stage == "segmenter" and ev.epoch_done and ev.epoch == 1:
-            raise Interrupt
-
     full = train_segmenter("baseline", train, None, preset, tmp_path / "full", device=CPU)
-    with pytest.raises(Interrupt):
-        train_segmenter("baseline", train, None, preset, tmp_path / "cut", device=CPU, progress=stop_after_first_epoch)
-    resumed = train_segmenter("baseline", train, None, preset, tmp_path / "cut", device=CPU, resume=True)
+    resumed = interrupted_then_resumed("baseline", train, None, preset, tmp_path / "cut", device=CPU)
     assert [h["loss"] for h in resumed] == [h["loss"] for h in full]
     state = torch.load(tmp_path / "full" / "model.pt", weights_only=True)
     seen = [g["lr"] for g in state["opt_s"]["param_groups"]]

@@ -17,11 +17,11 @@ from spar_core.errors import SparError
 from spar_core.data.dataset import load_dataset
 from spar_core.training.fold import fold_slices, train_fold
 from spar_core.training.presets import get_preset
-from spar_core.progress import ProgressEvent
 from spar_core.runs.run_folder import RunFolder
 from spar_core.data.splits import hold_out
 from spar_core.training.segmenter import load_unet, train_segmenter
 from spar_core.training.shape_ae import load_shape_ae, train_shape_ae
+from resume_support import interrupted_then_resumed
 
 CPU = torch.device("cpu")
 
@@ -46,24 +46,11 @@ def test_tiny_training_lowers_the_loss(fold, tmp_path: Path) -> None:
         assert all(np.isfinite(h["loss"]) for h in history)
 
 
-class Interrupt(Exception):
-    pass
-
-
-def stop_after_first_epoch(ev: ProgressEvent) -> None:
-    if ev.stage == "segmenter" and ev.epoch_done and ev.epoch == 1:
-        raise Interrupt
-
-
 @pytest.mark.parametrize("method", ["spar", "adversarial"])
 def test_resume_equals_uninterrupted(fold, tmp_path: Path, method: str) -> None:
     _, _, preset, train, snapshot, ae = fold
     full = train_segmenter(method, train, ae, preset, tmp_path / "full", device=CPU, snapshot=snapshot)
-    with pytest.raises(Interrupt):
-        train_segmenter(method, train, ae, preset, tmp_path / "cut", device=CPU, snapshot=snapshot,
-                        progress=stop_after_first_epoch)
-    resumed = train_segmenter(method, train, ae, preset, tmp_path / "cut", device=CPU, snapshot=snapshot,
-                              resume=True)
+    resumed = interrupted_then_resumed(method, train, ae, preset, tmp_path / "cut", device=CPU, snapshot=snapshot)
     assert [h["loss"] for h in resumed] == [h["loss"] for h in full]
     a = torch.load(tmp_path / "full" / "model.pt", weights_only=True)
     b = torch.load(tmp_path / "cut" / "model.pt", weights_only=True)

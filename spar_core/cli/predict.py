@@ -11,10 +11,9 @@ from spar_core.training.device import pick_device
 from spar_core.cli.options import add_precision, add_device, add_progress_file
 from spar_core.errors import SparError
 from spar_core.evaluation.inference import predict_volume, write_label_volume
-from spar_core.evaluation.postprocess import PostprocessConfig, postprocess
+from spar_core.evaluation.postprocess import PostprocessConfig, decided_postprocess, postprocess
 from spar_core.training.precision import resolve
 from spar_core.progress import JsonProgress, ProgressEvent, silent
-from spar_core.pipeline.crossval import applied_postprocess
 from spar_core.runs.run_folder import RunFolder
 from spar_core.training.segmenter import load_unet
 
@@ -24,8 +23,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                        description="Slice the exam along the training data's slice axis, segment each slice, "
                                    "go back to the native grid, post-process as the run did (structures in a row "
                                    "relabelled in order, left and right parts kept, where its fold found them), "
-                                   "and write a NIfTI label "
-                                   "volume with the exam's affine and header.")
+                                   "and write a NIfTI label volume with the exam's affine and header.")
     p.add_argument("--run", required=True, type=Path, help="run folder written by spar train / crossval / demo")
     p.add_argument("--method", required=True, help="a method trained in that run")
     p.add_argument("--fold", type=int, default=0, help="which fold's model to use (default: 0)")
@@ -60,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_postprocess:
         # as the run did: what that fold's training labels decided (structures in a row, parts)
         chain = config.get("postprocess", {}).get("chain", True)
-        cfg = applied_postprocess(PostprocessConfig(), run_dir.read_fold_postprocess(args.fold), chain)
+        cfg = decided_postprocess(PostprocessConfig(), run_dir.read_fold_postprocess(args.fold), chain)
         labels = postprocess(labels, volume.spacing, cfg)
     write_label_volume(labels, volume, args.out)
     progress(ProgressEvent("predict", 1, 1, 1, 1, label=label))

@@ -16,8 +16,9 @@ from spar_core.data.slicing import volume_slices
 class SliceSet:
     """Slices of several exams with their origin, ready for batching.
 
-    images: (N, K, S, S) float32 in [0, 1] (K = 1, or the 2.5D channels); labels: (N, S, S) int64; case_ids and slice_index say where
-    each slice comes from (slice_index along the dataset's slice axis, in the native volume).
+    images: (N, K, S, S) float32 in [0, 1] (K = 1, or the 2.5D channels); labels: (N, S, S) int64; case_ids
+    and slice_index say where each slice comes from (slice_index along the dataset's slice axis, in the native
+    volume).
     """
 
     images: torch.Tensor

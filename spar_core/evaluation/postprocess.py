@@ -13,7 +13,7 @@ closings of two structures both claim stays background, so neighbouring bones ne
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -52,6 +52,16 @@ class PostprocessConfig:
             raise SparError(f"largest_component: expected True or False, got {self.largest_component!r}")
         _check_radius(self.closing_mm)
         _check_connectivity(self.connectivity)
+
+
+def decided_postprocess(cfg: PostprocessConfig, decided: dict | None, chain: bool = True) -> PostprocessConfig:
+    """``cfg`` with what a fold's training labels decided (its postprocess.json: ``chain``, ``parts``) applied;
+    without ``chain`` no ordering; ``decided`` None: ``cfg`` unchanged."""
+    if decided is None:
+        return cfg
+    found = decided.get("chain") if chain else None
+    return replace(cfg, chain=Chain.from_dict(found) if found is not None else None,
+                   parts=tuple(sorted((int(k), int(n)) for k, n in (decided.get("parts") or {}).items())))
 
 
 # ---------------------------------------------------------------------------------------------- checks
@@ -185,8 +195,9 @@ def postprocess(
         cfg: which steps run (see :class:`PostprocessConfig`).
 
     Steps: with ``cfg.chain``, the chain's bodies relabelled in order; then, for every nonzero label value
-    present, keep the largest connected component (the ``cfg.parts`` largest for a structure of several parts) (islands become background); then close with a ball of ``cfg.closing_mm`` mm, adding only background voxels that no other
-    structure's closing also claims.
+    present, keep the largest connected component (the ``cfg.parts`` largest for a structure of several parts;
+    islands become background); then close with a ball of ``cfg.closing_mm`` mm, adding only background voxels
+    that no other structure's closing also claims.
 
     Raises:
         SparError: not 3D, non-integer or negative labels, bad spacing.

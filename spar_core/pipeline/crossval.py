@@ -11,7 +11,7 @@ hardware they write the same weights, and the write is atomic.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -23,12 +23,12 @@ from spar_core.data.dataset import Dataset, load_volume
 from spar_core.data.duplicates import identical_exams, twin_groups
 from spar_core.errors import SparError
 from spar_core.training.fold import fold_shape_ae, fold_slices, needs_shape_ae
-from spar_core.evaluation.chain import Chain, find_chain
+from spar_core.evaluation.chain import find_chain
 from spar_core.evaluation.components import structure_parts
 from spar_core.evaluation.inference import predict_volume, write_label_volume
 from spar_core.evaluation.metrics import evaluate_labels
 from spar_core.paths import write_csv
-from spar_core.evaluation.postprocess import PostprocessConfig, count_components, postprocess
+from spar_core.evaluation.postprocess import PostprocessConfig, count_components, decided_postprocess, postprocess
 from spar_core.training.presets import Preset
 from spar_core.progress import Progress, ProgressEvent, silent
 from spar_core.runs.run_folder import RunFolder
@@ -125,16 +125,7 @@ def fold_postprocess(dataset: Dataset, split: Split, run: RunFolder, post_cfg: P
         decided = {"chain": found.as_dict() if found is not None else None,
                    "parts": {str(k): n for k, n in structure_parts(truths, labels, post_cfg.connectivity).items()}}
         run.write_fold_postprocess(split.fold, decided)
-    return applied_postprocess(post_cfg, decided, chain)
-
-
-def applied_postprocess(post_cfg: PostprocessConfig, decided: dict | None, chain: bool = True) -> PostprocessConfig:
-    """``post_cfg`` with a fold's postprocess.json applied (``decided`` None: unchanged)."""
-    if decided is None:
-        return post_cfg
-    found = decided.get("chain") if chain else None
-    return replace(post_cfg, chain=Chain.from_dict(found) if found is not None else None,
-                   parts=tuple(sorted((int(k), int(n)) for k, n in (decided.get("parts") or {}).items())))
+    return decided_postprocess(post_cfg, decided, chain)
 
 
 def run_crossval(
