@@ -18,8 +18,8 @@ from typing import Sequence
 from spar_core.errors import SparError
 
 # Sub-commands in pipeline order; each name is a module of this package.
-COMMANDS: tuple[str, ...] = ("check", "phantoms", "train", "predict", "evaluate", "crossval", "embed", "triage",
-                              "report", "demo")
+COMMANDS: tuple[str, ...] = ("import_dicom", "check", "phantoms", "train", "predict", "evaluate", "crossval",
+                              "embed", "triage", "report", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

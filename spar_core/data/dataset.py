@@ -8,6 +8,7 @@ the image with its own affine. Every problem raises :class:`SparError` naming th
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import zlib
@@ -23,8 +24,10 @@ from nibabel.spatialimages import HeaderDataError
 
 from spar_core.data.checks import check_same_affine, check_same_grid, header_spacing, integer_labels, squeeze_to_3d
 from spar_core.errors import SparError
+from spar_core.paths import atomic_path
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
+FILE_ENDING = ".nii.gz"  # what spar writes
 MAX_JSON_BYTES = 64 * 2**20  # a dataset.json of 100,000 exams is a few MB
 # The largest volume read, in voxels: 2**28 (a 1024 × 1024 × 256 exam, 1 GiB as float32). SPAR_MAX_VOXELS raises it.
 MAX_VOXELS_ENV = "SPAR_MAX_VOXELS"
@@ -230,6 +233,21 @@ def read_nifti(path: str | Path) -> nibabel.Nifti1Image:
     except _READ_ERRORS as err:
         raise SparError(f"{path}: unreadable or truncated NIfTI file ({_one_line(err)})") from None
     return type(img)(data, img.affine, img.header)
+
+
+def write_nifti(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
+    """Write ``array`` atomically as .nii.gz with qform = sform = ``affine`` (scanner space, mm).
+
+    The gzip stream has no name or time stamp, so the same array gives the same bytes.
+    """
+    img = nibabel.Nifti1Image(array, affine)
+    img.set_qform(affine, code=1)
+    img.set_sform(affine, code=1)
+    img.header.set_xyzt_units("mm", "sec")
+    img.set_data_dtype(array.dtype)
+    data = gzip.compress(img.to_bytes(), compresslevel=1, mtime=0)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def max_voxels() -> int:

@@ -21,7 +21,6 @@ from spar_core.data.phantoms.cohort import (
     plan_cohort,
     plan_subject,
     simulate_exam,
-    write_nifti,
 )
 from spar_core.data.phantoms.scene import Tissue
 
@@ -34,5 +33,4 @@ __all__ = [
     "plan_cohort",
     "plan_subject",
     "simulate_exam",
-    "write_nifti",
 ]

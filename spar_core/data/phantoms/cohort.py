@@ -8,18 +8,17 @@ exam of each pathology, one with motion ghosts and one with very low SNR.
 
 from __future__ import annotations
 
-import gzip
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import nibabel as nib
 import numpy as np
 
 from spar_core.errors import SparError
-from spar_core.paths import atomic_path, write_json
+from spar_core.data.dataset import FILE_ENDING, write_nifti
+from spar_core.paths import write_json
 from spar_core.data.phantoms import ankle, shoulder
 from spar_core.data.phantoms.appearance import acquire, draw_acquisition
 from spar_core.data.phantoms.grid import Grid
@@ -27,7 +26,6 @@ from spar_core.data.phantoms.scene import render
 
 ANATOMIES = {"ankle": ankle, "shoulder": shoulder}
 DEGRADATIONS = ("motion", "low_snr")
-FILE_ENDING = ".nii.gz"
 
 
 @dataclass(frozen=True)
@@ -147,21 +145,6 @@ def simulate_exam(plan: SubjectPlan) -> Exam:
     image = acquire(rendered.tissue, grid.subslices, plan.spacing, acq, mr_rng)
     centre = rendered.tissue[..., grid.subslices // 2 :: grid.subslices]
     return Exam(plan, image, rendered.label, np.ascontiguousarray(centre), grid.affine())
-
-
-def write_nifti(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
-    """Write ``array`` atomically as .nii.gz with qform = sform = ``affine`` (scanner space, mm).
-
-    The gzip stream has no name or time stamp, so the same array gives the same bytes.
-    """
-    img = nib.Nifti1Image(array, affine)
-    img.set_qform(affine, code=1)
-    img.set_sform(affine, code=1)
-    img.header.set_xyzt_units("mm", "sec")
-    img.set_data_dtype(array.dtype)
-    data = gzip.compress(img.to_bytes(), compresslevel=1, mtime=0)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
 
 
 def _simulate_and_write(plan: SubjectPlan, out_dir: Path) -> None:

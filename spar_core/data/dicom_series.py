@@ -1,0 +1,293 @@
+"""DICOM image series on disk: found in a folder tree, grouped, checked as a 3D stack, and read as NIfTI.
+
+Headers are read with pydicom (pixels not touched) and grouped by SeriesInstanceUID, whatever the file names
+or the nesting. A series is a volume only when its slices share one orientation, one in-plane grid and one
+pixel spacing, and when their positions, projected on the slice normal, step by one constant spacing with
+no gap, no duplicate and no in-plane drift (gantry tilt): each fault is one line naming the series and what
+was found. The voxels and the affine are then computed by highdicom (``get_volume_from_series``: slices
+sorted along the normal, rescale slope and intercept applied, the affine from ImagePositionPatient,
+ImageOrientationPatient and PixelSpacing), and written in the NIfTI convention that ITK-SNAP, 3D Slicer and
+dcm2niix use: RAS world coordinates, voxel axes (column, row, slice).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import nibabel
+import numpy as np
+import pydicom
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import get_decoder
+
+from spar_core.errors import SparError
+
+# Slice positions closer than this fraction of the slice step are the same position (a duplicated slice).
+SAME_POSITION = 0.01
+# Steps may differ by this fraction of the median step (scanners round positions to 0.01 mm or so).
+STEP_TOLERANCE = 0.01
+# The stacking direction may leave the slice normal by this cosine before the stack counts as tilted.
+TILT_COSINE = 1e-3
+ORIENTATION_TOLERANCE = 1e-4
+_DICOMDIR = "1.2.840.10008.1.3.10"
+# DICOM patient coordinates are LPS; NIfTI's are RAS.
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+# pixel-data codecs and the packages that bring them (pydicom names the plugin; this names the pip package)
+DECODER_PACKAGES = {"gdcm": "python-gdcm", "pylibjpeg": "pylibjpeg with pylibjpeg-libjpeg / pylibjpeg-openjpeg",
+                    "pillow": "pillow", "pyjpegls": "pyjpegls"}
+
+
+@dataclass(frozen=True)
+class SliceHeader:
+    """What the grouping and the geometry checks need from one image file."""
+
+    path: Path
+    sop_uid: str
+    position: tuple[float, float, float]  # ImagePositionPatient, mm (LPS)
+    orientation: tuple[float, ...]  # ImageOrientationPatient: row direction, column direction
+    pixel_spacing: tuple[float, float]  # between rows, between columns (mm)
+    rows: int
+    columns: int
+    frames: int
+    transfer_syntax: str
+
+
+@dataclass(frozen=True)
+class Series:
+    """One image series: its identity and its slice headers, in the order found (not sorted)."""
+
+    uid: str
+    patient_id: str
+    study_uid: str
+    study_date: str
+    number: int | None
+    description: str
+    modality: str
+    slices: tuple[SliceHeader, ...]
+
+    @property
+    def label(self) -> str:
+        """How a line names the series: number, description and size, enough to tell it from its neighbours."""
+        number = "?" if self.number is None else str(self.number)
+        desc = f" {self.description!r}" if self.description else ""
+        return f"series {number}{desc} of patient {self.patient_id!r} ({len(self.slices)} files, UID {self.uid})"
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """A DICOM SEG file and the image series it refers to."""
+
+    path: Path
+    referenced_series: tuple[str, ...]
+
+
+def _text(ds: pydicom.Dataset, keyword: str) -> str:
+    return str(ds.get(keyword, "") or "").strip()
+
+
+def _floats(ds: pydicom.Dataset, keyword: str, n: int, path: Path) -> tuple[float, ...]:
+    raw = ds.get(keyword)
+    try:
+        values = tuple(float(v) for v in raw)
+    except (TypeError, ValueError):
+        values = ()
+    if len(values) != n or not np.all(np.isfinite(values)):
+        raise SparError(f"{path}: {keyword} is {raw!r}; expected {n} finite numbers (an image with patient geometry)")
+    return values
+
+
+def _slice_header(ds: pydicom.Dataset, path: Path) -> SliceHeader:
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if frames > 1:
+        raise SparError(f"{path}: a multi-frame (enhanced) image of {frames} frames; expected one slice per file "
+                        "(convert enhanced series with dcm2niix or the scanner's classic export)")
+    orientation = _floats(ds, "ImageOrientationPatient", 6, path)
+    return SliceHeader(path=path, sop_uid=_text(ds, "SOPInstanceUID"),
+                       position=_floats(ds, "ImagePositionPatient", 3, path),  # type: ignore[arg-type]
+                       orientation=orientation, pixel_spacing=_floats(ds, "PixelSpacing", 2, path),  # type: ignore
+                       rows=int(ds.get("Rows", 0) or 0), columns=int(ds.get("Columns", 0) or 0), frames=frames,
+                       transfer_syntax=str(getattr(ds, "file_meta", {}).get("TransferSyntaxUID", "")))
+
+
+def _files(root: Path) -> Iterable[Path]:
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(names):
+            if not name.startswith("."):
+                yield Path(folder) / name
+
+
+def scan_folder(root: str | Path, progress: Callable[[int], None] | None = None, *, need_images: bool = True
+                ) -> tuple[list[Series], list[Segmentation]]:
+    """Every image series and DICOM SEG under ``root`` (nested folders, any file names; other files skipped).
+
+    ``progress(files_seen)`` is called every 100 files.
+    Raises:
+        SparError: ``root`` is not a folder, or holds no DICOM image when ``need_images``; an image without
+            patient geometry.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise SparError(f"{root}: no such folder; expected a folder of DICOM files")
+    slices: dict[str, list[SliceHeader]] = defaultdict(list)
+    identity: dict[str, tuple] = {}
+    segs: list[Segmentation] = []
+    for seen, path in enumerate(_files(root), start=1):
+        if progress is not None and seen % 100 == 0:
+            progress(seen)
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True, defer_size="64 KB")
+        except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, AttributeError, KeyError):
+            continue  # not a DICOM file (a README, a NIfTI, a thumbnail)
+        if str(getattr(ds, "file_meta", {}).get("MediaStorageSOPClassUID", "")) == _DICOMDIR:
+            continue
+        modality = _text(ds, "Modality")
+        if modality == "SEG":
+            refs = tuple(_text(item, "SeriesInstanceUID") for item in ds.get("ReferencedSeriesSequence", []))
+            segs.append(Segmentation(path, refs))
+            continue
+        if "PixelData" not in ds and "ImagePositionPatient" not in ds:
+            continue  # a structured report, a presentation state, ...
+        uid = _text(ds, "SeriesInstanceUID")
+        if not uid:
+            raise SparError(f"{path}: no SeriesInstanceUID; expected a DICOM image of a series")
+        slices[uid].append(_slice_header(ds, path))
+        number = ds.get("SeriesNumber")
+        identity.setdefault(uid, (_text(ds, "PatientID"), _text(ds, "StudyInstanceUID"), _text(ds, "StudyDate"),
+                                  None if number in (None, "") else int(number), _text(ds, "SeriesDescription"),
+                                  modality))
+    if not slices and need_images:
+        raise SparError(f"{root}: no DICOM image found (files of any name, in nested folders, are read)")
+    series = [Series(uid, *identity[uid], tuple(headers)) for uid, headers in slices.items()]
+    series.sort(key=lambda s: (s.patient_id, s.study_date, s.study_uid, s.number or 0, s.uid))
+    return series, segs
+
+
+@dataclass(frozen=True)
+class StackGeometry:
+    """A checked series: its slices sorted along the normal, with the step between them."""
+
+    slices: tuple[SliceHeader, ...]
+    step: float  # mm between consecutive slices
+
+
+def check_stack(series: Series) -> StackGeometry:
+    """Check that ``series`` is one regular 3D stack, and sort it along the slice normal.
+
+    Raises:
+        SparError: one line naming the series for fewer than 2 slices, several orientations, grids or pixel
+            spacings, a duplicated slice, missing slices, a non-uniform spacing, a tilted (sheared) stack.
+    """
+    name = series.label
+    headers = series.slices
+    if len(headers) < 2:
+        raise SparError(f"{name}: a single slice; expected a 3D stack of slices")
+    orientation = np.asarray(headers[0].orientation)
+    if any(np.abs(np.asarray(h.orientation) - orientation).max() > ORIENTATION_TOLERANCE for h in headers):
+        n = len({tuple(np.round(h.orientation, 3)) for h in headers})
+        raise SparError(f"{name}: slices in {n} orientations (a localizer or a multi-plane series); "
+                        "expected one orientation")
+    grids = {(h.rows, h.columns) for h in headers}
+    if len(grids) > 1:
+        raise SparError(f"{name}: slices of {len(grids)} sizes {sorted(grids)[:3]}; expected one rows × columns")
+    spacings = {h.pixel_spacing for h in headers}
+    if len(spacings) > 1:
+        raise SparError(f"{name}: slices with {len(spacings)} pixel spacings; expected one")
+    row_dir, col_dir = orientation[:3], orientation[3:]
+    normal = np.cross(row_dir, col_dir)
+    if not np.isclose(np.linalg.norm(normal), 1.0, atol=1e-3):
+        raise SparError(f"{name}: ImageOrientationPatient {tuple(orientation)} is not two orthogonal unit vectors")
+    positions = np.asarray([h.position for h in headers])
+    along = positions @ normal
+    order = np.argsort(along, kind="stable")
+    headers = tuple(headers[i] for i in order)
+    positions, along = positions[order], along[order]
+    steps = np.diff(along)
+    median = float(np.median(steps))
+    if median <= 0:
+        raise SparError(f"{name}: most slices share one position along the slice normal; expected a stack")
+    same = np.flatnonzero(steps < SAME_POSITION * median)
+    if same.size:
+        a, b = headers[same[0]], headers[same[0] + 1]
+        raise SparError(f"{name}: {same.size} duplicated slice(s), e.g. {a.path.name} and {b.path.name} at "
+                        f"{along[same[0]]:.2f} mm along the normal; expected one slice per position")
+    extent = positions[-1] - positions[0]
+    cosine = float(abs(extent @ normal) / np.linalg.norm(extent))
+    if 1.0 - cosine > TILT_COSINE:
+        angle = float(np.degrees(np.arccos(min(cosine, 1.0))))
+        raise SparError(f"{name}: slices stacked {angle:.1f}° off their normal (gantry tilt or a sheared stack); "
+                        "expected slices stacked along their normal (resample it in the scanner or with dcm2niix)")
+    if steps.max() - steps.min() > STEP_TOLERANCE * median:
+        gaps = np.round(steps / steps.min())
+        if np.all(np.abs(steps / steps.min() - gaps) < 0.05) and gaps.max() > 1:
+            missing = int((gaps - 1).sum())
+            where = float(along[int(np.argmax(gaps))])
+            raise SparError(f"{name}: {missing} missing slice(s), the first gap after {where:.2f} mm along the normal "
+                            f"(step {steps.min():.3g} mm); expected a complete stack")
+        raise SparError(f"{name}: non-uniform slice spacing, steps from {steps.min():.3g} to {steps.max():.3g} mm; "
+                        "expected one spacing")
+    return StackGeometry(headers, float(steps.mean()))
+
+
+def check_decodable(series: Series) -> None:
+    """Raises SparError naming the series and the package to install when its pixel data cannot be decoded."""
+    for syntax in sorted({pydicom.uid.UID(h.transfer_syntax) for h in series.slices if h.transfer_syntax}):
+        try:
+            decoder = get_decoder(syntax)
+        except NotImplementedError:
+            raise SparError(f"{series.label}: transfer syntax {syntax} is not an image encoding pydicom knows") from None
+        if decoder.is_native or decoder.is_available:
+            continue
+        plugins = ", or ".join(DECODER_PACKAGES.get(m.split(" ")[0], m) for m in decoder.missing_dependencies)
+        raise SparError(f"{series.label}: pixel data compressed as {syntax.name}, which no installed package "
+                        f"decodes; install {plugins or 'a pydicom pixel-data plugin'}")
+
+
+def read_series(geometry: StackGeometry, max_voxels: int) -> nibabel.Nifti1Image:
+    """The checked stack as a NIfTI image: float32 voxels after rescale, RAS affine, axes (column, row, slice).
+
+    Raises:
+        SparError: more than ``max_voxels`` voxels (checked before any pixel is read), unreadable pixel data.
+    """
+    import highdicom  # imported here: it costs a second at start-up, and only import needs it
+
+    first = geometry.slices[0]
+    n = first.rows * first.columns * len(geometry.slices)
+    if n > max_voxels:
+        raise SparError(f"{first.path.parent}: series of {first.columns} × {first.rows} × {len(geometry.slices)} = "
+                        f"{n:,} voxels; expected at most {max_voxels:,} (SPAR_MAX_VOXELS raises the limit)")
+    datasets = []
+    for header in geometry.slices:
+        try:
+            datasets.append(pydicom.dcmread(header.path))
+        except (InvalidDicomError, OSError, EOFError, ValueError) as err:
+            raise SparError(f"{header.path}: unreadable DICOM file ({type(err).__name__}: {err})") from None
+    try:
+        volume = highdicom.get_volume_from_series(datasets, dtype=np.float32, rtol=STEP_TOLERANCE)
+    except (ValueError, RuntimeError, NotImplementedError, AttributeError, KeyError) as err:
+        raise SparError(f"{first.path.parent}: cannot assemble the series ({' '.join(str(err).split())})") from None
+    # highdicom's axes are (slice, row, column) in LPS; NIfTI viewers expect (column, row, slice) in RAS.
+    array = np.ascontiguousarray(volume.array.transpose(2, 1, 0))
+    affine = LPS_TO_RAS @ volume.affine[:, [2, 1, 0, 3]]
+    if not np.all(np.isfinite(array)):
+        raise SparError(f"{first.path.parent}: the series holds non-finite pixel values after rescale")
+    image = nibabel.Nifti1Image(array, affine)
+    image.header.set_xyzt_units("mm", "sec")
+    return image
+
+
+def sorted_instance_uids(geometry: StackGeometry, image_affine: np.ndarray) -> list[str]:
+    """SOPInstanceUIDs in the order of the written image's slice axis (the third voxel axis).
+
+    The written volume may run along the normal or against it (highdicom keeps the stack right-handed); the
+    first voxel slice is the one whose position the affine's origin gives.
+    """
+    uids = [h.sop_uid for h in geometry.slices]
+    origin_lps = (LPS_TO_RAS @ image_affine[:, 3])[:3]
+    first = np.asarray(geometry.slices[0].position)
+    last = np.asarray(geometry.slices[-1].position)
+    return uids if np.linalg.norm(origin_lps - first) <= np.linalg.norm(origin_lps - last) else uids[::-1]
