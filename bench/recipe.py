@@ -24,7 +24,6 @@ import pandas as pd
 
 from spar_core.data.augment import AugmentConfig
 from spar_core.data.dataset import load_dataset
-from spar_core.data.duplicates import twin_groups
 from spar_core.data.splits import Split, hold_out
 from spar_core.pipeline.crossval import dataset_splits, experiment_summary, run_crossval
 from spar_core.runs.run_folder import RunFolder
@@ -66,7 +65,7 @@ def variant_preset(name: str, seed: int) -> Preset:
 def inner_split(dataset, outer_folds: str, outer_fold: int, test_fraction: float) -> Split:
     splits, twins = dataset_splits(dataset, outer_folds, seed=0)
     outer = splits[outer_fold]
-    inner = hold_out(outer.train, test_fraction=test_fraction, seed=1, groups=twin_groups(twins))[0]
+    inner = hold_out(outer.train, test_fraction=test_fraction, seed=1, groups=twins.groups())[0]
     return Split(fold=0, train=inner.train, test=inner.test)
 
 

@@ -10,8 +10,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from spar_core import cli
 from spar_core.data.dataset import load_dataset
-from spar_core.data.duplicates import identical_exams, twin_groups
+from spar_core.data.duplicates import find_twins
 from spar_core.pipeline.crossval import dataset_splits
 
 
@@ -37,21 +38,48 @@ def with_twins(ankle_small: Path, tmp_path: Path) -> Path:
 
 
 def test_identical_voxels_are_found_whatever_the_header(with_twins: Path) -> None:
-    twins = identical_exams(load_dataset(with_twins))
-    assert twins == [("ankle_000", "copy_of_000")]  # near_001 differs in one label voxel: not a twin
-    assert twin_groups(twins) == {"ankle_000": "ankle_000", "copy_of_000": "ankle_000"}
+    twins = find_twins(load_dataset(with_twins))
+    assert twins.identical == (("ankle_000", "copy_of_000"),)  # near_001 differs in one label voxel: not identical
+    assert twins.similar == (("ankle_001", "near_001", 1.0),)  # ... but its image is the same: a near twin
+    assert twins.groups() == {"ankle_000": "ankle_000", "copy_of_000": "ankle_000",
+                              "ankle_001": "ankle_001", "near_001": "ankle_001"}
 
 
 @pytest.mark.parametrize("scheme", ["2", "3", "holdout", "loo"])
 def test_every_split_keeps_twins_together(with_twins: Path, scheme: str) -> None:
     splits, twins = dataset_splits(load_dataset(with_twins), scheme, seed=0)
-    assert twins == [("ankle_000", "copy_of_000")]
+    assert twins.identical == (("ankle_000", "copy_of_000"),)
     for split in splits:
-        sides = {"ankle_000" in split.test, "copy_of_000" in split.test}
-        assert len(sides) == 1, (scheme, split)
+        for a, b in (("ankle_000", "copy_of_000"), ("ankle_001", "near_001")):
+            assert len({a in split.test, b in split.test}) == 1, (scheme, split)
     if scheme == "loo":
-        assert len(splits) == 5  # 6 cases, 5 patients
+        assert len(splits) == 4  # 6 cases, 4 patients
 
 
 def test_the_spine_copy_holds_two_pairs(spine_dir: Path) -> None:
-    assert identical_exams(load_dataset(spine_dir)) == [("spine_018", "spine_019"), ("spine_032", "spine_033")]
+    twins = find_twins(load_dataset(spine_dir))
+    assert twins.identical == (("spine_018", "spine_019"), ("spine_032", "spine_033"))
+    assert twins.similar == ()  # distinct subjects' fingerprints correlate at 0.92 at most
+
+
+def test_a_noisy_rescaled_cropped_copy_is_a_near_twin(ankle_small: Path, tmp_path: Path, capsys) -> None:
+    root = tmp_path / "ds"
+    shutil.copytree(ankle_small, root)
+    meta = json.loads((root / "dataset.json").read_text())
+    rng = np.random.default_rng(0)
+    for folder in ("imagesTr", "labelsTr"):
+        img = nib.load(root / folder / "ankle_002.nii.gz")
+        data = np.asanyarray(img.dataobj)[1:, :, :-1]  # cropped by a voxel on two axes
+        if folder == "imagesTr":
+            data = data * 1.3 + rng.normal(0, 0.02 * float(data.std()), data.shape)  # rescaled, noisy
+        nib.save(nib.Nifti1Image(data.astype(np.float32 if folder == "imagesTr" else np.uint8), img.affine),
+                 root / folder / "resaved_002.nii.gz")
+    meta["training"].append({"image": "./imagesTr/resaved_002.nii.gz", "label": "./labelsTr/resaved_002.nii.gz"})
+    (root / "dataset.json").write_text(json.dumps(meta))
+    twins = find_twins(load_dataset(root))
+    assert twins.identical == ()
+    assert [(a, b) for a, b, _ in twins.similar] == [("ankle_002", "resaved_002")]
+    assert cli.main(["check", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "Twins:      1 (splits keep each group in one fold)" in out
+    assert "near-identical images (fingerprint correlation" in out and "ankle_002 ~ resaved_002" in out

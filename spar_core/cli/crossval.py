@@ -48,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
     shard = Shard.parse(args.shard)
     dataset = load_dataset(args.dataset)
     splits, twins = dataset_splits(dataset, args.folds, preset.train.seed)
-    if twins:
-        print("identical exams, kept in one fold: " + "; ".join(" = ".join(t) for t in twins))
+    for line in twins.lines():
+        print(f"{line} (kept in one fold)")
     post_cfg = PostprocessConfig(closing_mm=args.closing_mm)
     run_dir = RunFolder(args.out)
     summary = run_summary(dataset, splits, methods, preset, args.folds, post_cfg, twins, chain=not args.no_chain)

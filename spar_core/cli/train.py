@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     summary = experiment_summary(dataset, preset, args.folds, twins)
     config = run_dir.read_config() if run_dir.exists() else {}
     if config:  # another method, or the same resumed: same dataset, split scheme and preset definition
-        run_dir.check_same_experiment(summary, keys=("dataset", "preset", "folds", "identical_exams"),
+        run_dir.check_same_experiment(summary, keys=("dataset", "preset", "folds", "identical_exams", "similar_exams"),
                                       defaults=preset.default_settings())
     dist = init_distributed()
     device = device_for(dist, pick_device(args.device))

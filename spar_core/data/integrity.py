@@ -7,7 +7,7 @@ The checks themselves are those of loading (:func:`spar_core.data.dataset.load_v
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -15,6 +15,7 @@ import numpy as np
 
 from spar_core.data.checks import dims
 from spar_core.data.dataset import load_dataset, load_volume
+from spar_core.data.duplicates import TwinFinder, Twins
 
 
 @dataclass
@@ -31,6 +32,7 @@ class DatasetSummary:
     slice_axes: list[int]
     n_labeled: int = 0
     slice_axis_declared: int | None = None
+    twins: Twins = field(default_factory=Twins)
 
     def format(self) -> str:
         """Multi-line, human-readable summary."""
@@ -67,6 +69,9 @@ class DatasetSummary:
         else:
             per_axis = ", ".join(f"axis {a}: {n} cases" for a, n in sorted(axes.items()))
             lines.append(f"Slice axis: largest spacing per volume ({per_axis})")
+        twins = self.twins.lines()
+        lines.append(f"Twins:      {len(twins) or 'none'}" + (" (splits keep each group in one fold)" if twins else ""))
+        lines += [f"  {line}" for line in twins]
         return "\n".join(lines)
 
 
@@ -81,6 +86,7 @@ def check_dataset(root: str | Path, progress: Callable[[int, int], None] | None 
     total = len(dataset.cases)
     counts = np.zeros(max(dataset.labels.values()) + 1, dtype=np.int64)
     shapes, spacings, axes, n_labeled = [], [], [], 0
+    finder = TwinFinder()
     if progress is not None:
         progress(0, total)
     for done, case in enumerate(dataset.cases, start=1):
@@ -91,6 +97,7 @@ def check_dataset(root: str | Path, progress: Callable[[int, int], None] | None 
         shapes.append(tuple(int(n) for n in volume.image.shape))
         spacings.append(volume.spacing)
         axes.append(volume.slice_axis)
+        finder.add(case.case_id, volume.image, volume.label)
         if progress is not None:
             progress(done, total)
     return DatasetSummary(
@@ -104,4 +111,5 @@ def check_dataset(root: str | Path, progress: Callable[[int, int], None] | None 
         slice_axes=axes,
         n_labeled=n_labeled,
         slice_axis_declared=dataset.slice_axis,
+        twins=finder.twins(),
     )

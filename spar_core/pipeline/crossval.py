@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from spar_core.data.dataset import Dataset, load_volume
-from spar_core.data.duplicates import identical_exams, twin_groups
+from spar_core.data.duplicates import Twins, find_twins
 from spar_core.errors import SparError
 from spar_core.training.fold import fold_shape_ae, fold_slices, needs_shape_ae
 from spar_core.evaluation.chain import find_chain
@@ -160,28 +160,29 @@ def is_complete(run: RunFolder, splits: Sequence[Split], methods: Sequence[str])
     return all(run.unit_metrics_path(f, m).is_file() for f, m in grid(splits, methods))
 
 
-def dataset_splits(dataset: Dataset, scheme: str, seed: int) -> tuple[list[Split], list[tuple[str, ...]]]:
-    """The folds of ``scheme`` over the dataset's patients, identical exams kept on one side; and those exams.
+def dataset_splits(dataset: Dataset, scheme: str, seed: int) -> tuple[list[Split], Twins]:
+    """The folds of ``scheme`` over the dataset's patients, twin exams (identical or near-identical) kept on
+    one side; and those twins.
 
     Raises:
         SparError: a scheme the dataset cannot give, or an unreadable file.
     """
-    twins = identical_exams(dataset)
-    return make_splits([c.case_id for c in dataset.cases], scheme, seed=seed, groups=twin_groups(twins)), twins
+    twins = find_twins(dataset)
+    return make_splits([c.case_id for c in dataset.cases], scheme, seed=seed, groups=twins.groups()), twins
 
 
-def experiment_summary(dataset: Dataset, preset: Preset, folds: str,
-                       twins: Sequence[Sequence[str]] = ()) -> dict:
+def experiment_summary(dataset: Dataset, preset: Preset, folds: str, twins: Twins = Twins()) -> dict:
     """What run.json records of any run: the dataset, its labels, the preset and its settings, the split scheme
-    and the identical exams it keeps in one fold."""
+    and the twin exams it keeps in one fold."""
     return {"dataset": str(Path(dataset.root).resolve()), "dataset_name": dataset.name, "labels": dataset.labels,
             "slice_axis": dataset.slice_axis, "preset": preset.name,
             "preset_settings": preset.for_classes(len(dataset.labels)).settings(), "folds": folds,
-            "identical_exams": [list(t) for t in twins]}
+            "identical_exams": [list(t) for t in twins.identical],
+            "similar_exams": [[a, b] for a, b, _ in twins.similar]}
 
 
 def run_summary(dataset: Dataset, splits: Sequence[Split], methods: Sequence[str], preset: Preset,
-                folds: str, post_cfg: PostprocessConfig, twins: Sequence[Sequence[str]] = (),
+                folds: str, post_cfg: PostprocessConfig, twins: Twins = Twins(),
                 chain: bool = True) -> dict:
     """What run.json records about a cross-validation: :func:`experiment_summary`, the methods and folds, and
     the post-processing."""

@@ -189,7 +189,8 @@ class RunFolder:
         self.write_config({**self.read_config(), **changes})
 
     def check_same_experiment(self, summary: dict[str, Any],
-                              keys: tuple[str, ...] = ("dataset", "preset", "folds", "methods", "identical_exams"),
+                              keys: tuple[str, ...] = ("dataset", "preset", "folds", "methods", "identical_exams",
+                                                      "similar_exams"),
                               defaults: dict[str, Any] | None = None) -> None:
         """Refuse to continue a run folder with another dataset, preset, split scheme or method list (``keys``), or
         with a preset whose settings changed since the run began. A setting the run did not record (it was added
