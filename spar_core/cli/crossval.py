@@ -6,9 +6,11 @@ import argparse
 import time
 from pathlib import Path
 
-from spar_core.cli.options import add_precision, add_dataset, add_device, add_preset, add_progress_file
+from spar_core.cli.options import (add_dataset, add_device, add_folds, add_precision, add_preset, add_progress_file,
+                                   report_twins)
 from spar_core.methods import METHODS, parse_methods
-from spar_core.pipeline.crossval import Shard, dataset_splits, is_complete, run_crossval, run_summary
+from spar_core.pipeline.crossval import (Shard, dataset_splits, is_complete, run_crossval, run_summary,
+                                         scheme_label)
 from spar_core.data.dataset import load_dataset
 from spar_core.training.device import pick_device
 from spar_core.evaluation.postprocess import PostprocessConfig
@@ -25,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    "(fold, method) units are skipped when started again.")
     add_dataset(p)
     p.add_argument("--methods", default="all", help=f"'all' or a comma-separated list of {', '.join(METHODS)}")
-    p.add_argument("--folds", default="loo", help="loo (leave one patient out), holdout, or a number K of folds")
+    add_folds(p, "loo")
     add_preset(p)
     p.add_argument("--out", required=True, type=Path, help="run folder to write (or to continue)")
     p.add_argument("--shard", default="0/1", help="i/n: run the i-th of n shares of the grid (job arrays)")
@@ -47,12 +49,11 @@ def run(args: argparse.Namespace) -> int:
     resolve(preset.train.precision, device)  # an unusable precision fails before any work
     shard = Shard.parse(args.shard)
     dataset = load_dataset(args.dataset)
-    splits, twins = dataset_splits(dataset, args.folds, preset.train.seed)
-    for line in twins.lines():
-        print(f"{line} (kept in one fold)")
+    splits, twins = dataset_splits(dataset, args.folds, preset.train.seed, args.splits)
+    report_twins(twins, splits, args.splits)
     post_cfg = PostprocessConfig(closing_mm=args.closing_mm)
     run_dir = RunFolder(args.out)
-    summary = run_summary(dataset, splits, methods, preset, args.folds, post_cfg, twins, chain=not args.no_chain)
+    summary = run_summary(dataset, splits, methods, preset, scheme_label(args.folds, args.splits), post_cfg, twins, chain=not args.no_chain)
     if run_dir.exists():
         run_dir.check_same_experiment(summary, defaults=preset.default_settings())
     run_dir.write_config({**summary, "status": "running"})

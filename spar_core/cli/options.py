@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from spar_core.data.duplicates import Twins
+from spar_core.data.splits import Split, straddling
 from spar_core.training.precision import PRECISIONS
 from spar_core.training.presets import PRESETS
 
@@ -41,3 +43,20 @@ def add_precision(p: argparse.ArgumentParser, default: str | None = None) -> Non
 def add_progress_file(p: argparse.ArgumentParser) -> None:
     p.add_argument("--progress-file", type=Path, default=None, metavar="PATH",
                    help="also keep the latest progress event in this JSON file (for the app's Runs page)")
+
+
+def add_folds(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument("--folds", default=default,
+                   help=f"loo (leave one patient out), holdout, a number K of folds, or all (train on every exam, "
+                        f"test none: the model to deploy) (default: {default})")
+    p.add_argument("--splits", type=Path, default=None, metavar="FILE",
+                   help="folds from a file in nnU-Net's splits_final.json form, a list of {\"train\": [...], "
+                        "\"val\": [...]} (a published split); replaces --folds")
+
+
+def report_twins(twins: Twins, splits: list[Split], splits_file: Path | None) -> None:
+    """Print the twins found; for a splits file (which spar does not regroup), each fold where twins straddle."""
+    for line in twins.lines():
+        print(line + ("" if splits_file is not None else " (kept in one fold)"))
+    for line in straddling(splits, twins.groups()) if splits_file is not None else []:
+        print(f"warning: {splits_file}: {line}: the test score of that fold is optimistic")

@@ -9,7 +9,7 @@ from pathlib import Path
 from spar_core.data.dataset import load_dataset
 from spar_core.training.device import pick_device
 from spar_core.training.distributed import device_for, init_distributed, shutdown
-from spar_core.cli.options import add_precision, add_dataset, add_device, add_preset
+from spar_core.cli.options import add_dataset, add_device, add_folds, add_precision, add_preset, report_twins
 from spar_core.errors import SparError
 from spar_core.training.fold import train_fold
 from spar_core.training.precision import resolve
@@ -17,7 +17,7 @@ from spar_core.training.presets import get_preset
 from spar_core.progress import TqdmProgress, silent
 from spar_core.methods import METHODS, method
 from spar_core.runs.run_folder import RunFolder
-from spar_core.pipeline.crossval import dataset_splits, experiment_summary
+from spar_core.pipeline.crossval import dataset_splits, experiment_summary, scheme_label
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--method", required=True, help=f"one of: {', '.join(METHODS)}")
     add_preset(p)
     p.add_argument("--out", required=True, type=Path, help="run folder to write")
-    p.add_argument("--folds", default="holdout", help="split scheme: loo, holdout or a number K (default: holdout)")
+    add_folds(p, "holdout")
     p.add_argument("--fold", type=int, default=0, help="which fold of the scheme to train (default: 0)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     add_device(p)
@@ -42,14 +42,15 @@ def run(args: argparse.Namespace) -> int:
     preset = get_preset(args.preset).with_precision(args.precision)
     resolve(preset.train.precision, pick_device(args.device))  # an unusable precision fails before any work
     dataset = load_dataset(args.dataset)
-    splits, twins = dataset_splits(dataset, args.folds, preset.train.seed)
+    splits, twins = dataset_splits(dataset, args.folds, preset.train.seed, args.splits)
+    report_twins(twins, splits, args.splits)
     if not 0 <= args.fold < len(splits):
         raise SparError(f"--fold: {args.fold} is out of range; scheme {args.folds!r} has folds 0..{len(splits) - 1}")
     run_dir = RunFolder(args.out)
     model = run_dir.model_path(args.fold, args.method)
     if model.is_file() and not args.resume:
         raise SparError(f"{model} exists; pass --resume to continue it, or choose another --out")
-    summary = experiment_summary(dataset, preset, args.folds, twins)
+    summary = experiment_summary(dataset, preset, scheme_label(args.folds, args.splits), twins)
     config = run_dir.read_config() if run_dir.exists() else {}
     if config:  # another method, or the same resumed: same dataset, split scheme and preset definition
         run_dir.check_same_experiment(summary, keys=("dataset", "preset", "folds", "identical_exams", "similar_exams"),

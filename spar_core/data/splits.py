@@ -1,4 +1,4 @@
-"""Patient-level train/test splits: leave-one-out, k-fold and hold-out.
+"""Patient-level train/test splits: leave-one-out, k-fold, hold-out, all (train on every exam), or a file.
 
 Exams of one patient are strongly correlated; if they landed on both sides of a split the test score would
 be optimistic. Every scheme therefore splits *patients* (``groups``: case id -> patient id) and then lists
@@ -7,9 +7,11 @@ their cases. Splits are deterministic for a seed, and each side is sorted so spl
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -112,21 +114,79 @@ def hold_out(
     return [_split(0, patients, forced | set(order[:n_test - len(forced)]))]
 
 
+def all_exams(case_ids: Sequence[str]) -> list[Split]:
+    """One fold that trains on every exam and tests none: the model to deploy (``spar predict`` uses it)."""
+    if isinstance(case_ids, str) or len(case_ids) == 0:
+        raise SparError("case_ids is empty: expected at least one case to train on")
+    return [Split(fold=0, train=tuple(sorted(case_ids)), test=())]
+
+
+def read_splits_file(path: str | Path, case_ids: Sequence[str]) -> list[Split]:
+    """nnU-Net's ``splits_final.json``: a list of ``{"train": [...], "val": [...]}``, one per fold, as folds.
+
+    Raises:
+        SparError: unreadable or not that form, a case not in the dataset, a case on both sides of a fold, an
+            empty training side; named with the file and the fold.
+    """
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        raise SparError(f"--splits {path}: cannot read ({type(err).__name__}: {err})") from None
+    except json.JSONDecodeError as err:
+        raise SparError(f"--splits {path}: not valid JSON: {err.msg} at line {err.lineno}") from None
+    except RecursionError:
+        raise SparError(f"--splits {path}: JSON nested too deeply; expected a list of {{train, val}}") from None
+    form = 'expected a list of {"train": [case ids], "val": [case ids]} (nnU-Net splits_final.json)'
+    if not isinstance(raw, list) or not raw:
+        raise SparError(f"--splits {path}: {form}")
+    known = set(case_ids)
+    splits = []
+    for fold, entry in enumerate(raw):
+        sides = [entry.get(k) if isinstance(entry, dict) else None for k in ("train", "val")]
+        if not all(isinstance(side, list) and all(isinstance(c, str) for c in side) for side in sides):
+            raise SparError(f"--splits {path}: fold {fold} is not {{\"train\": [...], \"val\": [...]}}; {form}")
+        train, test = sides
+        unknown = sorted((set(train) | set(test)) - known)
+        if unknown:
+            raise SparError(f"--splits {path}: fold {fold} names {len(unknown)} case(s) not in the dataset, e.g. "
+                            f"{unknown[0]!r}; expected case ids of dataset.json")
+        both = sorted(set(train) & set(test))
+        if both or not train or len(set(train)) < len(train) or len(set(test)) < len(test):
+            what = f"{both[0]!r} on both sides" if both else "an empty or repeated training list"
+            raise SparError(f"--splits {path}: fold {fold} has {what}; expected disjoint train and val lists")
+        splits.append(Split(fold=fold, train=tuple(sorted(train)), test=tuple(sorted(test))))
+    return splits
+
+
+def straddling(splits: Sequence[Split], groups: Mapping[str, str]) -> list[str]:
+    """Lines naming each fold where one group (twins) has cases both in training and in test."""
+    lines = []
+    for split in splits:
+        test_groups = {groups[c] for c in split.test if c in groups}
+        leaks = sorted({c for c in split.train if groups.get(c) in test_groups})
+        if leaks:
+            lines.append(f"fold {split.fold}: {', '.join(leaks)} in training with a twin in test")
+    return lines
+
+
 def make_splits(
     case_ids: Sequence[str], scheme: str, seed: int = 0, groups: Mapping[str, str] | None = None
 ) -> list[Split]:
-    """Splits from the command line's ``--folds`` value: ``"loo"``, ``"holdout"`` or an integer ``"k"``.
+    """Splits from the command line's ``--folds`` value: ``"loo"``, ``"holdout"``, ``"all"`` or an integer ``"k"``.
 
     Raises:
         SparError: an unknown scheme or a k out of range, naming ``--folds``.
     """
     key = str(scheme).strip().lower()
+    if key == "all":
+        return all_exams(case_ids)
     if key == "loo":
         return leave_one_out(case_ids, groups)
     if key == "holdout":
         return hold_out(case_ids, seed=seed, groups=groups)
     n_patients = len(_patients(case_ids, groups))
-    accepted = f"'loo', 'holdout' or an integer k with 2 <= k <= {n_patients} (the number of patients)"
+    accepted = f"'loo', 'holdout', 'all' or an integer k with 2 <= k <= {n_patients} (the number of patients)"
     try:
         k = int(key)
     except ValueError:

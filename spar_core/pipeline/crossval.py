@@ -10,6 +10,7 @@ hardware they write the same weights, and the write is atomic.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ from spar_core.evaluation.postprocess import PostprocessConfig, count_components
 from spar_core.training.presets import Preset
 from spar_core.progress import Progress, ProgressEvent, silent
 from spar_core.runs.run_folder import RunFolder
-from spar_core.data.splits import Split, make_splits
+from spar_core.data.splits import Split, make_splits, read_splits_file
 from spar_core.training.segmenter import load_unet, train_segmenter
 
 
@@ -104,7 +105,8 @@ def run_unit(
 
 def merge_metrics(run: RunFolder) -> pd.DataFrame:
     """Gather every finished unit's rows into ``RUN/metrics.csv`` (rewritten atomically)."""
-    parts = [pd.read_csv(p) for p in run.unit_metrics_files()]
+    parts = [pd.read_csv(p) for p in run.unit_metrics_files() if p.stat().st_size > 1]  # a fold without test exams
+
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if not frame.empty:
         frame = frame.sort_values(["fold", "method", "case", "label", "postprocessed"], kind="stable")
@@ -160,15 +162,28 @@ def is_complete(run: RunFolder, splits: Sequence[Split], methods: Sequence[str])
     return all(run.unit_metrics_path(f, m).is_file() for f, m in grid(splits, methods))
 
 
-def dataset_splits(dataset: Dataset, scheme: str, seed: int) -> tuple[list[Split], Twins]:
-    """The folds of ``scheme`` over the dataset's patients, twin exams (identical or near-identical) kept on
-    one side; and those twins.
+def dataset_splits(dataset: Dataset, scheme: str, seed: int, splits_file: str | Path | None = None
+                   ) -> tuple[list[Split], Twins]:
+    """The folds of ``scheme`` (or of ``splits_file``, nnU-Net's splits_final.json) over the dataset's
+    patients, twin exams (identical or near-identical) kept on one side by the schemes; and those twins.
 
     Raises:
-        SparError: a scheme the dataset cannot give, or an unreadable file.
+        SparError: a scheme the dataset cannot give, an invalid splits file, or an unreadable file.
     """
+    case_ids = [c.case_id for c in dataset.cases]
+    if splits_file is not None:
+        splits = read_splits_file(splits_file, case_ids)  # checked before the exams are read
+        return splits, find_twins(dataset)
     twins = find_twins(dataset)
-    return make_splits([c.case_id for c in dataset.cases], scheme, seed=seed, groups=twins.groups()), twins
+    return make_splits(case_ids, scheme, seed=seed, groups=twins.groups()), twins
+
+
+def scheme_label(scheme: str, splits_file: str | Path | None = None) -> str:
+    """What run.json records as ``folds``: the scheme, or ``splits:<file name>:<digest of its folds>`` so that
+    a run refuses to continue under an edited splits file."""
+    if splits_file is None:
+        return str(scheme)
+    return f"splits:{Path(splits_file).name}:{hashlib.sha256(Path(splits_file).read_bytes()).hexdigest()[:12]}"
 
 
 def experiment_summary(dataset: Dataset, preset: Preset, folds: str, twins: Twins = Twins()) -> dict:
