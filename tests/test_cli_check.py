@@ -138,3 +138,20 @@ def test_check_refuses_absurdly_nested_json_in_one_line(tmp_path: Path, check_on
     assert cli.main(["check", str(root)]) == 2
     captured = capsys.readouterr()
     assert "nested too deeply" in captured.err and "Traceback" not in captured.err
+
+
+def test_check_drafts_a_data_card_and_never_overwrites_one(tmp_path: Path, check_only, capsys) -> None:
+    root = write_dataset(tmp_path / "knees")
+    card = tmp_path / "card.md"
+    assert cli.main(["check", str(root), "--card", str(card)]) == 0
+    text = card.read_text()
+    assert text.startswith("# Data card: tiny knees")
+    assert "| cases | 3 (3 labeled); no twin exams |" in text
+    assert "| array | 12 × 10 × 6 (all cases) voxels" in text and "| orientation |" in text
+    assert "femur" in text.split("| labels |")[1].splitlines()[0]
+    for section in ("Description", "Intended uses", "Personal and sensitive information", "Citation"):
+        assert f"## {section}\n*To fill:* " in text
+    card.write_text("my edits")
+    capsys.readouterr()
+    assert cli.main(["check", str(root), "--card", str(card)]) == 2
+    assert "never overwritten" in capsys.readouterr().err and card.read_text() == "my edits"

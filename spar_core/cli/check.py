@@ -9,10 +9,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from tqdm import tqdm
 
+from spar_core.data.card import draft_card
 from spar_core.data.integrity import check_dataset
+from spar_core.errors import SparError
+from spar_core.paths import write_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -27,10 +31,15 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("dataset", metavar="DIR", help="dataset folder holding dataset.json")
+    parser.add_argument("--card", type=Path, metavar="FILE",
+                        help="also draft a data card (Markdown) with the facts found; an existing file is kept")
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.card is not None and args.card.exists():
+        raise SparError(f"--card {args.card}: exists; expected a new file (a card may hold edits: it is never "
+                        "overwritten)")
     start = time.perf_counter()
     # The bar goes to stderr, only on a terminal, and is cleared so an error stays one line.
     with tqdm(desc="checking", unit="case", file=sys.stderr, disable=None, leave=False) as bar:
@@ -42,4 +51,7 @@ def run(args: argparse.Namespace) -> int:
         summary = check_dataset(args.dataset, progress)
     print(summary.format())
     print(f"OK: {summary.n_cases} cases valid ({time.perf_counter() - start:.1f} s)")
+    if args.card is not None:
+        write_text(args.card, draft_card(summary))
+        print(f"data card drafted: {args.card} (fill in the sections marked 'To fill')")
     return 0

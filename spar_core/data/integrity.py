@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from nibabel.orientations import aff2axcodes
 
 from spar_core.data.checks import dims
 from spar_core.data.dataset import load_dataset, load_volume
@@ -33,6 +34,16 @@ class DatasetSummary:
     n_labeled: int = 0
     slice_axis_declared: int | None = None
     twins: Twins = field(default_factory=Twins)
+    orientations: list[str] = field(default_factory=list)  # axis codes per case, e.g. "RAS"
+    cases_with_label: dict[str, int] = field(default_factory=dict)  # per label name, labeled cases holding it
+    image_dtypes: list[str] = field(default_factory=list)  # as stored on disk, per case
+
+    def orientation_text(self) -> str:
+        """``"LPS (all cases)"`` or ``"RAS: 30 cases, LPS: 10 cases"``."""
+        seen = Counter(self.orientations)
+        if len(seen) == 1:
+            return f"{self.orientations[0]} (all cases)"
+        return ", ".join(f"{code}: {n} cases" for code, n in seen.most_common())
 
     def format(self) -> str:
         """Multi-line, human-readable summary."""
@@ -69,6 +80,8 @@ class DatasetSummary:
         else:
             per_axis = ", ".join(f"axis {a}: {n} cases" for a, n in sorted(axes.items()))
             lines.append(f"Slice axis: largest spacing per volume ({per_axis})")
+        if self.orientations:
+            lines.append(f"Orientation: {self.orientation_text()} (voxel axes, nibabel codes)")
         twins = self.twins.lines()
         lines.append(f"Twins:      {len(twins) or 'none'}" + (" (splits keep each group in one fold)" if twins else ""))
         lines += [f"  {line}" for line in twins]
@@ -87,13 +100,19 @@ def check_dataset(root: str | Path, progress: Callable[[int, int], None] | None 
     counts = np.zeros(max(dataset.labels.values()) + 1, dtype=np.int64)
     shapes, spacings, axes, n_labeled = [], [], [], 0
     finder = TwinFinder()
+    orientations, dtypes = [], []
+    present = np.zeros(len(counts), dtype=np.int64)
     if progress is not None:
         progress(0, total)
     for done, case in enumerate(dataset.cases, start=1):
         volume = load_volume(dataset, case)
         if volume.label is not None:
-            counts += np.bincount(volume.label.ravel(), minlength=len(counts))
+            per_value = np.bincount(volume.label.ravel(), minlength=len(counts))
+            counts += per_value
+            present += per_value > 0
             n_labeled += 1
+        orientations.append("".join(aff2axcodes(volume.affine)))
+        dtypes.append(str(volume.header.get_data_dtype()))
         shapes.append(tuple(int(n) for n in volume.image.shape))
         spacings.append(volume.spacing)
         axes.append(volume.slice_axis)
@@ -112,4 +131,7 @@ def check_dataset(root: str | Path, progress: Callable[[int, int], None] | None 
         n_labeled=n_labeled,
         slice_axis_declared=dataset.slice_axis,
         twins=finder.twins(),
+        orientations=orientations,
+        cases_with_label={name: int(present[value]) for name, value in dataset.labels.items()},
+        image_dtypes=dtypes,
     )
