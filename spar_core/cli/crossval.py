@@ -13,7 +13,9 @@ from spar_core.pipeline.crossval import (Shard, dataset_splits, is_complete, run
                                          scheme_label)
 from spar_core.data.dataset import load_dataset
 from spar_core.training.device import pick_device
+from spar_core.errors import SparError
 from spar_core.evaluation.postprocess import PostprocessConfig
+from spar_core.evaluation.postprocess_choice import MODES
 from spar_core.training.precision import resolve
 from spar_core.training.presets import get_preset
 from spar_core.progress import cli_progress
@@ -36,6 +38,11 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--no-chain", action="store_true",
                    help="do not relabel structures in a row (vertebrae) in their order, even when the training "
                         "labels form one")
+    p.add_argument("--postprocess", choices=MODES, default="auto",
+                   help="auto (default): per fold and method, keep each step (ordering of structures in a row, "
+                        "largest components per structure, closing) only where it raised the Dice of the "
+                        "out-of-fold predictions of the fold's training exams, as nnU-Net does; largest: the "
+                        "paper's steps always; none: the raw stacked 2D predictions")
     add_device(p)
     add_precision(p)
     add_progress_file(p)
@@ -53,16 +60,21 @@ def run(args: argparse.Namespace) -> int:
     report_twins(twins, splits, args.splits)
     post_cfg = PostprocessConfig(closing_mm=args.closing_mm)
     run_dir = RunFolder(args.out)
-    summary = run_summary(dataset, splits, methods, preset, scheme_label(args.folds, args.splits), post_cfg, twins, chain=not args.no_chain)
+    summary = run_summary(dataset, splits, methods, preset, scheme_label(args.folds, args.splits), post_cfg, twins,
+                          chain=not args.no_chain, post_mode=args.postprocess)
     if run_dir.exists():
         run_dir.check_same_experiment(summary, defaults=preset.default_settings())
+        before = run_dir.read_config().get("postprocess", {}).get("mode", "largest")
+        if before != args.postprocess:
+            raise SparError(f"{run_dir.config_path}: this run post-processes with {before!r}, not "
+                            f"{args.postprocess!r}; pass --postprocess {before} or use another --out")
     run_dir.write_config({**summary, "status": "running"})
     start = time.perf_counter()
     with run_dir.stopped_on_interrupt():
         frame = run_crossval(dataset, splits, methods, preset, run_dir, device=device,
-                             shard=shard, post_cfg=post_cfg, chain=not args.no_chain,
+                             shard=shard, post_cfg=post_cfg, chain=not args.no_chain, post_mode=args.postprocess,
                              progress=cli_progress(args.progress_file))
-    done = is_complete(run_dir, splits, methods)
+    done = is_complete(run_dir, splits, methods, args.postprocess)
     run_dir.update_config(status="complete" if done else "partial")
     print(f"shard {shard.index}/{shard.count}: {len(frame)} metric rows in {run_dir.metrics_csv} "
           f"({time.perf_counter() - start:.0f} s); grid {'complete' if done else 'not complete yet'}")

@@ -12,6 +12,7 @@ from spar_core.cli.options import add_precision, add_device, add_progress_file
 from spar_core.errors import SparError
 from spar_core.evaluation.inference import predict_volume, write_label_volume
 from spar_core.evaluation.postprocess import PostprocessConfig, decided_postprocess, postprocess
+from spar_core.evaluation.postprocess_choice import config_for
 from spar_core.training.precision import resolve
 from spar_core.progress import JsonProgress, ProgressEvent, silent
 from spar_core.runs.run_folder import RunFolder
@@ -56,9 +57,14 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     labels = predict_volume(unet, volume, meta["size"], device=device, precision=args.precision)
     if not args.no_postprocess:
-        # as the run did: what that fold's training labels decided (structures in a row, parts)
-        chain = config.get("postprocess", {}).get("chain", True)
-        cfg = decided_postprocess(PostprocessConfig(), run_dir.read_fold_postprocess(args.fold), chain)
+        # as the run did: what that fold's training labels decided (structures in a row, parts), and with
+        # --postprocess auto the steps its cross-validated predictions chose for this method
+        settings = config.get("postprocess", {})
+        closing = settings.get("closing_mm", PostprocessConfig().closing_mm)
+        base = decided_postprocess(PostprocessConfig(closing_mm=closing), run_dir.read_fold_postprocess(args.fold),
+                                   settings.get("chain", True))
+        cfg = config_for(settings.get("mode", "largest"), base,
+                         run_dir.method_folder(args.fold, args.method).read_postprocess())
         labels = postprocess(labels, volume.spacing, cfg)
     write_label_volume(labels, volume, args.out)
     progress(ProgressEvent("predict", 1, 1, 1, 1, label=label))

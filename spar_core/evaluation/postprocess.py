@@ -39,6 +39,8 @@ class PostprocessConfig:
         chain: structures in a row (:mod:`spar_core.evaluation.chain`), relabelled in order before the other
             steps (``"ordered"``: it did better than ``"majority"`` on held-out spine exams,
             bench/results/recipe/); None: no ordering.
+        largest_for: the labels whose components are filtered (None: every label), as decided from
+            cross-validated predictions (:mod:`spar_core.evaluation.postprocess_choice`).
     """
 
     largest_component: bool = True
@@ -46,6 +48,7 @@ class PostprocessConfig:
     connectivity: int = 3
     parts: tuple[tuple[int, int], ...] = ()
     chain: Chain | None = None
+    largest_for: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.largest_component, (bool, np.bool_)):
@@ -216,6 +219,9 @@ def postprocess(
         kept = dict(cfg.parts)
         shrunk = []
         for value, box in present:
+            if cfg.largest_for is not None and value not in cfg.largest_for:
+                shrunk.append((value, box))
+                continue
             components, n = ndimage.label(values[box] == value, structure=structure)
             k = kept.get(value, 1)
             if n > k:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from spar_core.data.dataset import Dataset, load_volume
+from spar_core.data.dataset import Dataset, load_volume, read_label_volume
 from spar_core.data.duplicates import Twins, find_twins
 from spar_core.errors import SparError
 from spar_core.training.fold import fold_shape_ae, fold_slices, needs_shape_ae
@@ -28,8 +28,9 @@ from spar_core.evaluation.chain import find_chain
 from spar_core.evaluation.components import structure_parts
 from spar_core.evaluation.inference import predict_volume, write_label_volume
 from spar_core.evaluation.metrics import evaluate_labels
-from spar_core.paths import write_csv
+from spar_core.paths import write_csv, write_json
 from spar_core.evaluation.postprocess import PostprocessConfig, count_components, decided_postprocess, postprocess
+from spar_core.evaluation.postprocess_choice import check_mode, choose_postprocess, config_for
 from spar_core.training.presets import Preset
 from spar_core.progress import Progress, ProgressEvent, silent
 from spar_core.runs.run_folder import RunFolder
@@ -64,11 +65,14 @@ def grid(splits: Sequence[Split], methods: Sequence[str]) -> list[tuple[int, str
 
 def score_case(
     labels_raw: np.ndarray, truth: np.ndarray, spacing: tuple[float, float, float], structures: dict[str, int],
-    post: np.ndarray,
+    post: np.ndarray | None,
 ) -> list[dict]:
-    """Metric rows of one exam, raw and post-processed, with the raw prediction's component counts."""
+    """Metric rows of one exam, raw and (unless ``post`` is None) post-processed, with the raw prediction's
+    component counts."""
     rows = []
     for flag, pred in ((False, labels_raw), (True, post)):
+        if pred is None:
+            continue
         for row in evaluate_labels(pred, truth, spacing, structures):
             row["postprocessed"] = flag
             row["n_components_raw"] = count_components(labels_raw == row["label"], 3)
@@ -78,10 +82,13 @@ def score_case(
 
 def run_unit(
     dataset: Dataset, split: Split, method: str, preset: Preset, run: RunFolder, *,
-    device: torch.device, post_cfg: PostprocessConfig, progress: Progress = silent,
+    device: torch.device, post_cfg: PostprocessConfig | None, progress: Progress = silent,
     slices=None,
 ) -> pd.DataFrame:
-    """Train (or resume) one method on one fold, predict its test exams, score them; returns the rows."""
+    """Train (or resume) one method on one fold, predict its test exams, score them; returns the rows.
+
+    ``post_cfg`` None (``--postprocess auto``): only the raw predictions are written and scored; the
+    post-processed ones wait for the decision (:func:`decide_auto_postprocess`)."""
     train, snapshot = slices if slices is not None else fold_slices(dataset, split, preset)
     ae = (fold_shape_ae(run, split.fold, train, preset, device=device, progress=progress)
           if needs_shape_ae([method], preset) else None)
@@ -92,9 +99,10 @@ def run_unit(
     for i, case_id in enumerate(split.test):
         vol = load_volume(dataset, case_id)
         raw = predict_volume(unet, vol, preset.train.size, device=device, precision=preset.train.precision)
-        post = postprocess(raw, vol.spacing, post_cfg)
+        post = None if post_cfg is None else postprocess(raw, vol.spacing, post_cfg)
         write_label_volume(raw, vol, run.prediction_path(split.fold, method, case_id, raw=True))
-        write_label_volume(post, vol, run.prediction_path(split.fold, method, case_id))
+        if post is not None:
+            write_label_volume(post, vol, run.prediction_path(split.fold, method, case_id))
         for row in score_case(raw, vol.label, vol.spacing, dataset.structures, post):
             rows.append({"case": case_id, "fold": split.fold, "method": method, **row})
         progress(ProgressEvent("predict", 1, 1, i + 1, len(split.test), label=f"{method} fold {split.fold}"))
@@ -130,15 +138,59 @@ def fold_postprocess(dataset: Dataset, split: Split, run: RunFolder, post_cfg: P
     return decided_postprocess(post_cfg, decided, chain)
 
 
+def decide_auto_postprocess(dataset: Dataset, splits: Sequence[Split], method: str, run: RunFolder,
+                            post_cfg: PostprocessConfig, chain: bool = True, progress: Progress = silent) -> None:
+    """``--postprocess auto`` once every fold of ``method`` has its raw predictions: per fold, the steps chosen
+    on the out-of-fold raw predictions of its training exams (:func:`choose_postprocess`; a fold without any,
+    as in a hold-out or ``--folds all``, keeps the ``largest`` steps), recorded, applied to its test exams and
+    scored. Folds already decided are skipped."""
+    tested_in = {case: s.fold for s in splits for case in s.test}
+    cache: dict[str, tuple] = {}
+
+    def exam(case: str) -> tuple:
+        if case not in cache:
+            vol = load_volume(dataset, case)
+            raw = read_label_volume(run.prediction_path(tested_in[case], method, case, raw=True))[0]
+            cache[case] = (raw, vol.label, vol.spacing)
+        return cache[case]
+
+    values = list(dataset.structures.values())
+    for n, split in enumerate(splits):
+        folder = run.method_folder(split.fold, method)
+        if folder.post_metrics.is_file():
+            continue
+        progress(ProgressEvent("postprocess", n + 1, len(splits), 0, 1, label=f"{method} fold {split.fold}"))
+        base = fold_postprocess(dataset, split, run, post_cfg, chain)
+        out_of_fold = [c for c in split.train if c in tested_in and tested_in[c] != split.fold]
+        decision = (choose_postprocess([exam(c) for c in out_of_fold], values, base) if out_of_fold else
+                    {"fallback": "largest", "why": "no out-of-fold prediction of a training exam"})
+        write_json(folder.postprocess, decision)
+        cfg = config_for("auto", base, decision)
+        rows = []
+        for case in split.test:
+            vol = load_volume(dataset, case)
+            raw = read_label_volume(run.prediction_path(split.fold, method, case, raw=True))[0]
+            post = postprocess(raw, vol.spacing, cfg)
+            write_label_volume(post, vol, run.prediction_path(split.fold, method, case))
+            for row in evaluate_labels(post, vol.label, vol.spacing, dataset.structures):
+                rows.append({"case": case, "fold": split.fold, "method": method, **row, "postprocessed": True,
+                             "n_components_raw": count_components(raw == row["label"], 3)})
+        write_csv(folder.post_metrics, pd.DataFrame(rows))
+
+
 def run_crossval(
     dataset: Dataset, splits: Sequence[Split], methods: Sequence[str], preset: Preset, run: RunFolder, *,
     device: torch.device, shard: Shard = Shard(), post_cfg: PostprocessConfig = PostprocessConfig(),
-    chain: bool = True, progress: Progress = silent,
+    chain: bool = True, post_mode: str = "auto", progress: Progress = silent,
 ) -> pd.DataFrame:
     """Run this shard's share of the (fold, method) grid, skipping finished units; returns all merged rows.
 
     Each fold's post-processing keeps as many parts of a structure as its training labels show and, with
-    ``chain``, orders the structures in a row they form (:func:`fold_postprocess`)."""
+    ``chain``, orders the structures in a row they form (:func:`fold_postprocess`); ``post_mode`` (``auto``,
+    ``largest``, ``none``: :mod:`spar_core.evaluation.postprocess_choice`) says which of these steps run. With
+    ``auto``, the invocation that finds every raw prediction of a method present decides and scores its
+    post-processing (:func:`decide_auto_postprocess`)."""
+    check_mode(post_mode)
     preset = preset.for_classes(len(dataset.labels))
     units = shard.take(grid(splits, methods))
     by_fold = {s.fold: s for s in splits}
@@ -152,14 +204,22 @@ def run_crossval(
         if fold not in cached:
             cached.clear()  # one fold's slices in memory at a time
             cached[fold] = fold_slices(dataset, split, preset)
-        unit_post = fold_postprocess(dataset, split, run, post_cfg, chain)
+        unit_post = (None if post_mode == "auto" else
+                     config_for(post_mode, fold_postprocess(dataset, split, run, post_cfg, chain)))
         run_unit(dataset, split, method, preset, run, device=device, post_cfg=unit_post, progress=progress,
                  slices=cached[fold])
+    if post_mode == "auto":
+        for method in methods:
+            if all(run.unit_metrics_path(s.fold, method).is_file() for s in splits):
+                decide_auto_postprocess(dataset, splits, method, run, post_cfg, chain, progress)
     return merge_metrics(run)
 
 
-def is_complete(run: RunFolder, splits: Sequence[Split], methods: Sequence[str]) -> bool:
-    return all(run.unit_metrics_path(f, m).is_file() for f, m in grid(splits, methods))
+def is_complete(run: RunFolder, splits: Sequence[Split], methods: Sequence[str], post_mode: str = "largest") -> bool:
+    """Every unit of the grid finished (and, with ``auto``, its post-processing decided and scored)."""
+    return all(run.unit_metrics_path(f, m).is_file()
+               and (post_mode != "auto" or run.method_folder(f, m).post_metrics.is_file())
+               for f, m in grid(splits, methods))
 
 
 def dataset_splits(dataset: Dataset, scheme: str, seed: int, splits_file: str | Path | None = None
@@ -198,11 +258,11 @@ def experiment_summary(dataset: Dataset, preset: Preset, folds: str, twins: Twin
 
 def run_summary(dataset: Dataset, splits: Sequence[Split], methods: Sequence[str], preset: Preset,
                 folds: str, post_cfg: PostprocessConfig, twins: Twins = Twins(),
-                chain: bool = True) -> dict:
+                chain: bool = True, post_mode: str = "auto") -> dict:
     """What run.json records about a cross-validation: :func:`experiment_summary`, the methods and folds, and
     the post-processing."""
     return {"kind": "crossval", **experiment_summary(dataset, preset, folds, twins), "n_folds": len(splits),
             "methods": list(methods),
-            "postprocess": {"largest_component": post_cfg.largest_component, "closing_mm": post_cfg.closing_mm,
-                            "connectivity": post_cfg.connectivity, "chain": chain}}
+            "postprocess": {"mode": post_mode, "largest_component": post_cfg.largest_component,
+                            "closing_mm": post_cfg.closing_mm, "connectivity": post_cfg.connectivity, "chain": chain}}
 

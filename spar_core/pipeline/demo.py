@@ -71,14 +71,15 @@ def run_demo(out: str | Path, data_root: str | Path, *, preset_name: str = "cpu"
     splits = demo_split(cohorts["ankle"], [c.case_id for c in dataset.cases], seed=preset.train.seed)
     run = RunFolder(out)
     post_cfg = PostprocessConfig()
-    summary = run_summary(dataset, splits, methods, preset, DEMO_FOLDS, post_cfg)
+    # a hold-out has no out-of-fold predictions to decide the post-processing on: the paper's steps run
+    summary = run_summary(dataset, splits, methods, preset, DEMO_FOLDS, post_cfg, post_mode="largest")
     if run.exists():
         run.check_same_experiment(summary, defaults=preset.default_settings())
     run.write_config({**summary, "kind": "demo", "status": "running"})
     start = time.perf_counter()
     with run.stopped_on_interrupt():
         run_crossval(dataset, splits, methods, preset, run, device=torch_device, post_cfg=post_cfg,
-                     progress=progress)
+                     post_mode="largest", progress=progress)
         if is_complete(run, splits, methods):
             for split in splits:
                 progress(ProgressEvent("embed", 1, 1, 0, 1, label=f"latent maps fold {split.fold}"))

@@ -18,6 +18,8 @@ RUN/folds/<k>/<method>/latent/epoch_<e>.npz     codes of predicted and true mask
 RUN/folds/<k>/<method>/pred/<case>.nii.gz       post-processed predictions
 RUN/folds/<k>/<method>/pred_raw/<case>.nii.gz   the stacked 2D predictions, before post-processing
 RUN/folds/<k>/<method>/metrics.csv              that (fold, method) unit's rows: it is finished
+RUN/folds/<k>/<method>/postprocess.json         --postprocess auto: the steps its out-of-fold predictions chose
+RUN/folds/<k>/<method>/metrics_post.csv         --postprocess auto: its post-processed rows, once decided
 ```
 
 Torch-free (it imports only the foundation and :mod:`spar_core.data.splits`), so any stage and the app can
@@ -164,7 +166,7 @@ class RunFolder:
         return sorted(self.fold_dir(fold).glob("*/latent/epoch_*.npz"))
 
     def unit_metrics_files(self) -> list[Path]:
-        return sorted(self.root.glob("folds/*/*/metrics.csv"))
+        return sorted(self.root.glob("folds/*/*/metrics.csv")) + sorted(self.root.glob("folds/*/*/metrics_post.csv"))
 
     # ------------------------------------------------------------------------------------------ run.json
 
@@ -275,6 +277,19 @@ class MethodFolder:
     def unit_metrics(self) -> Path:
         """The (fold, method) unit's metric rows; its presence marks the unit finished."""
         return self.path / "metrics.csv"
+
+    @property
+    def post_metrics(self) -> Path:
+        """With ``--postprocess auto``: the post-processed rows, written once the decision could be made."""
+        return self.path / "metrics_post.csv"
+
+    @property
+    def postprocess(self) -> Path:
+        """With ``--postprocess auto``: the decision (:func:`~spar_core.evaluation.postprocess_choice.choose_postprocess`)."""
+        return self.path / "postprocess.json"
+
+    def read_postprocess(self) -> dict[str, Any] | None:
+        return json.loads(self.postprocess.read_text()) if self.postprocess.is_file() else None
 
 
 def run_folders(root: str | Path) -> list[Path]:
