@@ -118,3 +118,15 @@ def write_seg(series: WrittenSeries, masks: Sequence[np.ndarray], names: Sequenc
     path.parent.mkdir(parents=True, exist_ok=True)
     seg.save_as(path)
     return path
+
+
+def write_enhanced(series: WrittenSeries, path: Path) -> Path:
+    """The series as one multi-frame (Legacy Converted Enhanced MR) file, as newer scanners export."""
+    import highdicom as hd
+
+    sources = [pydicom.dcmread(p) for p in series.paths]
+    image = hd.legacy.LegacyConvertedEnhancedMRImage(sources, series_instance_uid=hd.UID(), series_number=9,
+                                                     sop_instance_uid=hd.UID(), instance_number=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save_as(path)
+    return path

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from pydicom.uid import JPEGLosslessSV1
 
-from dicom_support import SAGITTAL, WrittenSeries, oblique, write_seg, write_series
+from dicom_support import SAGITTAL, WrittenSeries, oblique, write_enhanced, write_seg, write_series
 from spar_core import cli
 from spar_core.data.dataset import load_dataset, load_volume, write_nifti
 from spar_core.data.importer import parse_labels, plan_import, write_dataset
@@ -218,3 +218,13 @@ def test_list_writes_nothing(tmp_path: Path, capsys) -> None:
     out = capsys.readouterr().out
     assert out.startswith("X_1: series 3 'T1 sag' of patient 'X 1'") and "10 × 8 × 6 voxels, no mask" in out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dicom"]
+
+
+def test_a_multi_frame_image_imports_like_its_slices(tmp_path: Path) -> None:
+    series = write_series(tmp_path / "slices", orientation=oblique(15.0))
+    write_enhanced(series, tmp_path / "enhanced" / "mr.dcm")
+    plan = plan_import(tmp_path / "enhanced")
+    assert plan.cases[0].geometry.multiframe and plan.cases[0].geometry.n_slices == 6
+    image = nibabel.load(write_dataset(plan, tmp_path / "ds") / "imagesTr" / "case_001.nii.gz")
+    assert image.shape == (10, 8, 6)
+    assert_round_trip(image, series)

@@ -102,15 +102,17 @@ def _floats(ds: pydicom.Dataset, keyword: str, n: int, path: Path) -> tuple[floa
 
 def _slice_header(ds: pydicom.Dataset, path: Path) -> SliceHeader:
     frames = int(ds.get("NumberOfFrames", 1) or 1)
-    if frames > 1:
-        raise SparError(f"{path}: a multi-frame (enhanced) image of {frames} frames; expected one slice per file "
-                        "(convert enhanced series with dcm2niix or the scanner's classic export)")
+    syntax = str(getattr(ds, "file_meta", {}).get("TransferSyntaxUID", ""))
+    if frames > 1:  # an enhanced (multi-frame) image: its per-frame geometry is read by highdicom
+        return SliceHeader(path=path, sop_uid=_text(ds, "SOPInstanceUID"), position=(0.0, 0.0, 0.0), orientation=(),
+                           pixel_spacing=(0.0, 0.0), rows=int(ds.get("Rows", 0) or 0),
+                           columns=int(ds.get("Columns", 0) or 0), frames=frames, transfer_syntax=syntax)
     orientation = _floats(ds, "ImageOrientationPatient", 6, path)
     return SliceHeader(path=path, sop_uid=_text(ds, "SOPInstanceUID"),
                        position=_floats(ds, "ImagePositionPatient", 3, path),  # type: ignore[arg-type]
                        orientation=orientation, pixel_spacing=_floats(ds, "PixelSpacing", 2, path),  # type: ignore
                        rows=int(ds.get("Rows", 0) or 0), columns=int(ds.get("Columns", 0) or 0), frames=frames,
-                       transfer_syntax=str(getattr(ds, "file_meta", {}).get("TransferSyntaxUID", "")))
+                       transfer_syntax=syntax)
 
 
 def _files(root: Path) -> Iterable[Path]:
@@ -150,7 +152,7 @@ def scan_folder(root: str | Path, progress: Callable[[int], None] | None = None,
             refs = tuple(_text(item, "SeriesInstanceUID") for item in ds.get("ReferencedSeriesSequence", []))
             segs.append(Segmentation(path, refs))
             continue
-        if "PixelData" not in ds and "ImagePositionPatient" not in ds:
+        if "PixelData" not in ds and "ImagePositionPatient" not in ds and "NumberOfFrames" not in ds:
             continue  # a structured report, a presentation state, ...
         uid = _text(ds, "SeriesInstanceUID")
         if not uid:
@@ -169,10 +171,20 @@ def scan_folder(root: str | Path, progress: Callable[[int], None] | None = None,
 
 @dataclass(frozen=True)
 class StackGeometry:
-    """A checked series: its slices sorted along the normal, with the step between them."""
+    """A checked series: its slices sorted along the normal, with the step between them; or one multi-frame
+    file (``multiframe``), whose frames highdicom sorts and checks when it reads them."""
 
     slices: tuple[SliceHeader, ...]
-    step: float  # mm between consecutive slices
+    step: float  # mm between consecutive slices (0 for a multi-frame file: known once read)
+    multiframe: bool = False
+
+    @property
+    def n_voxels(self) -> int:
+        return sum(h.rows * h.columns * h.frames for h in self.slices)
+
+    @property
+    def n_slices(self) -> int:
+        return sum(h.frames for h in self.slices)
 
 
 def check_stack(series: Series) -> StackGeometry:
@@ -184,6 +196,11 @@ def check_stack(series: Series) -> StackGeometry:
     """
     name = series.label
     headers = series.slices
+    if any(h.frames > 1 for h in headers):
+        if len(headers) > 1:
+            raise SparError(f"{name}: {len(headers)} files of which some are multi-frame images; expected one "
+                            "multi-frame file or single-frame slices (a 4D series? export one volume)")
+        return StackGeometry(headers, 0.0, multiframe=True)
     if len(headers) < 2:
         raise SparError(f"{name}: a single slice; expected a 3D stack of slices")
     orientation = np.asarray(headers[0].orientation)
@@ -256,10 +273,17 @@ def read_series(geometry: StackGeometry, max_voxels: int) -> nibabel.Nifti1Image
     import highdicom  # imported here: it costs a second at start-up, and only import needs it
 
     first = geometry.slices[0]
-    n = first.rows * first.columns * len(geometry.slices)
+    n = geometry.n_voxels
     if n > max_voxels:
-        raise SparError(f"{first.path.parent}: series of {first.columns} × {first.rows} × {len(geometry.slices)} = "
+        raise SparError(f"{first.path.parent}: series of {first.columns} × {first.rows} × {geometry.n_slices} = "
                         f"{n:,} voxels; expected at most {max_voxels:,} (SPAR_MAX_VOXELS raises the limit)")
+    if geometry.multiframe:
+        try:
+            volume = highdicom.imread(first.path).get_volume(dtype=np.float32)
+        except (ValueError, RuntimeError, NotImplementedError, AttributeError, KeyError, OSError) as err:
+            raise SparError(f"{first.path}: cannot read this multi-frame image as one regular volume "
+                            f"({' '.join(str(err).split())})") from None
+        return _as_nifti(volume, first.path)
     datasets = []
     for header in geometry.slices:
         try:
@@ -270,11 +294,19 @@ def read_series(geometry: StackGeometry, max_voxels: int) -> nibabel.Nifti1Image
         volume = highdicom.get_volume_from_series(datasets, dtype=np.float32, rtol=STEP_TOLERANCE)
     except (ValueError, RuntimeError, NotImplementedError, AttributeError, KeyError) as err:
         raise SparError(f"{first.path.parent}: cannot assemble the series ({' '.join(str(err).split())})") from None
-    # highdicom's axes are (slice, row, column) in LPS; NIfTI viewers expect (column, row, slice) in RAS.
+    return _as_nifti(volume, first.path.parent)
+
+
+def _as_nifti(volume, where: Path) -> nibabel.Nifti1Image:
+    """A highdicom Volume as NIfTI: its axes are (slice, row, column) in LPS; NIfTI viewers expect (column,
+    row, slice) in RAS."""
+    if volume.array.ndim != 3:
+        raise SparError(f"{where}: a volume of {volume.array.ndim} dimensions (colour or several channels); "
+                        "expected one grey-level 3D volume")
     array = np.ascontiguousarray(volume.array.transpose(2, 1, 0))
     affine = LPS_TO_RAS @ volume.affine[:, [2, 1, 0, 3]]
     if not np.all(np.isfinite(array)):
-        raise SparError(f"{first.path.parent}: the series holds non-finite pixel values after rescale")
+        raise SparError(f"{where}: the series holds non-finite pixel values after rescale")
     image = nibabel.Nifti1Image(array, affine)
     image.header.set_xyzt_units("mm", "sec")
     return image
@@ -285,7 +317,13 @@ def sorted_instance_uids(geometry: StackGeometry, image_affine: np.ndarray) -> l
 
     The written volume may run along the normal or against it (highdicom keeps the stack right-handed); the
     first voxel slice is the one whose position the affine's origin gives.
+
+    Raises:
+        SparError: a multi-frame image (its frames share one SOPInstanceUID).
     """
+    if geometry.multiframe:
+        raise SparError(f"{geometry.slices[0].path}: a multi-frame image; masks by SOPInstanceUID or DICOM SEG are "
+                        "read for single-frame series only: give its mask as NIfTI or as <k>.npy slices")
     uids = [h.sop_uid for h in geometry.slices]
     origin_lps = (LPS_TO_RAS @ image_affine[:, 3])[:3]
     first = np.asarray(geometry.slices[0].position)

@@ -61,7 +61,7 @@ class ImportPlan:
         for case in self.cases:
             g = case.geometry.slices[0]
             mask = "no mask" if case.mask is None else f"{case.mask_kind} mask {case.mask.name}"
-            lines.append(f"{case.case_id}: {case.series.label}, {g.columns} × {g.rows} × {len(case.geometry.slices)} "
+            lines.append(f"{case.case_id}: {case.series.label}, {g.columns} × {g.rows} × {case.geometry.n_slices} "
                          f"voxels, {mask}")
         return "\n".join(lines)
 
@@ -164,8 +164,7 @@ def plan_import(source: str | Path, *, masks: str | Path | None = None, labels: 
     for case_id, s in zip(case_ids(chosen, naming), chosen):
         geometry = check_stack(s)
         check_decodable(s)
-        first = geometry.slices[0]
-        n = first.rows * first.columns * len(geometry.slices)
+        n = geometry.n_voxels
         if n > limit:
             raise SparError(f"{s.label}: {n:,} voxels; expected at most {limit:,} (SPAR_MAX_VOXELS raises the limit)")
         mask, kind = _seg_for(s, segs), "seg"
@@ -250,7 +249,8 @@ def write_dataset(plan: ImportPlan, out: str | Path, name: str | None = None,
             write_nifti(np.asanyarray(image.dataobj), image.affine, work / image_rel)
             entry = {"image": image_rel}
             if case.mask is not None:
-                uids = sorted_instance_uids(case.geometry, image.affine)
+                uids = ([] if case.geometry.multiframe and case.mask_kind != "seg" else
+                        sorted_instance_uids(case.geometry, image.affine))
                 if case.mask_kind == "seg":
                     mask, names = seg_mask(case.mask, uids, image)
                     mask = _relabel(mask, names, labels, case.mask)
@@ -265,7 +265,7 @@ def write_dataset(plan: ImportPlan, out: str | Path, name: str | None = None,
                             "study_uid": case.series.study_uid, "study_date": case.series.study_date,
                             "series_uid": case.series.uid, "series_number": case.series.number,
                             "series_description": case.series.description,
-                            "slices": len(case.geometry.slices),
+                            "slices": case.geometry.n_slices,
                             "mask": None if case.mask is None else str(case.mask), "mask_kind": case.mask_kind})
             if progress is not None:
                 progress(done, len(plan.cases))

@@ -1,0 +1,69 @@
+"""What does deciding the post-processing from out-of-fold predictions give? Re-scores a finished run's raw
+predictions three ways — none, the paper's steps (``largest``: ordering of a chain, largest components,
+closing), and ``auto`` (per fold and method, the steps chosen on the other folds' predictions of its training
+exams, spar_core.evaluation.postprocess_choice) — without writing into the run.
+
+    python bench/postprocess_auto.py RUN
+
+Prints, per method and way, exam-mean Dice and MSSD over every test exam, and each fold's auto decision.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from spar_core.data.dataset import load_dataset, load_volume, read_label_volume
+from spar_core.evaluation.metrics import evaluate_labels
+from spar_core.evaluation.postprocess import PostprocessConfig, postprocess
+from spar_core.evaluation.postprocess_choice import choose_postprocess, config_for
+from spar_core.pipeline.crossval import fold_postprocess
+from spar_core.runs.run_folder import RunFolder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path)
+    args = parser.parse_args()
+    start = time.perf_counter()
+    run = RunFolder(args.run)
+    dataset = load_dataset(run.read_config()["dataset"])
+    splits = [run.read_split(f) for f in run.folds()]
+    tested_in = {c: s.fold for s in splits for c in s.test}
+    truths = {}
+    for case in tested_in:
+        vol = load_volume(dataset, case)
+        truths[case] = (vol.label, vol.spacing)
+    values = list(dataset.structures.values())
+    methods = sorted(set.intersection(*(set(run.methods(s.fold)) for s in splits)))
+    print(f"{'method':<12} {'way':<8} {'Dice %':>7} {'MSSD mm':>8}")
+    for method in methods:
+        raws = {c: read_label_volume(run.prediction_path(tested_in[c], method, c, raw=True))[0] for c in tested_in}
+        scores: dict[str, list[tuple[float, float]]] = {"none": [], "largest": [], "auto": []}
+        decisions = []
+        for split in splits:
+            base = fold_postprocess(dataset, split, run, PostprocessConfig())
+            oof = [c for c in split.train if c in tested_in and tested_in[c] != split.fold]
+            decision = choose_postprocess([(raws[c], *truths[c]) for c in oof], values, base) if oof else None
+            decisions.append((split.fold, decision))
+            for case in split.test:
+                truth, spacing = truths[case]
+                for way in scores:
+                    pred = postprocess(raws[case], spacing, config_for(way, base, decision))
+                    rows = evaluate_labels(pred, truth, spacing, dataset.structures)
+                    scores[way].append((np.mean([r["dice"] for r in rows]), np.nanmean([r["mssd_mm"] for r in rows])))
+        for way, v in scores.items():
+            a = np.asarray(v)
+            print(f"{method:<12} {way:<8} {100 * a[:, 0].mean():7.2f} {a[:, 1].mean():8.2f}")
+        for fold, d in decisions:
+            if d is not None:
+                print(f"  fold {fold}: chain {d['chain']}, closing {d['closing']}, largest {d['largest']}, "
+                      f"out-of-fold Dice raw {100 * d['dice_raw']:.2f} -> {100 * d['dice']:.2f} ({d['n_exams']} exams)")
+    print(f"wall time {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
