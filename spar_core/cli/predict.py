@@ -1,35 +1,54 @@
-"""``spar predict``: segment a user's exam (no label needed) with a trained method of a run."""
+"""``spar predict``: segment exams (no label needed) with a trained method of a run: a file or a folder in,
+labels and uncertainty maps out, the fold models ensembled."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
-from spar_core.data.dataset import load_image
-from spar_core.training.device import pick_device
-from spar_core.cli.options import add_precision, add_device, add_progress_file
+from spar_core.cli.options import add_device, add_precision, add_progress_file
+from spar_core.data.dataset import NIFTI_SUFFIXES, case_id_of, load_dataset, load_image
+from spar_core.data.orientation import dataset_orientation, orient_to
 from spar_core.errors import SparError
-from spar_core.evaluation.inference import predict_volume, write_label_volume
+from spar_core.evaluation.ensemble import predict_ensemble
+from spar_core.evaluation.inference import write_label_volume, write_map_volume
 from spar_core.evaluation.postprocess import PostprocessConfig, decided_postprocess, postprocess
-from spar_core.evaluation.postprocess_choice import config_for
-from spar_core.training.precision import resolve
+from spar_core.evaluation.postprocess_choice import combine_decisions, config_for
+from spar_core.paths import save_npz
 from spar_core.progress import JsonProgress, ProgressEvent, silent
 from spar_core.runs.run_folder import RunFolder
+from spar_core.training.device import pick_device
+from spar_core.training.precision import resolve
 from spar_core.training.segmenter import load_unet
+
+OUTPUTS = {"labels": "{case}.nii.gz", "entropy": "{case}_entropy.nii.gz",
+           "disagreement": "{case}_disagreement.nii.gz", "probabilities": "{case}_probabilities.npz"}
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("predict", help="segment an exam with a trained method",
-                       description="Slice the exam along the training data's slice axis, segment each slice, "
-                                   "go back to the native grid, post-process as the run did (structures in a row "
-                                   "relabelled in order, left and right parts kept, where its fold found them), "
-                                   "and write a NIfTI label volume with the exam's affine and header.")
+    p = sub.add_parser("predict", help="segment exams with a trained method (fold ensemble, uncertainty maps)",
+                       description="Each exam is oriented as the training exams through its affine, sliced along "
+                                   "the training data's slice axis and segmented by every chosen fold model (and "
+                                   "their in-plane flips with --tta); the softmax is averaged, post-processed as "
+                                   "the run decided, and written back on the exam's own grid and affine: "
+                                   "OUT/<case>.nii.gz (labels), <case>_entropy.nii.gz (predictive entropy, nats), "
+                                   "<case>_disagreement.nii.gz (mutual information between the members, nats; "
+                                   "with several folds or --tta) and, with --save-probabilities, "
+                                   "<case>_probabilities.npz (array 'probabilities', (classes, X, Y, Z) float16, "
+                                   "'labels': class names). With one input file and an OUT ending in .nii.gz, "
+                                   "only the labels are written, to OUT.")
     p.add_argument("--run", required=True, type=Path, help="run folder written by spar train / crossval / demo")
     p.add_argument("--method", required=True, help="a method trained in that run")
-    p.add_argument("--fold", type=int, default=0, help="which fold's model to use (default: 0)")
-    p.add_argument("--image", required=True, type=Path, help="the exam, a 3D NIfTI image")
-    p.add_argument("--out", required=True, type=Path, help="where to write the label volume (.nii.gz)")
+    p.add_argument("-i", "--image", required=True, type=Path,
+                   help="a 3D NIfTI exam, a folder of them, or a dataset folder (its imagesTr)")
+    p.add_argument("-o", "--out", required=True, type=Path, help="output folder (or a .nii.gz file for one exam)")
+    p.add_argument("--folds", default="all", help="fold models to ensemble: all (default, as nnU-Net) or 0,1,...")
+    p.add_argument("--fold", type=int, default=None, help="one fold's model only (same as --folds K)")
+    p.add_argument("--tta", action="store_true", help="test-time augmentation: add the in-plane flips")
+    p.add_argument("--save-probabilities", action="store_true", help="also write the mean class probabilities")
+    p.add_argument("--overwrite", action="store_true", help="predict exams whose labels already exist in OUT")
     p.add_argument("--no-postprocess", action="store_true", help="keep the raw stacked 2D predictions")
     add_precision(p, "auto")
     add_device(p)
@@ -37,36 +56,130 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
+def chosen_folds(run: RunFolder, method: str, folds: str, fold: int | None) -> list[int]:
+    """The folds whose model of ``method`` to ensemble.
+
+    Raises:
+        SparError: a fold list that is not integers, a fold without that method's model, or no model at all.
+    """
+    trained = [f for f in run.folds() if run.model_path(f, method).is_file()]
+    if fold is not None:
+        folds = str(fold)
+    if folds.strip().lower() == "all":
+        if not trained:
+            every = sorted({m for f in run.folds() for m in run.methods(f)})
+            raise SparError(f"--method: {method!r} has no trained model in {run.root} "
+                            f"(trained: {', '.join(every) or 'none'})")
+        return trained
+    try:
+        wanted = [int(v) for v in folds.split(",") if v.strip()]
+    except ValueError:
+        raise SparError(f"--folds {folds!r}: expected all or a comma-separated list of fold numbers") from None
+    missing = [f for f in wanted if f not in trained]
+    if missing or not wanted:
+        raise SparError(f"--folds {folds!r}: {method!r} has no model in fold(s) {missing or wanted} of {run.root} "
+                        f"(folds with one: {', '.join(map(str, trained)) or 'none'})")
+    return wanted
+
+
+def input_exams(path: Path) -> list[Path]:
+    """The NIfTI exams of ``path``: the file itself, the NIfTI files of a folder, or a dataset's imagesTr.
+
+    Raises:
+        SparError: a missing path, or a folder without NIfTI files.
+    """
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise SparError(f"--image {path}: no such file or folder; expected a NIfTI exam or a folder of them")
+    folder = path / "imagesTr" if (path / "dataset.json").is_file() and (path / "imagesTr").is_dir() else path
+    exams = sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(NIFTI_SUFFIXES))
+    if not exams:
+        raise SparError(f"--image {path}: no .nii or .nii.gz file in it; expected NIfTI exams")
+    return exams
+
+
+def _training_orientation(config: dict) -> str | None:
+    if config.get("orientation"):
+        return str(config["orientation"])
+    root = config.get("dataset")  # a run written before spar recorded it
+    try:
+        return dataset_orientation(load_dataset(root)) if root else None
+    except SparError:
+        return None
+
+
 def run(args: argparse.Namespace) -> int:
     run_dir = RunFolder(args.run)
     config = run_dir.read_config()
-    model = run_dir.model_path(args.fold, args.method)
-    if not model.is_file():
-        trained = run_dir.methods(args.fold)
-        raise SparError(f"--method: {args.method!r} has no trained model in fold {args.fold} of {args.run} "
-                        f"(trained: {', '.join(trained) or 'none'})")
-    if not args.out.name.endswith((".nii", ".nii.gz")):
-        raise SparError(f"--out {args.out}: expected a .nii or .nii.gz file name")
-    volume = load_image(args.image, config.get("slice_axis"))
-    progress = silent if args.progress_file is None else JsonProgress(args.progress_file)  # one exam: no bar
-    label = f"predict {volume.case_id}"
-    progress(ProgressEvent("predict", 1, 1, 0, 1, label=label))
+    folds = chosen_folds(run_dir, args.method, args.folds, args.fold)
+    exams = input_exams(args.image)
+    single = len(exams) == 1 and args.image.is_file() and args.out.name.endswith(NIFTI_SUFFIXES)
+    if args.image.is_file() and not single and args.out.name.endswith((".nii", ".gz")):
+        raise SparError(f"--out {args.out}: expected a .nii or .nii.gz file name, or a folder")
     device = pick_device(args.device)
     resolve(args.precision, device)
-    unet, meta = load_unet(model, device)
-    start = time.perf_counter()
-    labels = predict_volume(unet, volume, meta["size"], device=device, precision=args.precision)
-    if not args.no_postprocess:
-        # as the run did: what that fold's training labels decided (structures in a row, parts), and with
-        # --postprocess auto the steps its cross-validated predictions chose for this method
-        settings = config.get("postprocess", {})
-        closing = settings.get("closing_mm", PostprocessConfig().closing_mm)
-        base = decided_postprocess(PostprocessConfig(closing_mm=closing), run_dir.read_fold_postprocess(args.fold),
-                                   settings.get("chain", True))
-        cfg = config_for(settings.get("mode", "largest"), base,
-                         run_dir.method_folder(args.fold, args.method).read_postprocess())
-        labels = postprocess(labels, volume.spacing, cfg)
-    write_label_volume(labels, volume, args.out)
-    progress(ProgressEvent("predict", 1, 1, 1, 1, label=label))
-    print(f"wrote {args.out} ({args.method}, fold {args.fold}, {time.perf_counter() - start:.1f} s)")
-    return 0
+    models = [load_unet(run_dir.model_path(f, args.method), device) for f in folds]
+    sizes = {meta["size"] for _, meta in models}
+    if len(sizes) > 1:
+        raise SparError(f"{run_dir.root}: the fold models of {args.method!r} were trained at sizes {sorted(sizes)}")
+    unets, size = [u for u, _ in models], sizes.pop()
+    cfg = None if args.no_postprocess else _postprocess(run_dir, config, folds, args.method)
+    codes = _training_orientation(config)
+    names = list(config.get("labels", {}))
+    progress = silent if args.progress_file is None else JsonProgress(args.progress_file)
+    start, failed, done, skipped = time.perf_counter(), 0, 0, 0
+    for n, path in enumerate(exams):
+        case = case_id_of(path)
+        target = args.out if single else args.out / OUTPUTS["labels"].format(case=case)
+        if target.exists() and not args.overwrite and not single:
+            skipped += 1
+            continue
+        progress(ProgressEvent("predict", 1, 1, n, len(exams), label=f"predict {case}"))
+        try:
+            _predict_one(path, target, unets, size, cfg, codes, config.get("slice_axis"), args, names, single)
+            done += 1
+        except SparError as err:
+            if single:
+                raise
+            failed += 1
+            print(f"spar predict: {path}: skipped: {err}", file=sys.stderr)
+    progress(ProgressEvent("predict", 1, 1, len(exams), len(exams), label="predict"))
+    members = len(unets) * (4 if args.tta else 1)
+    print(f"{done} exam(s) segmented into {args.out} ({args.method}, folds {','.join(map(str, folds))}, "
+          f"{members} member(s), {time.perf_counter() - start:.1f} s)" + (f"; {skipped} already there" if skipped
+                                                                         else "") + (f"; {failed} failed" if failed
+                                                                                     else ""))
+    return 1 if failed else 0
+
+
+def _postprocess(run_dir: RunFolder, config: dict, folds: list[int], method: str) -> PostprocessConfig:
+    """As the run did: what the first fold's training labels decided (structures in a row, parts), and with
+    ``--postprocess auto`` the steps most of the chosen folds kept for this method."""
+    settings = config.get("postprocess", {})
+    closing = settings.get("closing_mm", PostprocessConfig().closing_mm)
+    base = decided_postprocess(PostprocessConfig(closing_mm=closing), run_dir.read_fold_postprocess(folds[0]),
+                               settings.get("chain", True))
+    decision = combine_decisions([run_dir.method_folder(f, method).read_postprocess() for f in folds])
+    return config_for(settings.get("mode", "largest"), base, decision)
+
+
+def _predict_one(path: Path, target: Path, unets, size: int, cfg: PostprocessConfig | None, codes: str | None,
+                 slice_axis: int | None, args: argparse.Namespace, names: list[str], single: bool) -> None:
+    volume = load_image(path, slice_axis)
+    moved, move = orient_to(volume, codes, slice_axis) if codes else (volume, None)
+    pred = predict_ensemble(unets, moved, size, tta=args.tta, device=pick_device(args.device),
+                            precision=args.precision, keep_probabilities=args.save_probabilities)
+    labels = pred.labels if cfg is None else postprocess(pred.labels, moved.spacing, cfg)
+    back = (lambda a: a) if move is None else move.undo
+    write_label_volume(back(labels), volume, target)
+    if single:
+        return
+    case = case_id_of(path)
+    write_map_volume(back(pred.entropy), volume, args.out / OUTPUTS["entropy"].format(case=case))
+    if pred.n_members > 1:
+        write_map_volume(back(pred.disagreement), volume, args.out / OUTPUTS["disagreement"].format(case=case))
+    if pred.probabilities is not None:
+        probs = back(pred.probabilities.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)  # (C, X, Y, Z)
+        save_npz(args.out / OUTPUTS["probabilities"].format(case=case), probabilities=probs,
+                 labels=names if names else [str(i) for i in range(len(probs))])

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from nibabel.orientations import aff2axcodes
 
 from spar_core.data.checks import dims
 from spar_core.data.dataset import load_dataset, load_volume
 from spar_core.data.duplicates import TwinFinder, Twins
+from spar_core.data.orientation import axis_codes
 
 
 @dataclass
@@ -111,7 +111,7 @@ def check_dataset(root: str | Path, progress: Callable[[int, int], None] | None 
             counts += per_value
             present += per_value > 0
             n_labeled += 1
-        orientations.append("".join(aff2axcodes(volume.affine)))
+        orientations.append(axis_codes(volume.affine))
         dtypes.append(str(volume.header.get_data_dtype()))
         shapes.append(tuple(int(n) for n in volume.image.shape))
         spacings.append(volume.spacing)

@@ -44,12 +44,21 @@ def predict_volume(
     return slices_to_volume(probs, geom, volume.slice_axis).astype(np.uint8, copy=False)
 
 
-def write_label_volume(labels: np.ndarray, source: Volume, path: str | Path) -> Path:
-    """Write ``labels`` as NIfTI (uint8) with ``source``'s affine and header, atomically."""
+def _write_volume(array: np.ndarray, dtype: type, source: Volume, path: str | Path) -> Path:
     header = source.header.copy()
-    header.set_data_dtype(np.uint8)
-    img = nibabel.Nifti1Image(np.asarray(labels, dtype=np.uint8), source.affine, header)
+    header.set_data_dtype(dtype)
+    img = nibabel.Nifti1Image(np.asarray(array, dtype=dtype), source.affine, header)
     img.header.set_slope_inter(1, 0)
     with atomic_path(path) as tmp:
         nibabel.save(img, tmp)
     return Path(path)
+
+
+def write_label_volume(labels: np.ndarray, source: Volume, path: str | Path) -> Path:
+    """Write ``labels`` as NIfTI (uint8) with ``source``'s affine and header, atomically."""
+    return _write_volume(labels, np.uint8, source, path)
+
+
+def write_map_volume(values: np.ndarray, source: Volume, path: str | Path) -> Path:
+    """Write a per-voxel map (an uncertainty, float32) as NIfTI with ``source``'s affine and header, atomically."""
+    return _write_volume(values, np.float32, source, path)

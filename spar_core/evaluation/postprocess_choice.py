@@ -110,3 +110,15 @@ def config_for(mode: str, base: PostprocessConfig, decision: dict[str, Any] | No
     return replace(base, chain=base.chain if decision["chain"] else None,
                    closing_mm=base.closing_mm if decision["closing"] else 0.0,
                    largest_component=bool(chosen), largest_for=chosen)
+
+
+def combine_decisions(decisions: Sequence[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """One decision for an ensemble of folds: each step kept where most folds kept it (None: no fold decided)."""
+    made = [d for d in decisions if d is not None and "largest" in d]
+    if not made:
+        return None
+    half = len(made) / 2
+    labels = sorted({int(v) for d in made for v in d["largest"]})
+    return {"chain": sum(bool(d["chain"]) for d in made) > half,
+            "closing": sum(bool(d["closing"]) for d in made) > half,
+            "largest": [v for v in labels if sum(v in d["largest"] for d in made) > half], "folds": len(made)}

@@ -22,6 +22,7 @@ import torch
 
 from spar_core.data.dataset import Dataset, load_volume, read_label_volume
 from spar_core.data.duplicates import Twins, find_twins
+from spar_core.data.orientation import dataset_orientation
 from spar_core.errors import SparError
 from spar_core.training.fold import fold_shape_ae, fold_slices, needs_shape_ae
 from spar_core.evaluation.chain import find_chain
@@ -252,7 +253,7 @@ def experiment_summary(dataset: Dataset, preset: Preset, folds: str, twins: Twin
     return {"dataset": str(Path(dataset.root).resolve()), "dataset_name": dataset.name, "labels": dataset.labels,
             "slice_axis": dataset.slice_axis, "preset": preset.name,
             "preset_settings": preset.for_classes(len(dataset.labels)).settings(), "folds": folds,
-            "identical_exams": [list(t) for t in twins.identical],
+            "orientation": dataset_orientation(dataset), "identical_exams": [list(t) for t in twins.identical],
             "similar_exams": [[a, b] for a, b, _ in twins.similar]}
 
 

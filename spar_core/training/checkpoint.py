@@ -28,7 +28,17 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # pickle, zip and weights-only errors all mean the same to a user
-        raise SparError(f"{path}: not a readable spar checkpoint ({type(err).__name__}: {err})") from None
+        raise SparError(f"{path}: not a readable spar checkpoint ({_reason(err)})") from None
+
+
+def _reason(err: Exception) -> str:
+    """Why torch could not load a file, in a few words — never torch's advice to load it with
+    ``weights_only=False``, which would run whatever code an untrusted file holds."""
+    text = str(err)
+    if "Weights only load failed" in text or "weights_only" in text:
+        return "it holds Python objects beyond tensors and plain data, which spar never loads"
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"{type(err).__name__}: {first[:200]}" if first else type(err).__name__
 
 
 def restore(path: str | Path, build: Callable[[dict[str, Any]], M], weights: str, what: str,

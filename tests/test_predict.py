@@ -1,0 +1,118 @@
+"""spar predict: a folder in, labels and uncertainty maps out, fold models ensembled (with TTA), each exam
+written on its own grid whatever its axis order; bad files reported in one line while the others go on."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nibabel
+import numpy as np
+import pytest
+
+from spar_core.cli import main
+from spar_core.runs.run_folder import RunFolder
+
+
+@pytest.fixture(scope="module")
+def two_fold_run(ankle_small: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("pred") / "run"
+    assert main(["crossval", "--dataset", str(ankle_small), "--methods", "baseline", "--folds", "2",
+                 "--preset", "tiny", "--out", str(out), "--device", "cpu"]) == 0
+    return out
+
+
+@pytest.fixture()
+def exams(ankle_small: Path, tmp_path: Path) -> Path:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for p in sorted((ankle_small / "imagesTr").glob("*.nii.gz"))[:2]:
+        shutil.copy(p, folder / p.name)
+    return folder
+
+
+def test_folder_in_ensemble_and_maps_out(two_fold_run: Path, exams: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    assert main(["predict", "--run", str(two_fold_run), "--method", "baseline", "-i", str(exams), "-o", str(out),
+                 "--tta", "--save-probabilities", "--no-postprocess"]) == 0
+    printed = capsys.readouterr().out
+    assert "2 exam(s) segmented" in printed and "folds 0,1, 8 member(s)" in printed  # 2 folds × 4 flips
+    for image in sorted(exams.iterdir()):
+        case = image.name[: -len(".nii.gz")]
+        source = nibabel.load(image)
+        labels = nibabel.load(out / f"{case}.nii.gz")
+        entropy = nibabel.load(out / f"{case}_entropy.nii.gz").get_fdata()
+        disagreement = nibabel.load(out / f"{case}_disagreement.nii.gz").get_fdata()
+        assert labels.shape == entropy.shape == source.shape and np.allclose(labels.affine, source.affine)
+        with np.load(out / f"{case}_probabilities.npz") as z:
+            probs = z["probabilities"]
+            assert list(z["labels"]) == ["background", "calcaneus", "talus", "tibia"]
+        assert probs.dtype == np.float16 and probs.shape == (4, *source.shape)
+        assert np.allclose(probs.astype(np.float32).sum(axis=0), 1.0, atol=1e-2)
+        assert np.array_equal(np.asanyarray(labels.dataobj), probs.astype(np.float32).argmax(axis=0))
+        assert entropy.min() >= 0 and entropy.max() <= np.log(4) + 1e-3
+        assert disagreement.min() >= 0 and disagreement.max() <= entropy.max() + 1e-3
+
+
+def test_exam_with_permuted_flipped_axes_gives_the_same_labels(two_fold_run: Path, exams: Path,
+                                                                tmp_path: Path) -> None:
+    image = sorted(exams.iterdir())[0]
+    original = nibabel.load(image)
+    permuted = original.as_reoriented([[2, -1], [0, 1], [1, -1]])  # same anatomy, another array order
+    other = tmp_path / "permuted"
+    other.mkdir()
+    nibabel.save(permuted, other / image.name)
+    for folder, out in ((exams, tmp_path / "a"), (other, tmp_path / "b")):
+        assert main(["predict", "--run", str(two_fold_run), "--method", "baseline", "-i", str(folder),
+                     "-o", str(out), "--folds", "0,1"]) == 0
+    a = nibabel.load(tmp_path / "a" / image.name)
+    b = nibabel.load(tmp_path / "b" / image.name)
+    assert b.shape == permuted.shape and np.allclose(b.affine, permuted.affine)
+    moved_back = b.as_reoriented(nibabel.orientations.ornt_transform(
+        nibabel.orientations.io_orientation(b.affine), nibabel.orientations.io_orientation(a.affine)))
+    assert np.array_equal(np.asanyarray(moved_back.dataobj), np.asanyarray(a.dataobj))
+    assert np.asanyarray(a.dataobj).any()
+
+
+def test_bad_file_is_one_line_others_go_on_and_done_ones_are_skipped(two_fold_run: Path, exams: Path,
+                                                                   tmp_path: Path, capsys) -> None:
+    (exams / "broken.nii.gz").write_bytes(b"not a nifti")
+    out = tmp_path / "out"
+    argv = ["predict", "--run", str(two_fold_run), "--method", "baseline", "-i", str(exams), "-o", str(out),
+            "--fold", "1"]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and "broken.nii.gz" in err[0] and "Traceback" not in captured.err
+    assert "2 exam(s) segmented" in captured.out and "1 failed" in captured.out
+    (exams / "broken.nii.gz").unlink()
+    assert main(argv) == 0
+    assert "0 exam(s) segmented" in capsys.readouterr().out and not list(out.glob("broken*"))
+    assert main(argv + ["--overwrite"]) == 0
+    assert "2 exam(s) segmented" in capsys.readouterr().out
+
+
+def test_corrupt_or_foreign_checkpoint_is_one_line_without_torch_advice(two_fold_run: Path, exams: Path,
+                                                                       tmp_path: Path, capsys) -> None:
+    import torch
+
+    run = tmp_path / "run"
+    shutil.copytree(two_fold_run, run)
+    model = RunFolder(run).model_path(0, "baseline")
+    torch.save({"code": np.dtype}, model)  # a pickle that needs more than weights: refused, not run
+    argv = ["predict", "--run", str(run), "--method", "baseline", "-i", str(exams), "-o", str(tmp_path / "o"),
+            "--fold", "0"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and str(model) in err and "weights_only" not in err and "Traceback" not in err
+    model.write_bytes(b"\x00" * 100)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and str(model) in err and "weights_only" not in err
+
+
+def test_bad_fold_choice(two_fold_run: Path, exams: Path, tmp_path: Path, capsys) -> None:
+    for folds in ("7", "x,y"):
+        assert main(["predict", "--run", str(two_fold_run), "--method", "baseline", "-i", str(exams), "-o",
+                     str(tmp_path / "o"), "--folds", folds]) == 2
+        assert "--folds" in capsys.readouterr().err
