@@ -15,7 +15,8 @@ from spar_core.cli import main
 from spar_core.errors import SparError
 from spar_core.runs.run_folder import RunFolder
 from spar_core.triage.exams import degraded_flags, triage_images, triage_run
-from spar_core.triage.ranking import SCORES, combine_scores, robust_z, spearman_table
+from spar_core.triage.ranking import (SCORES, UNCERTAINTY_SCORES, combine_scores, fitted_combination, robust_z,
+                                      spearman_table)
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +38,16 @@ def test_every_held_out_exam_is_scored(scored: pd.DataFrame, ankle_small: Path, 
     assert (scored["method"] == "spar").all()  # the default method
     assert list(scored["rank"]) == list(range(1, len(cases) + 1))
     assert scored["triage_score"].is_monotonic_decreasing
-    for score in SCORES[:-1]:  # spar is trained and the dataset is readable
+    for score in [s for s in SCORES if s != "volume_z"]:  # spar is trained and the dataset is readable
         assert np.isfinite(scored[score]).all(), score
+    for score in UNCERTAINTY_SCORES:
+        assert (scored[score] >= 0).all(), score
+    assert (scored["entropy_worst"] >= scored["entropy"] - 1e-9).all()  # the worst structure bounds the mean
+    assert {"entropy:talus", "disagreement:tibia"} <= set(scored.columns)
+    run = RunFolder(tiny_run)
+    for _, row in scored.iterrows():
+        entropy = nibabel.load(run.uncertainty_path(int(row["fold"]), "spar", row["case"], "entropy"))
+        assert entropy.shape == nibabel.load(ankle_small / "imagesTr" / f"{row['case']}.nii.gz").shape
     # Each fold trains on 2 exams: too few for a volume standard deviation, and the notes say so.
     assert scored["volume_z"].isna().all()
     assert any("volume_z not scored" in n for n in scored.attrs["notes"])
@@ -99,7 +108,7 @@ def test_images_are_triaged_without_labels(tiny_run: Path, ankle_small: Path, tm
         shutil.copy(path, images / path.name)
     ranked = triage_images(tiny_run, images, "spar", fold=0)
     assert sorted(ranked["case"]) == sorted(p.name.removesuffix(".nii.gz") for p in images.iterdir())
-    assert np.isfinite(ranked[list(SCORES[:-1])].to_numpy()).all()  # volume_z: 2 training exams per fold
+    assert np.isfinite(ranked[[s for s in SCORES if s != "volume_z"]].to_numpy()).all()  # volume_z: 2 per fold
     for rel in ranked["prediction"]:
         assert nibabel.load(Path(tiny_run) / rel).shape == nibabel.load(images / Path(rel).name).shape
 

@@ -20,7 +20,8 @@ from spar_core.triage.ranking import SCORES
 
 # Paul Tol's "muted" scheme (colour-blind friendly), one fixed colour per score.
 SCORE_COLORS: dict[str, str] = {"plausibility": "#332288", "recon_error": "#88CCEE", "knn_distance": "#44AA99",
-                                "components": "#DDCC77", "volume_z": "#CC6677"}
+                                "components": "#DDCC77", "volume_z": "#CC6677", "entropy": "#117733",
+                                "disagreement": "#999933", "entropy_worst": "#882255", "disagreement_worst": "#AA4499"}
 DEGRADED_COLOR = "#D55E00"
 
 

@@ -18,6 +18,7 @@ RUN/folds/<k>/<method>/latent/epoch_<e>.npz     codes of predicted and true mask
 RUN/folds/<k>/<method>/pred/<case>.nii.gz       post-processed predictions
 RUN/folds/<k>/<method>/pred_raw/<case>.nii.gz   the stacked 2D predictions, before post-processing
 RUN/folds/<k>/<method>/metrics.csv              that (fold, method) unit's rows: it is finished
+RUN/folds/<k>/<method>/uncertainty/<case>_<map>.nii.gz   entropy / disagreement maps of a test exam (spar triage)
 RUN/folds/<k>/<method>/postprocess.json         --postprocess auto: the steps its out-of-fold predictions chose
 RUN/folds/<k>/<method>/metrics_post.csv         --postprocess auto: its post-processed rows, once decided
 ```
@@ -140,6 +141,10 @@ class RunFolder:
 
     def unit_metrics_path(self, fold: int, method: str) -> Path:
         return self.method_folder(fold, method).unit_metrics
+
+    def uncertainty_path(self, fold: int, method: str, case: str, kind: str) -> Path:
+        """A held-out exam's uncertainty map, ``kind`` "entropy" or "disagreement" (written by spar triage)."""
+        return self.method_folder(fold, method).path / "uncertainty" / f"{case}_{kind}{NIFTI}"
 
     # ------------------------------------------------------------------------------------------ listing
 

@@ -2,7 +2,10 @@
 predicted segmentation looks, so a reader opens the worst first.
 
 Each exam gets the scores of :mod:`spar_core.triage.scores` (plausibility, recon_error, knn_distance,
-components, volume_z), combined into one rank by :mod:`spar_core.triage.ranking`.
+components, volume_z) and of :mod:`spar_core.triage.uncertainty` (entropy, disagreement and their worst
+structure, from a prediction with test-time augmentation), combined into one rank by
+:mod:`spar_core.triage.ranking`; the held-out triage of a cross-validation also gets ``triage_fitted``, the
+combination weighted on the other folds (nested).
 
 Outputs: ``RUN/triage/triage_<method>.csv``, ``RUN/triage/spearman_<method>.csv``, and for ``triage_images``
 ``RUN/triage/images_<method>.csv`` with the raw predictions in ``RUN/triage/images_<method>/``.
@@ -16,15 +19,17 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from spar_core.data.dataset import NIFTI_SUFFIXES, case_id_of, load_image, read_label_volume, resolve_slice_axis
+from spar_core.data.dataset import (NIFTI_SUFFIXES, Dataset, Volume, case_id_of, load_dataset, load_image, load_volume,
+                                   read_label_volume, resolve_slice_axis)
 from spar_core.errors import SparError
 from spar_core.methods import SPAR
-from spar_core.evaluation.inference import predict_volume, write_label_volume
+from spar_core.evaluation.ensemble import predict_ensemble
+from spar_core.evaluation.inference import write_label_volume, write_map_volume
 from spar_core.paths import write_csv
 from spar_core.progress import Progress, ProgressEvent, silent
 from spar_core.runs.run_folder import RunFolder
 from spar_core.training.segmenter import load_unet
-from spar_core.triage.ranking import combine_scores, spearman_table
+from spar_core.triage.ranking import combine_scores, fitted_combination, spearman_table
 from spar_core.triage.scores import (
     MIN_TRAIN_VOLUMES,
     TrainingReference,
@@ -32,6 +37,7 @@ from spar_core.triage.scores import (
     score_exam,
     training_reference,
 )
+from spar_core.triage.uncertainty import uncertainty_scores
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -81,8 +87,18 @@ def _structures(config: dict) -> dict[str, int]:
     return structures
 
 
-def _row(case: str, fold: int, method: str, scored, prediction: str, degraded: str) -> dict:
-    return {"case": case, "fold": fold, "method": method, **scored.scores,
+def _uncertainty(unet, size: int, volume: Volume, labels, structures: dict[str, int], device: torch.device,
+                 precision: str, maps: dict[str, Path] | None = None) -> dict[str, float]:
+    """Uncertainty scores of ``labels`` from ``unet`` with test-time augmentation; the maps written to ``maps``."""
+    pred = predict_ensemble([unet], volume, size, tta=True, device=device, precision=precision)
+    for kind, path in (maps or {}).items():
+        write_map_volume(getattr(pred, kind), volume, path)
+    return uncertainty_scores(pred, labels, structures)
+
+
+def _row(case: str, fold: int, method: str, scored, prediction: str, degraded: str,
+         uncertainty: dict[str, float] | None = None) -> dict:
+    return {"case": case, "fold": fold, "method": method, **scored.scores, **(uncertainty or {}),
             "worst_slices": ";".join(str(s) for s in scored.worst_slices()), "degraded": degraded,
             "prediction": prediction}
 
@@ -108,6 +124,8 @@ def _score_held_out(run: RunFolder, config: dict, fold: int, method: str, device
     structures = _structures(config)
     flags = degraded_flags(config.get("dataset"))
     test = run.read_split(fold).test
+    dataset = _dataset(config, notes)
+    unet, meta = load_unet(run.model_path(fold, method), device) if dataset is not None else (None, {})
     rows = []
     for i, case in enumerate(test, start=1):
         raw = run.prediction_path(fold, method, case, raw=True)
@@ -121,9 +139,25 @@ def _score_held_out(run: RunFolder, config: dict, fold: int, method: str, device
         labels, spacing = read_label_volume(path)
         scored = score_exam(labels, spacing, resolve_slice_axis(spacing, config.get("slice_axis")), models,
                             structures, reference)
-        rows.append(_row(case, fold, method, scored, str(path.relative_to(run.root)), flags.get(case, "")))
+        uncertainty = None
+        if dataset is not None:
+            maps = {k: run.uncertainty_path(fold, method, case, k) for k in ("entropy", "disagreement")}
+            uncertainty = _uncertainty(unet, meta["size"], load_volume(dataset, case, with_label=False), labels,
+                                       structures, device, "auto", maps)
+        rows.append(_row(case, fold, method, scored, str(path.relative_to(run.root)), flags.get(case, ""),
+                         uncertainty))
         progress(ProgressEvent("triage", 1, 1, i, len(test), label=f"{method} fold {fold}"))
     return rows
+
+
+def _dataset(config: dict, notes: list[str]) -> Dataset | None:
+    """The run's dataset, whose images the uncertainty scores predict again; None (with a note) when absent."""
+    try:
+        return load_dataset(config.get("dataset", ""))
+    except SparError as err:
+        if not any(n.startswith("uncertainty") for n in notes):
+            notes.append(f"uncertainty scores not computed: the run's dataset is not readable ({err})")
+        return None
 
 
 def triage_run(run: RunFolder | str | Path, method: str | None = None, fold: int | None = None, *,
@@ -212,11 +246,14 @@ def triage_images(run: RunFolder | str | Path, images_dir: str | Path, method: s
     rows = []
     for i, path in enumerate(files, start=1):
         volume = load_image(path, config.get("slice_axis"))
-        labels = predict_volume(unet, volume, meta["size"], device=device, precision=precision)
+        # labels as the held-out exams' were predicted (one pass), uncertainty from the flips
+        labels = predict_ensemble([unet], volume, meta["size"], device=device, precision=precision).labels
         written = write_label_volume(labels, volume, out_dir / f"{volume.case_id}.nii.gz")
+        maps = {k: out_dir / f"{volume.case_id}_{k}.nii.gz" for k in ("entropy", "disagreement")}
+        uncertainty = _uncertainty(unet, meta["size"], volume, labels, structures, device, precision, maps)
         scored = score_exam(labels, volume.spacing, volume.slice_axis, models, structures, reference)
         rows.append(_row(case_id_of(path), fold, method, scored, str(written.relative_to(run.root)),
-                         flags.get(volume.case_id, "")))
+                         flags.get(volume.case_id, ""), uncertainty))
         progress(ProgressEvent("triage", 1, 1, i, len(files), label=f"images {method} fold {fold}"))
     images = pd.DataFrame(rows)
     held_out = pd.DataFrame(_score_held_out(run, config, fold, method, device, [], silent))
@@ -236,6 +273,9 @@ def write_triage(run: RunFolder | str | Path, method: str | None = None, fold: i
     table = triage_run(run, method, fold, device=device, progress=progress)
     method = str(table["method"].iloc[0])
     metrics = pd.read_csv(run.metrics_csv) if run.metrics_csv.is_file() else pd.DataFrame()
+    notes = table.attrs.get("notes", [])
+    table = fitted_combination(table, metrics)
+    table.attrs["notes"] = notes
     spearman = spearman_table(table, metrics)
     spearman.attrs = {}
     return (table, spearman, write_csv(run.triage_table("triage", method), table),

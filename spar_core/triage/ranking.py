@@ -23,16 +23,21 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-# The outlier scores of one exam (spar_core.triage.scores computes them), in display order.
-SCORES: tuple[str, ...] = ("plausibility", "recon_error", "knn_distance", "components", "volume_z")
+# The outlier scores of one exam, in display order: from the predicted masks (spar_core.triage.scores), then
+# from the model's own uncertainty (spar_core.triage.uncertainty).
+MASK_SCORES: tuple[str, ...] = ("plausibility", "recon_error", "knn_distance", "components", "volume_z")
+UNCERTAINTY_SCORES: tuple[str, ...] = ("entropy", "disagreement", "entropy_worst", "disagreement_worst")
+SCORES: tuple[str, ...] = MASK_SCORES + UNCERTAINTY_SCORES
 # +1: higher is more suspicious; -1: lower is more suspicious.
-ORIENTATION = {"plausibility": -1.0, "recon_error": 1.0, "knn_distance": 1.0, "components": 1.0, "volume_z": 1.0}
+ORIENTATION = {"plausibility": -1.0, "recon_error": 1.0, "knn_distance": 1.0, "components": 1.0, "volume_z": 1.0,
+               **{score: 1.0 for score in UNCERTAINTY_SCORES}}
 # What a useful score does against each metric over held-out exams.
 EXPECTED_SIGN = {"dice": "negative", "mssd_mm": "positive"}
 Z_CLIP = 5.0
 # Smallest spread of a score that means something: (absolute, relative to |median|).
 MIN_SCALE = {"plausibility": (0.05, 0.0), "recon_error": (0.05, 0.0), "knn_distance": (0.0, 0.05),
-             "components": (1.0, 0.0), "volume_z": (0.5, 0.0)}
+             "components": (1.0, 0.0), "volume_z": (0.5, 0.0), "entropy": (0.0, 0.05), "disagreement": (0.0, 0.05),
+             "entropy_worst": (0.0, 0.05), "disagreement_worst": (0.0, 0.05)}
 
 
 # ---------------------------------------------------------------------------------------------- combining
@@ -85,6 +90,42 @@ def combine_scores(frame: pd.DataFrame, reference: pd.DataFrame | None = None) -
     return out.reset_index(drop=True)
 
 
+def fitted_combination(table: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
+    """Add ``triage_fitted``: per fold, a weighted mean of the z's with weights fitted on the *other* folds'
+    exams only — each score weighs max(0, −ρ), ρ its Spearman correlation with exam Dice there — so no exam
+    takes part in the weights it is ranked with (nested). ``attrs["weights"]`` holds each fold's weights.
+    Fewer than two folds, or no Dice, give nan.
+    """
+    out = table.copy()
+    out["triage_fitted"] = np.nan
+    weights: dict[int, dict[str, float]] = {}
+    zs = [c for c in out.columns if c.startswith("z_")]
+    if metrics is None or metrics.empty or out["fold"].nunique() < 2 or not zs:
+        out.attrs["weights"] = weights
+        return out
+    merged = out.merge(exam_means(metrics), on=["method", "case"], how="left")
+    for fold in sorted(out["fold"].unique()):
+        fit = merged[merged["fold"] != fold]
+        w = {}
+        for z in zs:
+            x, y = fit[z].to_numpy(dtype=float), fit["dice"].to_numpy(dtype=float)
+            ok = np.isfinite(x) & np.isfinite(y)
+            rho = spearmanr(x[ok], y[ok]).statistic if ok.sum() >= 3 and np.ptp(x[ok]) > 0 and np.ptp(y[ok]) > 0 \
+                else np.nan
+            w[z[2:]] = float(max(0.0, -rho)) if np.isfinite(rho) else 0.0
+        weights[int(fold)] = w
+        rows = out["fold"] == fold
+        values = out.loc[rows, zs].to_numpy(dtype=float)
+        vector = np.asarray([w[z[2:]] for z in zs])
+        present = np.isfinite(values)
+        total = (np.where(present, values, 0.0) * vector).sum(axis=1)
+        norm = (present * vector).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out.loc[rows, "triage_fitted"] = np.where(norm > 0, total / norm, np.nan)
+    out.attrs["weights"] = weights
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- validation
 
 
@@ -114,7 +155,7 @@ def spearman_table(triage_df: pd.DataFrame, metrics_df: pd.DataFrame) -> pd.Data
     merged = triage_df.merge(exam_means(metrics_df), on=["method", "case"], how="left")
     rows = []
     for method, group in merged.groupby("method", sort=True):
-        for score in [*SCORES, "triage_score"]:
+        for score in [*SCORES, "triage_score", "triage_fitted"]:
             if score not in group:
                 continue
             for metric, expected in EXPECTED_SIGN.items():
