@@ -276,6 +276,31 @@ def get_prediction(run: Run, fold: int, method: str, case_id: str, raw: bool = F
     return volume
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def _load_map(path: str, stamp: int) -> np.ndarray:
+    import nibabel  # once a map is shown
+
+    return np.ascontiguousarray(np.asarray(nibabel.load(path).dataobj, dtype=np.float32))
+
+
+def get_uncertainty(run: Run, fold: int, method: str, case_id: str, kind: str,
+                    shape: tuple[int, ...] | None = None) -> np.ndarray | None:
+    """A held-out exam's uncertainty map (``kind`` "entropy" or "disagreement", nats), cached; None when
+    ``spar triage`` has not written it.
+
+    Raises:
+        SparError: the file lies outside the run folder, cannot be read, or has another shape than ``shape``.
+    """
+    path = run.folder.uncertainty_path(fold, method, case_id, kind)
+    try:
+        volume = _read(run, path, _load_map)
+    except (OSError, ValueError) as err:
+        raise SparError(f"{path}: unreadable uncertainty map ({err})") from None
+    if volume is not None and shape is not None and volume.shape != tuple(shape):
+        raise SparError(f"{path}: shape {volume.shape}, expected the exam's {tuple(shape)}")
+    return volume
+
+
 # ---------------------------------------------------------------------------------------------- latent
 
 

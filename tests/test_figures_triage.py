@@ -270,3 +270,22 @@ def test_scores_are_the_ones_an_exam_gets() -> None:
     from spar_core.triage.ranking import ORIENTATION, SCORES as CORE
 
     assert SCORES is CORE and list(ORIENTATION) == list(CORE)
+
+
+def test_uncertainty_figure_layers_the_map_over_the_slice() -> None:
+    from spar_core.figures.uncertainty import uncertainty_figure
+
+    image = np.linspace(0, 1, 12 * 10).reshape(12, 10)
+    label = np.zeros((12, 10), np.uint8)
+    label[3:7, 2:6] = 1
+    heat = np.zeros((12, 10))
+    heat[3, 2:6] = 0.5  # a border band
+    fig = uncertainty_figure(image, heat, label, spacing2d=(1.0, 2.0), names={1: "talus"}, vmax=1.0)
+    layer = fig.data[-1]
+    assert layer.name == "entropy" and layer.zmax == 1.0
+    z = np.asarray(layer.z, dtype=float)
+    assert z.shape == (10, 12) and np.isnan(z).sum() == 12 * 10 - 4 and np.nanmax(z) == 0.5
+    with pytest.raises(SparError, match="map2d"):
+        uncertainty_figure(image, heat[:5], label, spacing2d=(1.0, 1.0), names={1: "talus"})
+    with pytest.raises(SparError, match="negative"):
+        uncertainty_figure(image, -np.ones((12, 10)), label, spacing2d=(1.0, 1.0), names={1: "talus"})

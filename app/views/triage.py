@@ -41,9 +41,12 @@ fold = int(row["fold"])
 view = triage_access.exam_view(run, selection.root, selection.dataset, method, case, fold, post)
 masks = f"{display_name(method)}, {'post-processed' if post else 'raw'}"
 
-slices_tab, latent_tab, surface_tab = st.tabs(["Worst slices", "Latent map", "3D surface"])
+slices_tab, uncertainty_tab, latent_tab, surface_tab = st.tabs(["Worst slices", "Uncertainty", "Latent map",
+                                                                "3D surface"])
 with slices_tab:
     triage_exam.worst_slices_ui(run, view, case, row["worst_slices"], masks)
+with uncertainty_tab:
+    triage_exam.uncertainty_ui(run, view, case, fold, method, row["worst_slices"])
 with latent_tab:
     triage_exam.latent_ui(run, view, case, fold, method)
 with surface_tab:
