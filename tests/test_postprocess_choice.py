@@ -33,11 +33,11 @@ def exam(seed: int) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]
 
 
 def test_the_component_step_is_kept_only_where_it_helps() -> None:
-    exams = [exam(s) for s in range(4)]
+    exams = [exam(s) for s in range(8)]  # a one-sided Wilcoxon test needs 5 or more exams to reach p < 0.05
     decision = choose_postprocess(exams, [1, 2], PostprocessConfig(closing_mm=2.0))
     # label 1 loses its island; label 2 would lose its second side: left alone; closing changes nothing: off
     assert decision["largest"] == [1] and decision["closing"] is False and decision["chain"] is False
-    assert decision["n_exams"] == 4 and decision["dice"] == pytest.approx(1.0) and decision["mssd"] == 0.0
+    assert decision["n_exams"] == 8 and decision["dice"] == pytest.approx(1.0) and decision["mssd"] == 0.0
     assert decision["dice_raw"] < decision["dice"] and decision["mssd_raw"] > 10
     cfg = config_for("auto", PostprocessConfig(closing_mm=2.0), decision)
     pred, truth, spacing = exams[0]
@@ -72,9 +72,10 @@ def test_each_fold_decides_on_the_other_folds_exams(auto_run: Path) -> None:
         decision = run.method_folder(fold, "baseline").read_postprocess()
         assert decision["n_exams"] == len(split.train)  # every training exam, predicted by the other fold
         assert set(decision) >= {"chain", "closing", "largest", "dice_raw", "dice"}
-        # never worse than raw on the deciding exams, by the rule
-        assert decision["dice"] >= decision["dice_raw"] - 0.005
-        assert decision["dice"] > decision["dice_raw"] + 0.005 or decision["mssd"] <= decision["mssd_raw"]
+        # each step kept passed its test on the deciding exams
+        for step, test in decision["tests"].items():
+            kept = decision[step] if step in ("chain", "closing") else int(step.split("_")[1]) in decision["largest"]
+            assert not kept or test["p_dice_up"] < 0.05 or test["p_mssd_down"] < 0.05, (step, test)
         rows = metrics[(metrics["fold"] == fold)]
         assert sorted(rows[rows["postprocessed"]]["case"].unique()) == sorted(split.test)
         assert sorted(rows[~rows["postprocessed"]]["case"].unique()) == sorted(split.test)

@@ -19,13 +19,17 @@ SHOWN = ["rank", "case", "fold", "triage_score", *SCORES, "worst_slices", "degra
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("triage", help="rank exams by outlier scores of their predictions (no labels needed)",
-                       description="Score every held-out exam of a run from its predicted masks only (SPAR "
-                                   "discriminator plausibility, shape AE reconstruction error, latent distance to "
-                                   "training shapes, extra connected components, volume z), combine robust z's "
-                                   "into one triage score and write RUN/triage/triage_<method>.csv, plus the "
-                                   "Spearman correlation of each score with Dice and MSSD where metrics exist "
-                                   "(RUN/triage/spearman_<method>.csv). With --images, predict and rank "
-                                   "unlabeled exams instead (RUN/triage/images_<method>.csv).")
+                       description="Score every held-out exam of a run without its ground truth: from the predicted "
+                                   "masks (SPAR discriminator plausibility, shape AE reconstruction error, latent "
+                                   "distance to training shapes, extra connected components, volume z) and from "
+                                   "the model's own uncertainty (entropy and disagreement of test-time flips inside "
+                                   "the predicted structures, mean and worst structure; maps written beside the "
+                                   "predictions); combine robust z's into one triage score (and, with several "
+                                   "folds, triage_fitted: weights fitted on the other folds only) and write "
+                                   "RUN/triage/triage_<method>.csv, plus the Spearman correlation of each score "
+                                   "with Dice and MSSD where metrics exist (RUN/triage/spearman_<method>.csv). "
+                                   "With --images, predict and rank unlabeled exams instead "
+                                   "(RUN/triage/images_<method>.csv).")
     add_run(p, "spar crossval / demo")
     p.add_argument("--fold", type=int, default=None,
                    help="one fold (default: every fold; with --images: fold 0's model)")

@@ -4,10 +4,11 @@ cross-validated predictions.
 The steps are those of :func:`~spar_core.evaluation.postprocess.postprocess`: relabelling structures in a row
 (the chain, when the training labels form one), keeping each structure's largest component (or its k parts),
 and the closing. The chain and the closing are chosen for the whole volume, the component step per
-structure; raw (nothing) is a candidate. A step is kept when it raises the mean Dice by more than
-``DICE_TIE``, or when it changes the Dice by less than that and lowers the mean MSSD: removing an island
-moves the Dice by a hair and the maximum surface distance by centimetres, and choosing on Dice alone (as
-nnU-Net does) kept the islands on the spine (bench/results/postprocess/). Remaining ties keep fewer steps.
+structure, each added to what is kept so far, starting from raw. A step is kept when, over the deciding
+exams, it raises the per-exam Dice beyond chance (one-sided paired Wilcoxon test, p < ``ALPHA``), or leaves
+the Dice not significantly lower and lowers the MSSD beyond chance: removing an island moves the Dice by a
+hair and the maximum surface distance by centimetres. Choosing on the mean Dice alone (as nnU-Net does)
+chased noise on the spine's 32 deciding exams (bench/results/postprocess/).
 The decision for a fold is made on the *out-of-fold* raw predictions of its training exams — each predicted
 by the fold in which it was a test exam — so no exam a fold reports on takes part in its own choice.
 
@@ -19,17 +20,17 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import replace
-from itertools import product
 from typing import Any, Sequence
 
 import numpy as np
+from scipy.stats import wilcoxon
 
 from spar_core.errors import SparError
 from spar_core.evaluation.metrics import evaluate_labels
 from spar_core.evaluation.postprocess import PostprocessConfig, postprocess
 
 MODES = ("auto", "largest", "none")
-DICE_TIE = 0.005  # half a Dice point: closer than this, the MSSD decides
+ALPHA = 0.05  # a step must help beyond chance: one-sided paired Wilcoxon test over the deciding exams
 RAW = PostprocessConfig(largest_component=False, closing_mm=0.0)
 
 
@@ -46,30 +47,48 @@ def _variant(base: PostprocessConfig, chain: bool, closing: bool, largest: bool)
 
 def _scores(exams: Sequence[tuple[np.ndarray, np.ndarray, tuple[float, float, float]]], values: Sequence[int],
             cfg: PostprocessConfig | None) -> np.ndarray:
-    """(2, structures): mean Dice and mean MSSD (mm; exams where it is undefined left out) after ``cfg``
-    (None: raw)."""
+    """(exams, structures, 2): Dice and MSSD (mm, nan where undefined) after ``cfg`` (None: raw)."""
     structures = {str(v): int(v) for v in values}
     rows = []
     for pred, truth, spacing in exams:
         labels = pred if cfg is None else postprocess(pred, spacing, cfg)
         rows.append([(r["dice"], r["mssd_mm"]) for r in evaluate_labels(labels, truth, spacing, structures)])
-    table = np.asarray(rows, dtype=float)  # (exams, structures, 2)
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+    return np.asarray(rows, dtype=float)
+
+
+def _one_sided(d: np.ndarray) -> float:
+    """p of a paired Wilcoxon signed-rank test that the differences ``d`` are positive (1 when none differ)."""
+    d = d[np.isfinite(d)]
+    if d.size == 0 or not np.any(d != 0):
+        return 1.0
+    return float(wilcoxon(d, alternative="greater", zero_method="wilcox").pvalue)
+
+
+def _helps(candidate: np.ndarray, current: np.ndarray) -> tuple[bool, float, float]:
+    """Whether (exams, 2) per-exam Dice and MSSD of ``candidate`` beat ``current`` beyond chance: Dice higher
+    (p < ALPHA), or Dice not lower (p ≥ ALPHA) and MSSD lower (p < ALPHA). Returns (helps, p Dice up, p MSSD
+    down)."""
+    d_dice = candidate[:, 0] - current[:, 0]
+    p_up, p_down_dice = _one_sided(d_dice), _one_sided(-d_dice)
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        mssd = np.nanmean(table[..., 1], axis=0)
-    return np.stack([table[..., 0].mean(axis=0), np.nan_to_num(mssd, nan=np.inf)])
+        p_mssd = _one_sided(current[:, 1] - candidate[:, 1])
+    return p_up < ALPHA or (p_down_dice >= ALPHA and p_mssd < ALPHA), p_up, p_mssd
 
 
-def _better(a: tuple[float, float], b: tuple[float, float]) -> bool:
-    """Whether (Dice, MSSD) ``a`` beats ``b``: a higher Dice beyond the tie, or a tied Dice and a lower MSSD."""
-    return a[0] > b[0] + DICE_TIE or (abs(a[0] - b[0]) <= DICE_TIE and a[1] < b[1])
+def _exam_means(table: np.ndarray) -> np.ndarray:
+    """(exams, structures, 2) -> (exams, 2): each exam's mean Dice and mean MSSD over its structures."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.stack([table[..., 0].mean(axis=1), np.nanmean(table[..., 1], axis=1)], axis=1)
 
 
 def choose_postprocess(exams: Sequence[tuple[np.ndarray, np.ndarray, tuple[float, float, float]]],
                        values: Sequence[int], base: PostprocessConfig) -> dict[str, Any]:
-    """The steps that improve ``exams`` ((raw prediction, truth, spacing) triples) over ``base``'s candidates,
-    by the rule of the module docstring; returns the decision as recorded in a run (``chain``, ``closing``,
-    ``largest``: the labels whose components are filtered; the mean Dice and MSSD raw and decided over
+    """The steps that help ``exams`` ((raw prediction, truth, spacing) triples), by the rule of the module
+    docstring, added one after the other from raw: the ordering of a chain, the closing, then the component
+    step per structure. Returns the decision as recorded in a run (``chain``, ``closing``, ``largest``: the
+    labels whose components are filtered; each step's p-values; mean Dice and MSSD raw and decided over
     ``n_exams``).
 
     Raises:
@@ -78,24 +97,32 @@ def choose_postprocess(exams: Sequence[tuple[np.ndarray, np.ndarray, tuple[float
     if not exams:
         raise SparError("no out-of-fold prediction to decide the post-processing on")
     values = list(values)
-    chains = (False, True) if base.chain is not None else (False,)
-    closings = (False, True) if base.closing_mm > 0 else (False,)
     raw = _scores(exams, values, None)
-    best: tuple[tuple[float, float], int, dict[str, Any]] | None = None
-    for chain, closing in product(chains, closings):
-        off = raw if not (chain or closing) else _scores(exams, values, _variant(base, chain, closing, False))
-        on = _scores(exams, values, _variant(base, chain, closing, True))
-        keep = np.array([_better((on[0, i], on[1, i]), (off[0, i], off[1, i])) for i in range(len(values))])
-        chosen = np.where(keep, on, off)
-        score = (float(chosen[0].mean()), float(chosen[1].mean()))
-        steps = int(chain) + int(closing) + int(keep.sum())
-        decision = {"chain": chain, "closing": closing, "largest": [v for v, k in zip(values, keep) if k],
-                    "dice_raw": round(float(raw[0].mean()), 6), "mssd_raw": round(float(raw[1].mean()), 4),
-                    "dice": round(score[0], 6), "mssd": round(score[1], 4), "n_exams": len(exams)}
-        if best is None or _better(score, best[0]) or (not _better(best[0], score) and steps < best[1]):
-            best = (score, steps, decision)
-    assert best is not None
-    return best[2]
+    current, chain, closing, tests = raw, False, False, {}
+    for step in ("chain", "closing"):
+        if (step == "chain" and base.chain is None) or (step == "closing" and base.closing_mm <= 0):
+            continue
+        trial = _scores(exams, values, _variant(base, chain or step == "chain", closing or step == "closing", False))
+        keep, p_dice, p_mssd = _helps(_exam_means(trial), _exam_means(current))
+        tests[step] = {"p_dice_up": round(p_dice, 6), "p_mssd_down": round(p_mssd, 6)}
+        if keep:
+            current = trial
+            chain, closing = chain or step == "chain", closing or step == "closing"
+    trial = _scores(exams, values, _variant(base, chain, closing, True))
+    largest, decided = [], current.copy()
+    for i, value in enumerate(values):
+        keep, p_dice, p_mssd = _helps(trial[:, i], current[:, i])
+        tests[f"largest_{value}"] = {"p_dice_up": round(p_dice, 6), "p_mssd_down": round(p_mssd, 6)}
+        if keep:
+            largest.append(value)
+            decided[:, i] = trial[:, i]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        summary = {"dice_raw": float(raw[..., 0].mean()), "mssd_raw": float(np.nanmean(raw[..., 1])),
+                   "dice": float(decided[..., 0].mean()), "mssd": float(np.nanmean(decided[..., 1]))}
+    return {"chain": chain, "closing": closing, "largest": largest,
+            **{k: round(v, 6) for k, v in summary.items()}, "n_exams": len(exams),
+            "tests": tests}
 
 
 def config_for(mode: str, base: PostprocessConfig, decision: dict[str, Any] | None = None) -> PostprocessConfig:
