@@ -100,6 +100,14 @@ def test_post_processing_toggle_switches_predictions_and_metrics(compare: AppTes
     assert fills != [t for t in post_spec["data"] if t.get("name") in ("calcaneus", "talus", "tibia") and "z" in t]
 
 
+def test_uncertainty_toggle_shows_each_triaged_method_map(compare: AppTest) -> None:
+    compare.toggle(key="compare_uncertainty").set_value(True).run()
+    assert not compare.exception and not compare.error
+    titles = [(json.loads(c.proto.spec)["layout"].get("title") or {}).get("text") for c in compare.get("plotly_chart")]
+    assert "SPAR: entropy" in titles  # spar triage ran on the session's run (conftest.app_roots)
+    assert any("No entropy map" in c.value and "Base. UNet" in c.value for c in compare.caption)
+
+
 def test_picking_a_tested_exam_moves_the_sidebar_too(compare: AppTest) -> None:
     compare.selectbox(key="compare_exam").set_value("ankle_003").run()
     assert not compare.exception

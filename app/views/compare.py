@@ -10,9 +10,10 @@ from spar_core.errors import SparError
 from spar_core.evaluation.significance import METRICS
 from spar_core.figures import extract_slice, in_plane_spacing
 from spar_core.figures.compare import compare_figure
+from spar_core.figures.uncertainty import uncertainty_figure
 from spar_core.methods import display_name
 
-EXAM_KEY, SLICE_KEY, POST_KEY = "compare_exam", "compare_slice", "compare_post"
+EXAM_KEY, SLICE_KEY, POST_KEY, UNCERTAINTY_KEY = "compare_exam", "compare_slice", "compare_post", "compare_uncertainty"
 
 st.title("Compare methods")
 selection = state.current()
@@ -95,6 +96,32 @@ st.plotly_chart(figure, width="stretch")
 if missing:
     name = run_access.prediction_name(run, fold, missing[0], case_id, raw=not post)
     st.caption(f"No {name} yet for: {', '.join(map(display_name, missing))} (fold {fold}).")
+
+if st.toggle("Uncertainty maps", value=False, key=UNCERTAINTY_KEY,
+             help="Each method's predictive entropy on this slice (test-time flips of its fold model), where "
+                  "`spar triage RUN --method M` has written it; prediction outlined."):
+    names = {value: name for name, value in dataset.structures.items()}
+    shown_maps, absent = [], []
+    for method in run.methods:
+        try:
+            entropy = run_access.get_uncertainty(run, fold, method, case_id, "entropy", shape=exam.image.shape)
+            labels = run_access.get_prediction(run, fold, method, case_id, raw=True, shape=exam.image.shape)
+        except SparError as err:
+            st.error(str(err))
+            continue
+        (absent if entropy is None or labels is None else shown_maps).append((method, entropy, labels))
+    top = max((float(e.max()) for _, e, _ in shown_maps), default=1.0)  # one scale for every method
+    for column, (method, entropy, labels) in zip(st.columns(max(len(shown_maps), 1)), shown_maps):
+        with column:
+            st.plotly_chart(uncertainty_figure(extract_slice(exam.image, axis, index),
+                                               extract_slice(entropy, axis, index),
+                                               extract_slice(labels, axis, index),
+                                               spacing2d=in_plane_spacing(exam.spacing, axis), names=names,
+                                               vmax=top, axis=axis, index=index, height=360,
+                                               title=f"{display_name(method)}: entropy"), width="stretch")
+    if absent:
+        st.caption(f"No entropy map of {case_id} yet for: {', '.join(display_name(m) for m, _, _ in absent)} "
+                   f"(`spar triage {run.root} --method M` writes them).")
 
 if rows is None and not run.folder.metrics_csv.is_file():
     st.info(f"Run {run.name!r} has no metrics.csv yet: the metrics appear when its evaluation has run.")
