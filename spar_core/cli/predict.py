@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from tqdm import tqdm
+
 from spar_core.cli.options import add_device, add_precision, add_progress_file
 from spar_core.data.dataset import NIFTI_SUFFIXES, case_id_of, load_dataset, load_image
 from spar_core.data.orientation import dataset_orientation, orient_to
@@ -129,13 +131,15 @@ def run(args: argparse.Namespace) -> int:
     names = list(config.get("labels", {}))
     progress = silent if args.progress_file is None else JsonProgress(args.progress_file)
     start, failed, done, skipped = time.perf_counter(), 0, 0, 0
-    for n, path in enumerate(exams):
+    # a bar on a terminal only (disable=None), so that a failed exam stays one line in a log
+    bar = tqdm(exams, desc="predict", unit="exam", file=sys.stderr, disable=None, leave=False)
+    for n, path in enumerate(bar):
         case = case_id_of(path)
         target = args.out if single else args.out / OUTPUTS["labels"].format(case=case)
         if target.exists() and not args.overwrite and not single:
             skipped += 1
             continue
-        progress(ProgressEvent("predict", 1, 1, n, len(exams), label=f"predict {case}"))
+        progress(ProgressEvent("predict", 1, 1, n, len(exams), label="predict"))
         try:
             _predict_one(path, target, unets, size, cfg, codes, config.get("slice_axis"), args, names, single)
             done += 1
@@ -143,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
             if single:
                 raise
             failed += 1
-            print(f"spar predict: {path}: skipped: {err}", file=sys.stderr)
+            tqdm.write(f"spar predict: {path}: skipped: {err}", file=sys.stderr)
+    bar.close()
     progress(ProgressEvent("predict", 1, 1, len(exams), len(exams), label="predict"))
     members = len(unets) * (4 if args.tta else 1)
     print(f"{done} exam(s) segmented into {args.out} ({args.method}, folds {','.join(map(str, folds))}, "
