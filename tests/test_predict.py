@@ -36,7 +36,7 @@ def test_folder_in_ensemble_and_maps_out(two_fold_run: Path, exams: Path, tmp_pa
     assert main(["predict", "--run", str(two_fold_run), "--method", "baseline", "-i", str(exams), "-o", str(out),
                  "--tta", "--save-probabilities", "--no-postprocess"]) == 0
     printed = capsys.readouterr().out
-    assert "2 exam(s) segmented" in printed and "folds 0,1, 8 member(s)" in printed  # 2 folds × 4 flips
+    assert "2 exam(s) segmented" in printed and "folds 0,1, 10 member(s)" in printed  # 2 folds × 5 shifts
     for image in sorted(exams.iterdir()):
         case = image.name[: -len(".nii.gz")]
         source = nibabel.load(image)
@@ -49,7 +49,10 @@ def test_folder_in_ensemble_and_maps_out(two_fold_run: Path, exams: Path, tmp_pa
             assert list(z["labels"]) == ["background", "calcaneus", "talus", "tibia"]
         assert probs.dtype == np.float16 and probs.shape == (4, *source.shape)
         assert np.allclose(probs.astype(np.float32).sum(axis=0), 1.0, atol=1e-2)
-        assert np.array_equal(np.asanyarray(labels.dataobj), probs.astype(np.float32).argmax(axis=0))
+        p32 = probs.astype(np.float32)
+        top2 = np.sort(p32, axis=0)[-2:]
+        differ = np.asanyarray(labels.dataobj) != p32.argmax(axis=0)
+        assert not differ[top2[1] - top2[0] > 2e-3].any()  # the labels are the argmax, up to float16 rounding
         assert entropy.min() >= 0 and entropy.max() <= np.log(4) + 1e-3
         assert disagreement.min() >= 0 and disagreement.max() <= entropy.max() + 1e-3
 

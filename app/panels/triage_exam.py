@@ -163,16 +163,16 @@ def uncertainty_ui(run: Run, view: ExamView, case: str, fold: int, method: str, 
         st.error(str(err))
         return
     if volume is None:
-        st.info(f"No {kind} map of {case} in this run: `spar triage {run.root}` writes them (test-time flips of "
+        st.info(f"No {kind} map of {case} in this run: `spar triage {run.root}` writes them (test-time shifts of "
                 "the fold's model).")
         return
     figure = uncertainty_figure(image2d, extract_slice(volume, axis, index), label2d, spacing2d=spacing2d,
                                 names=view.names, kind=kind, vmax=float(volume.max()), axis=axis, index=index,
                                 title=f"{case}, slice {index}: {kind}")
     st.plotly_chart(figure, width="stretch")
-    st.caption("Heat: " + ("the predictive entropy of the averaged test-time flips (0: certain; ln of the number "
+    st.caption("Heat: " + ("the predictive entropy of the averaged test-time shifts (0: certain; ln of the number "
                            "of classes: no idea)" if kind == "entropy" else
-                           "the mutual information between the four test-time flips: where they disagree, "
+                           "the mutual information between the five shifted predictions: where they disagree, "
                            "beyond what each is unsure of") +
                ", on one scale for the whole exam. Outlines: the prediction. Thin bands along borders are "
                "normal; a whole structure glowing is not.")

@@ -98,7 +98,7 @@ if missing:
     st.caption(f"No {name} yet for: {', '.join(map(display_name, missing))} (fold {fold}).")
 
 if st.toggle("Uncertainty maps", value=False, key=UNCERTAINTY_KEY,
-             help="Each method's predictive entropy on this slice (test-time flips of its fold model), where "
+             help="Each method's predictive entropy on this slice (test-time shifts of its fold model), where "
                   "`spar triage RUN --method M` has written it; prediction outlined."):
     names = {value: name for name, value in dataset.structures.items()}
     shown_maps, absent = [], []

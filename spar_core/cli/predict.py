@@ -14,7 +14,7 @@ from spar_core.cli.options import add_device, add_precision, add_progress_file
 from spar_core.data.dataset import NIFTI_SUFFIXES, case_id_of, load_dataset, load_image
 from spar_core.data.orientation import dataset_orientation, orient_to
 from spar_core.errors import SparError
-from spar_core.evaluation.ensemble import predict_ensemble
+from spar_core.evaluation.ensemble import TTA_SHIFTS, predict_ensemble
 from spar_core.evaluation.inference import write_label_volume, write_map_volume
 from spar_core.evaluation.postprocess import PostprocessConfig, decided_postprocess, postprocess
 from spar_core.evaluation.postprocess_choice import combine_decisions, config_for
@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="segment exams with a trained method (fold ensemble, uncertainty maps)",
                        description="Each exam is oriented as the training exams through its affine, sliced along "
                                    "the training data's slice axis and segmented by every chosen fold model (and "
-                                   "their in-plane flips with --tta); the softmax is averaged, post-processed as "
+                                   "four shifted copies of each slice with --tta); the softmax is averaged, post-processed as "
                                    "the run decided, and written back on the exam's own grid and affine: "
                                    "OUT/<case>.nii.gz (labels), <case>_entropy.nii.gz (predictive entropy, nats), "
                                    "<case>_disagreement.nii.gz (mutual information between the members, nats; "
@@ -48,7 +48,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", required=True, type=Path, help="output folder (or a .nii.gz file for one exam)")
     p.add_argument("--folds", default="all", help="fold models to ensemble: all (default, as nnU-Net) or 0,1,...")
     p.add_argument("--fold", type=int, default=None, help="one fold's model only (same as --folds K)")
-    p.add_argument("--tta", action="store_true", help="test-time augmentation: add the in-plane flips")
+    p.add_argument("--tta", action="store_true", help="test-time augmentation: add four copies of each slice shifted by ±5 %% of its side "
+                        "(the training augmentation shifts; never mirrored: a mirror swaps vertebra levels and sides)")
     p.add_argument("--save-probabilities", action="store_true", help="also write the mean class probabilities")
     p.add_argument("--overwrite", action="store_true", help="predict exams whose labels already exist in OUT")
     p.add_argument("--no-postprocess", action="store_true", help="keep the raw stacked 2D predictions")
@@ -150,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
             tqdm.write(f"spar predict: {path}: skipped: {err}", file=sys.stderr)
     bar.close()
     progress(ProgressEvent("predict", 1, 1, len(exams), len(exams), label="predict"))
-    members = len(unets) * (4 if args.tta else 1)
+    members = len(unets) * (len(TTA_SHIFTS) if args.tta else 1)
     print(f"{done} exam(s) segmented into {args.out} ({args.method}, folds {','.join(map(str, folds))}, "
           f"{members} member(s), {time.perf_counter() - start:.1f} s)" + (f"; {skipped} already there" if skipped
                                                                          else "") + (f"; {failed} failed" if failed

@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                        description="Score every held-out exam of a run without its ground truth: from the predicted "
                                    "masks (SPAR discriminator plausibility, shape AE reconstruction error, latent "
                                    "distance to training shapes, extra connected components, volume z) and from "
-                                   "the model's own uncertainty (entropy and disagreement of test-time flips inside "
+                                   "the model's own uncertainty (entropy and disagreement of test-time shifts inside "
                                    "the predicted structures, mean and worst structure; maps written beside the "
                                    "predictions); combine robust z's into one triage score (and, with several "
                                    "folds, triage_fitted: weights fitted on the other folds only) and write "

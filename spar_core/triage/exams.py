@@ -246,7 +246,7 @@ def triage_images(run: RunFolder | str | Path, images_dir: str | Path, method: s
     rows = []
     for i, path in enumerate(files, start=1):
         volume = load_image(path, config.get("slice_axis"))
-        # labels as the held-out exams' were predicted (one pass), uncertainty from the flips
+        # labels as the held-out exams' were predicted (one pass), uncertainty from the shifted copies
         labels = predict_ensemble([unet], volume, meta["size"], device=device, precision=precision).labels
         written = write_label_volume(labels, volume, out_dir / f"{volume.case_id}.nii.gz")
         maps = {k: out_dir / f"{volume.case_id}_{k}.nii.gz" for k in ("entropy", "disagreement")}

@@ -1,8 +1,8 @@
 """Uncertainty scores of one exam: how unsure the model was where it put the structures.
 
-The exam is predicted again with test-time augmentation (the fold's model on the slice and its three in-plane
-flips: :mod:`spar_core.evaluation.ensemble`), which gives per voxel the predictive entropy and the
-disagreement (mutual information) between the four members. Averaged inside the predicted structures:
+The exam is predicted again with test-time augmentation (the fold's model on the slice and four copies shifted
+by ±5 % of its side: :mod:`spar_core.evaluation.ensemble`), which gives per voxel the predictive entropy and
+the disagreement (mutual information) between the five members. Averaged inside the predicted structures:
 
 - ``entropy``: mean predictive entropy (nats) over every voxel of every predicted structure;
 - ``disagreement``: mean mutual information (nats) over the same voxels;
