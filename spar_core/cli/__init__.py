@@ -19,7 +19,7 @@ from spar_core.errors import SparError
 
 # Sub-commands in pipeline order; each name is a module of this package.
 COMMANDS: tuple[str, ...] = ("import_dicom", "check", "phantoms", "train", "predict", "evaluate", "crossval",
-                              "embed", "triage", "report", "demo")
+                              "embed", "triage", "report", "study", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

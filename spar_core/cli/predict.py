@@ -16,8 +16,8 @@ from spar_core.data.orientation import dataset_orientation, orient_to
 from spar_core.errors import SparError
 from spar_core.evaluation.ensemble import TTA_SHIFTS, predict_ensemble
 from spar_core.evaluation.inference import write_label_volume, write_map_volume
-from spar_core.evaluation.postprocess import PostprocessConfig, decided_postprocess, postprocess
-from spar_core.evaluation.postprocess_choice import combine_decisions, config_for
+from spar_core.evaluation.postprocess import PostprocessConfig, postprocess
+from spar_core.pipeline.crossval import run_postprocess
 from spar_core.paths import save_npz
 from spar_core.progress import JsonProgress, ProgressEvent, silent
 from spar_core.runs.run_folder import RunFolder
@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     if len(sizes) > 1:
         raise SparError(f"{run_dir.root}: the fold models of {args.method!r} were trained at sizes {sorted(sizes)}")
     unets, size = [u for u, _ in models], sizes.pop()
-    cfg = None if args.no_postprocess else _postprocess(run_dir, config, folds, args.method)
+    cfg = None if args.no_postprocess else run_postprocess(run_dir, folds, args.method)
     codes = _training_orientation(config)
     names = list(config.get("labels", {}))
     progress = silent if args.progress_file is None else JsonProgress(args.progress_file)
@@ -157,17 +157,6 @@ def run(args: argparse.Namespace) -> int:
                                                                          else "") + (f"; {failed} failed" if failed
                                                                                      else ""))
     return 1 if failed else 0
-
-
-def _postprocess(run_dir: RunFolder, config: dict, folds: list[int], method: str) -> PostprocessConfig:
-    """As the run did: what the first fold's training labels decided (structures in a row, parts), and with
-    ``--postprocess auto`` the steps most of the chosen folds kept for this method."""
-    settings = config.get("postprocess", {})
-    closing = settings.get("closing_mm", PostprocessConfig().closing_mm)
-    base = decided_postprocess(PostprocessConfig(closing_mm=closing), run_dir.read_fold_postprocess(folds[0]),
-                               settings.get("chain", True))
-    decision = combine_decisions([run_dir.method_folder(f, method).read_postprocess() for f in folds])
-    return config_for(settings.get("mode", "largest"), base, decision)
 
 
 def _predict_one(path: Path, target: Path, unets, size: int, cfg: PostprocessConfig | None, codes: str | None,

@@ -31,7 +31,7 @@ from spar_core.evaluation.inference import predict_volume, write_label_volume
 from spar_core.evaluation.metrics import evaluate_labels
 from spar_core.paths import write_csv, write_json
 from spar_core.evaluation.postprocess import PostprocessConfig, count_components, decided_postprocess, postprocess
-from spar_core.evaluation.postprocess_choice import check_mode, choose_postprocess, config_for
+from spar_core.evaluation.postprocess_choice import check_mode, choose_postprocess, combine_decisions, config_for
 from spar_core.training.presets import Preset
 from spar_core.progress import Progress, ProgressEvent, silent
 from spar_core.runs.run_folder import RunFolder
@@ -137,6 +137,18 @@ def fold_postprocess(dataset: Dataset, split: Split, run: RunFolder, post_cfg: P
                    "parts": {str(k): n for k, n in structure_parts(truths, labels, post_cfg.connectivity).items()}}
         run.write_fold_postprocess(split.fold, decided)
     return decided_postprocess(post_cfg, decided, chain)
+
+
+def run_postprocess(run: RunFolder, folds: Sequence[int], method: str) -> PostprocessConfig:
+    """The post-processing a finished run applies to ``method``'s predictions by the models of ``folds`` (an
+    ensemble of them, or one): what the first fold's training labels decided (structures in a row, parts), the
+    run's closing and chain settings, and with ``--postprocess auto`` the steps most of the folds kept."""
+    settings = run.read_config().get("postprocess", {})
+    closing = settings.get("closing_mm", PostprocessConfig().closing_mm)
+    base = decided_postprocess(PostprocessConfig(closing_mm=closing), run.read_fold_postprocess(folds[0]),
+                               settings.get("chain", True))
+    decision = combine_decisions([run.method_folder(f, method).read_postprocess() for f in folds])
+    return config_for(settings.get("mode", "largest"), base, decision)
 
 
 def decide_auto_postprocess(dataset: Dataset, splits: Sequence[Split], method: str, run: RunFolder,

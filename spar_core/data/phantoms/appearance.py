@@ -75,14 +75,14 @@ def acquire(tissue: np.ndarray, subslices: int, spacing: tuple[float, float, flo
         amp_table[t] = a
     amp = amp_table[tissue].reshape(nx, ny, nz, subslices).mean(-1)
     signal *= 1 + amp * _texture(rng, (nx, ny, nz))
-    signal *= _bias_field(rng, (nx, ny, nz), acq.bias)
+    signal *= bias_field(rng, (nx, ny, nz), acq.bias)
     body_mean = float(signal[signal > 0.2 * signal.max()].mean())
 
     k = scipy.fft.fft2(signal, axes=(0, 1), norm="ortho")
     window = _sampling_window(nx, acq.kept[0])[:, None] * _sampling_window(ny, acq.kept[1])[None, :]
     k *= window[..., None].astype(np.complex64)
     if acq.motion:
-        k = _motion(k, rng, acq.phase_axis, spacing)
+        k = motion_ghosts(k, rng, acq.phase_axis, spacing)
     # Noise lives on the acquired samples only, so it is as correlated as the image; σ is the image-domain σ.
     sigma = body_mean / acq.snr / np.sqrt(float((window > 0).mean()))
     acquired = (window > 0)[..., None]
@@ -102,7 +102,7 @@ def _texture(rng: np.random.Generator, shape: tuple[int, int, int]) -> np.ndarra
     return out
 
 
-def _bias_field(rng: np.random.Generator, shape: tuple[int, int, int], half_range: float) -> np.ndarray:
+def bias_field(rng: np.random.Generator, shape: tuple[int, int, int], half_range: float) -> np.ndarray:
     """Smooth coil sensitivity: exp of a random quadratic polynomial, scaled to 1 ± ``half_range``."""
     u, v, w = (np.linspace(-1, 1, n, dtype=np.float32) for n in shape)
     u, v, w = u[:, None, None], v[None, :, None], w[None, None, :]
@@ -120,15 +120,18 @@ def _sampling_window(n: int, kept: float) -> np.ndarray:
     return (0.5 - 0.5 * np.cos(np.pi * taper)).astype(np.float32)
 
 
-def _motion(k: np.ndarray, rng: np.random.Generator, axis: int, spacing) -> np.ndarray:
-    """Ghosts: every ``period``-th phase-encode line was acquired with the limb shifted by a few mm, a phase
-    ramp on those lines; the image then holds copies shifted by n/period voxels along the phase axis."""
+def motion_ghosts(k: np.ndarray, rng: np.random.Generator, axis: int, spacing, period: int | None = None,
+                  shift_mm: float | None = None) -> np.ndarray:
+    """Ghosts: every ``period``-th phase-encode line (default: drawn in 3..5) was acquired with the limb shifted
+    by ``shift_mm`` (default: drawn in 4..9 mm per slice), a phase ramp on those lines; the image then holds
+    copies shifted by n/period voxels along the phase axis. ``k``: (nx, ny, nz) in-plane k-space per slice."""
     n = k.shape[axis]
-    period = int(rng.integers(3, 6))
+    period = int(rng.integers(3, 6)) if period is None else int(period)
     lines = (np.arange(n) % period) == rng.integers(0, period)
     freq = np.fft.fftfreq(n).astype(np.float32)
     for z in range(k.shape[2]):
-        shift = rng.uniform(4, 9) / spacing[axis] * rng.choice([-1, 1])  # voxels
+        mm = rng.uniform(4, 9) if shift_mm is None else float(shift_mm)
+        shift = mm / spacing[axis] * rng.choice([-1, 1])  # voxels
         ramp = np.where(lines, np.exp(-2j * np.pi * freq * shift), 1).astype(np.complex64)
         if axis == 0:
             k[:, :, z] *= ramp[:, None]

@@ -1,0 +1,108 @@
+"""The robustness study: a finished run's models on their held-out exams corrupted at graded severities
+(:mod:`spar_core.data.corruptions`), each method post-processed as the run decided and scored against the
+exam's own truth.
+
+``RUN/studies/robustness/`` holds one ``folds/<k>/<corruption>_<severity>.csv`` per finished unit (skipped when
+the study is started again: resumable; ``Shard`` splits the units over a job array), ``metrics.csv`` (all rows),
+``table.csv`` (:func:`~spar_core.evaluation.study_table.study_table` per corruption and severity) and
+``study.json``. Every method sees the very same corrupted image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+import torch
+
+from spar_core.data.corruptions import CORRUPTIONS, SEVERITIES, corrupt, level
+from spar_core.data.dataset import load_dataset, load_volume
+from spar_core.errors import SparError
+from spar_core.evaluation.inference import predict_volume
+from spar_core.evaluation.metrics import evaluate_labels
+from spar_core.evaluation.postprocess import postprocess
+from spar_core.evaluation.study_table import study_table
+from spar_core.paths import write_csv, write_json
+from spar_core.pipeline.crossval import Shard, run_postprocess
+from spar_core.progress import Progress, ProgressEvent, silent
+from spar_core.runs.run_folder import RunFolder
+from spar_core.training.segmenter import load_unet
+
+
+def study_dir(run: RunFolder) -> Path:
+    return run.root / "studies" / "robustness"
+
+
+def unit_path(run: RunFolder, fold: int, kind: str, severity: int) -> Path:
+    return study_dir(run) / "folds" / str(fold) / f"{kind}_{severity}.csv"
+
+
+def run_robustness(run: RunFolder | str | Path, corruptions: Sequence[str] = CORRUPTIONS,
+                   severities: Sequence[int] = SEVERITIES, methods: Sequence[str] | None = None, *,
+                   seed: int = 0, device: torch.device | str = "cpu", precision: str = "auto",
+                   shard: Shard = Shard(), progress: Progress = silent) -> pd.DataFrame:
+    """Score this shard's (fold, corruption, severity) units not yet done, then merge and tabulate everything.
+
+    Returns:
+        The study table (empty until every unit exists).
+    Raises:
+        SparError: not a finished run (no held-out fold, unreadable dataset), a method it did not train,
+            an unknown corruption or severity.
+    """
+    run = run if isinstance(run, RunFolder) else RunFolder(run)
+    for kind in corruptions:
+        for severity in severities:
+            level(kind, severity)  # an unknown kind or severity fails before any work
+    config = run.read_config()
+    dataset = load_dataset(config.get("dataset", ""))
+    splits = [s for s in (run.read_split(f) for f in run.folds()) if s.test]
+    if not splits:
+        raise SparError(f"{run.root}: no fold with held-out exams: a robustness study needs a cross-validation")
+    trained = sorted(set.intersection(*(set(run.methods(s.fold)) for s in splits)))
+    methods = list(methods) if methods is not None else [m for m in config.get("methods", trained) if m in trained]
+    missing = [m for m in methods if m not in trained]
+    if missing or not methods:
+        raise SparError(f"--methods: {missing or methods} not trained in every fold of {run.root} "
+                        f"(trained: {', '.join(trained) or 'none'})")
+    device = torch.device(device)
+    units = [(s, kind, sev) for s in splits for kind in corruptions for sev in severities]
+    mine = shard.take(units)  # type: ignore[arg-type]
+    loaded: dict[int, dict] = {}
+    for n, (split, kind, severity) in enumerate(mine):
+        path = unit_path(run, split.fold, kind, severity)
+        if path.is_file():
+            continue
+        progress(ProgressEvent("robustness", n + 1, len(mine), 0, len(split.test),
+                               label=f"fold {split.fold} {kind} {severity}"))
+        if split.fold not in loaded:
+            loaded.clear()
+            loaded[split.fold] = {m: (load_unet(run.model_path(split.fold, m), device),
+                                      run_postprocess(run, [split.fold], m)) for m in methods}
+        rows = []
+        for i, case in enumerate(split.test):
+            vol = load_volume(dataset, case)
+            image = corrupt(vol.image, vol.spacing, vol.slice_axis, kind, severity, case=case, seed=seed)
+            corrupted = replace(vol, image=image)
+            for method, ((unet, meta), cfg) in loaded[split.fold].items():
+                raw = predict_volume(unet, corrupted, meta["size"], device=device, precision=precision)
+                post = postprocess(raw, vol.spacing, cfg)
+                for row in evaluate_labels(post, vol.label, vol.spacing, dataset.structures):
+                    rows.append({"case": case, "fold": split.fold, "method": method, "corruption": kind,
+                                 "severity": severity, "level": level(kind, severity), **row})
+            progress(ProgressEvent("robustness", n + 1, len(mine), i + 1, len(split.test),
+                                   label=f"fold {split.fold} {kind} {severity}"))
+        write_csv(path, pd.DataFrame(rows))
+    write_json(study_dir(run) / "study.json", {"kind": "robustness", "run": str(run.root), "methods": methods,
+                                               "corruptions": list(corruptions), "severities": list(severities),
+                                               "seed": seed, "folds": [s.fold for s in splits]})
+    done = [unit_path(run, s.fold, k, v) for s, k, v in units]
+    if not all(p.is_file() for p in done):
+        return pd.DataFrame()
+    metrics = pd.concat([pd.read_csv(p, dtype={"case": str}) for p in done], ignore_index=True)
+    write_csv(study_dir(run) / "metrics.csv", metrics)
+    table = study_table(metrics, ["corruption", "severity", "level"])
+    write_csv(study_dir(run) / "table.csv", table)
+    return table
+
