@@ -74,10 +74,11 @@ def test_robustness_study_same_image_for_every_method_and_resumable(tiny_run: Pa
     monkeypatch.setattr(robustness, "corrupt", counting)
     assert main(["study", "robustness", str(tiny_run), "--corruptions", "noise,gamma", "--severities", "0,3",
                  "--device", "cpu"]) == 0
-    assert len(calls) == len(set(calls)) == 4 * 2 * 2  # once per exam and condition, shared by both methods
+    assert len(calls) == len(set(calls)) == 4 * 2  # once per exam and corrupted condition, shared by both methods
     folder = tiny_run / "studies" / "robustness"
     metrics = pd.read_csv(folder / "metrics.csv", dtype={"case": str})
-    assert set(metrics["method"]) == {"baseline", "spar"} and len(metrics) == 4 * 4 * 3 * 2
+    assert set(metrics["method"]) == {"baseline", "spar"} and len(metrics) == 2 * 2 * 4 * 3 * 2  # clean shown twice
+    assert (folder / "folds" / "0" / "clean_0.csv").is_file() and not (folder / "folds" / "0" / "noise_0.csv").exists()
     table = pd.read_csv(folder / "table.csv")
     assert set(table["corruption"]) == {"noise", "gamma"} and set(table["severity"]) == {0, 3}
     finite = table.dropna(subset=["ci_low", "ci_high"])

@@ -2,7 +2,8 @@
 (:mod:`spar_core.data.corruptions`), each method post-processed as the run decided and scored against the
 exam's own truth.
 
-``RUN/studies/robustness/`` holds one ``folds/<k>/<corruption>_<severity>.csv`` per finished unit (skipped when
+``RUN/studies/robustness/`` holds one ``folds/<k>/<corruption>_<severity>.csv`` per finished unit (``clean_0``
+for the exams as they are, shared by every corruption's curve; a unit is skipped when
 the study is started again: resumable; ``Shard`` splits the units over a job array), ``metrics.csv`` (all rows),
 ``table.csv`` (:func:`~spar_core.evaluation.study_table.study_table` per corruption and severity) and
 ``study.json``. Every method sees the very same corrupted image.
@@ -31,6 +32,9 @@ from spar_core.runs.run_folder import RunFolder
 from spar_core.training.segmenter import load_unet
 
 
+CLEAN = "clean"
+
+
 def study_dir(run: RunFolder) -> Path:
     return run.root / "studies" / "robustness"
 
@@ -55,6 +59,8 @@ def run_robustness(run: RunFolder | str | Path, corruptions: Sequence[str] = COR
     for kind in corruptions:
         for severity in severities:
             level(kind, severity)  # an unknown kind or severity fails before any work
+    if not corruptions or not severities:
+        raise SparError("--corruptions / --severities: expected at least one of each")
     config = run.read_config()
     dataset = load_dataset(config.get("dataset", ""))
     splits = [s for s in (run.read_split(f) for f in run.folds()) if s.test]
@@ -67,7 +73,9 @@ def run_robustness(run: RunFolder | str | Path, corruptions: Sequence[str] = COR
         raise SparError(f"--methods: {missing or methods} not trained in every fold of {run.root} "
                         f"(trained: {', '.join(trained) or 'none'})")
     device = torch.device(device)
-    units = [(s, kind, sev) for s in splits for kind in corruptions for sev in severities]
+    # severity 0 is the clean exam, whatever the kind: scored once per fold ("clean"), shown in every kind's curve
+    conditions = ([(CLEAN, 0)] if 0 in severities else []) + [(k, v) for k in corruptions for v in severities if v]
+    units = [(s, kind, sev) for s in splits for kind, sev in conditions]
     mine = shard.take(units)  # type: ignore[arg-type]
     loaded: dict[int, dict] = {}
     for n, (split, kind, severity) in enumerate(mine):
@@ -83,14 +91,16 @@ def run_robustness(run: RunFolder | str | Path, corruptions: Sequence[str] = COR
         rows = []
         for i, case in enumerate(split.test):
             vol = load_volume(dataset, case)
-            image = corrupt(vol.image, vol.spacing, vol.slice_axis, kind, severity, case=case, seed=seed)
+            image = vol.image if kind == CLEAN else corrupt(vol.image, vol.spacing, vol.slice_axis, kind, severity,
+                                                            case=case, seed=seed)
             corrupted = replace(vol, image=image)
             for method, ((unet, meta), cfg) in loaded[split.fold].items():
                 raw = predict_volume(unet, corrupted, meta["size"], device=device, precision=precision)
                 post = postprocess(raw, vol.spacing, cfg)
                 for row in evaluate_labels(post, vol.label, vol.spacing, dataset.structures):
                     rows.append({"case": case, "fold": split.fold, "method": method, "corruption": kind,
-                                 "severity": severity, "level": level(kind, severity), **row})
+                                 "severity": severity, "level": None if kind == CLEAN else level(kind, severity),
+                                 **row})
             progress(ProgressEvent("robustness", n + 1, len(mine), i + 1, len(split.test),
                                    label=f"fold {split.fold} {kind} {severity}"))
         write_csv(path, pd.DataFrame(rows))
@@ -101,6 +111,9 @@ def run_robustness(run: RunFolder | str | Path, corruptions: Sequence[str] = COR
     if not all(p.is_file() for p in done):
         return pd.DataFrame()
     metrics = pd.concat([pd.read_csv(p, dtype={"case": str}) for p in done], ignore_index=True)
+    clean = metrics[metrics["corruption"] == CLEAN]
+    metrics = pd.concat([metrics[metrics["corruption"] != CLEAN],
+                         *(clean.assign(corruption=kind) for kind in corruptions)], ignore_index=True)
     write_csv(study_dir(run) / "metrics.csv", metrics)
     table = study_table(metrics, ["corruption", "severity", "level"])
     write_csv(study_dir(run) / "table.csv", table)
