@@ -35,6 +35,7 @@ METHOD_KEY = "method"  # selectbox: method key, shown by its display name
 _FOLLOWED_KEY = "_run_followed"  # the run whose dataset the data pickers were last moved to
 _SELECTION_KEY = "_selection"
 _FRAME_KEY = "_sidebar_drawn"  # set by sidebar(), consumed by current(): did this run draw the sidebar?
+_OPEN_KEY = "_open_run"  # (runs folder, run name) another page asked for, applied before the pickers are drawn
 
 
 @dataclass(frozen=True)
@@ -58,11 +59,20 @@ def _keep_valid(key: str, options: list[str]) -> None:
         st.session_state[key] = options[0]
 
 
+def open_run(folder: Path, name: str) -> None:
+    """Ask the sidebar to show run ``name`` of runs folder ``folder`` from the next rerun on (a study's cell);
+    the caller then switches page."""
+    st.session_state[_OPEN_KEY] = (str(folder), name)
+
+
 def sidebar(root: Path) -> Selection:
     """Draw the run, method, data folder, dataset, exam and runs folder pickers; store and return the selection.
 
     A folder, dataset or run that cannot be read gives an ``st.error`` with its one-line message on the page.
     """
+    pending = st.session_state.pop(_OPEN_KEY, None)
+    if pending is not None:  # widgets' values may change only before they are drawn
+        st.session_state[RUNS_ROOT_KEY], st.session_state[RUN_KEY] = pending
     with st.sidebar:
         # Drawn top to bottom: run pickers, data pickers, runs folder. Filled in another order: the runs folder
         # decides the runs offered, and a new run moves the data pickers before they are drawn.

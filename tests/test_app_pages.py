@@ -178,3 +178,35 @@ def test_run_without_metrics_or_outside_dataset(roots: tuple[Path, Path], tmp_pa
     at.switch_page("views/results.py").run()
     assert not at.exception and not at.error
     assert any(m.value.startswith("**Table 1.**") for m in at.markdown)
+
+
+def test_results_studies_view_draws_both_curves(roots: tuple[Path, Path], tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import pandas as pd
+
+    from spar_core.evaluation.study_table import study_table
+    from spar_core.pipeline.data_efficiency import ALL
+
+    runs = tmp_path / "runs"
+    shutil.copytree(roots[1] / "tiny", runs / "tiny")
+    metrics = pd.read_csv(runs / "tiny" / "metrics.csv", dtype={"case": str})
+    post = metrics[metrics["postprocessed"]]
+    rows = pd.concat([post.assign(corruption="noise", severity=s, level=v) for s, v in ((0, None), (2, 10.0))])
+    folder = runs / "tiny" / "studies" / "robustness"
+    folder.mkdir(parents=True)
+    study_table(rows, ["corruption", "severity", "level"], n_boot=50).to_csv(folder / "table.csv", index=False)
+    study = runs / "my_study"
+    study.mkdir()
+    (study / "study.json").write_text(json.dumps({"kind": "data-efficiency", "cells": {}}))
+    sizes = pd.concat([post.assign(train_exams=n) for n in (1, ALL)])
+    study_table(sizes, ["train_exams"], n_boot=50).to_csv(study / "table.csv", index=False)
+    at = _start(monkeypatch, roots[0], runs, page="results")
+    assert not at.exception and not at.error
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    titles = [(c["layout"].get("title") or {}).get("text") for c in charts]
+    assert "noise" in titles and "my_study" in titles
+    curve = charts[titles.index("my_study")]
+    lines = [t for t in curve["data"] if t.get("mode") == "lines+markers"]
+    assert {t["name"] for t in lines} == set(DISPLAY)
+    assert next(t for t in lines if t["name"] == "Base. UNet")["line"]["dash"] == "dash"
+    assert curve["layout"]["xaxis"]["ticktext"] == ["1", "all"]

@@ -208,3 +208,22 @@ def test_method_colors_are_fixed_by_the_registry() -> None:
     together = method_colors(["baseline", "adversarial", "shape", "spar", "mine"])
     assert alone["spar"] == together["spar"]
     assert len(set(together.values())) == 5
+
+
+def test_study_curves_bands_hold_the_means_and_the_baseline_is_dashed() -> None:
+    import pandas as pd
+
+    from spar_core.figures.studies import study_curves
+
+    table = pd.DataFrame([{"train_exams": n, "method": m, "metric": "dice_pct", "mean": 80 + n + k,
+                           "ci_low": 78 + n + k, "ci_high": 82 + n + k}
+                          for n in (2, 4, 8) for k, m in enumerate(("baseline", "spar"))])
+    fig = study_curves(table, "train_exams", "dice_pct", tick_text={8: "all"})
+    lines = [t for t in fig.data if t.mode == "lines+markers"]
+    assert [t.name for t in lines] == ["Base. UNet", "SPAR"] and lines[0].line.dash == "dash"
+    assert list(lines[1].customdata[0]) == [2, "spar"]
+    bands = [t for t in fig.data if t.fill == "toself"]
+    assert len(bands) == 2 and min(bands[0].y) == 80 and max(bands[0].y) == 90
+    assert list(fig.layout.xaxis.ticktext) == ["2", "4", "all"]
+    with pytest.raises(SparError, match="metric"):
+        study_curves(table, "train_exams", "jaccard")

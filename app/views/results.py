@@ -4,7 +4,9 @@ import streamlit as st
 
 import run_access
 import state
+from panels import studies
 from spar_core.errors import SparError
+from spar_core.paths import runs_root
 from spar_core.figures.results import learning_curves, metric_boxplot
 from spar_core.evaluation.significance import METRICS
 
@@ -55,3 +57,6 @@ if figure is not None:
 elif not histories:
     pattern = run_access.relative(run, run.folder.method_folder("<k>", "<method>").history)
     st.info(f"No {pattern} in {run.root} yet: the curves appear after the first epoch.")
+
+st.subheader("Studies")
+studies.studies_ui(run, selection.runs_folder, runs_root())
