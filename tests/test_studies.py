@@ -77,7 +77,7 @@ def test_robustness_study_same_image_for_every_method_and_resumable(tiny_run: Pa
     assert len(calls) == len(set(calls)) == 4 * 2  # once per exam and corrupted condition, shared by both methods
     folder = tiny_run / "studies" / "robustness"
     metrics = pd.read_csv(folder / "metrics.csv", dtype={"case": str})
-    assert set(metrics["method"]) == {"baseline", "spar"} and len(metrics) == 2 * 2 * 4 * 3 * 2  # clean shown twice
+    assert set(metrics["method"]) == {"baseline", "spar"} and len(metrics) == 3 * 4 * 3 * 2  # clean, noise 3, gamma 3
     assert (folder / "folds" / "0" / "clean_0.csv").is_file() and not (folder / "folds" / "0" / "noise_0.csv").exists()
     table = pd.read_csv(folder / "table.csv")
     assert set(table["corruption"]) == {"noise", "gamma"} and set(table["severity"]) == {0, 3}
@@ -85,6 +85,10 @@ def test_robustness_study_same_image_for_every_method_and_resumable(tiny_run: Pa
     assert ((finite["ci_low"] <= finite["mean"] + 1e-9) & (finite["mean"] <= finite["ci_high"] + 1e-9)).all()
     spar = table[(table["method"] == "spar")]
     assert spar["p_value"].notna().all() and (spar["p_holm"] >= spar["p_value"] - 1e-12).all()
+    clean = table[table["severity"] == 0]
+    assert set(clean["corruption"]) == {"noise", "gamma"}  # the clean rows shown in both curves, tested once
+    noise, gamma = (clean[clean["corruption"] == k]["p_value"].to_numpy() for k in ("noise", "gamma"))
+    assert np.array_equal(noise, gamma, equal_nan=True)
     assert table[table["method"] == "baseline"]["diff"].isna().all()
     # started again: every unit is there, nothing is predicted
     monkeypatch.setattr(robustness, "predict_volume", lambda *a, **k: pytest.fail("a finished unit ran again"))

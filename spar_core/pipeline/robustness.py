@@ -111,11 +111,12 @@ def run_robustness(run: RunFolder | str | Path, corruptions: Sequence[str] = COR
     if not all(p.is_file() for p in done):
         return pd.DataFrame()
     metrics = pd.concat([pd.read_csv(p, dtype={"case": str}) for p in done], ignore_index=True)
-    clean = metrics[metrics["corruption"] == CLEAN]
-    metrics = pd.concat([metrics[metrics["corruption"] != CLEAN],
-                         *(clean.assign(corruption=kind) for kind in corruptions)], ignore_index=True)
     write_csv(study_dir(run) / "metrics.csv", metrics)
+    # the clean exams tested once (one family member each), then shown at severity 0 of every corruption's curve
     table = study_table(metrics, ["corruption", "severity", "level"])
+    clean = table[table["corruption"] == CLEAN]
+    table = pd.concat([table[table["corruption"] != CLEAN], *(clean.assign(corruption=k) for k in corruptions)],
+                      ignore_index=True)
     write_csv(study_dir(run) / "table.csv", table)
     return table
 
