@@ -30,6 +30,18 @@ def ankle_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def two_fold_run(ankle_small: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``baseline`` and ``spar`` cross-validated on ankle_small: two folds, preset ``tiny``, ``--postprocess auto``,
+    built once per session. Tests that change it work on a copy; triage and studies add their own folders."""
+    from spar_core.cli import main
+
+    out = tmp_path_factory.mktemp("two_fold_run") / "run"
+    assert main(["crossval", "--dataset", str(ankle_small), "--methods", "baseline,spar", "--folds", "2",
+                 "--preset", "tiny", "--out", str(out), "--device", "cpu"]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
 def app_roots(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(data root holding phantoms_ankle, runs root holding the finished run 'tiny'), built once per session.
 

@@ -55,16 +55,8 @@ def test_ill_inputs() -> None:
         config_for("smallest", PostprocessConfig())
 
 
-@pytest.fixture(scope="module")
-def auto_run(ankle_small: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("auto") / "run"
-    assert main(["crossval", "--dataset", str(ankle_small), "--methods", "baseline", "--folds", "2",
-                 "--preset", "tiny", "--out", str(out), "--device", "cpu"]) == 0
-    return out
-
-
-def test_each_fold_decides_on_the_other_folds_exams(auto_run: Path) -> None:
-    run = RunFolder(auto_run)
+def test_each_fold_decides_on_the_other_folds_exams(two_fold_run: Path) -> None:
+    run = RunFolder(two_fold_run)
     assert run.read_config()["postprocess"]["mode"] == "auto" and run.read_config()["status"] == "complete"
     metrics = pd.read_csv(run.metrics_csv)
     for fold in run.folds():
@@ -83,10 +75,10 @@ def test_each_fold_decides_on_the_other_folds_exams(auto_run: Path) -> None:
             assert run.prediction_path(fold, "baseline", case).is_file()
 
 
-def test_a_run_keeps_its_mode(auto_run: Path, ankle_small: Path, capsys) -> None:
+def test_a_run_keeps_its_mode(two_fold_run: Path, ankle_small: Path, capsys) -> None:
     capsys.readouterr()
-    assert main(["crossval", "--dataset", str(ankle_small), "--methods", "baseline", "--folds", "2",
-                 "--preset", "tiny", "--out", str(auto_run), "--device", "cpu", "--postprocess", "none"]) == 2
+    assert main(["crossval", "--dataset", str(ankle_small), "--methods", "baseline,spar", "--folds", "2",
+                 "--preset", "tiny", "--out", str(two_fold_run), "--device", "cpu", "--postprocess", "none"]) == 2
     assert "--postprocess auto" in capsys.readouterr().err
 
 

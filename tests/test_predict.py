@@ -14,14 +14,6 @@ from spar_core.cli import main
 from spar_core.runs.run_folder import RunFolder
 
 
-@pytest.fixture(scope="module")
-def two_fold_run(ankle_small: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("pred") / "run"
-    assert main(["crossval", "--dataset", str(ankle_small), "--methods", "baseline", "--folds", "2",
-                 "--preset", "tiny", "--out", str(out), "--device", "cpu"]) == 0
-    return out
-
-
 @pytest.fixture()
 def exams(ankle_small: Path, tmp_path: Path) -> Path:
     folder = tmp_path / "in"

@@ -55,15 +55,7 @@ def test_corruptions_are_seeded_graded_and_keep_the_grid(kind: str) -> None:
         corrupt(image, spacing, 2, kind, 5)
 
 
-@pytest.fixture(scope="module")
-def tiny_run(ankle_small: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("study") / "run"
-    assert main(["crossval", "--dataset", str(ankle_small), "--methods", "baseline,spar", "--folds", "2",
-                 "--preset", "tiny", "--out", str(out), "--device", "cpu", "--postprocess", "largest"]) == 0
-    return out
-
-
-def test_robustness_study_same_image_for_every_method_and_resumable(tiny_run: Path, monkeypatch) -> None:
+def test_robustness_study_same_image_for_every_method_and_resumable(two_fold_run: Path, monkeypatch) -> None:
     calls = []
     real = robustness.corrupt
 
@@ -72,10 +64,10 @@ def test_robustness_study_same_image_for_every_method_and_resumable(tiny_run: Pa
         return real(image, spacing, axis, kind, severity, **kw)
 
     monkeypatch.setattr(robustness, "corrupt", counting)
-    assert main(["study", "robustness", str(tiny_run), "--corruptions", "noise,gamma", "--severities", "0,3",
+    assert main(["study", "robustness", str(two_fold_run), "--corruptions", "noise,gamma", "--severities", "0,3",
                  "--device", "cpu"]) == 0
     assert len(calls) == len(set(calls)) == 4 * 2  # once per exam and corrupted condition, shared by both methods
-    folder = tiny_run / "studies" / "robustness"
+    folder = two_fold_run / "studies" / "robustness"
     metrics = pd.read_csv(folder / "metrics.csv", dtype={"case": str})
     assert set(metrics["method"]) == {"baseline", "spar"} and len(metrics) == 3 * 4 * 3 * 2  # clean, noise 3, gamma 3
     assert (folder / "folds" / "0" / "clean_0.csv").is_file() and not (folder / "folds" / "0" / "noise_0.csv").exists()
@@ -92,7 +84,7 @@ def test_robustness_study_same_image_for_every_method_and_resumable(tiny_run: Pa
     assert table[table["method"] == "baseline"]["diff"].isna().all()
     # started again: every unit is there, nothing is predicted
     monkeypatch.setattr(robustness, "predict_volume", lambda *a, **k: pytest.fail("a finished unit ran again"))
-    assert main(["study", "robustness", str(tiny_run), "--corruptions", "noise,gamma", "--severities", "0,3",
+    assert main(["study", "robustness", str(two_fold_run), "--corruptions", "noise,gamma", "--severities", "0,3",
                  "--device", "cpu"]) == 0
     assert json.loads((folder / "study.json").read_text())["corruptions"] == ["noise", "gamma"]
 

@@ -15,24 +15,15 @@ from spar_core.cli import main
 from spar_core.errors import SparError
 from spar_core.runs.run_folder import RunFolder
 from spar_core.triage.exams import degraded_flags, triage_images, triage_run
-from spar_core.triage.ranking import (SCORES, UNCERTAINTY_SCORES, combine_scores, fitted_combination, robust_z,
-                                      spearman_table)
+from spar_core.triage.ranking import SCORES, UNCERTAINTY_SCORES, combine_scores, robust_z, spearman_table
 
 
 @pytest.fixture(scope="module")
-def tiny_run(ankle_small: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("triage") / "run"
-    assert main(["crossval", "--dataset", str(ankle_small), "--methods", "baseline,spar", "--folds", "2",
-                 "--preset", "tiny", "--out", str(out), "--device", "cpu"]) == 0
-    return out
+def scored(two_fold_run: Path) -> pd.DataFrame:
+    return triage_run(two_fold_run)
 
 
-@pytest.fixture(scope="module")
-def scored(tiny_run: Path) -> pd.DataFrame:
-    return triage_run(tiny_run)
-
-
-def test_every_held_out_exam_is_scored(scored: pd.DataFrame, ankle_small: Path, tiny_run: Path) -> None:
+def test_every_held_out_exam_is_scored(scored: pd.DataFrame, ankle_small: Path, two_fold_run: Path) -> None:
     cases = {p.name.removesuffix(".nii.gz") for p in (ankle_small / "imagesTr").glob("*.nii.gz")}
     assert set(scored["case"]) == cases and len(scored) == len(cases)
     assert (scored["method"] == "spar").all()  # the default method
@@ -44,7 +35,7 @@ def test_every_held_out_exam_is_scored(scored: pd.DataFrame, ankle_small: Path, 
         assert (scored[score] >= 0).all(), score
     assert (scored["entropy_worst"] >= scored["entropy"] - 1e-9).all()  # the worst structure bounds the mean
     assert {"entropy:talus", "disagreement:tibia"} <= set(scored.columns)
-    run = RunFolder(tiny_run)
+    run = RunFolder(two_fold_run)
     for _, row in scored.iterrows():
         entropy = nibabel.load(run.uncertainty_path(int(row["fold"]), "spar", row["case"], "entropy"))
         assert entropy.shape == nibabel.load(ankle_small / "imagesTr" / f"{row['case']}.nii.gz").shape
@@ -53,7 +44,7 @@ def test_every_held_out_exam_is_scored(scored: pd.DataFrame, ankle_small: Path, 
     assert any("volume_z not scored" in n for n in scored.attrs["notes"])
     assert scored["plausibility"].between(0, 1).all() and scored["recon_error"].between(0, 1).all()
     assert scored["worst_slices"].str.fullmatch(r"\d+(;\d+){0,2}").all()
-    assert RunFolder(tiny_run).train_codes_path(0).is_file()
+    assert RunFolder(two_fold_run).train_codes_path(0).is_file()
 
 
 def _corrupt(label: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -72,11 +63,11 @@ def _corrupt(label: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def test_a_corrupted_exam_ranks_first(tiny_run: Path, ankle_small: Path, tmp_path: Path) -> None:
+def test_a_corrupted_exam_ranks_first(two_fold_run: Path, ankle_small: Path, tmp_path: Path) -> None:
     """The other exams' predictions are replaced by their truth, so the tiny model's own (poor) predictions
     do not blur the comparison: the scores alone must find the one exam made implausible."""
     run = tmp_path / "run"
-    shutil.copytree(tiny_run, run)
+    shutil.copytree(two_fold_run, run)
     rng = np.random.default_rng(0)
     target = "ankle_002"
     for path in sorted(run.glob("folds/*/spar/pred_raw/*.nii.gz")):
@@ -90,9 +81,9 @@ def test_a_corrupted_exam_ranks_first(tiny_run: Path, ankle_small: Path, tmp_pat
     assert ranked.iloc[0]["components"] > 100
 
 
-def test_no_spar_model_skips_plausibility(tiny_run: Path, tmp_path: Path) -> None:
+def test_no_spar_model_skips_plausibility(two_fold_run: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    shutil.copytree(tiny_run, run)
+    shutil.copytree(two_fold_run, run)
     for model in run.glob("folds/*/spar/model.pt"):
         model.unlink()
     ranked = triage_run(run)
@@ -101,19 +92,19 @@ def test_no_spar_model_skips_plausibility(tiny_run: Path, tmp_path: Path) -> Non
     assert any("plausibility not scored" in n for n in ranked.attrs["notes"])
 
 
-def test_images_are_triaged_without_labels(tiny_run: Path, ankle_small: Path, tmp_path: Path) -> None:
+def test_images_are_triaged_without_labels(two_fold_run: Path, ankle_small: Path, tmp_path: Path) -> None:
     images = tmp_path / "images"
     images.mkdir()
     for path in sorted((ankle_small / "imagesTr").glob("*.nii.gz"))[:2]:
         shutil.copy(path, images / path.name)
-    ranked = triage_images(tiny_run, images, "spar", fold=0)
+    ranked = triage_images(two_fold_run, images, "spar", fold=0)
     assert sorted(ranked["case"]) == sorted(p.name.removesuffix(".nii.gz") for p in images.iterdir())
     assert np.isfinite(ranked[[s for s in SCORES if s != "volume_z"]].to_numpy()).all()  # volume_z: 2 per fold
     for rel in ranked["prediction"]:
-        assert nibabel.load(Path(tiny_run) / rel).shape == nibabel.load(images / Path(rel).name).shape
+        assert nibabel.load(Path(two_fold_run) / rel).shape == nibabel.load(images / Path(rel).name).shape
 
 
-def test_a_dataset_folder_without_labels_and_no_training_truth(tiny_run: Path, ankle_small: Path,
+def test_a_dataset_folder_without_labels_and_no_training_truth(two_fold_run: Path, ankle_small: Path,
                                                                tmp_path: Path) -> None:
     """Nothing labeled anywhere: the images have no labelsTr, and the run's dataset is gone (no cache)."""
     data = tmp_path / "unlabeled"
@@ -122,7 +113,7 @@ def test_a_dataset_folder_without_labels_and_no_training_truth(tiny_run: Path, a
     meta["training"] = [{"image": e["image"]} for e in meta["training"]]
     (data / "dataset.json").write_text(json.dumps(meta))
     run = tmp_path / "run"
-    shutil.copytree(tiny_run, run)
+    shutil.copytree(two_fold_run, run)
     for fold in RunFolder(run).folds():
         RunFolder(run).train_codes_path(fold).unlink(missing_ok=True)
     config = json.loads((run / "run.json").read_text())
@@ -176,21 +167,21 @@ def test_degraded_flags(tmp_path: Path) -> None:
     assert degraded_flags(tmp_path / "missing") == {}
 
 
-def test_cli_triage(tiny_run: Path, ankle_small: Path, tmp_path: Path, capsys) -> None:
-    assert main(["triage", str(tiny_run), "--fold", "1"]) == 0
-    table = pd.read_csv(Path(tiny_run) / "triage" / "triage_spar.csv")
+def test_cli_triage(two_fold_run: Path, ankle_small: Path, tmp_path: Path, capsys) -> None:
+    assert main(["triage", str(two_fold_run), "--fold", "1"]) == 0
+    table = pd.read_csv(Path(two_fold_run) / "triage" / "triage_spar.csv")
     assert set(table["fold"]) == {1} and "degraded" in table
-    assert (Path(tiny_run) / "triage" / "spearman_spar.csv").is_file()
-    assert main(["triage", str(tiny_run), "--images", str(ankle_small / "imagesTr"), "--method", "baseline"]) == 0
-    assert (Path(tiny_run) / "triage" / "images_baseline.csv").is_file()
+    assert (Path(two_fold_run) / "triage" / "spearman_spar.csv").is_file()
+    assert main(["triage", str(two_fold_run), "--images", str(ankle_small / "imagesTr"), "--method", "baseline"]) == 0
+    assert (Path(two_fold_run) / "triage" / "images_baseline.csv").is_file()
     capsys.readouterr()
-    for argv in (["triage", str(tmp_path / "nowhere")], ["triage", str(tiny_run), "--method", "magic"],
-                 ["triage", str(tiny_run), "--images", str(tmp_path / "none")]):
+    for argv in (["triage", str(tmp_path / "nowhere")], ["triage", str(two_fold_run), "--method", "magic"],
+                 ["triage", str(two_fold_run), "--images", str(tmp_path / "none")]):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1, err
 
 
-def test_unknown_method_is_refused(tiny_run: Path) -> None:
+def test_unknown_method_is_refused(two_fold_run: Path) -> None:
     with pytest.raises(SparError, match="--method"):
-        triage_images(tiny_run, ".", "adversarial", fold=0)
+        triage_images(two_fold_run, ".", "adversarial", fold=0)
