@@ -13,10 +13,7 @@ from data_access import mtime
 from run_access import Run
 from spar_core.errors import SparError
 from spar_core.paths import is_within
-from spar_core.pipeline.data_efficiency import ALL, cell_name
-from spar_core.pipeline.robustness import study_dir  # noqa: F401  (the panel names the folder)
-
-STUDY_FILE = "study.json"
+from spar_core.runs.study_folder import ALL, STUDY_FILE, StudyFolder
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -29,7 +26,7 @@ def _read_table(path: str, stamp: float) -> pd.DataFrame:
 
 def robustness_table(run: Run) -> pd.DataFrame | None:
     """The run's robustness table, None until ``spar study robustness`` has finished it."""
-    path = study_dir(run.folder) / "table.csv"
+    path = StudyFolder.robustness(run.folder).table_csv
     return _read_table(str(path), mtime(path)) if path.is_file() and is_within(path, run.root) else None
 
 
@@ -50,10 +47,11 @@ def data_efficiency_studies(folder: Path | None, allowed: Path) -> list[Path]:
 
 def study_table(study: Path) -> pd.DataFrame | None:
     """A data-efficiency study's table, None until every cell is complete."""
-    path = study / "table.csv"
+    path = StudyFolder(study).table_csv
     return _read_table(str(path), mtime(path)) if path.is_file() else None
 
 
 def cell_of(study: Path, size: float) -> tuple[Path, str]:
     """(the cells folder, the cell's run name) of a point of the curve (the first repeat of that size)."""
-    return study / "cells", cell_name(None if int(size) == ALL else int(size), 0)
+    cell = StudyFolder(study).cell(None if int(size) == ALL else int(size), 0)
+    return cell.root.parent, cell.root.name

@@ -20,7 +20,7 @@ from spar_core.data.dataset import load_dataset, load_volume, read_label_volume
 from spar_core.evaluation.metrics import evaluate_labels
 from spar_core.evaluation.postprocess import PostprocessConfig, postprocess
 from spar_core.evaluation.postprocess_choice import choose_postprocess, config_for
-from spar_core.pipeline.crossval import fold_postprocess
+from spar_core.pipeline.crossval import fold_postprocess, out_of_fold
 from spar_core.runs.run_folder import RunFolder
 
 
@@ -33,6 +33,7 @@ def main() -> None:
     dataset = load_dataset(run.read_config()["dataset"])
     splits = [run.read_split(f) for f in run.folds()]
     tested_in = {c: s.fold for s in splits for c in s.test}
+    deciding = out_of_fold(splits)
     truths = {}
     for case in tested_in:
         vol = load_volume(dataset, case)
@@ -46,7 +47,7 @@ def main() -> None:
         decisions = []
         for split in splits:
             base = fold_postprocess(dataset, split, run, PostprocessConfig())
-            oof = [c for c in split.train if c in tested_in and tested_in[c] != split.fold]
+            oof = deciding[split.fold]
             decision = choose_postprocess([(raws[c], *truths[c]) for c in oof], values, base) if oof else None
             decisions.append((split.fold, decision))
             for case in split.test:

@@ -51,7 +51,7 @@ def test_series_written_with_dicom_geometry(tmp_path: Path, orientation) -> None
 
 def test_patients_with_seg_and_nifti_masks(tmp_path: Path, capsys) -> None:
     a = write_series(tmp_path / "dicom", patient="B-patient", seed=1)
-    b = write_series(tmp_path / "dicom", patient="A-patient", seed=2, orientation=oblique(10.0))
+    write_series(tmp_path / "dicom", patient="A-patient", seed=2, orientation=oblique(10.0))
     masks = [np.zeros(p.shape, np.uint8) for p in a.pixels]
     masks[0][2:5, 3:7] = 1
     masks[3][1:3, 1:3] = 2

@@ -14,7 +14,7 @@ from spar_core.data.corruptions import CORRUPTIONS, LEVELS, UNITS
 from spar_core.errors import SparError
 from spar_core.evaluation.significance import METRICS
 from spar_core.figures.studies import study_curves
-from spar_core.pipeline.data_efficiency import ALL
+from spar_core.runs.study_folder import ALL, StudyFolder
 
 METRIC_KEY, CORRUPTION_KEY, STUDY_KEY = "studies_metric", "studies_corruption", "studies_study"
 CURVE_KEY = "studies_curve"
@@ -47,7 +47,7 @@ def studies_ui(run: Run, runs_folder: Path | None, allowed: Path) -> None:
                                      tick_text=ticks, title=f"{kind}"), width="stretch")
         st.caption("Mean over the held-out exams, band: 95 % bootstrap interval over exams; baseline dashed. "
                    "The paired differences to the baseline and their Holm-corrected p are in "
-                   f"{studies_access.study_dir(run.folder) / 'table.csv'}.")
+                   f"{StudyFolder.robustness(run.folder).table_csv}.")
     st.markdown("**Data efficiency** — the studies in the runs folder")
     studies = studies_access.data_efficiency_studies(runs_folder, allowed)
     if not studies:
@@ -63,8 +63,7 @@ def studies_ui(run: Run, runs_folder: Path | None, allowed: Path) -> None:
                           tick_text={ALL: "all"}, title=study.name)
     event = st.plotly_chart(figure, width="stretch", on_select="rerun", selection_mode="points", key=CURVE_KEY)
     st.caption("Click a point to open that cell's run (first draw of that size) in the compare page.")
-    points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else \
-        getattr(getattr(event, "selection", None), "points", [])
+    points = event.selection.points if event else []
     if points:
         folder, name = studies_access.cell_of(study, float(points[0]["x"]))
         state.open_run(folder, name)

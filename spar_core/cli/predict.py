@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from spar_core.cli.options import add_device, add_precision, add_progress_file
@@ -142,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
             continue
         progress(ProgressEvent("predict", 1, 1, n, len(exams), label="predict"))
         try:
-            _predict_one(path, target, unets, size, cfg, codes, config.get("slice_axis"), args, names, single)
+            _predict_one(path, target, unets, size, cfg, codes, config.get("slice_axis"), args, names, single, device)
             done += 1
         except SparError as err:
             if single:
@@ -160,10 +161,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _predict_one(path: Path, target: Path, unets, size: int, cfg: PostprocessConfig | None, codes: str | None,
-                 slice_axis: int | None, args: argparse.Namespace, names: list[str], single: bool) -> None:
+                 slice_axis: int | None, args: argparse.Namespace, names: list[str], single: bool,
+                 device: torch.device) -> None:
     volume = load_image(path, slice_axis)
     moved, move = orient_to(volume, codes, slice_axis) if codes else (volume, None)
-    pred = predict_ensemble(unets, moved, size, tta=args.tta, device=pick_device(args.device),
+    pred = predict_ensemble(unets, moved, size, tta=args.tta, device=device,
                             precision=args.precision, keep_probabilities=args.save_probabilities)
     labels = pred.labels if cfg is None else postprocess(pred.labels, moved.spacing, cfg)
     back = (lambda a: a) if move is None else move.undo

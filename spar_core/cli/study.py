@@ -14,9 +14,10 @@ from spar_core.errors import SparError
 from spar_core.methods import parse_methods
 from spar_core.pipeline.crossval import Shard
 from spar_core.pipeline.data_efficiency import parse_sizes, run_data_efficiency
-from spar_core.pipeline.robustness import run_robustness, study_dir
+from spar_core.pipeline.robustness import run_robustness
 from spar_core.progress import cli_progress
 from spar_core.runs.run_folder import RunFolder
+from spar_core.runs.study_folder import StudyFolder
 from spar_core.training.device import pick_device
 from spar_core.training.presets import get_preset
 
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         table = run_data_efficiency(dataset, preset, parse_methods(args.methods), args.folds,
                                     parse_sizes(args.train_exams), args.repeats, args.out,
                                     device=pick_device(args.device), shard=shard, progress=cli_progress(None))
-        where = args.out / "table.csv"
+        where = StudyFolder(args.out).table_csv
     else:
         corruptions = list(CORRUPTIONS) if args.corruptions == "all" else \
             [c.strip() for c in args.corruptions.split(",") if c.strip()]
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         table = run_robustness(RunFolder(args.run), corruptions, _ints(args.severities, "--severities"), methods,
                                seed=args.seed, device=pick_device(args.device), shard=shard,
                                progress=cli_progress(None))
-        where = study_dir(RunFolder(args.run)) / "table.csv"
+        where = StudyFolder.robustness(RunFolder(args.run)).table_csv
     state = f"table: {where}" if not table.empty else "grid not complete yet (run the other shards)"
     print(f"spar study {args.study}: shard {shard.index}/{shard.count} done in "
           f"{time.perf_counter() - start:.0f} s; {state}")

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 
-from spar_core.data.checks import dims
 from spar_core.data.integrity import DatasetSummary
 from spar_core.errors import SparError
 
@@ -72,7 +71,7 @@ def draft_card(summary: DatasetSummary, template: str | None = None) -> str:
         title, _, body = sec.partition("\n")
         if title.strip() == "Structure":
             table = ["| item | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in structure_rows(summary))]
-            out.append(f"## Structure\n" + "\n".join(table) + "\n")
+            out.append("## Structure\n" + "\n".join(table) + "\n")
         else:
             prompt = " ".join(body.split())
             out.append(f"## {title.strip()}\n{_FILL}{prompt}\n")

@@ -264,14 +264,22 @@ def max_voxels() -> int:
     return value
 
 
-def _check_header(img: nibabel.Nifti1Image, path: Path) -> None:
-    """What the header alone tells: the volume fits the voxel limit, and its affine is finite."""
-    shape = tuple(int(n) for n in img.header.get_data_shape())
+def check_voxel_count(shape: Sequence[int], what: str) -> None:
+    """Refuse a volume of more than :func:`max_voxels` voxels, before any voxel is read.
+
+    ``what`` names it first in the message (``"x.nii.gz: the header declares"``, ``"series 3 ..."``).
+    """
+    shape = tuple(int(n) for n in shape)
     count = int(np.prod(shape, dtype=np.float64)) if shape else 0
     limit = max_voxels()
     if count > limit:
-        raise SparError(f"{path}: the header declares {' × '.join(map(str, shape))} = {count:,} voxels; expected at "
-                        f"most {limit:,} (set {MAX_VOXELS_ENV} to allow larger volumes)")
+        raise SparError(f"{what} {' × '.join(map(str, shape))} = {count:,} voxels; expected at most {limit:,} "
+                        f"(set {MAX_VOXELS_ENV} to allow larger volumes)")
+
+
+def _check_header(img: nibabel.Nifti1Image, path: Path) -> None:
+    """What the header alone tells: the volume fits the voxel limit, and its affine is finite."""
+    check_voxel_count(img.header.get_data_shape(), f"{path}: the header declares")
     if not np.isfinite(np.asarray(img.affine, dtype=np.float64)).all():
         raise SparError(f"{path}: the affine holds NaN or infinite values; expected a finite voxel-to-world matrix")
 

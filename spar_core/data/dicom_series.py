@@ -24,6 +24,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import get_decoder
 
+from spar_core.data.dataset import check_voxel_count
 from spar_core.errors import SparError
 
 # Slice positions closer than this fraction of the slice step are the same position (a duplicated slice).
@@ -179,12 +180,13 @@ class StackGeometry:
     multiframe: bool = False
 
     @property
-    def n_voxels(self) -> int:
-        return sum(h.rows * h.columns * h.frames for h in self.slices)
-
-    @property
     def n_slices(self) -> int:
         return sum(h.frames for h in self.slices)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(columns, rows, slices): the written volume's shape."""
+        return self.slices[0].columns, self.slices[0].rows, self.n_slices
 
 
 def check_stack(series: Series) -> StackGeometry:
@@ -264,19 +266,16 @@ def check_decodable(series: Series) -> None:
                         f"decodes; install {plugins or 'a pydicom pixel-data plugin'}")
 
 
-def read_series(geometry: StackGeometry, max_voxels: int) -> nibabel.Nifti1Image:
+def read_series(geometry: StackGeometry) -> nibabel.Nifti1Image:
     """The checked stack as a NIfTI image: float32 voxels after rescale, RAS affine, axes (column, row, slice).
 
     Raises:
-        SparError: more than ``max_voxels`` voxels (checked before any pixel is read), unreadable pixel data.
+        SparError: more than the voxel limit (checked before any pixel is read), unreadable pixel data.
     """
     import highdicom  # imported here: it costs a second at start-up, and only import needs it
 
     first = geometry.slices[0]
-    n = geometry.n_voxels
-    if n > max_voxels:
-        raise SparError(f"{first.path.parent}: series of {first.columns} × {first.rows} × {geometry.n_slices} = "
-                        f"{n:,} voxels; expected at most {max_voxels:,} (SPAR_MAX_VOXELS raises the limit)")
+    check_voxel_count(geometry.shape, f"{first.path.parent}: a series of")
     if geometry.multiframe:
         try:
             volume = highdicom.imread(first.path).get_volume(dtype=np.float32)

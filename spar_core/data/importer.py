@@ -23,7 +23,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from spar_core.data.checks import label_dtype
-from spar_core.data.dataset import FILE_ENDING, max_voxels, write_nifti
+from spar_core.data.dataset import FILE_ENDING, check_voxel_count, write_nifti
 from spar_core.data.dicom_series import (Segmentation, Series, StackGeometry, check_decodable, check_stack,
                                          read_series, scan_folder, sorted_instance_uids)
 from spar_core.data.masks import find_mask_file, nifti_mask, seg_mask, slice_arrays_mask
@@ -159,14 +159,11 @@ def plan_import(source: str | Path, *, masks: str | Path | None = None, labels: 
             raise SparError(f"{mask_root}: no such folder; expected a folder of masks (--masks)")
         segs = segs + scan_folder(mask_root, need_images=False)[1]
     chosen, left = choose_series(series, description, number, all_series)
-    limit = max_voxels()
     planned = []
     for case_id, s in zip(case_ids(chosen, naming), chosen):
         geometry = check_stack(s)
         check_decodable(s)
-        n = geometry.n_voxels
-        if n > limit:
-            raise SparError(f"{s.label}: {n:,} voxels; expected at most {limit:,} (SPAR_MAX_VOXELS raises the limit)")
+        check_voxel_count(geometry.shape, f"{s.label}: a series of")
         mask, kind = _seg_for(s, segs), "seg"
         if mask is None and mask_root is not None:
             mask = find_mask_file(mask_root, [case_id, _safe(s.patient_id)])
@@ -244,7 +241,7 @@ def write_dataset(plan: ImportPlan, out: str | Path, name: str | None = None,
         entries, records = [], []
         labels = plan.labels
         for done, case in enumerate(plan.cases, start=1):
-            image = read_series(case.geometry, max_voxels())
+            image = read_series(case.geometry)
             image_rel = f"./imagesTr/{case.case_id}{FILE_ENDING}"
             write_nifti(np.asanyarray(image.dataobj), image.affine, work / image_rel)
             entry = {"image": image_rel}

@@ -151,6 +151,13 @@ def run_postprocess(run: RunFolder, folds: Sequence[int], method: str) -> Postpr
     return config_for(settings.get("mode", "largest"), base, decision)
 
 
+def out_of_fold(splits: Sequence[Split]) -> dict[int, list[str]]:
+    """Fold -> its training exams that another fold tested: the exams whose raw predictions (by a model that never
+    trained on them) may decide the fold's post-processing."""
+    tested_in = {case: s.fold for s in splits for case in s.test}
+    return {s.fold: [c for c in s.train if tested_in.get(c, s.fold) != s.fold] for s in splits}
+
+
 def decide_auto_postprocess(dataset: Dataset, splits: Sequence[Split], method: str, run: RunFolder,
                             post_cfg: PostprocessConfig, chain: bool = True, progress: Progress = silent) -> None:
     """``--postprocess auto`` once every fold of ``method`` has its raw predictions: per fold, the steps chosen
@@ -158,6 +165,7 @@ def decide_auto_postprocess(dataset: Dataset, splits: Sequence[Split], method: s
     as in a hold-out or ``--folds all``, keeps the ``largest`` steps), recorded, applied to its test exams and
     scored. Folds already decided are skipped."""
     tested_in = {case: s.fold for s in splits for case in s.test}
+    deciding_exams = out_of_fold(splits)
     cache: dict[str, tuple] = {}
 
     def exam(case: str) -> tuple:
@@ -174,8 +182,8 @@ def decide_auto_postprocess(dataset: Dataset, splits: Sequence[Split], method: s
             continue
         progress(ProgressEvent("postprocess", n + 1, len(splits), 0, 1, label=f"{method} fold {split.fold}"))
         base = fold_postprocess(dataset, split, run, post_cfg, chain)
-        out_of_fold = [c for c in split.train if c in tested_in and tested_in[c] != split.fold]
-        decision = (choose_postprocess([exam(c) for c in out_of_fold], values, base) if out_of_fold else
+        deciding = deciding_exams[split.fold]
+        decision = (choose_postprocess([exam(c) for c in deciding], values, base) if deciding else
                     {"fallback": "largest", "why": "no out-of-fold prediction of a training exam"})
         write_json(folder.postprocess, decision)
         cfg = config_for("auto", base, decision)

@@ -34,11 +34,10 @@ from spar_core.evaluation.study_table import study_table
 from spar_core.paths import write_csv, write_json
 from spar_core.pipeline.crossval import Shard, dataset_splits, is_complete, run_crossval, run_summary
 from spar_core.progress import Progress, ProgressEvent, silent
-from spar_core.runs.run_folder import RunFolder
+from spar_core.runs.study_folder import ALL, StudyFolder, cell_name
 from spar_core.training.presets import Preset
 
 POST_MODE = "largest"
-ALL = 10**6  # train_exams of the "all" cells in the table: sorts after every size
 
 
 def parse_sizes(text: str) -> list[int | None]:
@@ -59,10 +58,6 @@ def parse_sizes(text: str) -> list[int | None]:
         raise SparError(f"--train-exams {text!r}: expected at least one size")
     numbers = sorted({s for s in sizes if s is not None})
     return [*numbers, *([None] if None in sizes else [])]
-
-
-def cell_name(size: int | None, repeat: int) -> str:
-    return f"n{'all' if size is None else size}_r{repeat}"
 
 
 def nested_subsets(split: Split, sizes: Sequence[int | None], repeats: int, seed: int,
@@ -111,7 +106,7 @@ def run_data_efficiency(dataset: Dataset, preset: Preset, methods: Sequence[str]
     """
     if repeats < 1:
         raise SparError(f"--repeats {repeats}: expected an integer ≥ 1")
-    out = Path(out)
+    study = StudyFolder(Path(out))
     splits, twins = dataset_splits(dataset, folds, preset.train.seed)
     groups = twins.groups()
     per_fold = {s.fold: nested_subsets(s, sizes, repeats, preset.train.seed, groups) for s in splits}
@@ -119,7 +114,7 @@ def run_data_efficiency(dataset: Dataset, preset: Preset, methods: Sequence[str]
     steps = preset.train.steps_per_epoch or max(_full_pass_steps(dataset, s.train, preset.train.batch_size)
                                                 for s in splits)
     fixed = replace(preset, train=replace(preset.train, steps_per_epoch=steps))
-    write_json(out / "study.json", {"kind": "data-efficiency", "dataset": str(dataset.root), "preset": preset.name,
+    write_json(study.study_json, {"kind": "data-efficiency", "dataset": str(dataset.root), "preset": preset.name,
                                     "methods": list(methods), "folds": folds, "sizes": ["all" if s is None else s
                                                                                          for s in sizes],
                                     "repeats": repeats, "steps_per_epoch": steps, "epochs": preset.train.epochs,
@@ -127,7 +122,7 @@ def run_data_efficiency(dataset: Dataset, preset: Preset, methods: Sequence[str]
                                     "cells": {cell_name(*c): {"size": c[0], "repeat": c[1]} for c in cells}})
     mine = [c for i, c in enumerate(cells) if i % shard.count == shard.index]
     for n, cell in enumerate(mine):
-        run = RunFolder(out / "cells" / cell_name(*cell))
+        run = study.cell(*cell)
         cell_splits = [Split(s.fold, per_fold[s.fold][cell], s.test) for s in splits]
         if run.exists() and is_complete(run, cell_splits, methods, POST_MODE):
             continue
@@ -142,17 +137,17 @@ def run_data_efficiency(dataset: Dataset, preset: Preset, methods: Sequence[str]
             run_crossval(dataset, cell_splits, methods, fixed, run, device=device, post_mode=POST_MODE,
                          progress=progress)
         run.update_config(status="complete" if is_complete(run, cell_splits, methods, POST_MODE) else "partial")
-    return study_results(out)
+    return study_results(study.root)
 
 
 def study_results(out: str | Path) -> pd.DataFrame:
     """The table of a data-efficiency study folder once every cell is complete (else empty); written to
     ``table.csv`` with the rows of every cell in ``metrics.csv``."""
-    out = Path(out)
-    meta = json.loads((out / "study.json").read_text())
+    study = StudyFolder(Path(out))
+    meta = json.loads(study.study_json.read_text())
     frames = []
     for name, cell in meta["cells"].items():
-        run = RunFolder(out / "cells" / name)
+        run = study.cell(cell["size"], cell["repeat"])
         if not run.metrics_csv.is_file() or run.read_config().get("status") != "complete":
             return pd.DataFrame()
         rows = pd.read_csv(run.metrics_csv, dtype={"case": str})
@@ -160,7 +155,7 @@ def study_results(out: str | Path) -> pd.DataFrame:
         frames.append(rows.assign(cell=name, train_exams=ALL if cell["size"] is None else cell["size"],
                                   repeat=cell["repeat"]))
     metrics = pd.concat(frames, ignore_index=True)
-    write_csv(out / "metrics.csv", metrics)
+    write_csv(study.metrics_csv, metrics)
     table = study_table(metrics, ["train_exams"])
-    write_csv(out / "table.csv", table)
+    write_csv(study.table_csv, table)
     return table

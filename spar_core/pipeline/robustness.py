@@ -29,18 +29,11 @@ from spar_core.paths import write_csv, write_json
 from spar_core.pipeline.crossval import Shard, run_postprocess
 from spar_core.progress import Progress, ProgressEvent, silent
 from spar_core.runs.run_folder import RunFolder
+from spar_core.runs.study_folder import StudyFolder
 from spar_core.training.segmenter import load_unet
 
 
 CLEAN = "clean"
-
-
-def study_dir(run: RunFolder) -> Path:
-    return run.root / "studies" / "robustness"
-
-
-def unit_path(run: RunFolder, fold: int, kind: str, severity: int) -> Path:
-    return study_dir(run) / "folds" / str(fold) / f"{kind}_{severity}.csv"
 
 
 def run_robustness(run: RunFolder | str | Path, corruptions: Sequence[str] = CORRUPTIONS,
@@ -73,13 +66,14 @@ def run_robustness(run: RunFolder | str | Path, corruptions: Sequence[str] = COR
         raise SparError(f"--methods: {missing or methods} not trained in every fold of {run.root} "
                         f"(trained: {', '.join(trained) or 'none'})")
     device = torch.device(device)
+    folder = StudyFolder.robustness(run)
     # severity 0 is the clean exam, whatever the kind: scored once per fold ("clean"), shown in every kind's curve
     conditions = ([(CLEAN, 0)] if 0 in severities else []) + [(k, v) for k in corruptions for v in severities if v]
     units = [(s, kind, sev) for s in splits for kind, sev in conditions]
     mine = shard.take(units)  # type: ignore[arg-type]
     loaded: dict[int, dict] = {}
     for n, (split, kind, severity) in enumerate(mine):
-        path = unit_path(run, split.fold, kind, severity)
+        path = folder.unit(split.fold, kind, severity)
         if path.is_file():
             continue
         progress(ProgressEvent("robustness", n + 1, len(mine), 0, len(split.test),
@@ -104,19 +98,19 @@ def run_robustness(run: RunFolder | str | Path, corruptions: Sequence[str] = COR
             progress(ProgressEvent("robustness", n + 1, len(mine), i + 1, len(split.test),
                                    label=f"fold {split.fold} {kind} {severity}"))
         write_csv(path, pd.DataFrame(rows))
-    write_json(study_dir(run) / "study.json", {"kind": "robustness", "run": str(run.root), "methods": methods,
+    write_json(folder.study_json, {"kind": "robustness", "run": str(run.root), "methods": methods,
                                                "corruptions": list(corruptions), "severities": list(severities),
                                                "seed": seed, "folds": [s.fold for s in splits]})
-    done = [unit_path(run, s.fold, k, v) for s, k, v in units]
+    done = [folder.unit(s.fold, k, v) for s, k, v in units]
     if not all(p.is_file() for p in done):
         return pd.DataFrame()
     metrics = pd.concat([pd.read_csv(p, dtype={"case": str}) for p in done], ignore_index=True)
-    write_csv(study_dir(run) / "metrics.csv", metrics)
+    write_csv(folder.metrics_csv, metrics)
     # the clean exams tested once (one family member each), then shown at severity 0 of every corruption's curve
     table = study_table(metrics, ["corruption", "severity", "level"])
     clean = table[table["corruption"] == CLEAN]
     table = pd.concat([table[table["corruption"] != CLEAN], *(clean.assign(corruption=k) for k in corruptions)],
                       ignore_index=True)
-    write_csv(study_dir(run) / "table.csv", table)
+    write_csv(folder.table_csv, table)
     return table
 
