@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "spar_core"
 RANKS: dict[str, int] = {
     "errors": 0, "paths": 0, "progress": 0, "methods": 0, "__init__": 0,
     "data": 1,
-    "runs.run_folder": 2, "models": 2,
+    "runs.run_folder": 2, "runs.study_folder": 2, "models": 2,
     "training": 3,
     "evaluation": 4,
     "latent": 5,
@@ -26,7 +26,7 @@ RANKS: dict[str, int] = {
 }
 TORCH_FREE = ("spar_core.methods", "spar_core.paths", "spar_core.progress", "spar_core.runs.run_folder",
               "spar_core.evaluation.report", "spar_core.evaluation.significance", "spar_core.runs.jobs",
-              "spar_core.data.checks", "spar_core.triage.ranking")
+              "spar_core.data.checks", "spar_core.triage.ranking", "spar_core.runs.study_folder")
 
 
 def _part(module: str) -> str:
