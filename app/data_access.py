@@ -123,6 +123,7 @@ class Exam:
     image: np.ndarray  # (X, Y, Z) float32 in [0, 1], per-exam percentile normalization
     label: np.ndarray | None  # (X, Y, Z) integer labels, or None for an unlabeled exam
     spacing: tuple[float, float, float]  # mm
+    affine: np.ndarray  # (4, 4) voxel -> world (mm)
     slice_axis: int
     first_slice: int  # the slice with most labelled voxels: where browsing starts
     volumes_ml: dict[str, float]  # structure name -> volume in mL (empty without a label)
@@ -147,6 +148,7 @@ def _load_exam(_dataset: Dataset, folder: str, case_id: str, stamp: tuple[int, i
         image=np.ascontiguousarray(normalize_intensity(volume.image)),
         label=None if volume.label is None else np.ascontiguousarray(volume.label),
         spacing=volume.spacing,
+        affine=volume.affine,
         slice_axis=volume.slice_axis,
         first_slice=busiest_slice(volume.label, volume.slice_axis),
         volumes_ml=volumes,

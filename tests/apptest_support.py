@@ -30,3 +30,12 @@ def started_run(finished: Path, runs: Path, name: str = "started") -> Path:
     shutil.copy(finished / "run.json", started / "run.json")
     shutil.copy(finished / "folds" / "0" / "split.json", started / "folds" / "0" / "split.json")
     return started
+
+
+def viewer_scenes(at: AppTest) -> list[tuple[dict, dict]]:
+    """Every volume viewer on the page: (header, arrays) of the scene it was handed (see
+    :func:`spar_core.figures.volume_scene.read_scene`)."""
+    from spar_core.figures.volume_scene import read_scene
+
+    return [read_scene(e.proto.bytes) for e in at.get("bidi_component")
+            if e.proto.component_name == "spar_volume_viewer"]

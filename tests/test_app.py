@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from apptest_support import viewer_scenes
+
 REPO = Path(__file__).resolve().parents[1]
 MAIN = str(REPO / "app" / "main.py")
 SPACING = (0.8, 0.8, 3.0)  # anisotropic, thick slices along axis 2
@@ -55,26 +57,35 @@ def app(tiny_root: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
     return AppTest.from_file(MAIN, default_timeout=60).run()
 
 
-def _spec(at: AppTest) -> dict:
-    charts = at.get("plotly_chart")
-    assert len(charts) == 1
-    return json.loads(charts[0].proto.spec)
+def _scene(at: AppTest) -> tuple[dict, dict]:
+    scenes = viewer_scenes(at)
+    assert len(scenes) == 1
+    return scenes[0]
 
 
-def test_browser_renders_with_its_widgets(app: AppTest, tiny_root: Path) -> None:
+def test_browser_renders_the_exam_in_the_viewer(app: AppTest, tiny_root: Path) -> None:
     assert not app.exception
     assert not app.error
     assert app.selectbox(key="dataset").value == "tiny"
     assert app.selectbox(key="exam").options == ["tiny_000", "tiny_001", "tiny_002"]
-    slider = app.slider(key="slice")
-    assert (slider.min, slider.max) == (0, 5)
-    assert app.slider(key="opacity").value == pytest.approx(0.4)
-    assert app.slider(key="window").value == (0.0, 1.0)
-    spec = _spec(app)
-    assert [t["name"] for t in spec["data"] if t.get("showlegend", True)] == ["femur", "tibia"]
-    assert spec["layout"]["yaxis"]["scaleratio"] == pytest.approx(SPACING[1] / SPACING[0])
+    header, arrays = _scene(app)
+    assert [s["name"] for s in header["structures"]] == ["femur", "tibia"]
+    assert header["spacing"] == pytest.approx(SPACING)
+    assert header["shape"] == [40, 32, 6] and header["plane"] == "axial"  # sliced along k
+    assert header["window"] == [0.0, 1.0]  # the browser's intensities are normalized per exam
+    assert header["panels"] == [{"title": "tiny_000", "fill": "truth", "outline": None, "heat": None}]
     # A dataset is there, so no phantoms were generated into the user's data root.
     assert sorted(p.name for p in tiny_root.iterdir()) == ["tiny"]
+
+
+def test_viewer_gets_the_exam_voxels_and_starts_on_its_busiest_slice(app: AppTest, tiny_root: Path) -> None:
+    header, arrays = _scene(app)
+    label = np.asarray(nibabel.load(tiny_root / "tiny" / "labelsTr" / "tiny_000.nii.gz").dataobj)
+    np.testing.assert_array_equal(arrays[("layer", "truth")], label)  # RAS+ already: nothing moved
+    image = arrays[("image", "image")]
+    assert image.min() >= -1e-6 and image.max() <= 1 + 1e-6
+    counts = (label > 0).sum(axis=(0, 1))
+    assert header["cursor"][2] == int(np.argmax(counts))
 
 
 def test_exam_table_shows_geometry_and_volumes(app: AppTest) -> None:
@@ -85,29 +96,11 @@ def test_exam_table_shows_geometry_and_volumes(app: AppTest) -> None:
     assert list(volumes["volume (mL)"]) == pytest.approx([ml, ml])
 
 
-def test_slice_slider_changes_the_figure(app: AppTest) -> None:
-    before = _spec(app)
-    slider = app.slider(key="slice")
-    slider.set_value((slider.value + 1) % 6).run()
-    assert not app.exception
-    after = _spec(app)
-    assert after["data"] != before["data"]
-    assert after["layout"]["title"] != before["layout"]["title"]
-
-
-def test_overlay_mode_and_window(app: AppTest) -> None:
-    app.radio(key="overlay_mode").set_value("contour").run()
-    app.slider(key="window").set_value((0.2, 0.6)).run()
-    assert not app.exception
-    spec = _spec(app)
-    assert [t["type"] for t in spec["data"]] == ["heatmap", "scatter", "scatter"]
-    assert (spec["data"][0]["zmin"], spec["data"][0]["zmax"]) == (0.2, 0.6)
-
-
-def test_switching_exam_keeps_the_app_working(app: AppTest) -> None:
+def test_switching_exam_hands_the_viewer_the_new_exam(app: AppTest) -> None:
     app.selectbox(key="exam").set_value("tiny_002").run()
     assert not app.exception
-    assert "tiny_002" in _spec(app)["layout"]["title"]["text"]
+    header, _ = _scene(app)
+    assert header["exam"] == "tiny_002" and header["panels"][0]["title"] == "tiny_002"
 
 
 @pytest.mark.parametrize("typed", ["/", "..", "tiny/../.."])
@@ -115,7 +108,7 @@ def test_folder_outside_the_data_root_is_a_message(app: AppTest, typed: str) -> 
     app.text_input(key="data_root").input(typed).run()
     assert not app.exception
     assert any("outside the data root" in e.value for e in app.error)
-    assert not app.get("plotly_chart")
+    assert not viewer_scenes(app)
 
 
 def test_unreadable_dataset_is_a_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -141,7 +134,7 @@ def test_dataset_listing_files_outside_the_root_is_a_message(tmp_path: Path, mon
     at = AppTest.from_file(MAIN, default_timeout=60).run()
     assert not at.exception
     assert any("outside the dataset folder" in e.value or "outside the data root" in e.value for e in at.error)
-    assert not at.get("plotly_chart")
+    assert not viewer_scenes(at)
 
 
 def test_first_start_generates_the_phantom_cohorts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -155,8 +148,7 @@ def test_first_start_generates_the_phantom_cohorts(tmp_path: Path, monkeypatch: 
     assert all((root / name / "dataset.json").is_file() for name in ("phantoms_ankle", "phantoms_shoulder"))
     assert at.selectbox(key="dataset").options == ["phantoms_ankle", "phantoms_shoulder"]
     assert len(at.status) == 1
-    names = [t["name"] for t in _spec(at)["data"] if t.get("showlegend", True)]
-    assert names == ["calcaneus", "talus", "tibia"]
+    assert [s["name"] for s in _scene(at)[0]["structures"]] == ["calcaneus", "talus", "tibia"]
     # Second start: the cohorts are there, nothing is generated again.
     again = AppTest.from_file(MAIN, default_timeout=60).run()
     assert not again.exception and len(again.status) == 0

@@ -10,10 +10,12 @@ import json
 import shutil
 from pathlib import Path
 
+import nibabel
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from apptest_support import start_app, started_run
+from apptest_support import start_app, started_run, viewer_scenes
 
 DISPLAY = ["Base. UNet", "Adv. Reg.", "Sh. Reg.", "SPAR"]
 EXAMS = ["ankle_000", "ankle_001", "ankle_002", "ankle_003"]
@@ -35,14 +37,10 @@ def compare(roots: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> AppTes
     return _start(monkeypatch, *roots, page="compare")
 
 
-def _spec(at: AppTest) -> dict:
-    charts = at.get("plotly_chart")
-    assert len(charts) == 1
-    return json.loads(charts[0].proto.spec)
-
-
-def _panel_titles(spec: dict) -> list[str]:
-    return [a["text"] for a in spec["layout"]["annotations"]]
+def _scene(at: AppTest) -> tuple[dict, dict]:
+    scenes = viewer_scenes(at)
+    assert len(scenes) == 1
+    return scenes[0]
 
 
 def test_sidebar_picks_the_run_its_methods_and_its_dataset(roots: tuple[Path, Path],
@@ -56,55 +54,55 @@ def test_sidebar_picks_the_run_its_methods_and_its_dataset(roots: tuple[Path, Pa
     # The run's dataset is inside the data root: the data pickers moved to it and to a tested exam.
     assert at.selectbox(key="dataset").value == "phantoms_ankle"
     assert at.selectbox(key="exam").value in EXAMS
-    assert len(at.get("plotly_chart")) == 1  # the browser still draws its slice
+    assert len(viewer_scenes(at)) == 1  # the browser still shows its exam
 
 
-def test_compare_renders_four_panels_and_the_exam_metrics(compare: AppTest) -> None:
+def test_compare_renders_truth_four_panels_and_the_exam_metrics(compare: AppTest) -> None:
     assert not compare.exception and not compare.error
     assert compare.selectbox(key="compare_exam").options == [f"{c} (fold {f})" for c, f in
                                                              zip(EXAMS, [0, 1, 0, 1])]
     assert compare.toggle(key="compare_post").value is True
-    slider = compare.slider(key="compare_slice")
-    assert slider.min == 0 and slider.max > 0
-    spec = _spec(compare)
-    titles = _panel_titles(spec)
-    assert [t.split(" · ")[0].removeprefix("<b>") for t in titles] == DISPLAY
-    assert all("Dice" in t for t in titles)
-    assert sum(t.get("name") == "truth (outline)" for t in spec["data"]) == 4
+    header, _ = _scene(compare)
+    titles = [p["title"] for p in header["panels"]]
+    assert titles[0] == "Ground truth" and [t.split(" · ")[0] for t in titles[1:]] == DISPLAY
+    assert all("Dice" in t for t in titles[1:])
+    assert [(p["fill"], p["outline"]) for p in header["panels"][1:]] == [(d, "truth") for d in DISPLAY]
+    assert "post-processed predictions" in header["title"]
     table = compare.dataframe[0].value
     assert list(table.columns) == ["method", "structure", "Dice (%)", "RAVD (%)", "ASSD (mm)", "MSSD (mm)"]
     assert list(dict.fromkeys(table["method"])) == DISPLAY
     assert len(table) == 4 * 3  # four methods × calcaneus, talus, tibia
 
 
-def test_compare_slice_slider_changes_the_figure(compare: AppTest) -> None:
-    before = _spec(compare)
-    slider = compare.slider(key="compare_slice")
-    slider.set_value(slider.max if slider.value != slider.max else 0).run()
-    assert not compare.exception
-    after = _spec(compare)
-    assert after["data"] != before["data"]
-    assert after["layout"]["title"]["text"] != before["layout"]["title"]["text"]
+def test_compare_viewer_gets_each_methods_prediction(compare: AppTest, roots: tuple[Path, Path]) -> None:
+    header, arrays = _scene(compare)
+    case = header["exam"]
+    for method, display in zip(["baseline", "adversarial", "shape", "spar"], DISPLAY):
+        path = roots[1] / "tiny" / "folds" / "0" / method / "pred" / f"{case}.nii.gz"
+        image = nibabel.load(path)
+        expected = nibabel.as_closest_canonical(image).get_fdata().astype(np.uint8)
+        np.testing.assert_array_equal(arrays[("layer", display)], expected)
 
 
 def test_post_processing_toggle_switches_predictions_and_metrics(compare: AppTest) -> None:
-    post_table, post_spec = compare.dataframe[0].value, _spec(compare)
+    post_table, (post_header, post_arrays) = compare.dataframe[0].value, _scene(compare)
     compare.toggle(key="compare_post").set_value(False).run()
     assert not compare.exception and not compare.error
-    raw_table, raw_spec = compare.dataframe[0].value, _spec(compare)
-    assert "raw predictions" in raw_spec["layout"]["title"]["text"]
+    raw_table, (raw_header, raw_arrays) = compare.dataframe[0].value, _scene(compare)
+    assert "raw predictions" in raw_header["title"]
     # The tiny model's raw masks are full of islands: post-processing changes the metrics, and the masks.
     numbers = ["Dice (%)", "RAVD (%)"]
     assert not post_table[numbers].equals(raw_table[numbers])
-    fills = [t for t in raw_spec["data"] if t.get("name") in ("calcaneus", "talus", "tibia") and "z" in t]
-    assert fills != [t for t in post_spec["data"] if t.get("name") in ("calcaneus", "talus", "tibia") and "z" in t]
+    assert any(not np.array_equal(post_arrays[("layer", d)], raw_arrays[("layer", d)]) for d in DISPLAY)
 
 
 def test_uncertainty_toggle_shows_each_triaged_method_map(compare: AppTest) -> None:
     compare.toggle(key="compare_uncertainty").set_value(True).run()
     assert not compare.exception and not compare.error
-    titles = [(json.loads(c.proto.spec)["layout"].get("title") or {}).get("text") for c in compare.get("plotly_chart")]
-    assert "SPAR: entropy" in titles  # spar triage ran on the session's run (conftest.app_roots)
+    header, arrays = _scene(compare)
+    heat = [p for p in header["panels"] if p["heat"]]
+    assert [p["title"].split(" · ")[0].removesuffix(": entropy") for p in heat] == ["SPAR"]  # conftest triaged SPAR
+    assert heat[0]["outline"] == "SPAR" and arrays[("map", "SPAR")].max() > 0
     assert any("No entropy map" in c.value and "Base. UNet" in c.value for c in compare.caption)
 
 
@@ -112,7 +110,7 @@ def test_picking_a_tested_exam_moves_the_sidebar_too(compare: AppTest) -> None:
     compare.selectbox(key="compare_exam").set_value("ankle_003").run()
     assert not compare.exception
     assert compare.selectbox(key="exam").value == "ankle_003"
-    assert _spec(compare)["layout"]["title"]["text"].startswith("ankle_003, fold 1")
+    assert _scene(compare)[0]["title"].startswith("ankle_003, fold 1")
     assert set(compare.dataframe[0].value["method"]) == set(DISPLAY)
 
 
@@ -143,7 +141,7 @@ def test_runs_folder_outside_the_runs_root_is_a_message(compare: AppTest) -> Non
     compare.text_input(key="runs_root").input("/").run()
     assert not compare.exception
     assert any("outside the runs root" in e.value for e in compare.error)
-    assert not compare.get("plotly_chart")
+    assert not viewer_scenes(compare)
 
 
 @pytest.mark.parametrize("page", ["compare", "results"])
@@ -152,7 +150,7 @@ def test_no_run_points_to_spar_demo(roots: tuple[Path, Path], tmp_path: Path, mo
     at = _start(monkeypatch, roots[0], tmp_path / "no_runs_yet", page=page)
     assert not at.exception and not at.error
     assert any("spar demo" in i.value for i in at.info)
-    assert not at.get("plotly_chart")
+    assert not at.get("plotly_chart") and not viewer_scenes(at)
 
 
 def test_run_without_metrics_or_outside_dataset(roots: tuple[Path, Path], tmp_path: Path,
@@ -165,7 +163,8 @@ def test_run_without_metrics_or_outside_dataset(roots: tuple[Path, Path], tmp_pa
     assert any("no metrics.csv yet" in i.value and "spar crossval" in i.value for i in at.info)
     at.switch_page("views/compare.py").run()
     assert not at.exception and not at.error
-    assert all("(no prediction)" in t for t in _panel_titles(_spec(at)))
+    assert [p["title"] for p in _scene(at)[0]["panels"]] == ["Ground truth"]  # no method has predicted yet
+    assert any(c.value.startswith("No ") and all(d in c.value for d in DISPLAY) for c in at.caption)
 
     # The finished run, with a data root that does not hold its dataset: the comparison says why, the
     # results (which need no image) still show.
@@ -174,7 +173,7 @@ def test_run_without_metrics_or_outside_dataset(roots: tuple[Path, Path], tmp_pa
     at = _start(monkeypatch, other, runs, page="compare")
     assert not at.exception
     assert any("outside the data root" in e.value for e in at.error)
-    assert not at.get("plotly_chart")
+    assert not viewer_scenes(at)
     at.switch_page("views/results.py").run()
     assert not at.exception and not at.error
     assert any(m.value.startswith("**Table 1.**") for m in at.markdown)

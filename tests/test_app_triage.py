@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from apptest_support import start_app
+from apptest_support import start_app, viewer_scenes
 
 
 pytestmark = pytest.mark.slow
@@ -121,21 +121,21 @@ def test_choosing_another_exam_changes_the_figures(roots: tuple[Path, Path], mon
     assert any("at least one bone" in i.value for i in at.info)
 
 
-def test_uncertainty_tab_shows_the_map_over_the_slice(roots: tuple[Path, Path],
+def test_uncertainty_tab_shows_the_maps_in_the_viewer(roots: tuple[Path, Path],
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     at = _start(monkeypatch, *roots)
     _ok(at)
-    case = at.dataframe[0].value["case"].iloc[0]
-    chart = next(s for s in _charts(at) if _title(s).startswith(f"{case}, slice ") and _title(s).endswith("entropy"))
-    heat = [t for t in chart["data"] if t.get("name") == "entropy"]
-    assert heat and heat[0]["colorscale"] and heat[0]["zmax"] > 0
-    at.segmented_control(key="triage_uncertainty").set_value("disagreement").run()
-    _ok(at)
-    assert any(_title(s).endswith("disagreement") for s in _charts(at))
-    slider = at.slider(key=f"triage_uncertainty_slice_{case}")
-    slider.set_value(0).run()
-    _ok(at)
-    assert any(_title(s) == f"{case}, slice 0: disagreement" for s in _charts(at))
+    table = at.dataframe[0].value
+    case = table["case"].iloc[0]
+    (header, arrays), = viewer_scenes(at)
+    assert header["exam"] == case
+    assert [p["heat"] for p in header["panels"]] == [None, "entropy", "disagreement"]
+    assert [p["outline"] for p in header["panels"]] == ["truth", "prediction", "prediction"]
+    assert arrays[("map", "entropy")].max() > 0
+    # It starts on the exam's worst slice, wherever RAS+ moved the phantoms' slice axis k.
+    worst = int(str(table["worst_slices"].iloc[0]).split(";")[0])
+    target, flip = header["ornt"][2]
+    assert header["cursor"][target] == (worst if flip > 0 else header["source_shape"][2] - 1 - worst)
 
 
 def test_run_without_triage_or_embeddings(roots: tuple[Path, Path], tmp_path: Path,

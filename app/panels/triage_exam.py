@@ -7,19 +7,17 @@ import pandas as pd
 import streamlit as st
 
 import run_access
+import scene_access
 import triage_access
+from panels.volume_viewer import volume_viewer_ui
 from run_access import Run
 from spar_core.errors import SparError
-from spar_core.figures.slices import extract_slice, in_plane_spacing, slice_figure
 from spar_core.figures.triage import latent_exam_figure, worst_slice_figures
-from spar_core.figures.uncertainty import uncertainty_figure
 from spar_core.methods import display_name
 from triage_access import ExamView
 
 EXAM_KEY, POST_KEY, SURFACE_KEY = "triage_exam", "triage_post", "triage_3d"
 BONES_KEY, MAP_KEY = "triage_bones", "triage_map"
-UNCERTAINTY_KEY, UNCERTAINTY_SLICE_KEY = "triage_uncertainty", "triage_uncertainty_slice"
-UNCERTAINTY_KINDS = ("entropy", "disagreement", "prediction")
 MAP_KINDS = ("aligned", "umap", "tsne")
 
 
@@ -135,44 +133,23 @@ def surface_ui(run: Run, view: ExamView, case: str, masks: str) -> list[str]:
 
 
 def uncertainty_ui(run: Run, view: ExamView, case: str, fold: int, method: str, worst_slices: str) -> None:
-    """Where the model hesitated: the exam's entropy or disagreement map over a slice (the worst one first),
-    with the prediction outlined; "prediction" shows the masks alone for comparison."""
+    """Where the model hesitated: the exam in the volume viewer, the prediction over the truth beside its entropy
+    and disagreement maps (the prediction outlined), all on one cursor, starting on the worst slice."""
     if _unavailable(run, view):
         return
     exam = view.exam
-    axis = exam.slice_axis
-    kind_col, slice_col = st.columns([2, 3])
-    with kind_col:
-        kind = st.segmented_control("Show", UNCERTAINTY_KINDS, default=UNCERTAINTY_KINDS[0], key=UNCERTAINTY_KEY,
-                                    required=True) or UNCERTAINTY_KINDS[0]
-    worst = triage_access.parse_slices(worst_slices)
-    n = exam.image.shape[axis]
-    with slice_col:
-        index = st.slider("Slice", 0, n - 1, value=worst[0] if worst and worst[0] < n else n // 2,
-                          key=f"{UNCERTAINTY_SLICE_KEY}_{case}")
-    image2d = extract_slice(exam.image, axis, index)
-    label2d = extract_slice(view.volume, axis, index)
-    spacing2d = in_plane_spacing(exam.spacing, axis)
-    if kind == "prediction":
-        st.plotly_chart(slice_figure(image2d, label2d, spacing2d=spacing2d, names=view.names, axis=axis,
-                                     index=index, title=f"{case}, slice {index}"), width="stretch")
-        return
+    worst = [k for k in triage_access.parse_slices(worst_slices) if 0 <= k < exam.image.shape[exam.slice_axis]]
     try:
-        volume = run_access.get_uncertainty(run, fold, method, case, kind, shape=exam.image.shape)
+        scene, missing = scene_access.triage_scene(run, exam, view.names, view.volume, view.where, method, fold,
+                                                   worst[0] if worst else None)
     except SparError as err:
         st.error(str(err))
         return
-    if volume is None:
-        st.info(f"No {kind} map of {case} in this run: `spar triage {run.root}` writes them (test-time shifts of "
-                "the fold's model).")
-        return
-    figure = uncertainty_figure(image2d, extract_slice(volume, axis, index), label2d, spacing2d=spacing2d,
-                                names=view.names, kind=kind, vmax=float(volume.max()), axis=axis, index=index,
-                                title=f"{case}, slice {index}: {kind}")
-    st.plotly_chart(figure, width="stretch")
-    st.caption("Heat: " + ("the predictive entropy of the averaged test-time shifts (0: certain; ln of the number "
-                           "of classes: no idea)" if kind == "entropy" else
-                           "the mutual information between the five shifted predictions: where they disagree, "
-                           "beyond what each is unsure of") +
-               ", on one scale for the whole exam. Outlines: the prediction. Thin bands along borders are "
-               "normal; a whole structure glowing is not.")
+    volume_viewer_ui(scene, key="triage_viewer")
+    if missing:
+        st.info(f"No {' or '.join(missing)} map of {case} in this run: `spar triage {run.root}` writes them "
+                "(test-time shifts of the fold's model).")
+    st.caption("Heat: the predictive entropy of the averaged test-time shifts (0: certain; ln of the number of "
+               "classes: no idea) and the mutual information between the five shifted predictions (where they "
+               "disagree, beyond what each is unsure of), each on its own scale for the whole exam. Thin bands "
+               "along borders are normal; a whole structure glowing is not.")

@@ -1,16 +1,16 @@
-"""Slice browser: one exam, slice by slice, with its label overlay, window / level and volumes."""
+"""Slice browser: one exam in the volume viewer (slices, three planes, window / level, labels) and its volumes."""
 
 import pandas as pd
 import streamlit as st
 
 import data_access
 import demo_offer
+import scene_access
 import state
+from panels.volume_viewer import volume_viewer_ui
 from spar_core.errors import SparError
+from spar_core.figures import structure_colors
 from spar_core.paths import runs_root
-from spar_core.figures import extract_slice, in_plane_spacing, slice_figure, structure_colors
-
-SLICE_KEY, OPACITY_KEY, MODE_KEY, WINDOW_KEY = "slice", "opacity", "overlay_mode", "window"
 
 st.title("Slice browser")
 selection = state.current()
@@ -26,41 +26,15 @@ except SparError as err:
     st.stop()
 
 axis = exam.slice_axis
-n_slices = exam.image.shape[axis]
-shown = (str(dataset.root), exam.case_id)
-if st.session_state.get("_slice_exam") != shown or SLICE_KEY not in st.session_state:
-    st.session_state[SLICE_KEY] = exam.first_slice  # a new exam starts on its most labelled slice
-    st.session_state["_slice_exam"] = shown
-
-figure_col, control_col = st.columns([3, 1])
-with control_col:
-    if n_slices > 1:
-        index = st.slider(f"Slice (axis {axis})", 0, n_slices - 1, key=SLICE_KEY)
-    else:
-        index = 0
-    opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.4, 0.05, key=OPACITY_KEY)
-    mode = st.radio("Overlay", ["fill", "contour"], horizontal=True, key=MODE_KEY, format_func=str.capitalize)
-    lo, hi = st.slider(
-        "Window (normalized intensity)", 0.0, 1.0, (0.0, 1.0), 0.01, key=WINDOW_KEY,
-        help="Intensities are scaled per exam to [0, 1] between its 0.5th and 99.5th percentiles.",
-    )
-
+try:
+    scene = scene_access.exam_scene(dataset, exam.case_id)
+except SparError as err:
+    st.error(str(err))
+    st.stop()
 names = {value: name for name, value in dataset.structures.items()}
-figure = slice_figure(
-    extract_slice(exam.image, axis, index),
-    None if exam.label is None else extract_slice(exam.label, axis, index),
-    spacing2d=in_plane_spacing(exam.spacing, axis),
-    names=names,
-    opacity=opacity,
-    mode=mode,
-    window=(lo, max(hi, lo + 0.01)),
-    title=f"{exam.case_id} — slice {index} of {n_slices - 1}",
-    axis=axis,
-    index=index,
-)
+figure_col, control_col = st.columns([3, 1])
 with figure_col:
-    st.plotly_chart(figure, width="stretch")
-
+    volume_viewer_ui(scene, key="browse_viewer")
 with control_col:
     mm = " × ".join(f"{s:.3g}" for s in exam.spacing)
     st.dataframe(

@@ -1,0 +1,132 @@
+"""The volume viewer's scenes the pages show (:func:`spar_core.figures.volume_scene.volume_scene`), packed once per
+exam and setting and cached: an exam with its truth, the four methods over the truth, a triaged exam with its
+uncertainty maps.
+
+Each scene is keyed by the files it is made of and their modification times, so a rewritten prediction or map
+is packed again; the volumes themselves come from the caches of :mod:`data_access` and :mod:`run_access`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import streamlit as st
+
+import data_access
+import run_access
+from data_access import Exam
+from run_access import Run
+from spar_core.data.dataset import Dataset
+from spar_core.figures.volume_scene import Panel, volume_scene
+from spar_core.methods import display_name
+
+TRUTH = "truth"
+
+
+@st.cache_data(max_entries=6, show_spinner="Packing the exam for the viewer…")
+def _cached(key: tuple, _build: Callable[[], bytes]) -> bytes:
+    # Keyed by ``key`` alone (files and their mtimes); the underscored builder stays out of the hash.
+    return _build()
+
+
+def _stamp(paths: list[Path | None]) -> tuple[tuple[str, int], ...]:
+    return tuple((str(p), data_access.mtime(p) if p is not None and p.exists() else 0) for p in paths)
+
+
+def _focus(exam: Exam, index: int | None = None) -> tuple[int, int, int]:
+    """The voxel the viewer starts on: the centre of the exam, on slice ``index`` (default: its busiest)."""
+    focus = [s // 2 for s in exam.image.shape]
+    focus[exam.slice_axis] = exam.first_slice if index is None else index
+    return tuple(focus)
+
+
+def _scene(exam: Exam, names: dict[int, str], layers: dict, panels: list[Panel], title: str, *,
+           maps: dict | None = None, map_max: float | None = None, index: int | None = None) -> bytes:
+    return volume_scene(exam.image, exam.affine, layers=layers, panels=panels, names=names, maps=maps,
+                        map_max=map_max,
+                        slice_axis=exam.slice_axis, focus=_focus(exam, index), window=(0.0, 1.0), title=title,
+                        exam=exam.case_id)
+
+
+def exam_scene(dataset: Dataset, case_id: str) -> bytes:
+    """One exam and its truth (drawn filled, outline or hidden from the viewer's toolbar).
+
+    Raises:
+        SparError: unknown case, unreadable image or label.
+    """
+    case = dataset.case(case_id)
+    exam = data_access.get_exam(dataset, case_id)
+    names = {value: name for name, value in dataset.structures.items()}
+    layers = {} if exam.label is None else {TRUTH: exam.label}
+    panels = [Panel(case_id, fill=TRUTH if layers else None)]
+    key = ("exam", _stamp([dataset.root / "dataset.json", case.image_path, case.label_path]))
+    return _cached(key, lambda: _scene(exam, names, layers, panels, ""))
+
+
+def compare_scene(run: Run, dataset: Dataset, case_id: str, post: bool, titles: dict[str, str],
+                  uncertainty: bool = False) -> tuple[bytes, list[str]]:
+    """A tested exam's truth and every method's prediction, linked on one cursor and window; returns the scene
+    and the methods that have no prediction (or, with ``uncertainty``, no entropy map) yet.
+
+    ``titles``: method -> panel title. With ``uncertainty`` each method's panel shows its entropy map as heat
+    with its (raw) prediction outlined, instead of the filled prediction over the truth.
+
+    Raises:
+        SparError: unreadable exam, prediction or map, or one on another grid.
+    """
+    exam = data_access.get_exam(dataset, case_id)
+    case, fold = dataset.case(case_id), run.tested[case_id]
+    names = {value: name for name, value in dataset.structures.items()}
+    layers = {} if exam.label is None else {TRUTH: exam.label}
+    maps, panels, missing, files = {}, [Panel("Ground truth", fill=TRUTH if layers else None)], [], []
+    for method in run.methods:
+        name = display_name(method)
+        raw = uncertainty or not post
+        volume = run_access.get_prediction(run, fold, method, case_id, raw=raw, shape=exam.image.shape)
+        files.append(run.folder.prediction_path(fold, method, case_id, raw))
+        entropy = None
+        if uncertainty:
+            entropy = run_access.get_uncertainty(run, fold, method, case_id, "entropy", shape=exam.image.shape)
+            files.append(run.folder.uncertainty_path(fold, method, case_id, "entropy"))
+        if volume is None or (uncertainty and entropy is None):
+            missing.append(method)
+            continue
+        layers[name] = volume
+        if uncertainty:
+            maps[name] = entropy
+            panels.append(Panel(f"{titles.get(method, name)}: entropy", outline=name, heat=name))
+        else:
+            panels.append(Panel(titles.get(method, name), fill=name, outline=TRUTH if TRUTH in layers else None))
+    key = ("compare", str(run.root), case_id, post, uncertainty, tuple(sorted(titles.items())),
+           _stamp([dataset.root / "dataset.json", case.image_path, case.label_path, *files]))
+    title = f"{case_id}, fold {fold}: " + ("entropy of each method's test-time shifts, its raw prediction outlined"
+                                           if uncertainty else f"{'post-processed' if post else 'raw'} predictions"
+                                           + (" (white outline: ground truth)" if TRUTH in layers else ""))
+    top = max((float(m.max()) for m in maps.values()), default=None)  # one scale for every method
+    return _cached(key, lambda: _scene(exam, names, layers, panels, title, maps=maps, map_max=top)), missing
+
+
+def triage_scene(run: Run, exam: Exam, names: dict[int, str], prediction, prediction_path: Path, method: str,
+                 fold: int, index: int | None) -> tuple[bytes, list[str]]:
+    """A triaged exam: ``method``'s prediction over the truth beside its entropy and disagreement maps (where
+    ``spar triage`` wrote them), starting on slice ``index``; returns the scene and the missing map kinds.
+
+    Raises:
+        SparError: an unreadable map, or one on another grid.
+    """
+    layers = {"prediction": prediction, **({} if exam.label is None else {TRUTH: exam.label})}
+    panels = [Panel(f"{display_name(method)}: prediction", fill="prediction",
+                    outline=TRUTH if exam.label is not None else None)]
+    maps, missing, files = {}, [], [prediction_path]
+    for kind in ("entropy", "disagreement"):
+        volume = run_access.get_uncertainty(run, fold, method, exam.case_id, kind, shape=exam.image.shape)
+        files.append(run.folder.uncertainty_path(fold, method, exam.case_id, kind))
+        if volume is None:
+            missing.append(kind)
+            continue
+        maps[kind] = volume
+        panels.append(Panel(kind, outline="prediction", heat=kind))
+    key = ("triage", str(run.root), exam.case_id, method, index, _stamp(files))
+    title = f"{exam.case_id}, fold {fold}: {display_name(method)}'s prediction and where it hesitated"
+    return _cached(key, lambda: _scene(exam, names, layers, panels, title, maps=maps, index=index)), missing
