@@ -8,25 +8,16 @@ Playwright's own browser download.
 
 from __future__ import annotations
 
-import os
-import re
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import pytest
+
+from browser_support import CHROMIUM, VIEWER, app_server, launch, pixels, wait_viewer
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
-REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 EXCEPTION = '[data-testid="stException"]'
 ERROR = '[data-testid="stAlertContentError"]'
 TIMEOUT_MS = 30_000
@@ -36,15 +27,9 @@ if not CHROMIUM.is_file():
                 allow_module_level=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``streamlit run app/main.py`` on a free port, on two phantom exams per cohort and an empty runs root."""
+    """The app on two phantom exams per cohort and an empty runs root."""
     from spar_core.data.phantoms import generate_cohort
 
     tmp = tmp_path_factory.mktemp("browser")
@@ -52,39 +37,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     for anatomy in ("ankle", "shoulder"):
         generate_cohort(anatomy, data / f"phantoms_{anatomy}", subjects=2, seed=0)
     runs.mkdir()
-    port = _free_port()
-    env = {**os.environ, "SPAR_DATA_ROOT": str(data), "SPAR_RUNS_ROOT": str(runs), "SPAR_PHANTOM_SUBJECTS": "2"}
-    log = open(tmp / "streamlit.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],
-        cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
-                    if answer.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not start:\n{(tmp / 'streamlit.log').read_text()[-3000:]}")
-            time.sleep(0.2)
+    with app_server(data, runs, tmp / "streamlit.log", SPAR_PHANTOM_SUBJECTS="2") as url:
         yield url
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=10)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+
+
+@pytest.fixture(scope="module")
+def run_server(app_roots: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app on the session's tiny finished run (conftest.app_roots)."""
+    with app_server(*app_roots, tmp_path_factory.mktemp("browser_run") / "streamlit.log") as url:
+        yield url
 
 
 def wait_idle(page, new_title_after: str | None = None) -> None:
@@ -110,32 +71,15 @@ def problems(page) -> list[str]:
 
 def test_every_page_renders_in_a_real_browser(server: str) -> None:
     with playwright_sync.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        browser = launch(driver)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(TIMEOUT_MS)
             page_errors: list[str] = []
             page.on("pageerror", lambda err: page_errors.append(str(err)))
             page.goto(server)
-            page.locator(".js-plotly-plot").first.wait_for()  # the default page, the slice browser
+            wait_viewer(page)  # the default page, the slice browser
             wait_idle(page)
-            assert not problems(page)
-
-            # Slice browser: the slice slider follows the keyboard, and the figure follows the slider.
-            slider = page.get_by_role("slider", name=re.compile(r"^Slice")).first  # an <input type="range">
-            before = int(slider.input_value())
-            low, high = int(slider.get_attribute("min")), int(slider.get_attribute("max"))
-            slider.focus()
-            key, after = ("ArrowRight", before + 1) if before < high else ("ArrowLeft", before - 1)
-            assert low <= after <= high
-            page.keyboard.press(key)
-            page.wait_for_function(
-                "(text) => [...document.querySelectorAll('.js-plotly-plot .gtitle')]"
-                ".some(t => t.textContent.includes(text))",
-                arg=f"slice {after} of {high}",
-            )
-            wait_idle(page)
-            assert int(slider.input_value()) == after
             assert not problems(page)
 
             # Every page of the navigation.
@@ -163,6 +107,67 @@ def test_every_page_renders_in_a_real_browser(server: str) -> None:
             wait_idle(page)
             assert page.locator(EXCEPTION).count() == 0
             assert page.locator(ERROR).count() == 1
+            assert not page_errors, page_errors
+        finally:
+            browser.close()
+
+
+def _slice(canvas) -> int:
+    return int(canvas.get_attribute("data-slice"))
+
+
+def _scroll_and_check(page, viewer, where: str) -> None:
+    """The wheel and the keys step the first canvas's slice; each step draws another, non-blank image, and going
+    back draws the first one again."""
+    canvas = viewer.locator("canvas").first
+    canvas.scroll_into_view_if_needed()
+    first, start = pixels(canvas.screenshot()), _slice(canvas)
+    assert first.std() > 10, f"{where}: the canvas is blank"
+    canvas.hover()
+    delta = -120 if start > 0 else 120  # towards a slice that exists
+    page.mouse.wheel(0, delta)
+    page.wait_for_function("([c, s]) => c.dataset.slice !== String(s)", arg=[canvas.element_handle(), start])
+    moved = pixels(canvas.screenshot())
+    assert moved.std() > 10 and np.abs(moved.astype(int) - first).mean() > 0.5, f"{where}: the wheel drew nothing new"
+    viewer.focus()
+    page.keyboard.press("ArrowDown" if delta > 0 else "ArrowUp")  # and back with the keys
+    page.wait_for_function("([c, s]) => c.dataset.slice === String(s)", arg=[canvas.element_handle(), start])
+    np.testing.assert_array_equal(pixels(canvas.screenshot()), first, err_msg=f"{where}: not the same slice again")
+
+
+def test_viewer_scrolls_with_wheel_and_keys_on_every_viewer_page(run_server: str) -> None:
+    with playwright_sync.sync_playwright() as driver:
+        browser = launch(driver)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(TIMEOUT_MS)
+            page_errors: list[str] = []
+            page.on("pageerror", lambda err: page_errors.append(str(err)))
+            for path, tab in [("", None), ("compare", None), ("triage", "Uncertainty")]:
+                page.goto(f"{run_server}/{path}")
+                wait_idle(page)
+                if tab is not None:
+                    page.get_by_role("tab", name=tab).click()
+                viewer = wait_viewer(page)
+                assert not problems(page), f"/{path}: {problems(page)}"
+                _scroll_and_check(page, viewer, f"/{path}")
+                if path == "compare":  # truth + four methods, all on the slice just shown
+                    slices = {c.get_attribute("data-slice") for c in viewer.locator("canvas").all()}
+                    assert viewer.locator("canvas").count() == 5 and len(slices) == 1
+
+            # Three planes on one crosshair: a click on the axial view moves the sagittal and coronal slices.
+            page.goto(run_server)
+            viewer = wait_viewer(page)
+            viewer.locator("select.spv-plane").select_option("3 planes")
+            canvases = {c.get_attribute("data-plane"): c for c in viewer.locator("canvas").all()}
+            assert sorted(canvases) == ["axial", "coronal", "sagittal"]
+            before = {p: _slice(c) for p, c in canvases.items()}
+            box = canvases["axial"].bounding_box()
+            canvases["axial"].click(position={"x": box["width"] * 0.3, "y": box["height"] * 0.7})
+            after = {p: _slice(c) for p, c in canvases.items()}
+            assert after["axial"] == before["axial"]
+            assert after["sagittal"] != before["sagittal"] and after["coronal"] != before["coronal"]
+            assert "voxel (" in viewer.get_attribute("data-hover")
             assert not page_errors, page_errors
         finally:
             browser.close()

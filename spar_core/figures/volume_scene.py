@@ -1,7 +1,8 @@
 """A whole exam packed for spar's client-side volume viewer: image, label layers and panels in one byte string.
 
 The browser receives the volumes once and then scrolls, windows, zooms and pans without asking the server
-(``app/assets/volume_viewer.js`` reads this format). Volumes are turned to the closest RAS+ axes first, as
+(``assets/volume_viewer.js`` beside this file reads this format; the app mounts it as a Streamlit component,
+:func:`spar_core.figures.notebook_viewer.notebook_viewer` in a notebook). Volumes are turned to the closest RAS+ axes first, as
 ITK-SNAP and NiiVue display them, so the three planes are the anatomical ones (sagittal, coronal, axial).
 
 Format (little-endian): ``b"SPV1"``, a uint32 header length, the header as UTF-8 JSON, then the blobs, each a
@@ -15,6 +16,7 @@ import json
 import struct
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import nibabel
 import numpy as np
@@ -23,6 +25,8 @@ from spar_core.errors import SparError
 from spar_core.figures.slices import structure_colors
 
 MAGIC = b"SPV1"
+ASSETS = Path(__file__).resolve().parent / "assets"
+VIEWER_JS, VIEWER_CSS = ASSETS / "volume_viewer.js", ASSETS / "volume_viewer.css"
 PLANES = ("sagittal", "coronal", "axial")  # the plane that fixes RAS axis 0, 1, 2
 IMAGE_LEVELS = 65535  # the image is sent as uint16 over its [min, max]
 MAP_LEVELS = 255  # a float map (uncertainty) as uint8 over [0, its vmax]

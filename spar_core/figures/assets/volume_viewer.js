@@ -502,7 +502,7 @@ class Viewer {
   }
 }
 
-export default function (component) {
+export default function mount(component) {
   const { data, parentElement } = component;
   let viewer = parentElement.__sparViewer;
   if (!viewer) {
