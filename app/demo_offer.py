@@ -1,12 +1,15 @@
-"""The first-launch offer: on a machine with no run yet, build the demo run in a background job and follow it.
+"""The first start: on a machine with no run yet the app builds the demo run by itself, in a background job.
 
-Shown on the first page and on the Runs page. The job runs in its own process (``spar_core.runs.jobs``); the
-offer polls its progress file once a second in a fragment and reruns the whole app when the run is done,
-so the new run appears in the sidebar.
+:func:`autostart` starts it once per runs root (not again after it was cancelled or failed: then the first page
+and the Runs page offer a button, :func:`offer_demo`). :func:`announce` says so on every page while it runs,
+with its progress, and reruns the whole app each time a part of the run lands (a method's predictions, the
+metrics, the latent maps, the triage), so each page fills as the run grows. The job runs in its own process
+(``spar_core.runs.jobs``) and is cancelled on the Runs page. ``SPAR_DEMO_AUTOSTART=0`` turns the autostart off.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import streamlit as st
@@ -16,6 +19,7 @@ from spar_core.runs.run_folder import run_folders
 from spar_core.errors import SparError
 
 STARTED_KEY = "_job_started"
+AUTOSTART_ENV = "SPAR_DEMO_AUTOSTART"
 
 
 def progress_text(event: dict | None) -> str:
@@ -54,28 +58,53 @@ def announce_started(job: jobs.Job) -> None:
     st.rerun()
 
 
-def _follow(runs: Path) -> None:
+def autostart(runs: Path, data: Path) -> None:
+    """Start the demo job when the runs root holds no run and no demo job was ever started in it."""
+    if os.environ.get(AUTOSTART_ENV, "1") == "0" or run_folders(runs):
+        return
+    if any(job.info().get("kind") == "demo" for job in jobs.list_jobs(runs)):
+        return  # started before (and cancelled, failed, or about to write run.json): the button offers it again
+    try:
+        jobs.start_demo_job("cpu", runs, data)
+    except SparError as err:
+        st.error(f"Could not start building the demo run: {err}")
+
+
+def _parts(runs: Path) -> tuple:
+    """What the pages show of the demo run so far: its predictions, metrics, maps, triage and report."""
+    run = runs / jobs.DEMO_RUN
+    found = [p for pattern in ("folds/*/*/pred*/*.nii.gz", "folds/*/*/uncertainty/*", "metrics.csv",
+                               "embeddings/*", "folds/*/embeddings*", "triage/*", "report/*")
+             for p in run.glob(pattern)]
+    return tuple(sorted(str(p.relative_to(run)) for p in found))
+
+
+def _follow_parts(runs: Path) -> None:
     job = jobs.running_job("demo", runs)
-    if job is None:  # it ended: rerun everything, so the sidebar lists the run (or the Runs page the failure)
-        st.rerun(scope="app")
+    parts = _parts(runs)
+    if job is None or parts != st.session_state.get("_demo_parts", parts):
+        st.session_state["_demo_parts"] = parts
+        st.rerun(scope="app")  # a part landed (or the job ended): every page reads the run again
+    st.session_state["_demo_parts"] = parts
     event = jobs.read_progress(job)
-    st.progress(progress_value(event), text="Building the demo run: " + progress_text(event))
+    st.progress(progress_value(event), text="Building the demo run in the background: " + progress_text(event))
 
 
-def offer_demo(runs: Path, data: Path, *, key: str, follow: bool = True) -> None:
-    """Without any run in ``runs``: a button that builds the demo run, or the live progress of the one building.
-
-    Does nothing once a run exists. ``key`` keeps the button distinct on each page; ``follow=False`` leaves the
-    progress bar to a page that shows its jobs itself.
-    """
-    if run_folders(runs):
+def announce(runs: Path) -> None:
+    """While the demo job runs: a line on every page, its progress, and a rerun whenever a part of it lands."""
+    if jobs.running_job("demo", runs) is None:
         return
-    if jobs.running_job("demo", runs) is not None:
-        st.info("The demo run is being built in the background; it appears in the sidebar's run list when it is "
-                "done." + (" Its log is on the Runs page." if follow else " See Jobs below."))
-        if follow:
-            st.fragment(_follow, run_every=1.0)(runs)
-        return
+    st.info("spar is building the demo run in the background (the four methods on the built-in ankle "
+            "phantoms): each page fills as its parts finish. Cancel it on the Runs page.",
+            icon=":material/hourglass_top:")
+    st.fragment(_follow_parts, run_every=2.0)(runs)
+
+
+def offer_demo(runs: Path, data: Path, *, key: str) -> None:
+    """Without any run in ``runs`` and no demo job running: a button that builds the demo run (the autostart was
+    turned off, or its job was cancelled or failed). ``key`` keeps the button distinct on each page."""
+    if run_folders(runs) or jobs.running_job("demo", runs) is not None:
+        return  # (a running demo job is announced on every page, see announce)
     st.info("No run yet. Build the demo run: the four methods trained and scored on the built-in ankle phantoms "
             "(about six minutes on a laptop CPU), with latent maps and outlier triage. It runs in the background; "
             "this page stays usable meanwhile.")

@@ -1,253 +1,216 @@
-"""Server time of one slice-slider move on the slice browser and on the four-method comparison page, and of
-the main widget changes on the latent-convergence and triage pages.
+"""The app in headless Chromium: how long a slice step takes to reach the screen on the browse and compare pages,
+and how long the first view of an exam takes, on a real spine exam and on the same exam resampled larger.
 
-    python bench/app.py --data /tmp/demo_data --runs-root /tmp/runs [--run demo] [--moves 12]
+    python bench/app.py --spine ../shared/data/myosegmentum_spine [--case spine_002] [--steps 40]
 
-(or set ``SPAR_DATA_ROOT`` / ``SPAR_RUNS_ROOT``). The run's dataset must lie inside the data root.
+Builds, in a temporary folder, two one-exam datasets — the spine exam as it is (224 × 224 × 77) and resampled
+to 384 × 384 × 50 (image linear, labels nearest) — and for each a run folder whose four "methods" predict the
+truth shifted by 1-4 voxels (what is drawn matters, not how good it is). Then, for each exam, it starts
+``streamlit run app/main.py`` (tests/browser_support.py), opens Debian's chromium through Playwright, and on
+the slice browser and the compare page (truth + four methods):
 
-What is timed: the whole app script rerun a slider move triggers (router, shared sidebar, the page: cached
-loads, slices, figure, ``st.plotly_chart`` serialization), driven headless with Streamlit's ``AppTest``:
-``slider.set_value(k).run()`` for ``--moves`` slices spread over the volume, after a warm-up that fills the
-caches. Network and browser drawing are not included. ``AppTest`` recompiles the scripts on every run, which
-a server does not (it keeps their bytecode): the bench shares one script cache across runs, as a server does.
+* first view: from ``page.goto`` to the viewer's first drawn frame (server start-up excluded: the page is
+  loaded once before), and the viewer's own share (decompressing the scene and drawing it);
+* ``--steps`` slice steps by arrow key and as many by mouse wheel, each waited for on screen, then the
+  viewer's latency records (input event's timestamp -> the frame after the redraw, see
+  ``window.__sparViewerTimings`` in volume_viewer.js); also window/level drags and, on the browse page, steps
+  with the three planes shown.
 
-Three numbers per move: ``AppTest`` wall time (adds its own polling and element-tree parsing), the script
-thread's wall time (the server time: what the 150 ms target is about) and its CPU time (what the server
-works; on a machine shared with other jobs the wall times swell, the CPU time much less).
-
-Target: ≤ 150 ms per move. Reference, to compare machines: building one ``slice_figure`` of the same exam in
-the same process, and the ratio of the script's CPU time to the reference's. A breakdown of the comparison
-page's own work (slicing the volumes, ``compare_figure``, JSON serialization) is printed beside it.
+Reference in the same page: one empty double ``requestAnimationFrame`` (the frame floor any on-screen change
+pays); latencies are also printed as multiples of it. Target: a slice step ≤ 50 ms median, a first view ≤ 2 s.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import json
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
-from typing import Callable
 
+import nibabel
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-MAIN = str(REPO / "app" / "main.py")
-TARGET_MS = 150.0
+sys.path.insert(0, str(REPO / "tests"))
+
+from browser_support import CHROMIUM, VIEWER, app_server, launch, wait_viewer  # noqa: E402
+
+METHODS = ("baseline", "adversarial", "shape", "spar")
+LARGE = (384, 384, 50)
+STEP_TARGET_MS, FIRST_VIEW_TARGET_S = 50.0, 2.0
 
 
-SCRIPT_TIMES: list[tuple[float, float]] = []  # (wall ms, CPU ms) of each script run, in its own thread
+def _save(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nibabel.save(nibabel.Nifti1Image(array, affine), path)
 
 
-def median_ms(fn: Callable[[], object], repeats: int, clock: Callable[[], float] = time.perf_counter) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = clock()
-        fn()
-        times.append(clock() - start)
-    return 1000 * statistics.median(times)
+def build(spine: Path, case: str, out: Path, shape: tuple[int, int, int] | None) -> tuple[Path, Path]:
+    """A data root holding one dataset with ``case`` (resampled to ``shape`` when given) and a runs root
+    holding one run whose four methods predict the truth shifted by 1-4 voxels."""
+    from scipy.ndimage import zoom
 
-
-def time_script_runs() -> None:
-    """Record wall and CPU time of every script run, measured in the script thread itself."""
-    from streamlit.runtime.scriptrunner import script_runner
-
-    original = script_runner.ScriptRunner._run_script_thread
-
-    def timed(self, *args, **kwargs):
-        wall, cpu = time.perf_counter(), time.thread_time()
-        try:
-            return original(self, *args, **kwargs)
-        finally:
-            SCRIPT_TIMES.append((1000 * (time.perf_counter() - wall), 1000 * (time.thread_time() - cpu)))
-
-    script_runner.ScriptRunner._run_script_thread = timed
-
-
-def slider_moves(at, key: str, moves: int) -> list[tuple[float, float, float]]:
-    """(AppTest wall, script wall, script CPU) ms for ``moves`` slider positions spread over the slider's range,
-    after two warm-up moves."""
-    slider = at.slider(key=key)
-    positions = np.linspace(slider.min, slider.max, moves + 2).round().astype(int).tolist()
-    for k in positions[:2]:  # warm-up
-        at.slider(key=key).set_value(k).run()
-    times = []
-    for k in positions[2:]:
-        start = time.perf_counter()
-        at.slider(key=key).set_value(int(k)).run()
-        times.append((1000 * (time.perf_counter() - start), *SCRIPT_TIMES[-1]))
-        if at.exception:
-            raise SystemExit(f"the page raised: {at.exception[0].value}")
-    return times
-
-
-def selectbox_changes(at, key: str, moves: int) -> list[tuple[float, float, float]]:
-    """(AppTest wall, script wall, script CPU) ms of ``moves`` picks cycling through a selectbox's options,
-    after one warm-up pass over them (first views fill the caches; what is timed is coming back)."""
-    count = len(at.selectbox(key=key).options)
-    for i in range(count):  # warm-up
-        at.selectbox(key=key).select_index(i).run()
-    times = []
-    for m in range(moves):
-        start = time.perf_counter()
-        at.selectbox(key=key).select_index(m % count).run()
-        times.append((1000 * (time.perf_counter() - start), *SCRIPT_TIMES[-1]))
-        if at.exception:
-            raise SystemExit(f"the page raised: {at.exception[0].value}")
-    return times
-
-
-def toggle_flips(at, key: str, moves: int) -> list[tuple[float, float, float]]:
-    """The same for ``moves`` flips of a toggle (after a warm-up on and off)."""
-    for value in (True, False):
-        at.toggle(key=key).set_value(value).run()
-    times = []
-    for m in range(moves):
-        start = time.perf_counter()
-        at.toggle(key=key).set_value(m % 2 == 0).run()
-        times.append((1000 * (time.perf_counter() - start), *SCRIPT_TIMES[-1]))
-        if at.exception:
-            raise SystemExit(f"the page raised: {at.exception[0].value}")
-    return times
-
-
-def share_script_cache() -> None:
-    """Make AppTest keep compiled scripts across runs, as a Streamlit server does."""
-    from streamlit.runtime.scriptrunner.script_cache import ScriptCache
-    from streamlit.testing.v1 import app_test, local_script_runner
-
-    shared = ScriptCache()
-    local_script_runner.ScriptCache = lambda: shared
-    app_test.ScriptCache = lambda: shared
-
-
-def breakdown(run_dir: Path, dataset_dir: Path, repeats: int) -> dict[str, float]:
-    """ms of the comparison page's core work on one slice, and of one slice_figure (the reference)."""
-    import nibabel
-    import plotly.io as pio
-
-    from spar_core.data.dataset import load_dataset, load_volume
-    from spar_core.figures import busiest_slice, extract_slice, in_plane_spacing, slice_figure
-    from spar_core.figures.compare import compare_figure
     from spar_core.runs.run_folder import RunFolder
-    from spar_core.data.slicing import normalize_intensity
+    from spar_core.data.splits import Split
 
-    run = RunFolder(run_dir)
-    fold = run.folds()[0]
-    case = run.read_split(fold).test[0]
-    dataset = load_dataset(dataset_dir)
-    volume = load_volume(dataset, case)
-    # C order, as the app's loaders keep them (np.take on nibabel's Fortran order is ~100× slower).
-    image, axis = np.ascontiguousarray(normalize_intensity(volume.image)), volume.slice_axis
-    label = np.ascontiguousarray(volume.label)
-    index = busiest_slice(label, axis)
-    methods = run.read_config()["methods"]
-    preds = {m: np.ascontiguousarray(nibabel.load(run.pred_dir(fold, m) / f"{case}.nii.gz").dataobj)
-             for m in methods}
-    names = {v: n for n, v in dataset.structures.items()}
-    spacing = in_plane_spacing(volume.spacing, axis)
-
-    def slices():
-        return (extract_slice(image, axis, index), extract_slice(label, axis, index),
-                {m: extract_slice(p, axis, index) for m, p in preds.items()})
-
-    image2d, label2d, preds2d = slices()
-    figure = compare_figure(image2d, label2d, preds2d, spacing2d=spacing, names=names, axis=axis, index=index)
-    def reference():
-        return slice_figure(image2d, label2d, spacing2d=spacing, names=names, axis=axis, index=index)
-
-    return {
-        "reference: one slice_figure": median_ms(reference, repeats),
-        "reference: one slice_figure (CPU)": median_ms(reference, repeats, time.thread_time),
-        "slicing image, truth and predictions": median_ms(slices, repeats),
-        "compare_figure": median_ms(
-            lambda: compare_figure(image2d, label2d, preds2d, spacing2d=spacing, names=names, axis=axis,
-                                   index=index), repeats),
-        "to_json of the compare figure": median_ms(lambda: pio.to_json(figure, validate=False), repeats),
-    }
+    meta = json.loads((spine / "dataset.json").read_text())
+    image_nii = nibabel.load(spine / "imagesTr" / f"{case}.nii.gz")
+    image = np.asarray(image_nii.dataobj, dtype=np.float32)
+    label = np.asarray(nibabel.load(spine / "labelsTr" / f"{case}.nii.gz").dataobj).astype(np.uint8)
+    affine = image_nii.affine.copy()
+    if shape is not None:
+        factors = [n / o for n, o in zip(shape, image.shape)]
+        image, label = zoom(image, factors, order=1), zoom(label, factors, order=0)
+        affine[:3, :3] = affine[:3, :3] / np.asarray(factors)
+    name = f"{case}_{'x'.join(map(str, image.shape))}"
+    data, runs = out / "data", out / "runs"
+    dataset = data / "bench"
+    _save(image, affine, dataset / "imagesTr" / f"{name}.nii.gz")
+    _save(label, affine, dataset / "labelsTr" / f"{name}.nii.gz")
+    (dataset / "dataset.json").write_text(json.dumps({
+        "name": "bench", "labels": meta["labels"], "slice_axis": meta.get("slice_axis", 0),
+        "training": [{"image": f"./imagesTr/{name}.nii.gz", "label": f"./labelsTr/{name}.nii.gz"}]}))
+    run = RunFolder(runs / "bench")
+    run.root.mkdir(parents=True)
+    run.write_config({"kind": "crossval", "dataset": str(dataset), "dataset_name": "bench",
+                      "labels": meta["labels"], "methods": list(METHODS), "slice_axis": meta.get("slice_axis", 0)})
+    run.write_split(Split(fold=0, train=(), test=(name,)))
+    for shift, method in enumerate(METHODS, start=1):
+        path = run.prediction_path(0, method, name)
+        _save(np.roll(label, shift, axis=1), affine, path)
+    return data, runs
 
 
-# (page, widget key, what is changed, timer): the server work of the other pages' main widgets.
-PAGE_WIDGETS = [
-    ("latent", "latent_point", "open another point's mask", selectbox_changes),
-    ("latent", "latent_method", "switch method", selectbox_changes),
-    ("triage", "triage_exam", "open another exam", selectbox_changes),
-    ("triage", "triage_3d", "3D surface on/off", toggle_flips),
-]
+def frame_floor_ms(page, repeats: int = 30) -> float:
+    """Median ms of an empty double requestAnimationFrame in the page."""
+    return page.evaluate("""async (n) => {
+        const times = [];
+        for (let i = 0; i < n; i++) {
+            const t0 = performance.now();
+            await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+            times.push(performance.now() - t0);
+        }
+        times.sort((a, b) => a - b);
+        return times[Math.floor(n / 2)];
+    }""", repeats)
 
 
-def _table(results: dict[str, list[tuple[float, float, float]]], reference: float, *, target: bool) -> None:
-    print(f"{'page':<36}{'AppTest':>15}{'server':>15}{'server CPU':>15}{'target':>8}{'CPU × ref':>11}")
-    for page, times in results.items():
-        cols = [(statistics.median(c), max(c)) for c in zip(*times)]
-        verdict = ("ok" if cols[1][0] <= TARGET_MS else "SLOW") if target else "-"
-        cells = "".join(f"{f'{m:.0f} ({x:.0f})':>15}" for m, x in cols)
-        print(f"{page:<36}{cells}{verdict:>8}{cols[2][0] / reference:>11.1f}")
+def first_view_s(page, url: str) -> tuple[float, float]:
+    """(seconds from navigation to the viewer drawn, the viewer's own ms to decode and draw the scene)."""
+    start = time.perf_counter()
+    page.goto(url)
+    viewer = wait_viewer(page, timeout_ms=120_000)
+    return time.perf_counter() - start, float(viewer.get_attribute("data-load-ms"))
+
+
+def steps(page, viewer, n: int, how: str) -> None:
+    """``n`` slice steps by ``how`` ("key" or "wheel"), back and forth, each waited for on screen."""
+    canvas = viewer.locator("canvas").first
+    canvas.hover()
+    viewer.focus()
+    handle = canvas.element_handle()
+    for i in range(n):
+        before = canvas.get_attribute("data-slice")
+        up = (i // 10) % 2 == 0  # ten slices one way, ten back
+        if how == "key":
+            page.keyboard.press("ArrowUp" if up else "ArrowDown")
+        else:
+            page.mouse.wheel(0, 120 if up else -120)
+        page.wait_for_function("([c, s]) => c.dataset.slice !== s", arg=[handle, before])
+        page.wait_for_timeout(30)  # let the latency record land (one frame after the redraw)
+
+
+def window_drags(page, viewer, n: int) -> None:
+    box = viewer.locator("canvas").first.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down(button="right")
+    for i in range(n):
+        page.mouse.move(x + 5 * (i + 1), y + 3 * (i + 1))
+        page.wait_for_timeout(30)
+    page.mouse.up(button="right")
+
+
+def records(page) -> list[dict]:
+    out = page.evaluate("window.__sparViewerTimings || []")
+    page.evaluate("window.__sparViewerTimings = []")
+    return out
+
+
+def summary(values: list[float], floor: float) -> str:
+    if not values:
+        return "no records"
+    med = statistics.median(values)
+    verdict = "ok" if med <= STEP_TARGET_MS else "SLOW"
+    return f"median {med:5.1f} ms, max {max(values):5.1f} ms over {len(values)} ({med / floor:.1f} × the double-rAF floor) {verdict}"
+
+
+def bench_exam(data: Path, runs: Path, log: Path, n: int) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with app_server(data, runs, log) as url, sync_playwright() as driver:
+        browser = launch(driver)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(60_000)
+            for path in ("", "compare"):
+                page.goto(f"{url}/{path}")
+                wait_viewer(page, timeout_ms=120_000)  # the first visit fills the server's caches
+                first, own = first_view_s(page, f"{url}/{path}")
+                floor = frame_floor_ms(page)
+                viewer = wait_viewer(page)
+                panels = viewer.locator("canvas").count()
+                name = "browse" if path == "" else "compare"
+                verdict = "ok" if first <= FIRST_VIEW_TARGET_S else "SLOW"
+                print(f"  {name:<8} {panels} canvas(es); first view {first:.2f} s ({verdict}; the viewer's decode "
+                      f"+ draw {own:.0f} ms); double-rAF floor {floor:.1f} ms")
+                records(page)
+                for how in ("key", "wheel"):
+                    steps(page, viewer, n, how)
+                    got = [r["ms"] for r in records(page) if r["kind"] == how]
+                    print(f"    slice step by {how:<5}: {summary(got, floor)}")
+                window_drags(page, viewer, 20)
+                got = [r["ms"] for r in records(page) if r["kind"] == "window"]
+                print(f"    window/level drag  : {summary(got, floor)}")
+                if path == "":
+                    viewer.locator("select.spv-plane").select_option("3 planes")
+                    records(page)
+                    steps(page, viewer, n, "key")
+                    got = [r["ms"] for r in records(page) if r["kind"] == "key"]
+                    print(f"    3 planes, key step : {summary(got, floor)}")
+                    viewer.locator("select.spv-plane").select_option(
+                        page.evaluate(f"document.querySelector('{VIEWER}').parentElement.__sparViewer.header.plane"))
+        finally:
+            browser.close()
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=os.environ.get("SPAR_DATA_ROOT"),
-                        help="data root holding the run's dataset (default $SPAR_DATA_ROOT)")
-    parser.add_argument("--runs-root", type=Path, default=os.environ.get("SPAR_RUNS_ROOT"),
-                        help="runs root holding the run folder (default $SPAR_RUNS_ROOT)")
-    parser.add_argument("--run", default=None, help="run folder name inside the runs root (default: the first)")
-    parser.add_argument("--moves", type=int, default=12, help="timed slider moves per page")
-    parser.add_argument("--repeats", type=int, default=15, help="repeats of each breakdown timing")
+    parser.add_argument("--spine", type=Path, required=True, help="the MyoSegmenTUM spine dataset folder")
+    parser.add_argument("--case", default="spine_002", help="the exam to show (default spine_002)")
+    parser.add_argument("--steps", type=int, default=40, help="slice steps per input kind and page")
     args = parser.parse_args(argv)
-    if args.data is None or args.runs_root is None:
-        parser.error("give --data and --runs-root (or set SPAR_DATA_ROOT and SPAR_RUNS_ROOT)")
-    os.environ["SPAR_DATA_ROOT"] = str(args.data.resolve())
-    os.environ["SPAR_RUNS_ROOT"] = str(args.runs_root.resolve())
+    if not CHROMIUM.is_file():
+        raise SystemExit(f"{CHROMIUM} not found (apt-get install chromium)")
+    if not (args.spine / "imagesTr" / f"{args.case}.nii.gz").is_file():
+        raise SystemExit(f"{args.spine}: no imagesTr/{args.case}.nii.gz")
+    tmp = Path(tempfile.mkdtemp(prefix="spar_bench_app_"))
+    try:
+        import os
 
-    from streamlit.testing.v1 import AppTest
-
-    share_script_cache()
-    time_script_runs()
-    at = AppTest.from_file(MAIN, default_timeout=300).run()
-    if args.run is not None:
-        at.selectbox(key="run").set_value(args.run).run()
-    if at.exception or at.error:
-        raise SystemExit(f"the app did not start cleanly: {[e.value for e in [*at.exception, *at.error]]}")
-    run_name = at.selectbox(key="run").value
-    run_dir = args.runs_root.resolve() / run_name
-    from spar_core.runs.run_folder import RunFolder
-
-    dataset_dir = Path(RunFolder(run_dir).read_config()["dataset"])
-    print(f"run {run_dir}, dataset {dataset_dir}, exam {at.selectbox(key='exam').value}; "
-          f"{args.moves} slider moves per page after a warm-up; target {TARGET_MS:.0f} ms per move")
-
-    parts = breakdown(run_dir, dataset_dir, args.repeats)
-    reference = parts["reference: one slice_figure (CPU)"]
-    results = {"slice browser": slider_moves(at, "slice", args.moves)}
-    at.switch_page("views/compare.py").run()
-    if at.exception or at.error:
-        raise SystemExit(f"compare page failed: {[e.value for e in [*at.exception, *at.error]]}")
-    results["compare (4 methods)"] = slider_moves(at, "compare_slice", args.moves)
-
-    others = {}
-    for page, key, what, timer in PAGE_WIDGETS:
-        at.switch_page(f"views/{page}.py").run()
-        if at.exception or at.error:
-            raise SystemExit(f"{page} page failed: {[e.value for e in [*at.exception, *at.error]]}")
-        if not [w for w in [*at.selectbox, *at.toggle] if w.key == key]:
-            print(f"({page}: no widget {key!r}; is the run's {page} output missing?)")
-            continue
-        others[f"{page}: {what}"] = timer(at, key, args.moves)
-
-    print(f"\nms per slider move, median (max) over {args.moves} moves; the target applies to the server time")
-    _table(results, reference, target=True)
-    if others:
-        print(f"\nms per widget change on the other pages, median (max) over {args.moves} changes (no target: "
-              "not a slider)")
-        _table(others, reference, target=False)
-    print(f"\ncore work of one compare move (no Streamlit; load average {os.getloadavg()[0]:.1f} "
-          f"on {os.cpu_count()} cores):")
-    for name, ms in parts.items():
-        print(f"  {name:<40}{ms:>8.1f} ms")
-    sys.stdout.flush()
+        print(f"chromium {CHROMIUM}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+        for shape in (None, LARGE):
+            out = tmp / ("native" if shape is None else "large")
+            data, runs = build(args.spine, args.case, out, shape)
+            exam = next((data / "bench" / "imagesTr").iterdir()).name
+            print(f"\n{exam}:")
+            bench_exam(data, runs, out / "streamlit.log", args.steps)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

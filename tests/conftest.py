@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# The app builds the demo run by itself on a runs root without runs; tests start it only where they test that
+# (the variable reaches the servers and jobs they start, too).
+os.environ["SPAR_DEMO_AUTOSTART"] = "0"
 SPINE_DIR = Path(os.environ.get("SPAR_SPINE_DIR", REPO.parent / "shared" / "data" / "myosegmentum_spine"))
 
 

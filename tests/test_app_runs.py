@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from apptest_support import start_app
+from apptest_support import start_app, viewer_scenes
 from spar_core.runs import jobs
 
 pytestmark = pytest.mark.slow
@@ -38,20 +38,43 @@ def test_first_page_offers_the_demo_run_and_follows_it(app_roots: tuple[Path, Pa
     at = start_app(monkeypatch, data, runs)
     assert not at.exception and not at.error
     assert any("No run yet" in i.value for i in at.info)
-    assert at.get("plotly_chart"), "the slice browser works while no run exists"
+    assert viewer_scenes(at), "the slice browser works while no run exists"
 
     _button(at, "demo_offer_browse").click().run()
     assert not at.exception and not at.error
     job = jobs.running_job("demo", runs)
     assert job is not None, "the button started no demo job"
     assert job.info()["args"][:3] == ["demo", "--out", str((runs / jobs.DEMO_RUN).resolve())]
-    assert any("being built" in i.value for i in at.info)
+    assert any("building the demo run" in i.value for i in at.info)
     assert not [b for b in at.button if b.key == "demo_offer_browse"], "a second demo must not be offered"
 
     jobs.cancel(job)
     at.run()
     assert not at.exception
     assert any("No run yet" in i.value for i in at.info), "a cancelled demo is offered again"
+
+
+def test_first_start_builds_the_demo_run_by_itself_and_says_so_on_every_page(
+        app_roots: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cancel_jobs) -> None:
+    data, runs = app_roots[0], tmp_path / "first_start"
+    cancel_jobs(runs)
+    monkeypatch.setenv("SPAR_DEMO_AUTOSTART", "1")
+    at = start_app(monkeypatch, data, runs)
+    assert not at.exception and not at.error
+    job = jobs.running_job("demo", runs)
+    assert job is not None, "no demo job started on a runs root without runs"
+    assert job.info()["args"][:3] == ["demo", "--out", str((runs / jobs.DEMO_RUN).resolve())]
+    for page in ("browse", "compare", "results", "latent", "triage", "runs"):
+        at.switch_page(f"views/{page}.py").run()
+        assert not at.exception, page
+        assert any("building the demo run" in i.value for i in at.info), f"{page}: not announced"
+    assert len(jobs.list_jobs(runs)) == 1, "every rerun must not start another job"
+
+    jobs.cancel(job)
+    again = start_app(monkeypatch, data, runs)  # a later start: cancelled once, not started again
+    assert not again.exception
+    assert jobs.running_job("demo", runs) is None and len(jobs.list_jobs(runs)) == 1
+    assert not any("building the demo run" in i.value for i in again.info)
 
 
 def test_pages_that_need_a_run_offer_the_demo(app_roots: tuple[Path, Path], tmp_path: Path,

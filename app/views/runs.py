@@ -15,7 +15,7 @@ data, runs = selection.root, runs_root()
 if demo_offer.STARTED_KEY in st.session_state:
     st.toast(f"Started: {st.session_state.pop(demo_offer.STARTED_KEY)}", icon=":material/play_circle:")
 
-demo_offer.offer_demo(runs, data, key="demo_first", follow=False)
+demo_offer.offer_demo(runs, data, key="demo_first")
 
 demo_tab, crossval_tab, predict_tab = st.tabs(["Demo", "Cross-validation", "Segment an exam"])
 with demo_tab:

@@ -433,7 +433,9 @@ class Viewer {
     if (fill) this.sliceOf(fill, P, fixed, W, H, view.fill);
     if (outline) this.sliceOf(outline, P, fixed, W, H, view.outline);
     if (heat) this.sliceOf(heat, P, fixed, W, H, view.heat);
-    const px = view.pixels.data, colors = this.colors, hidden = s.hidden, alpha = s.opacity;
+    const px = view.pixels.data, colors = this.colors, alpha = s.opacity;
+    const shown = new Uint8Array(colors.length / 3 + 1).fill(1); // label value -> drawn or not
+    for (const value of s.hidden) if (value < shown.length) shown[value] = 0;
     const fillMode = s.labels === "filled";
     const edge = (labels, i, u, r) => {
       const l = labels[i];
@@ -454,7 +456,7 @@ class Viewer {
         }
         if (fill) {
           const l = view.fill[i];
-          if (l && !hidden.has(l) && (fillMode || edge(view.fill, i, u, r))) {
+          if (l && shown[l] && (fillMode || edge(view.fill, i, u, r))) {
             const a = fillMode ? alpha : 1, c = l * 3;
             red += (colors[c] - red) * a;
             green += (colors[c + 1] - green) * a;
@@ -463,7 +465,7 @@ class Viewer {
         }
         if (outline) {
           const l = view.outline[i];
-          if (l && !hidden.has(l) && edge(view.outline, i, u, r)) { red = 255; green = 255; blue = 255; }
+          if (l && shown[l] && edge(view.outline, i, u, r)) { red = 255; green = 255; blue = 255; }
         }
         const o = i * 4;
         px[o] = red; px[o + 1] = green; px[o + 2] = blue; px[o + 3] = 255;
