@@ -171,3 +171,39 @@ def test_viewer_scrolls_with_wheel_and_keys_on_every_viewer_page(run_server: str
             assert not page_errors, page_errors
         finally:
             browser.close()
+
+
+def test_notebook_viewer_draws_from_its_cell_html_alone(tmp_path: Path) -> None:
+    """The HTML a notebook cell shows holds the viewer and the exam: opened as a file, with no server, it draws
+    the exam and follows the keys."""
+    from spar_core.figures.notebook_viewer import notebook_viewer
+    from spar_core.figures.volume_scene import Panel, volume_scene
+
+    rng = np.random.default_rng(0)
+    image = rng.normal(0.5, 0.1, (48, 40, 12)).astype(np.float32)
+    label = np.zeros(image.shape, np.uint8)
+    label[10:30, 8:20, 2:10] = 1
+    image[label > 0] += 0.4
+    scene = volume_scene(image, np.diag([0.8, 0.8, 3.0, 1.0]), layers={"truth": label},
+                         panels=[Panel("cell", fill="truth")], names={1: "bone"}, slice_axis=2, exam="cell")
+    page_file = tmp_path / "cell.html"
+    page_file.write_text(f"<!doctype html><html><body>{notebook_viewer(scene).html}</body></html>")
+    with playwright_sync.sync_playwright() as driver:
+        browser = launch(driver)
+        try:
+            page = browser.new_page(viewport={"width": 900, "height": 800})
+            page_errors: list[str] = []
+            page.on("pageerror", lambda err: page_errors.append(str(err)))
+            page.goto(page_file.as_uri())
+            viewer = wait_viewer(page)
+            canvas = viewer.locator("canvas").first
+            first = pixels(canvas.screenshot())
+            assert first.std() > 10
+            start = _slice(canvas)
+            viewer.focus()
+            page.keyboard.press("ArrowUp" if start < 11 else "ArrowDown")
+            page.wait_for_function("([c, s]) => c.dataset.slice !== String(s)", arg=[canvas.element_handle(), start])
+            assert np.abs(pixels(canvas.screenshot()).astype(int) - first).mean() > 0.5
+            assert not page_errors, page_errors
+        finally:
+            browser.close()
