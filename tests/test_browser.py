@@ -133,6 +133,8 @@ def _scroll_and_check(page, viewer, where: str) -> None:
     page.keyboard.press("ArrowDown" if delta > 0 else "ArrowUp")  # and back with the keys
     page.wait_for_function("([c, s]) => c.dataset.slice === String(s)", arg=[canvas.element_handle(), start])
     np.testing.assert_array_equal(pixels(canvas.screenshot()), first, err_msg=f"{where}: not the same slice again")
+    viewer.locator("input.spv-slice").fill("0")  # and the toolbar's slider
+    page.wait_for_function("(c) => c.dataset.slice === '0'", arg=canvas.element_handle())
 
 
 def test_viewer_scrolls_with_wheel_and_keys_on_every_viewer_page(run_server: str) -> None:

@@ -110,7 +110,7 @@ class Viewer {
     this.buildToolbar();
     this.buildViews();
     this.titleLine.textContent = header.title || "";
-    this.status.textContent = "Wheel or ↑/↓: slice · click: crosshair · right-drag: window/level · " +
+    this.status.textContent = "Wheel, ↑/↓ or the slider: slice · click: crosshair · right-drag: window/level · " +
       "ctrl+wheel: zoom · shift-drag or middle-drag: pan · double-click: reset";
     this.root.dataset.loadMs = String(Math.round(performance.now() - started));
     this.drawNow();
@@ -140,6 +140,13 @@ class Viewer {
       this.request(e);
     };
     this.toolbar.append(el("label", {}, ["Plane ", plane]));
+    this.slider = el("input", { type: "range", min: 0, step: 1, className: "spv-slice", title: "Slice of the plane under the mouse" });
+    this.slider.oninput = (e) => {
+      const P = PLANES[this.activePlane || s.plane];
+      s.cursor[P.fixed] = Number(this.slider.value);
+      this.request(e, "slider");
+    };
+    this.toolbar.append(el("label", {}, ["Slice ", this.slider]));
     if (hasFill || hasHeat) {
       const opacity = el("input", { type: "range", min: 0, max: 1, step: 0.05, value: s.opacity, className: "spv-opacity" });
       opacity.oninput = (e) => { s.opacity = Number(opacity.value); this.request(e); };
@@ -229,7 +236,7 @@ class Viewer {
   // continuous ones (drags, hover, zoom), which may come several times a frame.
   request(event, kind = "control") {
     if (event && !this.pending) this.pending = { t0: event.timeStamp, kind };
-    if (kind === "wheel" || kind === "key" || kind === "control" || kind === "reset") {
+    if (kind === "wheel" || kind === "key" || kind === "slider" || kind === "control" || kind === "reset") {
       if (this.frame) { cancelAnimationFrame(this.frame); this.frame = 0; }
       this.drawNow();
     } else if (!this.frame) {
@@ -299,6 +306,7 @@ class Viewer {
       }
     }, { passive: false });
     canvas.addEventListener("contextmenu", (e) => e.preventDefault());
+    canvas.addEventListener("pointerenter", () => { this.activePlane = view.plane; this.syncSlider(); });
     canvas.addEventListener("dblclick", (e) => { this.resetView(); this.request(e, "reset"); });
     canvas.addEventListener("pointerdown", (e) => {
       this.root.focus({ preventScroll: true });
@@ -388,6 +396,7 @@ class Viewer {
     const lut = this.windowLut();
     for (const view of this.views) this.drawView(view, lut);
     this.root.dataset.cursor = this.state.cursor.join(",");
+    this.syncSlider();
     this.root.dataset.window = this.state.window.map((v) => v.toPrecision(4)).join(",");
     if (this.pending) {
       const { t0, kind } = this.pending;
@@ -399,6 +408,14 @@ class Viewer {
         if (list.length > MAX_TIMINGS) list.shift();
       });
     }
+  }
+
+  syncSlider() {
+    // the toolbar's slider follows the plane under the mouse (the keys step that plane too)
+    if (!this.slider) return;
+    const P = PLANES[this.activePlane || this.state.plane];
+    this.slider.max = String(this.header.shape[P.fixed] - 1);
+    this.slider.value = String(this.state.cursor[P.fixed]);
   }
 
   sliceOf(volume, P, fixed, W, H, out) {
