@@ -121,6 +121,7 @@ class Exam:
 
     case_id: str
     image: np.ndarray  # (X, Y, Z) float32 in [0, 1], per-exam percentile normalization
+    stored: np.ndarray  # (X, Y, Z) float32, the intensities as the file stores them (the viewer shows these)
     label: np.ndarray | None  # (X, Y, Z) integer labels, or None for an unlabeled exam
     spacing: tuple[float, float, float]  # mm
     affine: np.ndarray  # (4, 4) voxel -> world (mm)
@@ -146,6 +147,7 @@ def _load_exam(_dataset: Dataset, folder: str, case_id: str, stamp: tuple[int, i
     return Exam(
         case_id=case_id,
         image=np.ascontiguousarray(normalize_intensity(volume.image)),
+        stored=np.asarray(volume.image, dtype=np.float32),
         label=None if volume.label is None else np.ascontiguousarray(volume.label),
         spacing=volume.spacing,
         affine=volume.affine,

@@ -43,9 +43,10 @@ def _focus(exam: Exam, index: int | None = None) -> tuple[int, int, int]:
 
 def _scene(exam: Exam, names: dict[int, str], layers: dict, panels: list[Panel], title: str, *,
            maps: dict | None = None, map_max: float | None = None, index: int | None = None) -> bytes:
-    return volume_scene(exam.image, exam.affine, layers=layers, panels=panels, names=names, maps=maps,
-                        map_max=map_max,
-                        slice_axis=exam.slice_axis, focus=_focus(exam, index), window=(0.0, 1.0), title=title,
+    # the stored intensities, windowed at first on the exam's 0.5th-99.5th percentiles (what the other figures'
+    # per-exam normalization shows); the hover readout gives the file's values
+    return volume_scene(exam.stored, exam.affine, layers=layers, panels=panels, names=names, maps=maps,
+                        map_max=map_max, slice_axis=exam.slice_axis, focus=_focus(exam, index), title=title,
                         exam=exam.case_id)
 
 
