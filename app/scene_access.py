@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import streamlit as st
 
 import data_access
@@ -41,8 +42,8 @@ def _focus(exam: Exam, index: int | None = None) -> tuple[int, int, int]:
     return tuple(focus)
 
 
-def _scene(exam: Exam, names: dict[int, str], layers: dict, panels: list[Panel], title: str, *,
-           maps: dict | None = None, map_max: float | None = None, index: int | None = None) -> bytes:
+def _scene(exam: Exam, names: dict[int, str], layers: dict[str, np.ndarray], panels: list[Panel], title: str, *,
+           maps: dict[str, np.ndarray] | None = None, map_max: float | None = None, index: int | None = None) -> bytes:
     # the stored intensities, windowed at first on the exam's 0.5th-99.5th percentiles (what the other figures'
     # per-exam normalization shows); the hover readout gives the file's values
     return volume_scene(exam.stored, exam.affine, layers=layers, panels=panels, names=names, maps=maps,
@@ -108,8 +109,8 @@ def compare_scene(run: Run, dataset: Dataset, case_id: str, post: bool, titles: 
     return _cached(key, lambda: _scene(exam, names, layers, panels, title, maps=maps, map_max=top)), missing
 
 
-def triage_scene(run: Run, exam: Exam, names: dict[int, str], prediction, prediction_path: Path, method: str,
-                 fold: int, index: int | None) -> tuple[bytes, list[str]]:
+def triage_scene(run: Run, exam: Exam, names: dict[int, str], prediction: np.ndarray, prediction_path: Path,
+                 method: str, fold: int, index: int | None) -> tuple[bytes, list[str]]:
     """A triaged exam: ``method``'s prediction over the truth beside its entropy and disagreement maps (where
     ``spar triage`` wrote them), starting on slice ``index``; returns the scene and the missing map kinds.
 
