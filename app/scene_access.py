@@ -32,7 +32,7 @@ def _cached(key: tuple, _build: Callable[[], bytes]) -> bytes:
 
 
 def _stamp(paths: list[Path | None]) -> tuple[tuple[str, int], ...]:
-    return tuple((str(p), data_access.mtime(p) if p is not None and p.exists() else 0) for p in paths)
+    return tuple((str(p), 0 if p is None else data_access.mtime(p)) for p in paths)
 
 
 def _focus(exam: Exam, index: int | None = None) -> tuple[int, int, int]:
@@ -51,62 +51,61 @@ def _scene(exam: Exam, names: dict[int, str], layers: dict[str, np.ndarray], pan
                         exam=exam.case_id)
 
 
-def exam_scene(dataset: Dataset, case_id: str) -> bytes:
-    """One exam and its truth (drawn filled, outline or hidden from the viewer's toolbar).
-
-    Raises:
-        SparError: unknown case, unreadable image or label.
-    """
-    case = dataset.case(case_id)
-    exam = data_access.get_exam(dataset, case_id)
+def exam_scene(dataset: Dataset, exam: Exam) -> bytes:
+    """One exam (from :func:`data_access.get_exam`) and its truth, drawn filled, outline or hidden from the
+    viewer's toolbar."""
+    case = dataset.case(exam.case_id)
     names = {value: name for name, value in dataset.structures.items()}
     layers = {} if exam.label is None else {TRUTH: exam.label}
-    panels = [Panel(case_id, fill=TRUTH if layers else None)]
+    panels = [Panel(exam.case_id, fill=TRUTH if layers else None)]
     key = ("exam", _stamp([dataset.root / "dataset.json", case.image_path, case.label_path]))
     return _cached(key, lambda: _scene(exam, names, layers, panels, ""))
 
 
-def compare_scene(run: Run, dataset: Dataset, case_id: str, post: bool, titles: dict[str, str],
+def compare_scene(run: Run, dataset: Dataset, exam: Exam, post: bool, titles: dict[str, str],
                   uncertainty: bool = False) -> tuple[bytes, list[str]]:
     """A tested exam's truth and every method's prediction, linked on one cursor and window; returns the scene
     and the methods that have no prediction (or, with ``uncertainty``, no entropy map) yet.
 
     ``titles``: method -> panel title. With ``uncertainty`` each method's panel shows its entropy map as heat
-    with its (raw) prediction outlined, instead of the filled prediction over the truth.
+    with its (raw) prediction outlined, instead of the filled prediction over the truth. The volumes are read
+    only when the scene is not cached yet (which files exist decides what is missing).
 
     Raises:
-        SparError: unreadable exam, prediction or map, or one on another grid.
+        SparError: unreadable prediction or map, or one on another grid.
     """
-    exam = data_access.get_exam(dataset, case_id)
-    case, fold = dataset.case(case_id), run.tested[case_id]
-    names = {value: name for name, value in dataset.structures.items()}
-    layers = {} if exam.label is None else {TRUTH: exam.label}
-    maps, panels, missing, files = {}, [Panel("Ground truth", fill=TRUTH if layers else None)], [], []
-    for method in run.methods:
-        name = display_name(method)
-        raw = uncertainty or not post
-        volume = run_access.get_prediction(run, fold, method, case_id, raw=raw, shape=exam.image.shape)
-        files.append(run.folder.prediction_path(fold, method, case_id, raw))
-        entropy = None
-        if uncertainty:
-            entropy = run_access.get_uncertainty(run, fold, method, case_id, "entropy", shape=exam.image.shape)
-            files.append(run.folder.uncertainty_path(fold, method, case_id, "entropy"))
-        if volume is None or (uncertainty and entropy is None):
-            missing.append(method)
-            continue
-        layers[name] = volume
-        if uncertainty:
-            maps[name] = entropy
-            panels.append(Panel(f"{titles.get(method, name)}: entropy", outline=name, heat=name))
-        else:
-            panels.append(Panel(titles.get(method, name), fill=name, outline=TRUTH if TRUTH in layers else None))
-    key = ("compare", str(run.root), case_id, post, uncertainty, tuple(sorted(titles.items())),
-           _stamp([dataset.root / "dataset.json", case.image_path, case.label_path, *files]))
-    title = f"{case_id}, fold {fold}: " + ("entropy of each method's test-time shifts, its raw prediction outlined"
-                                           if uncertainty else f"{'post-processed' if post else 'raw'} predictions"
-                                           + (" (white outline: ground truth)" if TRUTH in layers else ""))
-    top = max((float(m.max()) for m in maps.values()), default=None)  # one scale for every method
-    return _cached(key, lambda: _scene(exam, names, layers, panels, title, maps=maps, map_max=top)), missing
+    case, fold = dataset.case(exam.case_id), run.tested[exam.case_id]
+    raw = uncertainty or not post
+    files = {method: (run.folder.prediction_path(fold, method, exam.case_id, raw),
+                      run.folder.uncertainty_path(fold, method, exam.case_id, "entropy") if uncertainty else None)
+             for method in run.methods}
+    shown = [m for m, (pred, entropy) in files.items() if pred.is_file() and (entropy is None or entropy.is_file())]
+    has_truth = exam.label is not None
+
+    def build() -> bytes:
+        names = {value: name for name, value in dataset.structures.items()}
+        layers = {TRUTH: exam.label} if has_truth else {}
+        maps, panels = {}, [Panel("Ground truth", fill=TRUTH if has_truth else None)]
+        for method in shown:
+            name = display_name(method)
+            layers[name] = run_access.get_prediction(run, fold, method, exam.case_id, raw=raw,
+                                                     shape=exam.image.shape)
+            if uncertainty:
+                maps[name] = run_access.get_uncertainty(run, fold, method, exam.case_id, "entropy",
+                                                        shape=exam.image.shape)
+                panels.append(Panel(f"{titles.get(method, name)}: entropy", outline=name, heat=name))
+            else:
+                panels.append(Panel(titles.get(method, name), fill=name, outline=TRUTH if has_truth else None))
+        top = max((float(m.max()) for m in maps.values()), default=None)  # one scale for every method
+        return _scene(exam, names, layers, panels, title, maps=maps, map_max=top)
+
+    title = f"{exam.case_id}, fold {fold}: " + (
+        "entropy of each method's test-time shifts, its raw prediction outlined" if uncertainty else
+        f"{'post-processed' if post else 'raw'} predictions" + (" (white outline: ground truth)" if has_truth else ""))
+    key = ("compare", str(run.root), exam.case_id, post, uncertainty, tuple(sorted(titles.items())),
+           _stamp([dataset.root / "dataset.json", case.image_path, case.label_path,
+                   *(p for pair in files.values() for p in pair if p is not None)]))
+    return _cached(key, build), [m for m in run.methods if m not in shown]
 
 
 def triage_scene(run: Run, exam: Exam, names: dict[int, str], prediction: np.ndarray, prediction_path: Path,
@@ -117,18 +116,19 @@ def triage_scene(run: Run, exam: Exam, names: dict[int, str], prediction: np.nda
     Raises:
         SparError: an unreadable map, or one on another grid.
     """
-    layers = {"prediction": prediction, **({} if exam.label is None else {TRUTH: exam.label})}
-    panels = [Panel(f"{display_name(method)}: prediction", fill="prediction",
-                    outline=TRUTH if exam.label is not None else None)]
-    maps, missing, files = {}, [], [prediction_path]
-    for kind in ("entropy", "disagreement"):
-        volume = run_access.get_uncertainty(run, fold, method, exam.case_id, kind, shape=exam.image.shape)
-        files.append(run.folder.uncertainty_path(fold, method, exam.case_id, kind))
-        if volume is None:
-            missing.append(kind)
-            continue
-        maps[kind] = volume
-        panels.append(Panel(kind, outline="prediction", heat=kind))
-    key = ("triage", str(run.root), exam.case_id, method, index, _stamp(files))
-    title = f"{exam.case_id}, fold {fold}: {display_name(method)}'s prediction and where it hesitated"
-    return _cached(key, lambda: _scene(exam, names, layers, panels, title, maps=maps, index=index)), missing
+    paths = {kind: run.folder.uncertainty_path(fold, method, exam.case_id, kind) for kind in ("entropy", "disagreement")}
+    kinds = [kind for kind, path in paths.items() if path.is_file()]
+
+    def build() -> bytes:
+        layers = {"prediction": prediction, **({} if exam.label is None else {TRUTH: exam.label})}
+        panels = [Panel(f"{display_name(method)}: prediction", fill="prediction",
+                        outline=TRUTH if exam.label is not None else None)]
+        maps = {}
+        for kind in kinds:
+            maps[kind] = run_access.get_uncertainty(run, fold, method, exam.case_id, kind, shape=exam.image.shape)
+            panels.append(Panel(kind, outline="prediction", heat=kind))
+        title = f"{exam.case_id}, fold {fold}: {display_name(method)}'s prediction and where it hesitated"
+        return _scene(exam, names, layers, panels, title, maps=maps, index=index)
+
+    key = ("triage", str(run.root), exam.case_id, method, index, _stamp([prediction_path, *paths.values()]))
+    return _cached(key, build), [kind for kind in paths if kind not in kinds]

@@ -27,7 +27,7 @@ except SparError as err:
 
 axis = exam.slice_axis
 try:
-    scene = scene_access.exam_scene(dataset, exam.case_id)
+    scene = scene_access.exam_scene(dataset, exam)
 except SparError as err:
     st.error(str(err))
     st.stop()

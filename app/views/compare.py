@@ -69,7 +69,7 @@ except SparError as err:
     rows = None
 titles = {method: compare_access.panel_title(rows, method) for method in run.methods}
 try:
-    scene, missing = scene_access.compare_scene(run, dataset, case_id, post, titles, uncertainty)
+    scene, missing = scene_access.compare_scene(run, dataset, exam, post, titles, uncertainty)
 except SparError as err:
     st.error(str(err))
     st.stop()
