@@ -15,7 +15,7 @@ from pathlib import Path
 import streamlit as st
 
 from spar_core.runs import jobs
-from spar_core.runs.run_folder import run_folders
+from spar_core.runs.run_folder import RunFolder, run_folders
 from spar_core.errors import SparError
 
 STARTED_KEY = "_job_started"
@@ -70,13 +70,18 @@ def autostart(runs: Path, data: Path) -> None:
         st.error(f"Could not start building the demo run: {err}")
 
 
-def _parts(runs: Path) -> tuple:
-    """What the pages show of the demo run so far: its predictions, metrics, maps, triage and report."""
-    run = runs / jobs.DEMO_RUN
-    found = [p for pattern in ("folds/*/*/pred*/*.nii.gz", "folds/*/*/uncertainty/*", "metrics.csv",
-                               "embeddings/*", "folds/*/embeddings*", "triage/*", "report/*")
-             for p in run.glob(pattern)]
-    return tuple(sorted(str(p.relative_to(run)) for p in found))
+def _parts(runs: Path) -> tuple[str, ...]:
+    """What the pages show of the demo run so far: its predictions, uncertainty maps, metrics, latent maps,
+    triage and report (the files' names)."""
+    run = RunFolder(runs / jobs.DEMO_RUN)
+    folders = [run.embeddings_dir, run.triage_dir, run.report_dir]
+    for fold in run.folds():
+        for method in run.methods(fold):
+            unit = run.method_folder(fold, method)
+            folders += [unit.pred_dir(), unit.pred_dir(raw=True), unit.uncertainty_dir]
+    found = [run.metrics_csv] if run.metrics_csv.is_file() else []
+    found += [p for folder in folders if folder.is_dir() for p in folder.iterdir()]
+    return tuple(sorted(str(p.relative_to(run.root)) for p in found))
 
 
 def _follow_parts(runs: Path) -> None:

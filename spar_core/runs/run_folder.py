@@ -43,6 +43,7 @@ from spar_core.errors import SparError
 from spar_core.paths import read_jsonl, write_json
 
 CONFIG_FILE = "run.json"
+METRICS_FILE = "metrics.csv"  # a run's, a unit's and a study's metric rows
 TRIAGE_TABLES = ("triage", "spearman", "images")  # RUN/triage/<table>_<method>.csv
 NIFTI = ".nii.gz"
 
@@ -62,7 +63,7 @@ class RunFolder:
 
     @property
     def metrics_csv(self) -> Path:
-        return self.root / "metrics.csv"
+        return self.root / METRICS_FILE
 
     @property
     def report_dir(self) -> Path:
@@ -144,7 +145,7 @@ class RunFolder:
 
     def uncertainty_path(self, fold: int, method: str, case: str, kind: str) -> Path:
         """A held-out exam's uncertainty map, ``kind`` "entropy" or "disagreement" (written by spar triage)."""
-        return self.method_folder(fold, method).path / "uncertainty" / f"{case}_{kind}{NIFTI}"
+        return self.method_folder(fold, method).uncertainty_dir / f"{case}_{kind}{NIFTI}"
 
     # ------------------------------------------------------------------------------------------ listing
 
@@ -279,9 +280,13 @@ class MethodFolder:
         return self.pred_dir(raw) / f"{case}{NIFTI}"
 
     @property
+    def uncertainty_dir(self) -> Path:
+        return self.path / "uncertainty"
+
+    @property
     def unit_metrics(self) -> Path:
         """The (fold, method) unit's metric rows; its presence marks the unit finished."""
-        return self.path / "metrics.csv"
+        return self.path / METRICS_FILE
 
     @property
     def post_metrics(self) -> Path:

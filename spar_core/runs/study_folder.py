@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from spar_core.runs.run_folder import RunFolder
+from spar_core.runs.run_folder import METRICS_FILE, RunFolder
 
 STUDY_FILE = "study.json"
 ALL = 10**6  # ``train_exams`` of the "all" cells in a data-efficiency table: sorts after every size
@@ -42,7 +42,7 @@ class StudyFolder:
 
     @property
     def metrics_csv(self) -> Path:
-        return self.root / "metrics.csv"
+        return self.root / METRICS_FILE
 
     @property
     def table_csv(self) -> Path:
