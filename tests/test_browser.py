@@ -64,6 +64,15 @@ def wait_idle(page, new_title_after: str | None = None) -> None:
     )
 
 
+def _page(browser, width: int = 1400, height: int = 1000) -> tuple[object, list[str]]:
+    """A new page and the list its uncaught script errors are collected in."""
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.set_default_timeout(TIMEOUT_MS)
+    page_errors: list[str] = []
+    page.on("pageerror", lambda err: page_errors.append(str(err)))
+    return page, page_errors
+
+
 def problems(page) -> list[str]:
     """Texts of the exceptions and error alerts on the page."""
     return [el.inner_text() for el in page.locator(f"{EXCEPTION}, {ERROR}").all()]
@@ -73,10 +82,7 @@ def test_every_page_renders_in_a_real_browser(server: str) -> None:
     with playwright_sync.sync_playwright() as driver:
         browser = launch(driver)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(TIMEOUT_MS)
-            page_errors: list[str] = []
-            page.on("pageerror", lambda err: page_errors.append(str(err)))
+            page, page_errors = _page(browser)
             page.goto(server)
             wait_viewer(page)  # the default page, the slice browser
             wait_idle(page)
@@ -141,10 +147,7 @@ def test_viewer_scrolls_with_wheel_and_keys_on_every_viewer_page(run_server: str
     with playwright_sync.sync_playwright() as driver:
         browser = launch(driver)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(TIMEOUT_MS)
-            page_errors: list[str] = []
-            page.on("pageerror", lambda err: page_errors.append(str(err)))
+            page, page_errors = _page(browser)
             for path, tab in [("", None), ("compare", None), ("triage", "Uncertainty")]:
                 page.goto(f"{run_server}/{path}")
                 wait_idle(page)
@@ -159,6 +162,7 @@ def test_viewer_scrolls_with_wheel_and_keys_on_every_viewer_page(run_server: str
 
             # Three planes on one crosshair: a click on the axial view moves the sagittal and coronal slices.
             page.goto(run_server)
+            wait_idle(page)
             viewer = wait_viewer(page)
             viewer.locator("select.spv-plane").select_option("3 planes")
             canvases = {c.get_attribute("data-plane"): c for c in viewer.locator("canvas").all()}
@@ -166,6 +170,9 @@ def test_viewer_scrolls_with_wheel_and_keys_on_every_viewer_page(run_server: str
             before = {p: _slice(c) for p, c in canvases.items()}
             box = canvases["axial"].bounding_box()
             canvases["axial"].click(position={"x": box["width"] * 0.3, "y": box["height"] * 0.7})
+            # a crosshair move is drawn on the next animation frame: wait for it
+            page.wait_for_function("([c, s]) => c.dataset.slice !== String(s)",
+                                   arg=[canvases["sagittal"].element_handle(), before["sagittal"]])
             after = {p: _slice(c) for p, c in canvases.items()}
             assert after["axial"] == before["axial"]
             assert after["sagittal"] != before["sagittal"] and after["coronal"] != before["coronal"]
@@ -193,9 +200,7 @@ def test_notebook_viewer_draws_from_its_cell_html_alone(tmp_path: Path) -> None:
     with playwright_sync.sync_playwright() as driver:
         browser = launch(driver)
         try:
-            page = browser.new_page(viewport={"width": 900, "height": 800})
-            page_errors: list[str] = []
-            page.on("pageerror", lambda err: page_errors.append(str(err)))
+            page, page_errors = _page(browser, width=900, height=800)
             page.goto(page_file.as_uri())
             viewer = wait_viewer(page)
             canvas = viewer.locator("canvas").first
