@@ -37,7 +37,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from browser_support import CHROMIUM, VIEWER, app_server, launch, wait_viewer  # noqa: E402
+from browser_support import CHROMIUM, app_server, launch, wait_viewer  # noqa: E402
 
 METHODS = ("baseline", "adversarial", "shape", "spar")
 LARGE = (384, 384, 50)
@@ -182,8 +182,6 @@ def bench_exam(data: Path, runs: Path, log: Path, n: int) -> None:
                     steps(page, viewer, n, "key")
                     got = [r["ms"] for r in records(page) if r["kind"] == "key"]
                     print(f"    3 planes, key step : {summary(got, floor)}")
-                    viewer.locator("select.spv-plane").select_option(
-                        page.evaluate(f"document.querySelector('{VIEWER}').parentElement.__sparViewer.header.plane"))
         finally:
             browser.close()
 

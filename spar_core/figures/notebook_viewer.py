@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import uuid
 
+from spar_core.errors import SparError
 from spar_core.figures.volume_scene import VIEWER_CSS, VIEWER_JS
 
 LIMIT_BYTES = 64 * 2**20  # a scene above this would make the notebook file unwieldy
@@ -19,8 +20,6 @@ class NotebookViewer:
     """Displays as the viewer in Jupyter (``_repr_html_``); ``html`` is the whole cell output."""
 
     def __init__(self, scene: bytes) -> None:
-        from spar_core.errors import SparError
-
         if len(scene) > LIMIT_BYTES:
             raise SparError(f"notebook_viewer: scene of {len(scene) / 2**20:.0f} MB; at most "
                             f"{LIMIT_BYTES / 2**20:.0f} MB fit a notebook cell (crop the exam or leave layers out)")

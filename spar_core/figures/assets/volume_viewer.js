@@ -104,7 +104,6 @@ class Viewer {
         crosshair: previous ? previous.crosshair : true,
         hidden: previous ? previous.hidden : new Set(),
       };
-      if (!previous) this.state.plane = header.plane;
     }
     this.lut = null;
     this.buildToolbar();
