@@ -1,10 +1,12 @@
-"""Does ordering the structures in a row help? Re-scores a run's raw predictions post-processed three ways:
-as before (largest component + closing), after giving each body its majority label, and after giving the
-bodies consecutive labels in order (spar_core.evaluation.chain).
+"""Does ordering the structures in a row help? Re-scores a run's raw predictions post-processed several ways:
+as before (largest component + closing), after giving each body its majority label, after giving the
+bodies consecutive labels in order by the votes alone, and in order with the prior on where the row sits
+("placed@W", one per vote weight W; spar_core.evaluation.chain).
 
-    python bench/chain.py RUN [RUN ...]
+    python bench/chain.py RUN [RUN ...] [--vote-weights 5,10,20] [--methods baseline,spar]
 
-The chain is the one each fold's training labels form. Prints exam-mean Dice and MSSD per run, method and way.
+The chain is the one each fold's training labels form (found again, with their positions). Prints exam-mean
+Dice, MSSD and exams with a shifted structure per run, method and way.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from spar_core.data.dataset import load_dataset, load_volume, read_label_volume
-from spar_core.evaluation.chain import relabel_chain
+from spar_core.evaluation import chain as chains
+from spar_core.evaluation.chain import find_chain, relabel_chain
+from spar_core.evaluation.identity import shifted_structures
 from spar_core.evaluation.metrics import evaluate_labels
 from spar_core.evaluation.postprocess import PostprocessConfig, postprocess
 from spar_core.pipeline.crossval import fold_postprocess
@@ -25,33 +29,44 @@ from spar_core.runs.run_folder import RunFolder
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--vote-weights", default=str(chains.VOTE_WEIGHT))
+    parser.add_argument("--methods", default=None, help="comma-separated; default: every method of the run")
     args = parser.parse_args()
-    print(f"{'run':<40} {'way':<10} {'Dice %':>7} {'MSSD mm':>8}  per exam")
+    weights = [float(w) for w in args.vote_weights.split(",") if w]
+    print(f"{'run':<40} {'way':<12} {'Dice %':>7} {'MSSD mm':>8} {'shifted':>7}  per exam")
     for root in args.runs:
         run = RunFolder(root)
         dataset = load_dataset(run.read_config()["dataset"])
-        scores: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        scores: dict[tuple[str, str], list[tuple[float, float, bool]]] = {}
         for fold in run.folds():
             split = run.read_split(fold)
             chain = fold_postprocess(dataset, split, run, PostprocessConfig()).chain
             if chain is None:
                 continue
-            for method in run.methods(fold):
+            train = [load_volume(dataset, case) for case in split.train]
+            placed = find_chain([v.label for v in train], chain.labels, spacings=[v.spacing for v in train])
+            chain = chain.without_positions()
+            methods = run.methods(fold) if args.methods is None else args.methods.split(",")
+            for method in methods:
                 for case in split.test:
                     vol = load_volume(dataset, case)
                     raw, _ = read_label_volume(run.prediction_path(fold, method, case, raw=True))
                     ways = {"plain": raw, "majority": relabel_chain(raw, chain, "majority"),
                             "ordered": relabel_chain(raw, chain, "ordered")}
+                    for weight in weights:
+                        chains.VOTE_WEIGHT = weight
+                        ways[f"placed@{weight:g}"] = relabel_chain(raw, placed, "ordered", vol.spacing)
                     for way, labels in ways.items():
-                        rows = evaluate_labels(postprocess(labels, vol.spacing, PostprocessConfig()),
-                                               vol.label, vol.spacing, dataset.structures)
+                        post = postprocess(labels, vol.spacing, PostprocessConfig())
+                        rows = evaluate_labels(post, vol.label, vol.spacing, dataset.structures)
+                        shifted = any(shifted_structures(post, vol.label, dataset.structures).values())
                         scores.setdefault((method, way), []).append((np.mean([r["dice"] for r in rows]),
-                                            np.nanmean([r["mssd_mm"] for r in rows])))
+                                            np.nanmean([r["mssd_mm"] for r in rows]), shifted))
         for (method, way), values in sorted(scores.items()):
-            v = np.array(values)
+            v = np.array(values, dtype=float)
             if len(v):
-                print(f"{root.name + ' ' + method:<40} {way:<10} {100 * v[:, 0].mean():7.2f} {v[:, 1].mean():8.2f}  "
-                      + " ".join(f"{100 * d:.0f}" for d in v[:, 0]))
+                print(f"{root.name + ' ' + method:<40} {way:<12} {100 * v[:, 0].mean():7.2f} {v[:, 1].mean():8.2f} "
+                      f"{int(v[:, 2].sum()):7d}  " + " ".join(f"{100 * d:.0f}" for d in v[:, 0]), flush=True)
 
 
 if __name__ == "__main__":

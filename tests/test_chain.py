@@ -58,6 +58,33 @@ def test_merged_bodies_and_stray_islands_are_left_alone() -> None:
     assert relabel_chain(island, Chain((1, 2, 3), 0), "majority")[0, 0, 0] == 3
 
 
+def test_positions_undo_a_shift_the_network_makes_in_every_slice() -> None:
+    # the row of the training exams: L1-L3 in the first three places; a test exam shows a fourth body below
+    # (a sacrum) and the network calls the bodies -, 1, 2, 3 -> counted one level off by the votes alone
+    truths = [row_of_bodies([1, 2, 3, 0]), row_of_bodies([1, 2, 3, 0])]
+    truths[1] = np.roll(truths[1], 1, axis=0)  # the row moves a voxel between exams
+    chain = find_chain(truths, [1, 2, 3], spacings=[(2.0, 1.0, 1.0)] * 2)
+    assert chain.positions == (10.0, 26.0, 42.0) and chain.offset_sd == pytest.approx(3.2)  # floor: 0.2 × 16 mm
+    pred = row_of_bodies([1, 2, 3, 3])
+    pred[10:16] = np.where(pred[10:16] == 2, 1, pred[10:16])
+    pred[18:24] = np.where(pred[18:24] == 3, 2, pred[18:24])  # every body labelled as its lower neighbour
+    pred[2:5] = np.where(pred[2:5] == 1, 0, pred[2:5])  # the first body half missed: fewer votes for it
+    voted = relabel_chain(pred, chain.without_positions(), "ordered")
+    assert np.array_equal(voted[10:16], np.where(pred[10:16] > 0, 1, 0))  # votes alone: the shift kept
+    placed = relabel_chain(pred, chain, "ordered", (2.0, 1.0, 1.0))
+    assert np.array_equal(placed, np.where(pred > 0, row_of_bodies([1, 2, 3, 0]), 0))
+    assert np.array_equal(relabel_chain(pred, chain, "ordered"), voted)  # no spacing: no positions
+    far = np.roll(row_of_bodies([1, 2, 3, 0]), -8, axis=0)  # ... but a row a whole level away keeps its votes
+    far[-8:] = 0
+    assert np.array_equal(relabel_chain(far, Chain((1, 2, 3), 0, True, (11.0, 27.0, 43.0), 8.0), "ordered",
+                                        (2.0, 1.0, 1.0)), far)
+    assert Chain.from_dict(chain.as_dict()) == chain
+    with pytest.raises(SparError, match="positions"):
+        Chain((1, 2, 3), 0, True, (1.0, 2.0), 1.0)
+    with pytest.raises(SparError, match="both or neither"):
+        Chain((1, 2, 3), 0, True, (1.0, 2.0, 3.0))
+
+
 def test_postprocess_relabels_before_keeping_the_largest_component() -> None:
     pred = row_of_bodies([1, 2, 3])
     pred[10:12] = np.where(pred[10:12] == 2, 1, pred[10:12])  # a third of body 2 called 1: not dropped, relabelled
@@ -91,10 +118,12 @@ def test_a_fold_finds_its_chain_once_and_records_it(tmp_path: Path) -> None:
     (root / "dataset.json").write_text(json.dumps({"name": "row", "labels": labels, "training": training}))
     run = RunFolder(tmp_path / "run")
     split = Split(fold=0, train=("r0", "r1"), test=("r2",))
-    assert fold_postprocess(load_dataset(root), split, run, PostprocessConfig()).chain == Chain((1, 2, 3), 0)
-    assert run.read_fold_postprocess(0) == {"chain": {"labels": [1, 2, 3], "axis": 0, "ascending": True},
+    assert fold_postprocess(load_dataset(root), split, run, PostprocessConfig()).chain.without_positions() \
+        == Chain((1, 2, 3), 0)
+    assert run.read_fold_postprocess(0) == {"chain": {"labels": [1, 2, 3], "axis": 0, "ascending": True,
+                                                      "positions_mm": [4.5, 12.5, 20.5], "offset_sd_mm": 1.6},
                                             "parts": {}}
     assert fold_postprocess(load_dataset(root), split, run, PostprocessConfig(), chain=False).chain is None
     disorder = row_of_bodies([3, 1, 2])  # would form no chain: the fold's chain is read back, not found again
     nib.save(nib.Nifti1Image(disorder, np.eye(4)), root / "labelsTr" / "r0.nii.gz")
-    assert fold_postprocess(load_dataset(root), split, run, PostprocessConfig()).chain == Chain((1, 2, 3), 0)
+    assert fold_postprocess(load_dataset(root), split, run, PostprocessConfig()).chain.positions == (4.5, 12.5, 20.5)

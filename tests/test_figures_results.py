@@ -180,6 +180,7 @@ def test_learning_curves_average_folds_and_skip_absent_terms() -> None:
     assert [t.showlegend for t in lines] == [True, True, False, False, False, False]
     bands = [t for t in fig.data if t.fill == "toself"]
     assert len(bands) == len(lines)  # two folds: a min–max band under each line
+    assert all(b.mode == "lines" for b in bands)
     assert np.asarray(bands[0].y, float) == pytest.approx([2.0, 1.5, 1 / 3 + 1, 1 / 3, 0.5, 1.0])
 
 
@@ -224,6 +225,7 @@ def test_study_curves_bands_hold_the_means_and_the_baseline_is_dashed() -> None:
     assert list(lines[1].customdata[0]) == [2, "spar"]
     bands = [t for t in fig.data if t.fill == "toself"]
     assert len(bands) == 2 and min(bands[0].y) == 80 and max(bands[0].y) == 90
+    assert all(b.mode == "lines" for b in bands)  # an outline only: no marker at the band's corners
     assert list(fig.layout.xaxis.ticktext) == ["2", "4", "all"]
     with pytest.raises(SparError, match="metric"):
         study_curves(table, "train_exams", "jaccard")

@@ -8,7 +8,14 @@ apart from their discs; not the bones of a joint). :func:`relabel_chain` then tr
 3D connected body of the predicted foreground as one structure, orders the bodies along that axis, and gives
 them consecutive labels of the chain: of all the shifts of the chain along the bodies, the one that agrees
 with most of the network's voxel labels. A body the chain leaves out (a vertebra above L1, a sacrum taken for
-L5) becomes background. It cannot undo a shift that the network makes consistently in every slice.
+L5) becomes background.
+
+Votes alone cannot undo a shift that the network makes consistently in every slice (the sacrum called L5, L5
+called L4, …). Where the exams share a field of view (one protocol), the training labels also say *where* each
+structure sits: :func:`find_chain` records each label's mean position along the axis and how much the whole row
+moves from exam to exam (``offset_sd``), and the shifts are then scored by the votes and by how far they move
+the row from where the training exams hold it (a Gaussian prior on that offset; :data:`VOTE_WEIGHT` weighs the
+two). A protocol whose row moves freely has a large ``offset_sd`` and the prior fades by itself.
 """
 
 from __future__ import annotations
@@ -26,31 +33,56 @@ BODY_FRACTION = 0.25  # a component smaller than this fraction of the largest on
 CHAIN_MODES = ("majority", "ordered")
 MERGED_RATIO = 1.8  # a body this many times the median body is two structures grown together
 TOUCH_FRACTION = 1e-3  # structures whose contact faces exceed this fraction of their voxels touch: no chain
+VOTE_WEIGHT = 3.0  # log-prior units per unit of agreeing-vote fraction when the chain knows its positions
+SD_FLOOR = 0.2  # offset_sd is at least this fraction of the mean gap between consecutive structures
 
 
 @dataclass(frozen=True)
 class Chain:
-    """Labels in their order along voxel ``axis`` (increasing index when ``ascending``, else decreasing)."""
+    """Labels in their order along voxel ``axis`` (increasing index when ``ascending``, else decreasing).
+
+    ``positions``: each label's mean centroid along the axis in mm from the first voxel's centre, over the
+    training exams; ``offset_sd``: the spread (mm) of the whole row's offset from those positions. Both or
+    neither; without them the order is decided by the votes alone.
+    """
 
     labels: tuple[int, ...]
     axis: int
     ascending: bool = True
+    positions: tuple[float, ...] | None = None
+    offset_sd: float | None = None
 
     def __post_init__(self) -> None:
         if len(self.labels) < 2 or len(set(self.labels)) != len(self.labels) or min(self.labels) < 1:
             raise SparError(f"chain labels {self.labels}: expected two or more distinct labels ≥ 1")
         if self.axis not in (0, 1, 2):
             raise SparError(f"chain axis {self.axis}: expected 0, 1 or 2")
+        if (self.positions is None) != (self.offset_sd is None):
+            raise SparError("chain positions and offset_sd: expected both or neither")
+        if self.positions is not None and (len(self.positions) != len(self.labels)
+                                           or not np.all(np.isfinite(self.positions))
+                                           or not (np.isfinite(self.offset_sd) and self.offset_sd > 0)):
+            raise SparError(f"chain positions {self.positions} / offset_sd {self.offset_sd}: expected one finite "
+                            "position per label and a positive spread")
 
     def as_dict(self) -> dict:
-        return {"labels": list(self.labels), "axis": self.axis, "ascending": self.ascending}
+        out = {"labels": list(self.labels), "axis": self.axis, "ascending": self.ascending}
+        if self.positions is not None:
+            out.update(positions_mm=[round(p, 3) for p in self.positions], offset_sd_mm=round(self.offset_sd, 3))
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> "Chain":
         try:
-            return cls(tuple(int(v) for v in data["labels"]), int(data["axis"]), bool(data["ascending"]))
-        except (KeyError, TypeError, ValueError) as err:
+            positions = data.get("positions_mm")
+            return cls(tuple(int(v) for v in data["labels"]), int(data["axis"]), bool(data["ascending"]),
+                       None if positions is None else tuple(float(p) for p in positions),
+                       None if data.get("offset_sd_mm") is None else float(data["offset_sd_mm"]))
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise SparError(f"chain {data!r}: expected labels, axis and ascending ({err})") from None
+
+    def without_positions(self) -> "Chain":
+        return Chain(self.labels, self.axis, self.ascending)
 
 
 def _centroids(volume: np.ndarray, labels: tuple[int, ...]) -> np.ndarray:
@@ -70,18 +102,24 @@ def _apart(volume: np.ndarray, labels: tuple[int, ...]) -> bool:
     return faces <= TOUCH_FRACTION * max(1, int(np.count_nonzero(inside)))
 
 
-def find_chain(truths: Iterable[np.ndarray], labels: Iterable[int], minimum: int = 3) -> Chain | None:
+def find_chain(truths: Iterable[np.ndarray], labels: Iterable[int], minimum: int = 3,
+               spacings: Iterable[tuple[float, float, float]] | None = None) -> Chain | None:
     """The chain the training labels form, or None.
 
     ``labels`` (in their order, e.g. L1..L5) form a chain along an axis when, in every exam, no two of them
     touch (vertebral bodies apart from their discs, unlike the bones of a joint) and
     the centroids of the labels it holds are strictly monotonic along the axis in that order, in one direction
     for all exams; of the axes that qualify the one with the widest mean spacing of consecutive centroids is
-    taken. Fewer than ``minimum`` labels, or no exam, is no chain.
+    taken. Fewer than ``minimum`` labels, or no exam, is no chain. With ``spacings`` (one per exam) the chain
+    also records where the labels sit (:class:`Chain` ``positions``, ``offset_sd``).
     """
     order = tuple(int(v) for v in labels)
     if len(order) < minimum:
         return None
+    truths = list(truths)
+    spacings = None if spacings is None else [tuple(float(v) for v in s) for s in spacings]
+    if spacings is not None and len(spacings) != len(truths):
+        raise SparError(f"find_chain: {len(spacings)} spacings for {len(truths)} label volumes")
     per_exam = []
     for truth in truths:
         truth = check_3d(truth, "label volume")
@@ -101,10 +139,29 @@ def find_chain(truths: Iterable[np.ndarray], labels: Iterable[int], minimum: int
                 gaps.append(np.abs(steps).mean())
         if len(signs) == 1 and 0 not in signs and (best is None or np.mean(gaps) > best[0]):
             best = (float(np.mean(gaps)), axis, signs == {1})
-    return None if best is None else Chain(order, best[1], best[2])
+    if best is None:
+        return None
+    if spacings is None:
+        return Chain(order, best[1], best[2])
+    return Chain(order, best[1], best[2], *_positions(per_exam, spacings, best[1], best[0]))
 
 
-def relabel_chain(labels: np.ndarray, chain: Chain, mode: str = "ordered") -> np.ndarray:
+def _positions(per_exam: list[np.ndarray], spacings: list[tuple[float, ...]], axis: int,
+               gap: float) -> tuple[tuple[float, ...], float]:
+    """Each label's mean position (mm) along ``axis`` and the spread of the row's offset between exams: an
+    exam's offset is the mean of its labels' deviations from the means (labels it lacks left out)."""
+    mm = np.array([cents[:, axis] * spacing[axis] for cents, spacing in zip(per_exam, spacings)])
+    means = np.nanmean(mm, axis=0)
+    if not np.all(np.isfinite(means)):  # a label no training exam holds
+        means = np.where(np.isfinite(means), means, np.nanmean(means))
+    offsets = np.nanmean(mm - means, axis=1)
+    floor = SD_FLOOR * gap * float(np.mean(spacings, axis=0)[axis])
+    spread = float(np.std(offsets, ddof=1)) if len(offsets) > 1 else 0.0
+    return tuple(float(m) for m in means), max(spread, floor)
+
+
+def relabel_chain(labels: np.ndarray, chain: Chain, mode: str = "ordered",
+                  spacing: tuple[float, float, float] | None = None) -> np.ndarray:
     """``labels`` with each body of the chain's foreground given one chain label (a new array).
 
     Bodies are the 6-connected components of the voxels that hold a chain label, at least
@@ -113,7 +170,8 @@ def relabel_chain(labels: np.ndarray, chain: Chain, mode: str = "ordered") -> np
     in their order along the chain's axis, consecutive chain labels (the shift of the chain that most voxels
     agree with; bodies outside it become background). A body ``MERGED_RATIO`` times the median body (two
     structures grown together) keeps its labels in ``"majority"``, and leaves the volume unchanged in
-    ``"ordered"``.
+    ``"ordered"``. In ``"ordered"``, a chain with ``positions`` and a ``spacing`` also weighs where each shift
+    puts the row (see the module's docstring).
     """
     if mode not in CHAIN_MODES:
         raise SparError(f"chain mode {mode!r}: expected one of {', '.join(CHAIN_MODES)}")
@@ -143,8 +201,20 @@ def relabel_chain(labels: np.ndarray, chain: Chain, mode: str = "ordered") -> np
         # shift k puts the chain's j-th label on body j + k
         shifts = range(-(len(values) - 1), len(bodies))
         scores = [sum(votes[j + k, j] for j in range(len(values)) if 0 <= j + k < len(bodies)) for k in shifts]
+        if chain.positions is not None and spacing is not None:
+            where = position[rank, chain.axis] * float(spacing[chain.axis])
+            scores = [VOTE_WEIGHT * score / max(1, int(votes.sum())) - 0.5 * (_offset(where, chain, k)
+                                                                            / chain.offset_sd) ** 2
+                      for score, k in zip(scores, shifts)]
         best = max(zip(scores, shifts), key=lambda sk: (sk[0], -abs(sk[1])))[1]  # ties: the smallest shift
         assigned = np.array([values[b - best] if 0 <= b - best < len(values) else 0 for b in range(len(bodies))])
     for body, value in zip(bodies, assigned):
         out[components == body] = value
     return out
+
+
+def _offset(where: np.ndarray, chain: Chain, shift: int) -> float:
+    """Mean distance (mm) from the training positions of the labels that ``shift`` gives to the bodies at
+    ``where`` (in chain order)."""
+    pairs = [(where[j + shift], chain.positions[j]) for j in range(len(chain.labels)) if 0 <= j + shift < len(where)]
+    return float(np.mean([w - p for w, p in pairs]))

@@ -210,7 +210,7 @@ def postprocess(
     spacing = check_spacing(spacing)
     out = np.array(source, copy=True)
     if cfg.chain is not None:
-        out[...] = relabel_chain(values, cfg.chain, "ordered")
+        out[...] = relabel_chain(values, cfg.chain, "ordered", spacing)
         values = _as_labels(out)
     present = [(v, box) for v, box in enumerate(ndimage.find_objects(values), start=1) if box is not None]
 

@@ -155,7 +155,7 @@ def learning_curves(histories: Mapping[str, Sequence[Mapping[str, Any]]], terms:
                 fig.add_trace(go.Scatter(
                     x=np.concatenate([epochs, epochs[::-1]]),
                     y=np.concatenate([stats["max"].to_numpy(), stats["min"].to_numpy()[::-1]]),
-                    fill="toself", fillcolor=colors[method], opacity=0.18, line=dict(width=0), hoverinfo="skip",
+                    mode="lines", fill="toself", fillcolor=colors[method], opacity=0.18, line=dict(width=0), hoverinfo="skip",
                     name=f"{name} band", legendgroup=method, showlegend=False,
                 ), row=row + 1, col=col + 1)
             fig.add_trace(go.Scatter(

@@ -45,7 +45,7 @@ def study_curves(table: pd.DataFrame, x: str, metric: str = "dice_pct", *, x_tit
         color = METHOD_COLORS.get(method, "#777777")
         band_x = list(own[x]) + list(own[x])[::-1]
         band_y = list(own["ci_high"]) + list(own["ci_low"])[::-1]
-        fig.add_trace(go.Scatter(x=band_x, y=band_y, fill="toself", fillcolor=_rgba(color, 0.15),
+        fig.add_trace(go.Scatter(x=band_x, y=band_y, mode="lines", fill="toself", fillcolor=_rgba(color, 0.15),
                                  line={"width": 0}, hoverinfo="skip", showlegend=False, legendgroup=method))
         fig.add_trace(go.Scatter(
             x=own[x], y=own["mean"], mode="lines+markers", name=display_name(method), legendgroup=method,

@@ -131,8 +131,12 @@ def fold_postprocess(dataset: Dataset, split: Split, run: RunFolder, post_cfg: P
     decided = run.read_fold_postprocess(split.fold)
     if decided is None:
         labels = [v for v in dataset.labels.values() if v > 0]
-        truths = [load_volume(dataset, case).label for case in split.train]
-        found = find_chain(truths, labels)
+        truths, spacings = [], []
+        for case in split.train:
+            volume = load_volume(dataset, case)
+            truths.append(volume.label)
+            spacings.append(volume.spacing)
+        found = find_chain(truths, labels, spacings=spacings)
         decided = {"chain": found.as_dict() if found is not None else None,
                    "parts": {str(k): n for k, n in structure_parts(truths, labels, post_cfg.connectivity).items()}}
         run.write_fold_postprocess(split.fold, decided)
