@@ -172,3 +172,16 @@ def test_context_stacks_each_slice_between_its_neighbours() -> None:
     assert deep.shape == (5, 5, 16, 16)
     assert torch.equal(deep[:, 2], flat[:, 0])  # the middle channel is the slice itself
     assert torch.equal(deep[1, 3], flat[2, 0]) and torch.equal(deep[0, 0], flat[0, 0])
+
+
+def test_context_in_mm_shows_neighbours_at_the_same_distance_whatever_the_slice_spacing() -> None:
+    from spar_core.data.slicing import context_stride
+    from spar_core.models.unet import UNetConfig
+
+    assert [context_stride(1, 4.0, s) for s in (1.0, 2.11, 3.0, 6.0, 12.0)] == [4, 2, 1, 1, 1]
+    assert context_stride(3, 0.0, 1.0) == 3  # no distance: the stride in slices as given
+    assert UNetConfig(context=2, context_mm=4.0).stride_along(0.5) == 8
+    with pytest.raises(SparError, match="context_mm"):
+        context_stride(1, -1.0, 1.0)
+    with pytest.raises(SparError, match="context_mm"):
+        UNetConfig(context=1, context_mm=float("nan"))

@@ -171,13 +171,15 @@ def test_a_2p5d_network_trains_on_neighbouring_slices_and_predicts_with_them(fol
     from spar_core.evaluation.inference import predict_volume
 
     dataset, split, preset, _, _, ae = fold
-    preset = dataclasses.replace(preset, unet=dataclasses.replace(preset.unet, context=1, context_stride=2))
+    preset = dataclasses.replace(preset, unet=dataclasses.replace(preset.unet, context=1, context_mm=2.0))
     train, snapshot = fold_slices(dataset, split, preset)
     assert train.images.shape[1] == 3
     history = train_segmenter("spar", train, ae, preset, tmp_path, device=CPU, snapshot=snapshot)
     assert all(np.isfinite(h["loss"]) for h in history)
     unet, _ = load_unet(tmp_path / "model.pt")
-    assert (unet.cfg.context, unet.cfg.context_stride) == (1, 2)  # the checkpoint says how to feed it
+    assert (unet.cfg.context, unet.cfg.context_mm) == (1, 2.0)  # the checkpoint says how to feed it
     volume = load_volume(dataset, split.test[0])
+    step = unet.cfg.stride_along(volume.spacing[volume.slice_axis])
+    assert step == max(1, round(2.0 / volume.spacing[volume.slice_axis]))
     labels = predict_volume(unet, volume, preset.train.size)
     assert labels.shape == volume.image.shape

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from spar_core.data.dataset import Dataset, load_volume
-from spar_core.data.slicing import volume_slices
+from spar_core.data.slicing import context_stride, volume_slices
 
 
 @dataclass
@@ -43,16 +43,18 @@ class SliceSet:
 
 def build_slice_set(
     dataset: Dataset, case_ids: Sequence[str], size: int, *, empty_fraction: float = 1.0, seed: int = 0,
-    context: int = 0, stride: int = 1,
+    context: int = 0, stride: int = 1, context_mm: float = 0.0,
 ) -> SliceSet:
     """Slices of ``case_ids`` at ``size``×``size``, keeping every slice with a structure and a random
     ``empty_fraction`` of those without (deterministic for ``seed``); with ``context``, each with its
-    neighbours as extra channels (:func:`spar_core.data.slicing.with_context`)."""
+    neighbours as extra channels (:func:`spar_core.data.slicing.with_context`; ``stride`` slices apart, or
+    ``context_mm`` mm at each exam's spacing: :func:`spar_core.data.slicing.context_stride`)."""
     rng = np.random.default_rng(seed)
     images, labels, cases, index = [], [], [], []
     for case_id in case_ids:
         vol = load_volume(dataset, case_id)
-        img, lab, _ = volume_slices(vol.image, vol.label, vol.slice_axis, size, context=context, stride=stride)
+        step = context_stride(stride, context_mm, vol.spacing[vol.slice_axis])
+        img, lab, _ = volume_slices(vol.image, vol.label, vol.slice_axis, size, context=context, stride=step)
         assert lab is not None
         has_fg = (lab > 0).flatten(1).any(1).numpy()
         keep = has_fg | (rng.random(len(has_fg)) < empty_fraction)

@@ -143,6 +143,17 @@ def from_square(x: torch.Tensor, geom: SquareGeometry, *, mode: Mode) -> torch.T
     return out.squeeze(1) if squeezed else out
 
 
+def context_stride(stride: int, context_mm: float, spacing_mm: float) -> int:
+    """Slices between two input slices of a 2.5D network: ``stride`` as given, or with ``context_mm`` > 0 the
+    whole number of slices closest to ``context_mm`` mm at this exam's slice spacing (at least 1), so that
+    exams of different slice thickness show the network neighbours at the same distance."""
+    if context_mm < 0 or not np.isfinite(context_mm):
+        raise SparError(f"context_mm={context_mm}: expected a distance ≥ 0 mm")
+    if context_mm == 0:
+        return stride
+    return max(1, int(round(context_mm / float(spacing_mm))))
+
+
 def with_context(slices: np.ndarray, context: int, stride: int) -> np.ndarray:
     """(N, H, W) slices as (N, 1 + 2·context, H, W): each slice between its ``context`` neighbours on each side,
     ``stride`` slices apart, in order; past either end of the stack the last slice is repeated."""

@@ -82,11 +82,11 @@ def predict_ensemble(
         raise SparError("no model to predict with: expected at least one fold model")
     first = unets[0].cfg
     for u in unets[1:]:
-        if (u.cfg.num_classes, u.cfg.context, u.cfg.context_stride) != (first.num_classes, first.context,
-                                                                         first.context_stride):
+        if (u.cfg.num_classes, u.cfg.context, u.cfg.context_stride, u.cfg.context_mm) \
+                != (first.num_classes, first.context, first.context_stride, first.context_mm):
             raise SparError("the fold models differ in classes or input: expected the folds of one run")
     images, _, geom = volume_slices(volume.image, None, volume.slice_axis, size, context=first.context,
-                                    stride=first.context_stride)
+                                    stride=first.stride_along(volume.spacing[volume.slice_axis]))
     amp = Precision.of(precision, device)
     for u in unets:
         u.eval()

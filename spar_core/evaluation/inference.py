@@ -39,7 +39,7 @@ def predict_volume(
     """The label volume (native grid, uint8) that ``unet`` predicts for ``volume``, slice by slice along its
     ``slice_axis`` at ``size``×``size``."""
     images, _, geom = volume_slices(volume.image, None, volume.slice_axis, size, context=unet.cfg.context,
-                                    stride=unet.cfg.context_stride)
+                                    stride=unet.cfg.stride_along(volume.spacing[volume.slice_axis]))
     probs = predict_probabilities(unet, images, device=device, batch_size=batch_size, precision=precision)
     return slices_to_volume(probs, geom, volume.slice_axis).astype(np.uint8, copy=False)
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
+from spar_core.data.slicing import context_stride
 from spar_core.errors import SparError
 from spar_core.models.blocks import ConvBNReLU, check_input, check_positive
 
@@ -28,7 +30,8 @@ class UNetConfig:
     """UNet size. Channels double at each of the ``depth`` down-samplings: base, 2·base, …, 2**depth·base.
 
     Inputs must have H and W divisible by ``2**depth``. With ``context`` > 0 the network is 2.5D: it sees the
-    slice and ``context`` neighbours on each side, ``context_stride`` slices apart, as extra channels.
+    slice and ``context`` neighbours on each side, ``context_stride`` slices apart (or, with ``context_mm`` > 0,
+    the number of slices closest to ``context_mm`` mm in each exam), as extra channels.
     """
 
     in_channels: int = 1
@@ -37,14 +40,21 @@ class UNetConfig:
     depth: int = 4  # number of max-pool down-samplings
     context: int = 0  # neighbouring slices on each side (2.5D input)
     context_stride: int = 1  # slices between two input slices
+    context_mm: float = 0.0  # > 0: the distance between two input slices in mm instead (per exam's spacing)
 
     def __post_init__(self) -> None:
         check_positive("UNetConfig", in_channels=self.in_channels, num_classes=self.num_classes,
                        base_channels=self.base_channels, depth=self.depth, context_stride=self.context_stride)
         if self.context < 0:
             raise SparError(f"UNetConfig.context: expected ≥ 0 neighbouring slices, got {self.context}")
+        if not (self.context_mm >= 0 and np.isfinite(self.context_mm)):
+            raise SparError(f"UNetConfig.context_mm: expected a distance ≥ 0 mm, got {self.context_mm}")
         if self.num_classes < 2:
             raise SparError(f"UNetConfig.num_classes: expected ≥ 2 (background included), got {self.num_classes}")
+
+    def stride_along(self, spacing_mm: float) -> int:
+        """Slices between two input slices for an exam whose slices are ``spacing_mm`` apart."""
+        return context_stride(self.context_stride, self.context_mm, spacing_mm)
 
     @property
     def input_channels(self) -> int:

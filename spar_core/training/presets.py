@@ -119,14 +119,14 @@ def _defaults(cls: type) -> dict:
 
 
 def _preset(name: str, size: int, unet: tuple[int, int], ae: tuple[int, int, int], train: TrainConfig,
-            context: tuple[int, int] = (0, 1)) -> Preset:
+            context: tuple[int, float] = (0, 0.0)) -> Preset:
     base, depth = unet
     ae_base, ae_depth, latent = ae
     spatial = size // 2**ae_depth
     return Preset(
         name=name,
         unet=UNetConfig(in_channels=1, num_classes=2, base_channels=base, depth=depth, context=context[0],
-                        context_stride=context[1]),
+                        context_mm=context[1]),
         shape_ae=ShapeAEConfig(num_classes=2, base_channels=ae_base, depth=ae_depth, latent_channels=latent),
         code_disc=CodeDiscriminatorConfig(latent_channels=latent, spatial=spatial),
         mask_disc=MaskDiscriminatorConfig(num_classes=2, with_image=False, base_channels=base, depth=depth),
@@ -144,8 +144,8 @@ PRESETS: dict[str, Preset] = {
         # (the runs that chose them).
         "cpu", 96,  # small slices for a CPU; the bones stay several pixels thick
         unet=(12, 4),  # depth 4: the bottleneck sees the whole slice, which tells neighbouring bones apart
-        context=(2, 4),  # 2.5D: the slices 4 and 8 away on each side as channels; with the chain's positions
-        # it labelled every inner-split spine exam at the right level in three seeds of three (the 2D UNet: two)
+        context=(2, 4.0),  # 2.5D: the slices ≈ 4 and 8 mm away on each side as channels; with the chain's
+        # positions it labelled every inner-split spine exam at the right level in three seeds of three (2D: two)
         ae=(8, 3, 64),
         train=TrainConfig(size=96,
                           batch_size=8,  # same epoch cost on a CPU, four times the paper's updates
