@@ -79,6 +79,9 @@ def test_positions_undo_a_shift_the_network_makes_in_every_slice() -> None:
     assert np.array_equal(relabel_chain(far, Chain((1, 2, 3), 0, True, (11.0, 27.0, 43.0), 8.0), "ordered",
                                         (2.0, 1.0, 1.0)), far)
     assert Chain.from_dict(chain.as_dict()) == chain
+    partial = row_of_bodies([0, 2, 3, 0])  # an exam without L1: the others still place the row
+    assert find_chain([truths[0], partial], [1, 2, 3], spacings=[(2.0, 1.0, 1.0)] * 2).positions == (9.0, 25.0, 41.0)
+    assert find_chain([partial], [1, 2, 3], spacings=[(2.0, 1.0, 1.0)]) == Chain((1, 2, 3), 0)  # L1 nowhere
     with pytest.raises(SparError, match="positions"):
         Chain((1, 2, 3), 0, True, (1.0, 2.0), 1.0)
     with pytest.raises(SparError, match="both or neither"):

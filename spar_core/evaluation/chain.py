@@ -87,7 +87,8 @@ class Chain:
 
 def _centroids(volume: np.ndarray, labels: tuple[int, ...]) -> np.ndarray:
     """(len(labels), 3) voxel centroids, NaN for a label absent from ``volume``."""
-    found = ndimage.center_of_mass(np.ones(volume.shape, dtype=np.uint8), volume, labels)
+    with np.errstate(invalid="ignore", divide="ignore"):  # an absent label: 0 / 0, NaN below
+        found = ndimage.center_of_mass(np.ones(volume.shape, dtype=np.uint8), volume, labels)
     return np.array([c if np.all(np.isfinite(c)) else (np.nan,) * 3 for c in found], dtype=float)
 
 
@@ -147,14 +148,15 @@ def find_chain(truths: Iterable[np.ndarray], labels: Iterable[int], minimum: int
 
 
 def _positions(per_exam: list[np.ndarray], spacings: list[tuple[float, ...]], axis: int,
-               gap: float) -> tuple[tuple[float, ...], float]:
-    """Each label's mean position (mm) along ``axis`` and the spread of the row's offset between exams: an
-    exam's offset is the mean of its labels' deviations from the means (labels it lacks left out)."""
+               gap: float) -> tuple[tuple[float, ...] | None, float | None]:
+    """Each label's mean position (mm) along ``axis`` and the spread of the row's offset between exams (at
+    least ``SD_FLOOR`` of the mean gap): an exam's offset is the mean of its labels' deviations from the means
+    (labels it lacks left out). (None, None) when some label is in no training exam."""
     mm = np.array([cents[:, axis] * spacing[axis] for cents, spacing in zip(per_exam, spacings)])
-    means = np.nanmean(mm, axis=0)
-    if not np.all(np.isfinite(means)):  # a label no training exam holds
-        means = np.where(np.isfinite(means), means, np.nanmean(means))
-    offsets = np.nanmean(mm - means, axis=1)
+    means = np.nanmean(mm, axis=0) if np.isfinite(mm).any(axis=0).all() else None
+    if means is None:  # a label that no training exam holds: where it sits is unknown, so no positions
+        return None, None
+    offsets = np.array([np.nanmean(row - means) for row in mm if np.isfinite(row).any()])
     floor = SD_FLOOR * gap * float(np.mean(spacings, axis=0)[axis])
     spread = float(np.std(offsets, ddof=1)) if len(offsets) > 1 else 0.0
     return tuple(float(m) for m in means), max(spread, floor)
