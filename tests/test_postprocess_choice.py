@@ -14,7 +14,7 @@ from spar_core.cli import main
 from spar_core.errors import SparError
 from spar_core.evaluation.postprocess import PostprocessConfig, postprocess
 from spar_core.evaluation.metrics import evaluate_labels
-from spar_core.evaluation.postprocess_choice import choose_postprocess, config_for
+from spar_core.evaluation.postprocess_choice import choose_postprocess, config_for, exam_scores
 from spar_core.runs.run_folder import RunFolder
 
 
@@ -46,6 +46,11 @@ def test_the_component_step_is_kept_only_where_it_helps() -> None:
     paper = postprocess(pred, spacing, config_for("largest", PostprocessConfig(closing_mm=2.0)))
     assert evaluate_labels(paper, truth, spacing, {"b": 2})[0]["dice"] < 0.7
     assert np.array_equal(postprocess(pred, spacing, config_for("none", PostprocessConfig())), pred)
+    # raw scores handed in (the folds of a run share them) decide the same
+    raw = exam_scores(exams, [1, 2], None)
+    assert choose_postprocess(exams, [1, 2], PostprocessConfig(closing_mm=2.0), raw=raw) == decision
+    with pytest.raises(SparError, match="raw scores"):
+        choose_postprocess(exams, [1, 2], PostprocessConfig(closing_mm=2.0), raw=raw[:3])
 
 
 def test_ill_inputs() -> None:

@@ -178,41 +178,69 @@ def relabel_chain(labels: np.ndarray, chain: Chain, mode: str = "ordered",
     if mode not in CHAIN_MODES:
         raise SparError(f"chain mode {mode!r}: expected one of {', '.join(CHAIN_MODES)}")
     labels = check_3d(labels, "labels")
-    out = np.array(labels, copy=True)
+    result = np.array(labels, copy=True)
     values = np.array(chain.labels)
-    components, n = ndimage.label(np.isin(labels, values), structure=ndimage.generate_binary_structure(3, 1))
-    if n == 0:
-        return out
+    inside = np.isin(labels, values)
+    if not inside.any():
+        return result
+    box = _box(inside)  # the chain's bounding box: every step below works on it alone
+    labels, out = labels[box], result[box]
+    components, n = ndimage.label(inside[box], structure=ndimage.generate_binary_structure(3, 1))
+    offset = box[chain.axis].start
     sizes = np.bincount(components.ravel())[1:]
     bodies = np.flatnonzero(sizes >= BODY_FRACTION * sizes.max()) + 1
-    # votes[b, j]: voxels of body b that the network gave the chain's j-th label
-    votes = np.zeros((len(bodies), len(values)), dtype=np.int64)
-    for b, body in enumerate(bodies):
-        counts = np.bincount(labels[components == body].astype(np.int64), minlength=int(values.max()) + 1)
-        votes[b] = counts[values]
+    # votes[b, j]: voxels of body b that the network gave the chain's j-th label (one pass over the volume)
+    top = int(max(labels.max(), values.max())) + 1
+    joint = np.bincount(components.ravel().astype(np.int64) * top + labels.ravel().astype(np.int64),
+                        minlength=(n + 1) * top).reshape(n + 1, top)
+    votes = joint[bodies][:, values]
     merged = sizes[bodies - 1] > MERGED_RATIO * np.median(sizes[bodies - 1])
     if mode == "majority":
         bodies, votes = bodies[~merged], votes[~merged]  # a merged body keeps the network's labels
         assigned = values[votes.argmax(axis=1)]
     else:
         if len(bodies) < 2 or merged.any():
-            return out
-        position = np.array(ndimage.center_of_mass(np.ones(labels.shape, np.uint8), components, bodies))
-        rank = np.argsort(position[:, chain.axis] * (1 if chain.ascending else -1), kind="stable")
+            return result
+        position = _axis_centroids(components, n, chain.axis)[bodies] + offset
+        rank = np.argsort(position * (1 if chain.ascending else -1), kind="stable")
         bodies, votes = bodies[rank], votes[rank]
         # shift k puts the chain's j-th label on body j + k
         shifts = range(-(len(values) - 1), len(bodies))
         scores = [sum(votes[j + k, j] for j in range(len(values)) if 0 <= j + k < len(bodies)) for k in shifts]
         if chain.positions is not None and spacing is not None:
-            where = position[rank, chain.axis] * float(spacing[chain.axis])
+            where = position[rank] * float(spacing[chain.axis])
             scores = [VOTE_WEIGHT * score / max(1, int(votes.sum())) - 0.5 * (_offset(where, chain, k)
                                                                             / chain.offset_sd) ** 2
                       for score, k in zip(scores, shifts)]
         best = max(zip(scores, shifts), key=lambda sk: (sk[0], -abs(sk[1])))[1]  # ties: the smallest shift
         assigned = np.array([values[b - best] if 0 <= b - best < len(values) else 0 for b in range(len(bodies))])
-    for body, value in zip(bodies, assigned):
-        out[components == body] = value
-    return out
+    lut = np.arange(n + 1, dtype=np.int64)  # component -> its new label; -1: left as the network had it
+    lut[:] = -1
+    lut[bodies] = assigned
+    new = lut[components]
+    changed = new >= 0
+    out[changed] = new[changed].astype(out.dtype, copy=False)  # a view of result
+    return result
+
+
+def _box(mask: np.ndarray) -> tuple[slice, slice, slice]:
+    """The smallest box holding every True voxel of a non-empty ``mask``."""
+    out = []
+    for axis in range(3):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+        out.append(slice(int(hit[0]), int(hit[-1]) + 1))
+    return tuple(out)
+
+
+def _axis_centroids(components: np.ndarray, n: int, axis: int) -> np.ndarray:
+    """(n + 1,) mean voxel index along ``axis`` of each component (0: background), by one weighted count."""
+    shape = [1, 1, 1]
+    shape[axis] = components.shape[axis]
+    index = np.broadcast_to(np.arange(components.shape[axis], dtype=np.float64).reshape(shape), components.shape)
+    flat = components.ravel()
+    sums = np.bincount(flat, weights=index.ravel(), minlength=n + 1)
+    counts = np.bincount(flat, minlength=n + 1)
+    return sums / np.maximum(counts, 1)
 
 
 def _offset(where: np.ndarray, chain: Chain, shift: int) -> float:

@@ -45,8 +45,8 @@ def _variant(base: PostprocessConfig, chain: bool, closing: bool, largest: bool)
                    largest_component=largest)
 
 
-def _scores(exams: Sequence[tuple[np.ndarray, np.ndarray, tuple[float, float, float]]], values: Sequence[int],
-            cfg: PostprocessConfig | None) -> np.ndarray:
+def exam_scores(exams: Sequence[tuple[np.ndarray, np.ndarray, tuple[float, float, float]]], values: Sequence[int],
+                cfg: PostprocessConfig | None) -> np.ndarray:
     """(exams, structures, 2): Dice and MSSD (mm, nan where undefined) after ``cfg`` (None: raw)."""
     structures = {str(v): int(v) for v in values}
     rows = []
@@ -84,12 +84,14 @@ def _exam_means(table: np.ndarray) -> np.ndarray:
 
 
 def choose_postprocess(exams: Sequence[tuple[np.ndarray, np.ndarray, tuple[float, float, float]]],
-                       values: Sequence[int], base: PostprocessConfig) -> dict[str, Any]:
+                       values: Sequence[int], base: PostprocessConfig,
+                       raw: np.ndarray | None = None) -> dict[str, Any]:
     """The steps that help ``exams`` ((raw prediction, truth, spacing) triples), by the rule of the module
     docstring, added one after the other from raw: the ordering of a chain, the closing, then the component
     step per structure. Returns the decision as recorded in a run (``chain``, ``closing``, ``largest``: the
     labels whose components are filtered; each step's p-values; mean Dice and MSSD raw and decided over
-    ``n_exams``).
+    ``n_exams``). ``raw``: the exams' raw scores as :func:`exam_scores` gives them with no config, when the
+    caller has them already (the folds of a run share their deciding exams).
 
     Raises:
         SparError: no exam to decide on.
@@ -97,18 +99,20 @@ def choose_postprocess(exams: Sequence[tuple[np.ndarray, np.ndarray, tuple[float
     if not exams:
         raise SparError("no out-of-fold prediction to decide the post-processing on")
     values = list(values)
-    raw = _scores(exams, values, None)
+    raw = exam_scores(exams, values, None) if raw is None else np.asarray(raw, dtype=float)
+    if raw.shape[:2] != (len(exams), len(values)):
+        raise SparError(f"raw scores of shape {raw.shape}: expected ({len(exams)}, {len(values)}, 2)")
     current, chain, closing, tests = raw, False, False, {}
     for step in ("chain", "closing"):
         if (step == "chain" and base.chain is None) or (step == "closing" and base.closing_mm <= 0):
             continue
-        trial = _scores(exams, values, _variant(base, chain or step == "chain", closing or step == "closing", False))
+        trial = exam_scores(exams, values, _variant(base, chain or step == "chain", closing or step == "closing", False))
         keep, p_dice, p_mssd = _helps(_exam_means(trial), _exam_means(current))
         tests[step] = {"p_dice_up": round(p_dice, 6), "p_mssd_down": round(p_mssd, 6)}
         if keep:
             current = trial
             chain, closing = chain or step == "chain", closing or step == "closing"
-    trial = _scores(exams, values, _variant(base, chain, closing, True))
+    trial = exam_scores(exams, values, _variant(base, chain, closing, True))
     largest, decided = [], current.copy()
     for i, value in enumerate(values):
         keep, p_dice, p_mssd = _helps(trial[:, i], current[:, i])

@@ -14,7 +14,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -31,7 +31,8 @@ from spar_core.evaluation.inference import predict_volume, write_label_volume
 from spar_core.evaluation.metrics import evaluate_labels
 from spar_core.paths import write_csv, write_json
 from spar_core.evaluation.postprocess import PostprocessConfig, count_components, decided_postprocess, postprocess
-from spar_core.evaluation.postprocess_choice import check_mode, choose_postprocess, combine_decisions, config_for
+from spar_core.evaluation.postprocess_choice import (check_mode, choose_postprocess, combine_decisions, config_for,
+                                                     exam_scores)
 from spar_core.training.presets import Preset
 from spar_core.progress import Progress, ProgressEvent, silent
 from spar_core.runs.run_folder import RunFolder
@@ -162,24 +163,35 @@ def out_of_fold(splits: Sequence[Split]) -> dict[int, list[str]]:
     return {s.fold: [c for c in s.train if tested_in.get(c, s.fold) != s.fold] for s in splits}
 
 
+def out_of_fold_reader(dataset: Dataset, splits: Sequence[Split], method: str,
+                       run: RunFolder) -> Callable[[str], tuple[tuple, np.ndarray]]:
+    """case -> ((its out-of-fold raw prediction by ``method``, truth, spacing), its raw scores): read and scored
+    once, then shared by every fold the exam helps decide."""
+    tested_in = {case: s.fold for s in splits for case in s.test}
+    values = list(dataset.structures.values())
+    cache: dict[str, tuple[tuple, np.ndarray]] = {}
+
+    def exam(case: str) -> tuple[tuple, np.ndarray]:
+        if case not in cache:
+            vol = load_volume(dataset, case)
+            raw = read_label_volume(run.prediction_path(tested_in[case], method, case, raw=True))[0]
+            triple = (raw, vol.label, vol.spacing)
+            cache[case] = (triple, exam_scores([triple], values, None)[0])
+        return cache[case]
+
+    return exam
+
+
 def decide_auto_postprocess(dataset: Dataset, splits: Sequence[Split], method: str, run: RunFolder,
                             post_cfg: PostprocessConfig, chain: bool = True, progress: Progress = silent) -> None:
     """``--postprocess auto`` once every fold of ``method`` has its raw predictions: per fold, the steps chosen
     on the out-of-fold raw predictions of its training exams (:func:`choose_postprocess`; a fold without any,
     as in a hold-out or ``--folds all``, keeps the ``largest`` steps), recorded, applied to its test exams and
     scored. Folds already decided are skipped."""
-    tested_in = {case: s.fold for s in splits for case in s.test}
     deciding_exams = out_of_fold(splits)
-    cache: dict[str, tuple] = {}
-
-    def exam(case: str) -> tuple:
-        if case not in cache:
-            vol = load_volume(dataset, case)
-            raw = read_label_volume(run.prediction_path(tested_in[case], method, case, raw=True))[0]
-            cache[case] = (raw, vol.label, vol.spacing)
-        return cache[case]
-
     values = list(dataset.structures.values())
+    exam = out_of_fold_reader(dataset, splits, method, run)
+
     for n, split in enumerate(splits):
         folder = run.method_folder(split.fold, method)
         if folder.post_metrics.is_file():
@@ -187,7 +199,9 @@ def decide_auto_postprocess(dataset: Dataset, splits: Sequence[Split], method: s
         progress(ProgressEvent("postprocess", n + 1, len(splits), 0, 1, label=f"{method} fold {split.fold}"))
         base = fold_postprocess(dataset, split, run, post_cfg, chain)
         deciding = deciding_exams[split.fold]
-        decision = (choose_postprocess([exam(c) for c in deciding], values, base) if deciding else
+        exams = [exam(c) for c in deciding]
+        decision = (choose_postprocess([e for e, _ in exams], values, base, raw=np.array([r for _, r in exams]))
+                    if deciding else
                     {"fallback": "largest", "why": "no out-of-fold prediction of a training exam"})
         write_json(folder.postprocess, decision)
         cfg = config_for("auto", base, decision)

@@ -1,0 +1,53 @@
+"""How long does ``--postprocess auto`` take to decide? Times the decision of every fold of a finished run for
+one method, as `spar crossval` makes it after training (spar_core.pipeline.crossval.decide_auto_postprocess),
+without writing into the run.
+
+    python bench/decide_speed.py RUN [--method baseline]
+
+Prints, per fold, the seconds to read and score raw its deciding exams (the out-of-fold raw predictions and
+their truths, read and scored once per method and shared by the folds) and to decide, and the decision's steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from spar_core.data.dataset import load_dataset
+from spar_core.evaluation.postprocess import PostprocessConfig
+from spar_core.evaluation.postprocess_choice import choose_postprocess
+from spar_core.pipeline.crossval import fold_postprocess, out_of_fold, out_of_fold_reader
+from spar_core.runs.run_folder import RunFolder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--method", default="baseline")
+    args = parser.parse_args()
+    run = RunFolder(args.run)
+    dataset = load_dataset(run.read_config()["dataset"])
+    splits = [run.read_split(f) for f in run.folds()]
+    exam = out_of_fold_reader(dataset, splits, args.method, run)
+    values = list(dataset.structures.values())
+    total = 0.0
+    for split in splits:
+        start = time.perf_counter()
+        exams = [exam(c) for c in out_of_fold(splits)[split.fold]]
+        read = time.perf_counter() - start
+        base = fold_postprocess(dataset, split, run, PostprocessConfig())
+        start = time.perf_counter()
+        decision = choose_postprocess([e for e, _ in exams], values, base, raw=np.array([r for _, r in exams]))
+        decide = time.perf_counter() - start
+        total += read + decide
+        print(f"fold {split.fold}: {decision['n_exams']} exams, read and score raw {read:5.1f} s, decide "
+              f"{decide:5.1f} s; chain {decision['chain']}, closing {decision['closing']}, "
+              f"largest {decision['largest']}", flush=True)
+    print(f"{args.method}: {total:.1f} s for {len(splits)} folds")
+
+
+if __name__ == "__main__":
+    main()
