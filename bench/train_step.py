@@ -51,9 +51,10 @@ def bench(preset_name: str, steps: int, variants: list[str]) -> None:
     preset = get_preset(preset_name).for_classes(NUM_CLASSES)
     tc, device = preset.train, torch.device("cpu")
     gen = torch.Generator().manual_seed(0)
-    images, labels = blobs(4 * tc.batch_size, tc.size, gen)
+    images, labels = blobs(4 * tc.batch_size, tc.size, gen, channels=preset.unet.input_channels)
     ae = ShapeAutoEncoder(preset.shape_ae).eval()
-    print(f"\npreset {preset_name}: {tc.size}×{tc.size}, batch {tc.batch_size}, {torch.get_num_threads()} threads, "
+    print(f"\npreset {preset_name}: {tc.size}×{tc.size}, {preset.unet.input_channels} input channels, "
+          f"batch {tc.batch_size}, {torch.get_num_threads()} threads, "
           f"native bf16: {cpu_has_native_bf16()}")
     print(f"{'method':<12} {'variant':<8} {'s/step':>8} {'vs fp32':>8} {'vs base':>8} {'data share':>10}")
     base = None
