@@ -49,6 +49,8 @@ VARIANTS: dict[str, tuple[str, dict, dict]] = {
     "lr3_3000_s64": ("cpu", {**POLY, "steps_per_epoch": 250, "lr": 3e-3, "size": 64}, {}),
     "lr3_1500_ctx1": ("cpu", {**POLY, "steps_per_epoch": 125, "lr": 3e-3}, {"context": 1, "context_stride": 4}),
     "lr3_1500_ctx2": ("cpu", {**POLY, "steps_per_epoch": 125, "lr": 3e-3}, {"context": 2, "context_stride": 4}),
+    "lr3_1500_ctx2mm": ("cpu", {**POLY, "steps_per_epoch": 125, "lr": 3e-3}, {}),  # = the cpu preset now
+    "lr3_1500_ctx2mm_s128": ("cpu", {**POLY, "steps_per_epoch": 125, "lr": 3e-3, "size": 128}, {}),
     "lr5_1500": ("cpu", {**POLY, "steps_per_epoch": 125, "lr": 5e-3}, {}),
 }
 
