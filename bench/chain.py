@@ -17,8 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from spar_core.data.dataset import load_dataset, load_volume, read_label_volume
-from spar_core.evaluation import chain as chains
-from spar_core.evaluation.chain import find_chain, relabel_chain
+from spar_core.evaluation.chain import VOTE_WEIGHT, find_chain, relabel_chain
 from spar_core.evaluation.identity import shifted_structures
 from spar_core.evaluation.metrics import evaluate_labels
 from spar_core.evaluation.postprocess import PostprocessConfig, postprocess
@@ -29,7 +28,7 @@ from spar_core.runs.run_folder import RunFolder
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
-    parser.add_argument("--vote-weights", default=str(chains.VOTE_WEIGHT))
+    parser.add_argument("--vote-weights", default=str(VOTE_WEIGHT))
     parser.add_argument("--methods", default=None, help="comma-separated; default: every method of the run")
     args = parser.parse_args()
     weights = [float(w) for w in args.vote_weights.split(",") if w]
@@ -54,8 +53,7 @@ def main() -> None:
                     ways = {"plain": raw, "majority": relabel_chain(raw, chain, "majority"),
                             "ordered": relabel_chain(raw, chain, "ordered")}
                     for weight in weights:
-                        chains.VOTE_WEIGHT = weight
-                        ways[f"placed@{weight:g}"] = relabel_chain(raw, placed, "ordered", vol.spacing)
+                        ways[f"placed@{weight:g}"] = relabel_chain(raw, placed, "ordered", vol.spacing, weight)
                     for way, labels in ways.items():
                         post = postprocess(labels, vol.spacing, PostprocessConfig())
                         rows = evaluate_labels(post, vol.label, vol.spacing, dataset.structures)

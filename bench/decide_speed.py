@@ -14,8 +14,6 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
-
 from spar_core.data.dataset import load_dataset
 from spar_core.evaluation.postprocess import PostprocessConfig
 from spar_core.evaluation.postprocess_choice import choose_postprocess
@@ -31,16 +29,16 @@ def main() -> None:
     run = RunFolder(args.run)
     dataset = load_dataset(run.read_config()["dataset"])
     splits = [run.read_split(f) for f in run.folds()]
-    exam = out_of_fold_reader(dataset, splits, args.method, run)
+    read_exams = out_of_fold_reader(dataset, splits, args.method, run)
     values = list(dataset.structures.values())
     total = 0.0
     for split in splits:
         start = time.perf_counter()
-        exams = [exam(c) for c in out_of_fold(splits)[split.fold]]
+        exams, raw = read_exams(out_of_fold(splits)[split.fold])
         read = time.perf_counter() - start
         base = fold_postprocess(dataset, split, run, PostprocessConfig())
         start = time.perf_counter()
-        decision = choose_postprocess([e for e, _ in exams], values, base, raw=np.array([r for _, r in exams]))
+        decision = choose_postprocess(exams, values, base, raw=raw)
         decide = time.perf_counter() - start
         total += read + decide
         print(f"fold {split.fold}: {decision['n_exams']} exams, read and score raw {read:5.1f} s, decide "

@@ -18,9 +18,8 @@ from pathlib import Path
 import kaleido
 import pandas as pd
 
-from spar_core.data.corruptions import CORRUPTIONS, LEVELS, UNITS
-from spar_core.figures.studies import study_curves
-from spar_core.runs.study_folder import ALL
+from spar_core.data.corruptions import CORRUPTIONS
+from spar_core.figures.studies import efficiency_curves, robustness_curves
 
 WIDTH, HEIGHT = 760, 440
 
@@ -32,15 +31,10 @@ def figures(folder: Path, metrics: list[str]) -> list[Path]:
     for metric in metrics:
         if study["kind"] == "robustness":
             for kind in (k for k in CORRUPTIONS if k in set(table["corruption"])):
-                ticks = {0: "clean", **{i + 1: f"{v:g}" for i, v in enumerate(LEVELS[kind])}}
-                fig = study_curves(table[table["corruption"] == kind], "severity", metric,
-                                   x_title=f"severity ({UNITS[kind]})", tick_text=ticks,
-                                   title=f"{folder.name}: {kind}")
+                fig = robustness_curves(table, kind, metric, title=f"{folder.name}: {kind}")
                 written.append(_write(fig, folder / f"{metric}_{kind}.png"))
         else:
-            fig = study_curves(table, "train_exams", metric, x_title="training exams (patients)",
-                               tick_text={ALL: "all"}, title=folder.name)
-            written.append(_write(fig, folder / f"{metric}.png"))
+            written.append(_write(efficiency_curves(table, metric, title=folder.name), folder / f"{metric}.png"))
     return written
 
 

@@ -10,11 +10,11 @@ import streamlit as st
 import state
 import studies_access
 from run_access import Run
-from spar_core.data.corruptions import CORRUPTIONS, LEVELS, UNITS
+from spar_core.data.corruptions import CORRUPTIONS
 from spar_core.errors import SparError
 from spar_core.evaluation.significance import METRICS
-from spar_core.figures.studies import study_curves
-from spar_core.runs.study_folder import ALL, StudyFolder
+from spar_core.figures.studies import efficiency_curves, robustness_curves
+from spar_core.runs.study_folder import StudyFolder
 
 METRIC_KEY, CORRUPTION_KEY, STUDY_KEY = "studies_metric", "studies_corruption", "studies_study"
 CURVE_KEY = "studies_curve"
@@ -41,10 +41,7 @@ def studies_ui(run: Run, runs_folder: Path | None, allowed: Path) -> None:
         kinds = [k for k in CORRUPTIONS if k in set(table["corruption"])]
         kind = st.segmented_control("Corruption", kinds, default=kinds[0], key=CORRUPTION_KEY, required=True)
         kind = kind or kinds[0]
-        own = table[table["corruption"] == kind]
-        ticks = {0: "clean", **{i + 1: f"{v:g}" for i, v in enumerate(LEVELS[kind])}}
-        st.plotly_chart(study_curves(own, "severity", metric, x_title=f"severity ({UNITS[kind]})",
-                                     tick_text=ticks, title=f"{kind}"), width="stretch")
+        st.plotly_chart(robustness_curves(table, kind, metric), width="stretch")
         st.caption("Mean over the held-out exams, band: 95 % bootstrap interval over exams; baseline dashed. "
                    "The paired differences to the baseline and their Holm-corrected p are in "
                    f"{StudyFolder.robustness(run.folder).table_csv}.")
@@ -59,8 +56,7 @@ def studies_ui(run: Run, runs_folder: Path | None, allowed: Path) -> None:
     if table is None:
         st.info(f"{study.name} is not complete yet: run the command again (it resumes) or its other shards.")
         return
-    figure = study_curves(table, "train_exams", metric, x_title="training exams (patients)",
-                          tick_text={ALL: "all"}, title=study.name)
+    figure = efficiency_curves(table, metric, title=study.name)
     event = st.plotly_chart(figure, width="stretch", on_select="rerun", selection_mode="points", key=CURVE_KEY)
     st.caption("Click a point to open that cell's run (first draw of that size) in the compare page.")
     points = event.selection.points if event else []

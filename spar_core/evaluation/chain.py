@@ -163,7 +163,7 @@ def _positions(per_exam: list[np.ndarray], spacings: list[tuple[float, ...]], ax
 
 
 def relabel_chain(labels: np.ndarray, chain: Chain, mode: str = "ordered",
-                  spacing: tuple[float, float, float] | None = None) -> np.ndarray:
+                  spacing: tuple[float, float, float] | None = None, vote_weight: float = VOTE_WEIGHT) -> np.ndarray:
     """``labels`` with each body of the chain's foreground given one chain label (a new array).
 
     Bodies are the 6-connected components of the voxels that hold a chain label, at least
@@ -173,7 +173,7 @@ def relabel_chain(labels: np.ndarray, chain: Chain, mode: str = "ordered",
     agree with; bodies outside it become background). A body ``MERGED_RATIO`` times the median body (two
     structures grown together) keeps its labels in ``"majority"``, and leaves the volume unchanged in
     ``"ordered"``. In ``"ordered"``, a chain with ``positions`` and a ``spacing`` also weighs where each shift
-    puts the row (see the module's docstring).
+    puts the row (see the module's docstring; ``vote_weight`` weighs the votes against it).
     """
     if mode not in CHAIN_MODES:
         raise SparError(f"chain mode {mode!r}: expected one of {', '.join(CHAIN_MODES)}")
@@ -209,7 +209,7 @@ def relabel_chain(labels: np.ndarray, chain: Chain, mode: str = "ordered",
         scores = [sum(votes[j + k, j] for j in range(len(values)) if 0 <= j + k < len(bodies)) for k in shifts]
         if chain.positions is not None and spacing is not None:
             where = position[rank] * float(spacing[chain.axis])
-            scores = [VOTE_WEIGHT * score / max(1, int(votes.sum())) - 0.5 * (_offset(where, chain, k)
+            scores = [vote_weight * score / max(1, int(votes.sum())) - 0.5 * (_offset(where, chain, k)
                                                                             / chain.offset_sd) ** 2
                       for score, k in zip(scores, shifts)]
         best = max(zip(scores, shifts), key=lambda sk: (sk[0], -abs(sk[1])))[1]  # ties: the smallest shift

@@ -11,9 +11,11 @@ from typing import Mapping
 import pandas as pd
 import plotly.graph_objects as go
 
+from spar_core.data.corruptions import LEVELS, UNITS
 from spar_core.errors import SparError
 from spar_core.evaluation.significance import METRICS
 from spar_core.methods import BASELINE, display_name, method_order
+from spar_core.runs.study_folder import ALL
 
 # One colour per method, Paul Tol's "bright" scheme.
 METHOD_COLORS = {"baseline": "#4477AA", "adversarial": "#EE6677", "shape": "#228833", "spar": "#CCBB44"}
@@ -60,3 +62,18 @@ def study_curves(table: pd.DataFrame, x: str, metric: str = "dice_pct", *, x_tit
     fig.update_layout(title=title, xaxis=axis, yaxis={"title": names[metric].label}, height=420,
                       legend={"orientation": "h", "y": -0.2}, margin={"t": 50 if title else 20})
     return fig
+
+
+def robustness_curves(table: pd.DataFrame, kind: str, metric: str = "dice_pct",
+                      title: str | None = None) -> go.Figure:
+    """A robustness table's curves for corruption ``kind``: severity on x, labelled "clean" and by the
+    corruption's level in its unit (SNR, γ, …)."""
+    ticks = {0: "clean", **{i + 1: f"{v:g}" for i, v in enumerate(LEVELS[kind])}}
+    return study_curves(table[table["corruption"] == kind], "severity", metric,
+                        x_title=f"severity ({UNITS[kind]})", tick_text=ticks, title=kind if title is None else title)
+
+
+def efficiency_curves(table: pd.DataFrame, metric: str = "dice_pct", title: str | None = None) -> go.Figure:
+    """A data-efficiency table's curves: training patients on x, the full set labelled "all"."""
+    return study_curves(table, "train_exams", metric, x_title="training exams (patients)", tick_text={ALL: "all"},
+                        title=title)

@@ -164,22 +164,24 @@ def out_of_fold(splits: Sequence[Split]) -> dict[int, list[str]]:
 
 
 def out_of_fold_reader(dataset: Dataset, splits: Sequence[Split], method: str,
-                       run: RunFolder) -> Callable[[str], tuple[tuple, np.ndarray]]:
-    """case -> ((its out-of-fold raw prediction by ``method``, truth, spacing), its raw scores): read and scored
-    once, then shared by every fold the exam helps decide."""
+                       run: RunFolder) -> Callable[[Sequence[str]], tuple[list[tuple], np.ndarray]]:
+    """cases -> (their (out-of-fold raw prediction by ``method``, truth, spacing) triples, their raw scores as
+    :func:`choose_postprocess` takes them): each exam read and scored once, then shared by every fold it helps
+    decide."""
     tested_in = {case: s.fold for s in splits for case in s.test}
     values = list(dataset.structures.values())
     cache: dict[str, tuple[tuple, np.ndarray]] = {}
 
-    def exam(case: str) -> tuple[tuple, np.ndarray]:
-        if case not in cache:
-            vol = load_volume(dataset, case)
-            raw = read_label_volume(run.prediction_path(tested_in[case], method, case, raw=True))[0]
-            triple = (raw, vol.label, vol.spacing)
-            cache[case] = (triple, exam_scores([triple], values, None)[0])
-        return cache[case]
+    def exams(cases: Sequence[str]) -> tuple[list[tuple], np.ndarray]:
+        for case in cases:
+            if case not in cache:
+                vol = load_volume(dataset, case)
+                raw = read_label_volume(run.prediction_path(tested_in[case], method, case, raw=True))[0]
+                triple = (raw, vol.label, vol.spacing)
+                cache[case] = (triple, exam_scores([triple], values, None)[0])
+        return [cache[c][0] for c in cases], np.array([cache[c][1] for c in cases])
 
-    return exam
+    return exams
 
 
 def decide_auto_postprocess(dataset: Dataset, splits: Sequence[Split], method: str, run: RunFolder,
@@ -190,7 +192,7 @@ def decide_auto_postprocess(dataset: Dataset, splits: Sequence[Split], method: s
     scored. Folds already decided are skipped."""
     deciding_exams = out_of_fold(splits)
     values = list(dataset.structures.values())
-    exam = out_of_fold_reader(dataset, splits, method, run)
+    read_exams = out_of_fold_reader(dataset, splits, method, run)
 
     for n, split in enumerate(splits):
         folder = run.method_folder(split.fold, method)
@@ -199,10 +201,11 @@ def decide_auto_postprocess(dataset: Dataset, splits: Sequence[Split], method: s
         progress(ProgressEvent("postprocess", n + 1, len(splits), 0, 1, label=f"{method} fold {split.fold}"))
         base = fold_postprocess(dataset, split, run, post_cfg, chain)
         deciding = deciding_exams[split.fold]
-        exams = [exam(c) for c in deciding]
-        decision = (choose_postprocess([e for e, _ in exams], values, base, raw=np.array([r for _, r in exams]))
-                    if deciding else
-                    {"fallback": "largest", "why": "no out-of-fold prediction of a training exam"})
+        if deciding:
+            exams, raw = read_exams(deciding)
+            decision = choose_postprocess(exams, values, base, raw=raw)
+        else:
+            decision = {"fallback": "largest", "why": "no out-of-fold prediction of a training exam"}
         write_json(folder.postprocess, decision)
         cfg = config_for("auto", base, decision)
         rows = []
