@@ -52,6 +52,14 @@ VARIANTS: dict[str, tuple[str, dict, dict]] = {
     "lr3_1500_ctx2mm": ("cpu", {**POLY, "steps_per_epoch": 125, "lr": 3e-3}, {}),  # = the cpu preset now
     "lr3_1500_ctx2mm_s128": ("cpu", {**POLY, "steps_per_epoch": 125, "lr": 3e-3, "size": 128}, {}),
     "lr5_1500": ("cpu", {**POLY, "steps_per_epoch": 125, "lr": 5e-3}, {}),
+    "ctx_noaug": ("cpu", {**POLY, "augment": None}, {}),  # the cpu preset (2.5D) without the random affine
+    "ctx_aug05": ("cpu", {**POLY, "augment": AugmentConfig(p=0.5)}, {}),  # half the slices left as they are
+    "ctx_e005": ("cpu", {**POLY, "empty_fraction": 0.05}, {}),
+    "ctx_lr5": ("cpu", {**POLY, "lr": 5e-3}, {}),
+    "ctx_3000": ("cpu", {**POLY, "steps_per_epoch": 250}, {}),  # twice the updates
+    "ctx_s192": ("cpu", {**POLY, "size": 192}, {}),  # 1.17 mm pixels on the spine: four times the pixels
+    "ctx_w24": ("cpu", POLY, {"base_channels": 24}),  # twice the UNet's width
+    "ctx_b16": ("cpu", {**POLY, "batch_size": 16, "steps_per_epoch": 83}, {}),  # ≈ 1,000 updates of 16
 }
 
 
