@@ -1,6 +1,6 @@
 """Do two cores train faster as one process with two threads or as two processes with one thread each (e.g.
 `spar crossval --shard 0/2` and `--shard 1/2` side by side)? Segmenter steps per second of one method of a
-preset, both ways, in one session; prints the throughput ratio.
+preset, both ways, in one run; prints the throughput ratio.
 
     python bench/threads.py [--preset cpu] [--method baseline] [--steps 60] [--cores 2]
 
