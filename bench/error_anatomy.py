@@ -90,26 +90,23 @@ def main() -> None:
             fp.append(np.count_nonzero((pred > 0) & ~fg) / np.count_nonzero(fg))
             fn.append(np.count_nonzero((pred == 0) & fg) / np.count_nonzero(fg))
             cut = pred.copy()
+            # the slicing axis last: views, so that a structure's slices are [..., k]
+            t_all, p_all, c_all = (np.moveaxis(a, axis, -1) for a in (truth, pred, cut))
             for v in labels:
-                t, p = truth == v, pred == v
+                t, p = t_all == v, p_all == v
                 if not t.any() or not p.any():
                     continue
-                offsets.append(np.argwhere(p).mean(0) - np.argwhere(t).mean(0))
-                along = np.flatnonzero(t.any(axis=tuple(a for a in range(3) if a != axis)))
+                offsets.append(np.argwhere(np.moveaxis(p, -1, axis)).mean(0)
+                               - np.argwhere(np.moveaxis(t, -1, axis)).mean(0))
+                along = np.flatnonzero(t.any(axis=(0, 1)))
                 first, last = along[0], along[-1]
-                outside = np.ones(truth.shape[axis], bool)
-                outside[first:last + 1] = False
-                index = [slice(None)] * 3
-                index[axis] = outside
-                part = cut[tuple(index)]
-                part[part == v] = 0
-                cut[tuple(index)] = part
-                for k in range(first, last + 1):
-                    index[axis] = k
-                    tb, pb = t[tuple(index)], p[tuple(index)]
-                    b = min(BINS - 1, int(BINS * (k - first) / max(1, last - first + 1)))
-                    overlap[b] += 2 * np.count_nonzero(tb & pb)
-                    total[b] += np.count_nonzero(tb) + np.count_nonzero(pb)
+                outside = p.copy()
+                outside[..., first:last + 1] = False
+                c_all[outside] = 0
+                span = slice(first, last + 1)
+                bins = np.minimum(BINS - 1, (BINS * np.arange(last - first + 1)) // (last - first + 1))
+                np.add.at(overlap, bins, 2 * (t[..., span] & p[..., span]).sum(axis=(0, 1)))
+                np.add.at(total, bins, t[..., span].sum(axis=(0, 1)) + p[..., span].sum(axis=(0, 1)))
             trimmed.append(mean_dice(cut, truth, labels))
     print(f"{args.method}: {len(dice)} exams{' (without ' + ', '.join(sorted(excluded)) + ')' if excluded else ''}")
     print(f"exam-mean Dice {100 * np.mean(dice):.1f} %; resolution ceiling at {size}×{size}: "
