@@ -1,7 +1,7 @@
 """Does ordering the structures in a row help? Re-scores a run's raw predictions post-processed several ways:
 as before (largest component + closing), after giving each body its majority label, after giving the
 bodies consecutive labels in order by the votes alone, and in order with the prior on where the row sits
-("placed@W", one per vote weight W; spar_core.evaluation.chain).
+("placed@W", one per vote weight W; spar_core.postprocessing.chain).
 
     python bench/chain.py RUN [RUN ...] [--vote-weights 5,10,20] [--methods baseline,spar]
 
@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from spar_core.data.dataset import load_dataset, load_volume, read_label_volume
-from spar_core.evaluation.chain import VOTE_WEIGHT, find_chain, relabel_chain
+from spar_core.postprocessing.chain import VOTE_WEIGHT, find_chain, relabel_chain
 from spar_core.evaluation.identity import shifted_structures
 from spar_core.evaluation.metrics import evaluate_labels
-from spar_core.evaluation.postprocess import PostprocessConfig, postprocess
+from spar_core.postprocessing.steps import PostprocessConfig, postprocess
 from spar_core.pipeline.crossval import fold_postprocess
 from spar_core.runs.run_folder import RunFolder
 

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from spar_core.data.dataset import load_dataset
-from spar_core.evaluation.postprocess import PostprocessConfig
-from spar_core.evaluation.postprocess_choice import choose_postprocess
+from spar_core.postprocessing.steps import PostprocessConfig
+from spar_core.postprocessing.decision import choose_postprocess
 from spar_core.pipeline.crossval import fold_postprocess, out_of_fold, out_of_fold_reader
 from spar_core.runs.run_folder import RunFolder
 

@@ -1,7 +1,7 @@
 """What does deciding the post-processing from out-of-fold predictions give? Re-scores a finished run's raw
 predictions three ways — none, the paper's steps (``largest``: ordering of a chain, largest components,
 closing), and ``auto`` (per fold and method, the steps chosen on the other folds' predictions of its training
-exams, spar_core.evaluation.postprocess_choice) — without writing into the run.
+exams, spar_core.postprocessing.decision) — without writing into the run.
 
     python bench/postprocess_auto.py RUN
 
@@ -18,8 +18,8 @@ import numpy as np
 
 from spar_core.data.dataset import load_dataset, load_volume, read_label_volume
 from spar_core.evaluation.metrics import evaluate_labels
-from spar_core.evaluation.postprocess import PostprocessConfig, postprocess
-from spar_core.evaluation.postprocess_choice import choose_postprocess, config_for
+from spar_core.postprocessing.steps import PostprocessConfig, postprocess
+from spar_core.postprocessing.decision import choose_postprocess, config_for
 from spar_core.pipeline.crossval import fold_postprocess, out_of_fold
 from spar_core.runs.run_folder import RunFolder
 

@@ -3,9 +3,11 @@
 One subpackage per pipeline stage, in the order the data flows; a stage imports only the foundation
 (``errors``, ``paths``, ``progress``, ``methods``) and the stages before it:
 
-``data`` → ``models`` → ``training`` → ``evaluation`` → ``latent`` → ``triage`` → ``pipeline``; ``runs`` holds the
-run folder every stage writes (its layout importable from anywhere) and the background jobs; ``figures`` and
-``cli`` sit on top, beside the app.
+``data`` → ``models`` → ``training`` → ``inference`` → ``postprocessing`` → ``evaluation`` → ``latent`` → ``triage``
+→ ``pipeline`` (the first six named as nnU-Net names its stages). One exception, as in nnU-Net: post-processing's
+data-driven decision scores its candidates with the metric engine (``evaluation.metrics`` and ``identity``, pure numpy).
+``runs`` holds the run folder every stage writes (its layout importable from anywhere) and the background jobs;
+``figures`` and ``cli`` sit on top, beside the app.
 """
 
 __version__ = "0.1.0"

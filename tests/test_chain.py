@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from spar_core.errors import SparError
-from spar_core.evaluation.chain import Chain, find_chain, relabel_chain
-from spar_core.evaluation.postprocess import PostprocessConfig, postprocess
+from spar_core.postprocessing.chain import Chain, find_chain, relabel_chain
+from spar_core.postprocessing.steps import PostprocessConfig, postprocess
 
 
 def row_of_bodies(labels: list[int], gap: int = 2, height: int = 6) -> np.ndarray:
@@ -104,7 +104,7 @@ def test_a_fold_finds_its_chain_once_and_records_it(tmp_path: Path) -> None:
 
     from spar_core.data.dataset import load_dataset
     from spar_core.data.splits import Split
-    from spar_core.evaluation.postprocess import PostprocessConfig
+    from spar_core.postprocessing.steps import PostprocessConfig
     from spar_core.pipeline.crossval import fold_postprocess
     from spar_core.runs.run_folder import RunFolder
 

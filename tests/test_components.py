@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from spar_core.evaluation.components import parts, structure_parts
+from spar_core.postprocessing.components import parts, structure_parts
 from spar_core.evaluation.metrics import evaluate_labels
-from spar_core.evaluation.postprocess import PostprocessConfig, postprocess
+from spar_core.postprocessing.steps import PostprocessConfig, postprocess
 
 
 def bilateral(shift: int = 0) -> np.ndarray:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from spar_core.errors import SparError
-from spar_core.evaluation.postprocess import (
+from spar_core.postprocessing.steps import (
     PostprocessConfig,
     ball_mm,
     closing_mm,

@@ -12,9 +12,9 @@ import pytest
 
 from spar_core.cli import main
 from spar_core.errors import SparError
-from spar_core.evaluation.postprocess import PostprocessConfig, postprocess
+from spar_core.postprocessing.steps import PostprocessConfig, postprocess
 from spar_core.evaluation.metrics import evaluate_labels
-from spar_core.evaluation.postprocess_choice import choose_postprocess, config_for, exam_scores
+from spar_core.postprocessing.decision import choose_postprocess, config_for, exam_scores
 from spar_core.runs.run_folder import RunFolder
 
 

@@ -168,7 +168,7 @@ def test_a_setting_added_later_keeps_old_runs_resumable_only_at_its_default(tmp_
 
 def test_a_2p5d_network_trains_on_neighbouring_slices_and_predicts_with_them(fold, tmp_path: Path) -> None:
     from spar_core.data.dataset import load_volume
-    from spar_core.evaluation.inference import predict_volume
+    from spar_core.inference.predict import predict_volume
 
     dataset, split, preset, _, _, ae = fold
     preset = dataclasses.replace(preset, unet=dataclasses.replace(preset.unet, context=1, context_mm=2.0))

@@ -14,8 +14,8 @@ from spar_core.pipeline.crossval import (Shard, dataset_splits, is_complete, run
 from spar_core.data.dataset import load_dataset
 from spar_core.training.device import pick_device
 from spar_core.errors import SparError
-from spar_core.evaluation.postprocess import PostprocessConfig
-from spar_core.evaluation.postprocess_choice import MODES
+from spar_core.postprocessing.steps import PostprocessConfig
+from spar_core.postprocessing.decision import MODES
 from spar_core.training.precision import resolve
 from spar_core.training.presets import get_preset
 from spar_core.progress import cli_progress

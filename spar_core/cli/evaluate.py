@@ -17,7 +17,7 @@ import numpy as np
 from spar_core.data.checks import check_same_grid
 from spar_core.data.dataset import read_label_volume, read_labels
 from spar_core.evaluation.metrics import evaluate_labels
-from spar_core.evaluation.postprocess import PostprocessConfig, postprocess
+from spar_core.postprocessing.steps import PostprocessConfig, postprocess
 
 COLUMNS = ("structure", "label", "dice", "ravd_pct", "assd_mm", "mssd_mm", "true_ml", "pred_ml", "shifted_to")
 

@@ -1,4 +1,6 @@
-"""Stage 3, evaluation: inference on 3D exams, post-processing, metrics in mm, Table 1 and its paired tests.
+"""Evaluation: metrics in mm (Dice, RAVD, ASSD, MSSD) of a label volume against its truth, whether a structure
+landed on its neighbour, Table 1 with its paired tests and bootstrap intervals, and the study tables.
 
-Imports the foundation, data, models and training; never latent, triage, pipeline or the app.
+Imports the foundation, data and the stages before it up to post-processing; never latent, triage, pipeline or
+the app.
 """

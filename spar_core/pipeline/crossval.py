@@ -25,13 +25,13 @@ from spar_core.data.duplicates import Twins, find_twins
 from spar_core.data.orientation import dataset_orientation
 from spar_core.errors import SparError
 from spar_core.training.fold import fold_shape_ae, fold_slices, needs_shape_ae
-from spar_core.evaluation.chain import find_chain
-from spar_core.evaluation.components import structure_parts
-from spar_core.evaluation.inference import predict_volume, write_label_volume
+from spar_core.postprocessing.chain import find_chain
+from spar_core.postprocessing.components import structure_parts
+from spar_core.inference.predict import predict_volume, write_label_volume
 from spar_core.evaluation.metrics import evaluate_labels
 from spar_core.paths import write_csv, write_json
-from spar_core.evaluation.postprocess import PostprocessConfig, count_components, decided_postprocess, postprocess
-from spar_core.evaluation.postprocess_choice import (check_mode, choose_postprocess, combine_decisions, config_for,
+from spar_core.postprocessing.steps import PostprocessConfig, count_components, decided_postprocess, postprocess
+from spar_core.postprocessing.decision import (check_mode, choose_postprocess, combine_decisions, config_for,
                                                      exam_scores)
 from spar_core.training.presets import Preset
 from spar_core.progress import Progress, ProgressEvent, silent
@@ -229,7 +229,7 @@ def run_crossval(
 
     Each fold's post-processing keeps as many parts of a structure as its training labels show and, with
     ``chain``, orders the structures in a row they form (:func:`fold_postprocess`); ``post_mode`` (``auto``,
-    ``largest``, ``none``: :mod:`spar_core.evaluation.postprocess_choice`) says which of these steps run. With
+    ``largest``, ``none``: :mod:`spar_core.postprocessing.decision`) says which of these steps run. With
     ``auto``, the invocation that finds every raw prediction of a method present decides and scores its
     post-processing (:func:`decide_auto_postprocess`)."""
     check_mode(post_mode)

@@ -29,7 +29,7 @@ import torch
 from spar_core.data.dataset import Dataset, resolve_slice_axis
 from spar_core.data.splits import Split
 from spar_core.errors import SparError
-from spar_core.evaluation.postprocess import PostprocessConfig
+from spar_core.postprocessing.steps import PostprocessConfig
 from spar_core.evaluation.study_table import study_table
 from spar_core.paths import write_csv, write_json
 from spar_core.pipeline.crossval import Shard, dataset_splits, is_complete, run_crossval, run_summary

@@ -15,7 +15,7 @@ from spar_core.pipeline.crossval import is_complete, run_crossval, run_summary
 from spar_core.data.dataset import load_dataset
 from spar_core.training.device import pick_device
 from spar_core.data.phantoms import generate_cohort
-from spar_core.evaluation.postprocess import PostprocessConfig
+from spar_core.postprocessing.steps import PostprocessConfig
 from spar_core.training.precision import resolve
 from spar_core.training.presets import get_preset
 from spar_core.progress import Progress, ProgressEvent, silent

@@ -21,9 +21,9 @@ import torch
 from spar_core.data.corruptions import CORRUPTIONS, SEVERITIES, corrupt, level
 from spar_core.data.dataset import load_dataset, load_volume
 from spar_core.errors import SparError
-from spar_core.evaluation.inference import predict_volume
+from spar_core.inference.predict import predict_volume
 from spar_core.evaluation.metrics import evaluate_labels
-from spar_core.evaluation.postprocess import postprocess
+from spar_core.postprocessing.steps import postprocess
 from spar_core.evaluation.study_table import study_table
 from spar_core.paths import write_csv, write_json
 from spar_core.pipeline.crossval import Shard, run_postprocess

@@ -295,7 +295,7 @@ class MethodFolder:
 
     @property
     def postprocess(self) -> Path:
-        """With ``--postprocess auto``: the decision (:func:`~spar_core.evaluation.postprocess_choice.choose_postprocess`)."""
+        """With ``--postprocess auto``: the decision (:func:`~spar_core.postprocessing.decision.choose_postprocess`)."""
         return self.path / "postprocess.json"
 
     def read_postprocess(self) -> dict[str, Any] | None:

@@ -40,7 +40,7 @@ from spar_core.data.dataset import load_dataset, read_label_volume, resolve_slic
 from spar_core.errors import SparError
 from spar_core.methods import SPAR
 from spar_core.models import CodeDiscriminator, CodeDiscriminatorConfig, ShapeAutoEncoder
-from spar_core.evaluation.postprocess import count_components
+from spar_core.postprocessing.steps import count_components
 from spar_core.training.presets import PRESETS
 from spar_core.runs.run_folder import RunFolder
 from spar_core.data.slicing import SquareGeometry, to_slices, to_square

@@ -1,7 +1,7 @@
 """Uncertainty scores of one exam: how unsure the model was where it put the structures.
 
 The exam is predicted again with test-time augmentation (the fold's model on the slice and four copies shifted
-by ±5 % of its side: :mod:`spar_core.evaluation.ensemble`), which gives per voxel the predictive entropy and
+by ±5 % of its side: :mod:`spar_core.inference.ensemble`), which gives per voxel the predictive entropy and
 the disagreement (mutual information) between the five members. Averaged inside the predicted structures:
 
 - ``entropy``: mean predictive entropy (nats) over every voxel of every predicted structure;
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spar_core.evaluation.ensemble import EnsemblePrediction
+from spar_core.inference.ensemble import EnsemblePrediction
 
 
 def uncertainty_scores(pred: EnsemblePrediction, labels: np.ndarray, structures: dict[str, int]) -> dict[str, float]:

@@ -21,7 +21,7 @@ from scipy import ndimage
 
 from spar_core.data.checks import check_3d, check_spacing
 from spar_core.errors import SparError
-from spar_core.evaluation.chain import Chain, relabel_chain
+from spar_core.postprocessing.chain import Chain, relabel_chain
 
 Box = tuple[slice, slice, slice]
 
@@ -35,12 +35,12 @@ class PostprocessConfig:
         closing_mm: radius in mm of the ellipsoidal closing element; 0 switches closing off.
         connectivity: 1 (faces, 6-neighbourhood), 2 (+edges, 18) or 3 (+corners, 26), for the components.
         parts: label → how many components to keep (structures with a left and a right part, from the
-            training labels: :mod:`spar_core.evaluation.components`); any other label keeps its largest.
-        chain: structures in a row (:mod:`spar_core.evaluation.chain`), relabelled in order before the other
+            training labels: :mod:`spar_core.postprocessing.components`); any other label keeps its largest.
+        chain: structures in a row (:mod:`spar_core.postprocessing.chain`), relabelled in order before the other
             steps (``"ordered"``: it did better than ``"majority"`` on held-out spine exams,
             bench/results/recipe/); None: no ordering.
         largest_for: the labels whose components are filtered (None: every label), as decided from
-            cross-validated predictions (:mod:`spar_core.evaluation.postprocess_choice`).
+            cross-validated predictions (:mod:`spar_core.postprocessing.decision`).
     """
 
     largest_component: bool = True

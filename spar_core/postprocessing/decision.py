@@ -1,7 +1,7 @@
 """Post-processing decided from the data, as nnU-Net does: a step is kept only where it raises the Dice of
 cross-validated predictions.
 
-The steps are those of :func:`~spar_core.evaluation.postprocess.postprocess`: relabelling structures in a row
+The steps are those of :func:`~spar_core.postprocessing.steps.postprocess`: relabelling structures in a row
 (the chain, when the training labels form one), keeping each structure's largest component (or its k parts),
 and the closing. The chain and the closing are chosen for the whole volume, the component step per
 structure, each added to what is kept so far, starting from raw. A step is kept when, over the deciding
@@ -27,7 +27,7 @@ from scipy.stats import wilcoxon
 
 from spar_core.errors import SparError
 from spar_core.evaluation.metrics import evaluate_labels
-from spar_core.evaluation.postprocess import PostprocessConfig, postprocess
+from spar_core.postprocessing.steps import PostprocessConfig, postprocess
 
 MODES = ("auto", "largest", "none")
 ALPHA = 0.05  # a step must help beyond chance: one-sided paired Wilcoxon test over the deciding exams
