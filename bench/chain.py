@@ -16,12 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from spar_core.data.dataset import load_dataset, load_volume, read_label_volume
+from spar_core.data.dataset import load_dataset, load_volume
+from spar_core.data.nifti import read_label_volume
 from spar_core.postprocessing.chain import VOTE_WEIGHT, find_chain, relabel_chain
 from spar_core.evaluation.identity import shifted_structures
 from spar_core.evaluation.metrics import evaluate_labels
 from spar_core.postprocessing.steps import PostprocessConfig, postprocess
-from spar_core.pipeline.crossval import fold_postprocess
+from spar_core.postprocessing.folds import fold_label_facts
 from spar_core.runs.run_folder import RunFolder
 
 
@@ -39,7 +40,7 @@ def main() -> None:
         scores: dict[tuple[str, str], list[tuple[float, float, bool]]] = {}
         for fold in run.folds():
             split = run.read_split(fold)
-            chain = fold_postprocess(dataset, split, run, PostprocessConfig()).chain
+            chain = fold_label_facts(dataset, split, run).chain
             if chain is None:
                 continue
             train = [load_volume(dataset, case) for case in split.train]

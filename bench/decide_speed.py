@@ -1,5 +1,5 @@
 """How long does ``--postprocess auto`` take to decide? Times the decision of every fold of a finished run for
-one method, as `spar crossval` makes it after training (spar_core.pipeline.crossval.decide_auto_postprocess),
+one method, as `spar crossval` makes it after training (spar_core.pipeline.crossval.decide_and_score),
 without writing into the run.
 
     python bench/decide_speed.py RUN [--method baseline]
@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 from spar_core.data.dataset import load_dataset
-from spar_core.postprocessing.steps import PostprocessConfig
-from spar_core.postprocessing.decision import choose_postprocess
-from spar_core.pipeline.crossval import fold_postprocess, out_of_fold, out_of_fold_reader
+from spar_core.postprocessing.choice import choose_postprocess
+from spar_core.postprocessing.decision import PostprocessSettings
+from spar_core.postprocessing.folds import fold_label_facts, out_of_fold, out_of_fold_reader
 from spar_core.runs.run_folder import RunFolder
 
 
@@ -36,14 +36,14 @@ def main() -> None:
         start = time.perf_counter()
         exams, raw = read_exams(out_of_fold(splits)[split.fold])
         read = time.perf_counter() - start
-        base = fold_postprocess(dataset, split, run, PostprocessConfig())
+        facts = fold_label_facts(dataset, split, run)
         start = time.perf_counter()
-        decision = choose_postprocess(exams, values, base, raw=raw)
+        decision = choose_postprocess(exams, values, PostprocessSettings(), facts, raw=raw)
         decide = time.perf_counter() - start
         total += read + decide
-        print(f"fold {split.fold}: {decision['n_exams']} exams, read and score raw {read:5.1f} s, decide "
-              f"{decide:5.1f} s; chain {decision['chain']}, closing {decision['closing']}, "
-              f"largest {decision['largest']}", flush=True)
+        print(f"fold {split.fold}: {decision.n_exams} exams, read and score raw {read:5.1f} s, decide "
+              f"{decide:5.1f} s; chain {decision.chain}, closing {decision.closing}, "
+              f"largest {list(decision.largest)}", flush=True)
     print(f"{args.method}: {total:.1f} s for {len(splits)} folds")
 
 

@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from spar_core.data.dataset import load_dataset, load_volume, read_label_volume
+from spar_core.data.dataset import load_dataset, load_volume
+from spar_core.data.nifti import read_label_volume
 from spar_core.data.slicing import SquareGeometry, from_slices, from_square, to_slices, to_square
 from spar_core.runs.run_folder import RunFolder
 

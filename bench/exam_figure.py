@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from spar_core.data.dataset import load_dataset, load_volume, read_label_volume
+from spar_core.data.dataset import load_dataset, load_volume
+from spar_core.data.nifti import read_label_volume
 from spar_core.data.slicing import normalize_intensity, to_slices
 from spar_core.methods import display_name, method_order
 from spar_core.runs.run_folder import RunFolder

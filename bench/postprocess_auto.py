@@ -16,11 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from spar_core.data.dataset import load_dataset, load_volume, read_label_volume
+from spar_core.data.dataset import load_dataset, load_volume
+from spar_core.data.nifti import read_label_volume
 from spar_core.evaluation.metrics import evaluate_labels
-from spar_core.postprocessing.steps import PostprocessConfig, postprocess
-from spar_core.postprocessing.decision import choose_postprocess, config_for
-from spar_core.pipeline.crossval import fold_postprocess, out_of_fold
+from spar_core.postprocessing.steps import postprocess
+from spar_core.postprocessing.choice import choose_postprocess
+from spar_core.postprocessing.decision import PostprocessSettings, postprocess_config
+from spar_core.postprocessing.folds import fold_label_facts, out_of_fold
 from spar_core.runs.run_folder import RunFolder
 
 
@@ -46,14 +48,15 @@ def main() -> None:
         scores: dict[str, list[tuple[float, float]]] = {"none": [], "largest": [], "auto": []}
         decisions = []
         for split in splits:
-            base = fold_postprocess(dataset, split, run, PostprocessConfig())
+            facts = fold_label_facts(dataset, split, run)
             oof = deciding[split.fold]
-            decision = choose_postprocess([(raws[c], *truths[c]) for c in oof], values, base) if oof else None
+            decision = (choose_postprocess([(raws[c], *truths[c]) for c in oof], values, PostprocessSettings(), facts)
+                        if oof else None)
             decisions.append((split.fold, decision))
             for case in split.test:
                 truth, spacing = truths[case]
                 for way in scores:
-                    pred = postprocess(raws[case], spacing, config_for(way, base, decision))
+                    pred = postprocess(raws[case], spacing, postprocess_config(PostprocessSettings(way), facts, decision))
                     rows = evaluate_labels(pred, truth, spacing, dataset.structures)
                     scores[way].append((np.mean([r["dice"] for r in rows]), np.nanmean([r["mssd_mm"] for r in rows])))
         for way, v in scores.items():
@@ -61,8 +64,8 @@ def main() -> None:
             print(f"{method:<12} {way:<8} {100 * a[:, 0].mean():7.2f} {a[:, 1].mean():8.2f}")
         for fold, d in decisions:
             if d is not None:
-                print(f"  fold {fold}: chain {d['chain']}, closing {d['closing']}, largest {d['largest']}, "
-                      f"out-of-fold Dice raw {100 * d['dice_raw']:.2f} -> {100 * d['dice']:.2f} ({d['n_exams']} exams)")
+                print(f"  fold {fold}: chain {d.chain}, closing {d.closing}, largest {list(d.largest)}, "
+                      f"out-of-fold Dice raw {100 * d.dice_raw:.2f} -> {100 * d.dice:.2f} ({d.n_exams} exams)")
     print(f"wall time {time.perf_counter() - start:.0f} s")
 
 

@@ -14,6 +14,10 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from spar_core.errors import SparError
+
+NIFTI_SUFFIX = ".nii.gz"  # what spar writes; it reads .nii too
+DATASET_JSON = "dataset.json"  # a dataset folder's description (Decathlon / nnU-Net layout)
 DATA_ROOT_ENV = "SPAR_DATA_ROOT"
 RUNS_ROOT_ENV = "SPAR_RUNS_ROOT"
 
@@ -79,6 +83,21 @@ def write_text(path: str | Path, text: str) -> Path:
 def write_json(path: str | Path, obj: Any) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, default=_jsonable) + "\n")
+
+
+def read_json_object(path: str | Path, expected: str = "a JSON object") -> dict[str, Any]:
+    """The JSON object in ``path``; a missing, unreadable, truncated, binary or non-object file is one
+    :class:`SparError` naming the file and ``expected`` (what the file should hold)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SparError(f"{path}: missing; expected {expected}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise SparError(f"{path}: unreadable ({type(err).__name__}); expected {expected}") from None
+    if not isinstance(data, dict):
+        raise SparError(f"{path}: holds a JSON {type(data).__name__}; expected {expected}")
+    return data
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:

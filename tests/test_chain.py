@@ -104,8 +104,7 @@ def test_a_fold_finds_its_chain_once_and_records_it(tmp_path: Path) -> None:
 
     from spar_core.data.dataset import load_dataset
     from spar_core.data.splits import Split
-    from spar_core.postprocessing.steps import PostprocessConfig
-    from spar_core.pipeline.crossval import fold_postprocess
+    from spar_core.postprocessing.folds import fold_label_facts
     from spar_core.runs.run_folder import RunFolder
 
     root = tmp_path / "row"
@@ -121,12 +120,11 @@ def test_a_fold_finds_its_chain_once_and_records_it(tmp_path: Path) -> None:
     (root / "dataset.json").write_text(json.dumps({"name": "row", "labels": labels, "training": training}))
     run = RunFolder(tmp_path / "run")
     split = Split(fold=0, train=("r0", "r1"), test=("r2",))
-    assert fold_postprocess(load_dataset(root), split, run, PostprocessConfig()).chain.without_positions() \
-        == Chain((1, 2, 3), 0)
-    assert run.read_fold_postprocess(0) == {"chain": {"labels": [1, 2, 3], "axis": 0, "ascending": True,
-                                                      "positions_mm": [4.5, 12.5, 20.5], "offset_sd_mm": 1.6},
-                                            "parts": {}}
-    assert fold_postprocess(load_dataset(root), split, run, PostprocessConfig(), chain=False).chain is None
+    assert fold_label_facts(load_dataset(root), split, run).chain.without_positions() == Chain((1, 2, 3), 0)
+    assert json.loads(run.label_facts_path(0).read_text()) == {
+        "chain": {"labels": [1, 2, 3], "axis": 0, "ascending": True, "positions_mm": [4.5, 12.5, 20.5],
+                  "offset_sd_mm": 1.6},
+        "parts": {}}
     disorder = row_of_bodies([3, 1, 2])  # would form no chain: the fold's chain is read back, not found again
     nib.save(nib.Nifti1Image(disorder, np.eye(4)), root / "labelsTr" / "r0.nii.gz")
-    assert fold_postprocess(load_dataset(root), split, run, PostprocessConfig()).chain.positions == (4.5, 12.5, 20.5)
+    assert fold_label_facts(load_dataset(root), split, run).chain.positions == (4.5, 12.5, 20.5)

@@ -11,7 +11,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from spar_core.data.dataset import Dataset, load_dataset, load_image, load_volume, read_nifti, resolve_slice_axis
+from spar_core.data.dataset import Dataset, load_dataset, load_volume
+from spar_core.data.nifti import load_image, read_nifti, resolve_slice_axis
 from spar_core.data.integrity import DatasetSummary, check_dataset
 from spar_core.errors import SparError
 

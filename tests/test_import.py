@@ -13,7 +13,8 @@ from pydicom.uid import JPEGLosslessSV1
 
 from dicom_support import SAGITTAL, WrittenSeries, oblique, write_enhanced, write_seg, write_series
 from spar_core import cli
-from spar_core.data.dataset import load_dataset, load_volume, write_nifti
+from spar_core.data.dataset import load_dataset, load_volume
+from spar_core.data.nifti import write_nifti
 from spar_core.data.importer import parse_labels, plan_import, write_dataset
 from spar_core.data.integrity import check_dataset
 from spar_core.errors import SparError

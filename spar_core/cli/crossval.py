@@ -9,13 +9,14 @@ from pathlib import Path
 from spar_core.cli.options import (add_dataset, add_device, add_folds, add_precision, add_preset, add_progress_file,
                                    report_twins)
 from spar_core.methods import METHODS, parse_methods
-from spar_core.pipeline.crossval import (Shard, dataset_splits, is_complete, run_crossval, run_summary,
-                                         scheme_label)
+from spar_core.pipeline.crossval import is_complete, run_crossval
+from spar_core.pipeline.experiment import dataset_splits, run_summary, scheme_label
+from spar_core.pipeline.shard import Shard
 from spar_core.data.dataset import load_dataset
 from spar_core.training.device import pick_device
 from spar_core.errors import SparError
-from spar_core.postprocessing.steps import PostprocessConfig
-from spar_core.postprocessing.decision import MODES
+from spar_core.postprocessing.decision import DEFAULT_MODE, LEGACY_MODE, MODE_HELP, MODES, PostprocessSettings
+from spar_core.postprocessing.steps import DEFAULT_CLOSING_MM
 from spar_core.training.precision import resolve
 from spar_core.training.presets import get_preset
 from spar_core.progress import cli_progress
@@ -33,16 +34,13 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_preset(p)
     p.add_argument("--out", required=True, type=Path, help="run folder to write (or to continue)")
     p.add_argument("--shard", default="0/1", help="i/n: run the i-th of n shares of the grid (job arrays)")
-    p.add_argument("--closing-mm", type=float, default=PostprocessConfig().closing_mm,
+    p.add_argument("--closing-mm", type=float, default=DEFAULT_CLOSING_MM,
                    help="radius of the 3D closing in mm, 0 to switch it off")
     p.add_argument("--no-chain", action="store_true",
                    help="do not relabel structures in a row (vertebrae) in their order, even when the training "
                         "labels form one")
-    p.add_argument("--postprocess", choices=MODES, default="auto",
-                   help="auto (default): per fold and method, keep each step (ordering of structures in a row, "
-                        "largest components per structure, closing) only where it raised the Dice of the "
-                        "out-of-fold predictions of the fold's training exams, as nnU-Net does; largest: the "
-                        "paper's steps always; none: the raw stacked 2D predictions")
+    p.add_argument("--postprocess", choices=MODES, default=DEFAULT_MODE,
+                   help="; ".join(f"{mode}: {MODE_HELP[mode]}" for mode in MODES) + f" (default: {DEFAULT_MODE})")
     add_device(p)
     add_precision(p)
     add_progress_file(p)
@@ -58,13 +56,12 @@ def run(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.dataset)
     splits, twins = dataset_splits(dataset, args.folds, preset.train.seed, args.splits)
     report_twins(twins, splits, args.splits)
-    post_cfg = PostprocessConfig(closing_mm=args.closing_mm)
+    settings = PostprocessSettings(mode=args.postprocess, closing_mm=args.closing_mm, chain=not args.no_chain)
     run_dir = RunFolder(args.out)
-    summary = run_summary(dataset, splits, methods, preset, scheme_label(args.folds, args.splits), post_cfg, twins,
-                          chain=not args.no_chain, post_mode=args.postprocess)
+    summary = run_summary(dataset, splits, methods, preset, scheme_label(args.folds, args.splits), settings, twins)
     if run_dir.exists():
         run_dir.check_same_experiment(summary, defaults=preset.default_settings())
-        before = run_dir.read_config().get("postprocess", {}).get("mode", "largest")
+        before = run_dir.read_config().get("postprocess", {}).get("mode", LEGACY_MODE)
         if before != args.postprocess:
             raise SparError(f"{run_dir.config_path}: this run post-processes with {before!r}, not "
                             f"{args.postprocess!r}; pass --postprocess {before} or use another --out")
@@ -72,9 +69,8 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     with run_dir.stopped_on_interrupt():
         frame = run_crossval(dataset, splits, methods, preset, run_dir, device=device,
-                             shard=shard, post_cfg=post_cfg, chain=not args.no_chain, post_mode=args.postprocess,
-                             progress=cli_progress(args.progress_file))
-    done = is_complete(run_dir, splits, methods, args.postprocess)
+                             shard=shard, settings=settings, progress=cli_progress(args.progress_file))
+    done = is_complete(run_dir, splits, methods, settings)
     run_dir.update_config(status="complete" if done else "partial")
     print(f"shard {shard.index}/{shard.count}: {len(frame)} metric rows in {run_dir.metrics_csv} "
           f"({time.perf_counter() - start:.0f} s); grid {'complete' if done else 'not complete yet'}")

@@ -15,9 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from spar_core.data.checks import check_same_grid
-from spar_core.data.dataset import read_label_volume, read_labels
+from spar_core.data.nifti import read_label_volume
+from spar_core.data.dataset import read_labels
 from spar_core.evaluation.metrics import evaluate_labels
-from spar_core.postprocessing.steps import PostprocessConfig, postprocess
+from spar_core.postprocessing.decision import PostprocessSettings, postprocess_config
+from spar_core.postprocessing.steps import DEFAULT_CLOSING_MM, postprocess
 
 COLUMNS = ("structure", "label", "dice", "ravd_pct", "assd_mm", "mssd_mm", "true_ml", "pred_ml", "shifted_to")
 
@@ -39,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         help="take structure names from this file's \"labels\" (default: label_<value>)")
     parser.add_argument("--postprocess", action="store_true",
                         help="post-process the prediction first (largest component, closing)")
-    parser.add_argument("--closing-mm", type=float, default=PostprocessConfig().closing_mm, metavar="MM",
+    parser.add_argument("--closing-mm", type=float, default=DEFAULT_CLOSING_MM, metavar="MM",
                         help="closing radius in mm for --postprocess; 0 = no closing (default: %(default)s)")
     return parser
 
@@ -66,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
                     ref_file=args.truth)
     names = read_labels(args.labels) if args.labels is not None else None
     if args.postprocess:
-        pred = postprocess(pred, spacing, PostprocessConfig(closing_mm=args.closing_mm))
+        pred = postprocess(pred, spacing, postprocess_config(PostprocessSettings("largest", args.closing_mm)))
     rows = evaluate_labels(pred, truth, spacing, structures_to_score(pred, truth, names))
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(COLUMNS)

@@ -12,13 +12,14 @@ import torch
 from tqdm import tqdm
 
 from spar_core.cli.options import add_device, add_precision, add_progress_file
-from spar_core.data.dataset import NIFTI_SUFFIXES, case_id_of, load_dataset, load_image
+from spar_core.data.nifti import NIFTI_SUFFIXES, case_id_of, load_image
+from spar_core.data.dataset import load_dataset
 from spar_core.data.orientation import dataset_orientation, orient_to
 from spar_core.errors import SparError
 from spar_core.inference.ensemble import TTA_SHIFTS, predict_ensemble
-from spar_core.inference.predict import write_label_volume, write_map_volume
+from spar_core.data.nifti import write_label_volume, write_map_volume
 from spar_core.postprocessing.steps import PostprocessConfig, postprocess
-from spar_core.pipeline.crossval import run_postprocess
+from spar_core.postprocessing.folds import run_postprocess
 from spar_core.paths import save_npz
 from spar_core.progress import JsonProgress, ProgressEvent, silent
 from spar_core.runs.run_folder import RunFolder

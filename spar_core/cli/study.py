@@ -12,7 +12,7 @@ from spar_core.data.corruptions import CORRUPTIONS, SEVERITIES
 from spar_core.data.dataset import load_dataset
 from spar_core.errors import SparError
 from spar_core.methods import parse_methods
-from spar_core.pipeline.crossval import Shard
+from spar_core.pipeline.shard import Shard
 from spar_core.pipeline.data_efficiency import parse_sizes, run_data_efficiency
 from spar_core.pipeline.robustness import run_robustness
 from spar_core.progress import cli_progress

@@ -17,7 +17,7 @@ from spar_core.training.presets import get_preset
 from spar_core.progress import TqdmProgress, silent
 from spar_core.methods import METHODS, method
 from spar_core.runs.run_folder import RunFolder
-from spar_core.pipeline.crossval import dataset_splits, experiment_summary, scheme_label
+from spar_core.pipeline.experiment import dataset_splits, experiment_summary, scheme_label
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:

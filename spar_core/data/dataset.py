@@ -3,36 +3,26 @@
 A dataset folder holds ``dataset.json`` (``labels``: name -> integer, ``training``: list of
 ``{"image", "label"}`` paths relative to the folder, optional ``slice_axis``), ``imagesTr/`` and ``labelsTr/``.
 Volumes stay on their native grid (no reorientation, no resampling) so predictions can be written back over
-the image with its own affine. Every problem raises :class:`SparError` naming the file and what was expected.
+the image with its own affine. Every problem raises :class:`SparError` naming the file and what was expected. The volumes themselves are read
+by :mod:`spar_core.data.nifti`.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
-import os
-import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Collection, Sequence
+from typing import Any
 
-import nibabel
 import numpy as np
-from nibabel.filebasedimages import ImageFileError
-from nibabel.spatialimages import HeaderDataError
 
-from spar_core.data.checks import check_same_affine, check_same_grid, header_spacing, integer_labels, squeeze_to_3d
+from spar_core.data.checks import check_same_affine, check_same_grid
+from spar_core.data.nifti import Volume, case_id_of, read_image, read_labels_affine
 from spar_core.errors import SparError
-from spar_core.paths import atomic_path
+from spar_core.paths import DATASET_JSON
 
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
-FILE_ENDING = ".nii.gz"  # what spar writes
 MAX_JSON_BYTES = 64 * 2**20  # a dataset.json of 100,000 exams is a few MB
-# The largest volume read, in voxels: 2**28 (a 1024 × 1024 × 256 exam, 1 GiB as float32). SPAR_MAX_VOXELS raises it.
-MAX_VOXELS_ENV = "SPAR_MAX_VOXELS"
-DEFAULT_MAX_VOXELS = 2**28
-_READ_ERRORS = (OSError, EOFError, zlib.error, ValueError, ImageFileError, HeaderDataError, MemoryError)
 
 
 @dataclass(frozen=True)
@@ -67,30 +57,8 @@ class Dataset:
         raise SparError(f"{self.root}: no case {case_id!r} in dataset.json (it lists {len(self.cases)} cases)")
 
 
-@dataclass
-class Volume:
-    """One exam in memory, on its native voxel grid; ``label`` is None for unlabeled exams."""
-
-    case_id: str
-    image: np.ndarray  # (X, Y, Z) float32
-    label: np.ndarray | None  # (X, Y, Z) uint8, or int16 when a label value exceeds 255
-    spacing: tuple[float, float, float]  # mm, from the header zooms
-    affine: np.ndarray  # (4, 4) float64, voxel -> world (mm)
-    header: nibabel.Nifti1Header  # the source header, so predictions can be written over the image
-    slice_axis: int
-
-
 def _one_line(err: BaseException) -> str:
     return " ".join(f"{type(err).__name__}: {err}".split())
-
-
-def case_id_of(path: str | Path) -> str:
-    """``spine_001`` for ``.../spine_001.nii.gz``."""
-    name = Path(path).name
-    for suffix in NIFTI_SUFFIXES:
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return Path(name).stem
 
 
 # ---------------------------------------------------------------------------------------------- dataset.json
@@ -192,9 +160,9 @@ def load_dataset(root: str | Path) -> Dataset:
         SparError: missing folder or file, invalid JSON, missing/ill-formed ``labels`` or ``training``.
     """
     root = Path(root).expanduser().absolute()
-    if root.name == "dataset.json" and root.is_file():
+    if root.name == DATASET_JSON and root.is_file():
         root = root.parent
-    where = root / "dataset.json"
+    where = root / DATASET_JSON
     if not root.is_dir():
         raise SparError(f"{root}: no such folder; expected a dataset folder holding dataset.json")
     if not where.is_file():
@@ -211,115 +179,6 @@ def load_dataset(root: str | Path) -> Dataset:
     return Dataset(root, str(meta.get("name") or root.name), labels, cases, slice_axis, meta)
 
 
-# ---------------------------------------------------------------------------------------------- NIfTI volumes
-
-
-def read_nifti(path: str | Path) -> nibabel.Nifti1Image:
-    """Load a NIfTI file with its data fully read into memory, so truncation shows here, not mid-training.
-
-    The returned image holds the (scaled) voxel array; reading it again costs nothing.
-    Raises:
-        SparError: file missing, not NIfTI, unreadable, truncated or corrupt.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise SparError(f"{path}: file not found; expected a NIfTI image (.nii or .nii.gz)")
-    try:
-        img = nibabel.load(path, mmap=False)
-        if not isinstance(img, nibabel.Nifti1Image):  # Nifti2Image is a subclass
-            raise SparError(f"{path}: is a {type(img).__name__}; expected a NIfTI image (.nii or .nii.gz)")
-        _check_header(img, path)  # before a voxel is read
-        data = np.asanyarray(img.dataobj)
-    except _READ_ERRORS as err:
-        raise SparError(f"{path}: unreadable or truncated NIfTI file ({_one_line(err)})") from None
-    return type(img)(data, img.affine, img.header)
-
-
-def write_nifti(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
-    """Write ``array`` atomically as .nii.gz with qform = sform = ``affine`` (scanner space, mm).
-
-    The gzip stream has no name or time stamp, so the same array gives the same bytes.
-    """
-    img = nibabel.Nifti1Image(array, affine)
-    img.set_qform(affine, code=1)
-    img.set_sform(affine, code=1)
-    img.header.set_xyzt_units("mm", "sec")
-    img.set_data_dtype(array.dtype)
-    data = gzip.compress(img.to_bytes(), compresslevel=1, mtime=0)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-
-
-def max_voxels() -> int:
-    """The voxel limit of one volume: ``SPAR_MAX_VOXELS`` when set (a positive integer), else 2**28."""
-    raw = os.environ.get(MAX_VOXELS_ENV)
-    if raw is None:
-        return DEFAULT_MAX_VOXELS
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise SparError(f"{MAX_VOXELS_ENV}={raw!r}: expected a positive number of voxels")
-    return value
-
-
-def check_voxel_count(shape: Sequence[int], what: str) -> None:
-    """Refuse a volume of more than :func:`max_voxels` voxels, before any voxel is read.
-
-    ``what`` names it first in the message (``"x.nii.gz: the header declares"``, ``"series 3 ..."``).
-    """
-    shape = tuple(int(n) for n in shape)
-    count = int(np.prod(shape, dtype=np.float64)) if shape else 0
-    limit = max_voxels()
-    if count > limit:
-        raise SparError(f"{what} {' × '.join(map(str, shape))} = {count:,} voxels; expected at most {limit:,} "
-                        f"(set {MAX_VOXELS_ENV} to allow larger volumes)")
-
-
-def _check_header(img: nibabel.Nifti1Image, path: Path) -> None:
-    """What the header alone tells: the volume fits the voxel limit, and its affine is finite."""
-    check_voxel_count(img.header.get_data_shape(), f"{path}: the header declares")
-    if not np.isfinite(np.asarray(img.affine, dtype=np.float64)).all():
-        raise SparError(f"{path}: the affine holds NaN or infinite values; expected a finite voxel-to-world matrix")
-
-
-def _image_array(img: nibabel.Nifti1Image, path: Path) -> np.ndarray:
-    data = squeeze_to_3d(np.asanyarray(img.dataobj), path)
-    if data.dtype.kind not in "biuf":
-        raise SparError(f"{path}: voxel type {data.dtype}; expected real-valued intensities")
-    image = data.astype(np.float32)
-    if data.dtype.kind == "f":
-        bad = int(np.count_nonzero(~np.isfinite(image)))
-        if bad:
-            raise SparError(f"{path}: {bad} NaN/inf voxels; expected finite image intensities")
-    return image
-
-
-def resolve_slice_axis(spacing: Sequence[float], declared: int | None) -> int:
-    """The axis 2D slices are taken along: ``declared`` when given, else the axis of largest spacing.
-
-    Thick-slice MR is acquired along its coarsest axis, so slicing there keeps full in-plane resolution.
-    Ties (e.g. isotropic data) go to the last axis, the usual slice axis of stored NIfTI volumes.
-    """
-    if declared is not None:
-        if isinstance(declared, bool) or declared not in (0, 1, 2):
-            raise SparError(f"slice_axis is {declared!r}; expected 0, 1 or 2")
-        return int(declared)
-    spacing = np.asarray(spacing, dtype=float)
-    if spacing.shape != (3,):
-        raise SparError(f"spacing {tuple(spacing)}; expected three voxel sizes in mm")
-    return int(np.flatnonzero(spacing >= spacing.max() * (1 - 1e-3))[-1])
-
-
-def _read_image(path: Path, case_id: str, slice_axis: int | None) -> Volume:
-    img = read_nifti(path)
-    image = _image_array(img, path)
-    spacing = header_spacing(img.header, path)
-    affine = np.asarray(img.affine, dtype=np.float64)
-    return Volume(case_id, image, None, spacing, affine, img.header, resolve_slice_axis(spacing, slice_axis))
-
-
 def load_volume(dataset: Dataset, case: Case | str, *, with_label: bool = True) -> Volume:
     """Read and validate one case (image and, when ``with_label``, its label) on its native grid.
 
@@ -329,40 +188,14 @@ def load_volume(dataset: Dataset, case: Case | str, *, with_label: bool = True) 
     """
     if isinstance(case, str):
         case = dataset.case(case)
-    volume = _read_image(case.image_path, case.case_id, dataset.slice_axis)
+    volume = read_image(case.image_path, case.case_id, dataset.slice_axis)
     if not with_label or case.label_path is None:
         return volume
     path = case.label_path
-    volume.label, label_spacing, label_affine = _read_labels(path, dataset.labels.values())
+    volume.label, label_spacing, label_affine = read_labels_affine(path, dataset.labels.values())
     check_same_grid(volume.label.shape, label_spacing, volume.image.shape, volume.spacing,
                     what=f"{path}: label", ref="image", ref_file=case.image_path)
     check_same_affine(label_affine, volume.affine, what=f"{path}: label", ref_file=case.image_path)
     return volume
 
 
-def read_label_volume(path: str | Path, allowed: Collection[int] | None = None
-                      ) -> tuple[np.ndarray, tuple[float, float, float]]:
-    """A NIfTI label volume (a truth or a prediction) and its voxel spacing in mm, checked.
-
-    Returns:
-        (X, Y, Z) labels as uint8 (int16 above 255), and the header's voxel sizes.
-
-    Raises:
-        SparError: missing or unreadable file, not 3D, non-integer or negative values (or values outside
-            ``allowed``), bad voxel sizes.
-    """
-    labels, spacing, _ = _read_labels(path, allowed)
-    return labels, spacing
-
-
-def _read_labels(path: str | Path, allowed: Collection[int] | None
-                 ) -> tuple[np.ndarray, tuple[float, float, float], np.ndarray]:
-    img = read_nifti(path)
-    data = squeeze_to_3d(np.asanyarray(img.dataobj), path)
-    return integer_labels(data, path, allowed), header_spacing(img.header, path), np.asarray(img.affine, float)
-
-
-def load_image(path: str | Path, slice_axis: int | None = None) -> Volume:
-    """A user's unlabeled exam (the predict path): validated like a dataset image, ``label`` is None."""
-    path = Path(path).expanduser().absolute()
-    return _read_image(path, case_id_of(path), slice_axis)

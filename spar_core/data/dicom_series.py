@@ -24,7 +24,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import get_decoder
 
-from spar_core.data.dataset import check_voxel_count
+from spar_core.data.nifti import check_voxel_count
 from spar_core.errors import SparError
 
 # Slice positions closer than this fraction of the slice step are the same position (a duplicated slice).

@@ -19,7 +19,8 @@ from typing import Callable
 
 import numpy as np
 
-from spar_core.data.dataset import Dataset, read_nifti
+from spar_core.data.dataset import Dataset
+from spar_core.data.nifti import read_nifti
 
 SIMILAR_CORRELATION = 0.99
 FINGERPRINT_SIDE = 16

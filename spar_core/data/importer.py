@@ -23,7 +23,8 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from spar_core.data.checks import label_dtype
-from spar_core.data.dataset import FILE_ENDING, check_voxel_count, write_nifti
+from spar_core.paths import NIFTI_SUFFIX
+from spar_core.data.nifti import check_voxel_count, write_nifti
 from spar_core.data.dicom_series import (Segmentation, Series, StackGeometry, check_decodable, check_stack,
                                          read_series, scan_folder, sorted_instance_uids)
 from spar_core.data.masks import find_mask_file, nifti_mask, seg_mask, slice_arrays_mask
@@ -242,7 +243,7 @@ def write_dataset(plan: ImportPlan, out: str | Path, name: str | None = None,
         labels = plan.labels
         for done, case in enumerate(plan.cases, start=1):
             image = read_series(case.geometry)
-            image_rel = f"./imagesTr/{case.case_id}{FILE_ENDING}"
+            image_rel = f"./imagesTr/{case.case_id}{NIFTI_SUFFIX}"
             write_nifti(np.asanyarray(image.dataobj), image.affine, work / image_rel)
             entry = {"image": image_rel}
             if case.mask is not None:
@@ -255,7 +256,7 @@ def write_dataset(plan: ImportPlan, out: str | Path, name: str | None = None,
                     mask = _check_values(nifti_mask(case.mask, image), labels, case.mask)
                 else:
                     mask = _check_values(slice_arrays_mask(case.mask, uids, image, plan.transpose), labels, case.mask)
-                entry["label"] = f"./labelsTr/{case.case_id}{FILE_ENDING}"
+                entry["label"] = f"./labelsTr/{case.case_id}{NIFTI_SUFFIX}"
                 write_nifti(mask, image.affine, work / entry["label"])
             entries.append(entry)
             records.append({"case": case.case_id, "patient_id": case.series.patient_id,
@@ -271,7 +272,7 @@ def write_dataset(plan: ImportPlan, out: str | Path, name: str | None = None,
         write_json(work / "dataset.json", {
             "name": name or out.name, "description": f"Imported by spar import from {plan.source.name}",
             "tensorImageSize": "3D", "channel_names": {"0": "MRI"}, "labels": labels, "slice_axis": 2,
-            "numTraining": len(entries), "file_ending": FILE_ENDING, "training": entries})
+            "numTraining": len(entries), "file_ending": NIFTI_SUFFIX, "training": entries})
         if out.exists():
             out.rmdir()
         work.rename(out)

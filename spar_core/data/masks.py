@@ -24,7 +24,7 @@ import nibabel
 import numpy as np
 
 from spar_core.data.checks import check_same_affine, check_same_grid, dims, header_spacing, integer_labels
-from spar_core.data.dataset import NIFTI_SUFFIXES, read_nifti
+from spar_core.data.nifti import NIFTI_SUFFIXES, read_nifti
 from spar_core.data.orientation import reorient
 from spar_core.errors import SparError
 

@@ -14,7 +14,8 @@ import nibabel
 from nibabel.orientations import (aff2axcodes, apply_orientation, axcodes2ornt, inv_ornt_aff, io_orientation,
                                   ornt_transform)
 
-from spar_core.data.dataset import Dataset, Volume, resolve_slice_axis
+from spar_core.data.dataset import Dataset
+from spar_core.data.nifti import Volume, resolve_slice_axis
 from spar_core.errors import SparError
 
 

@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from spar_core.data.dataset import Volume
+from spar_core.data.nifti import Volume
 from spar_core.data.slicing import from_slices, from_square, volume_slices
 from spar_core.errors import SparError
 from spar_core.models import UNet

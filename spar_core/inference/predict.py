@@ -1,18 +1,14 @@
-"""Inference: a 3D exam → normalized slices → segmenter → back to the native grid → a label volume,
-written as NIfTI with the source affine and header so it opens over the image in ITK-SNAP or 3D Slicer."""
+"""Inference of one model: a 3D exam → normalized slices → segmenter → back to the native grid → a label volume
+(written over the image by :func:`spar_core.data.nifti.write_label_volume`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import nibabel
 import numpy as np
 import torch
 
-from spar_core.data.dataset import Volume
+from spar_core.data.nifti import Volume
 from spar_core.training.precision import Precision
 from spar_core.models import UNet
-from spar_core.paths import atomic_path
 from spar_core.data.slicing import slices_to_volume, volume_slices
 
 
@@ -42,23 +38,3 @@ def predict_volume(
                                     stride=unet.cfg.stride_along(volume.spacing[volume.slice_axis]))
     probs = predict_probabilities(unet, images, device=device, batch_size=batch_size, precision=precision)
     return slices_to_volume(probs, geom, volume.slice_axis).astype(np.uint8, copy=False)
-
-
-def _write_volume(array: np.ndarray, dtype: type, source: Volume, path: str | Path) -> Path:
-    header = source.header.copy()
-    header.set_data_dtype(dtype)
-    img = nibabel.Nifti1Image(np.asarray(array, dtype=dtype), source.affine, header)
-    img.header.set_slope_inter(1, 0)
-    with atomic_path(path) as tmp:
-        nibabel.save(img, tmp)
-    return Path(path)
-
-
-def write_label_volume(labels: np.ndarray, source: Volume, path: str | Path) -> Path:
-    """Write ``labels`` as NIfTI (uint8) with ``source``'s affine and header, atomically."""
-    return _write_volume(labels, np.uint8, source, path)
-
-
-def write_map_volume(values: np.ndarray, source: Volume, path: str | Path) -> Path:
-    """Write a per-voxel map (an uncertainty, float32) as NIfTI with ``source``'s affine and header, atomically."""
-    return _write_volume(values, np.float32, source, path)

@@ -26,18 +26,22 @@ import numpy as np
 import pandas as pd
 import torch
 
-from spar_core.data.dataset import Dataset, resolve_slice_axis
+from spar_core.data.dataset import Dataset
+from spar_core.data.nifti import resolve_slice_axis
 from spar_core.data.splits import Split
 from spar_core.errors import SparError
-from spar_core.postprocessing.steps import PostprocessConfig
+from spar_core.postprocessing.decision import PostprocessSettings
 from spar_core.evaluation.study_table import study_table
 from spar_core.paths import write_csv, write_json
-from spar_core.pipeline.crossval import Shard, dataset_splits, is_complete, run_crossval, run_summary
+from spar_core.pipeline.crossval import is_complete, run_crossval
+from spar_core.pipeline.experiment import dataset_splits, run_summary
+from spar_core.pipeline.shard import Shard
 from spar_core.progress import Progress, ProgressEvent, silent
 from spar_core.runs.study_folder import ALL, StudyFolder, cell_name
 from spar_core.training.presets import Preset
 
-POST_MODE = "largest"
+# Every cell post-processed alike, whatever its folds could decide: the paper's steps.
+POST = PostprocessSettings(mode="largest")
 
 
 def parse_sizes(text: str) -> list[int | None]:
@@ -118,25 +122,24 @@ def run_data_efficiency(dataset: Dataset, preset: Preset, methods: Sequence[str]
                                     "methods": list(methods), "folds": folds, "sizes": ["all" if s is None else s
                                                                                          for s in sizes],
                                     "repeats": repeats, "steps_per_epoch": steps, "epochs": preset.train.epochs,
-                                    "postprocess": POST_MODE,
+                                    "postprocess": POST.mode,
                                     "cells": {cell_name(*c): {"size": c[0], "repeat": c[1]} for c in cells}})
     mine = [c for i, c in enumerate(cells) if i % shard.count == shard.index]
     for n, cell in enumerate(mine):
         run = study.cell(*cell)
         cell_splits = [Split(s.fold, per_fold[s.fold][cell], s.test) for s in splits]
-        if run.exists() and is_complete(run, cell_splits, methods, POST_MODE):
+        if run.exists() and is_complete(run, cell_splits, methods, POST):
             continue
         progress(ProgressEvent("study", n + 1, len(mine), 0, 1, label=cell_name(*cell)))
-        summary = run_summary(dataset, cell_splits, methods, fixed, folds, PostprocessConfig(), twins,
-                              post_mode=POST_MODE)
+        summary = run_summary(dataset, cell_splits, methods, fixed, folds, POST, twins)
         if run.exists():
             run.check_same_experiment(summary, defaults=fixed.default_settings())
         run.write_config({**summary, "study": {"kind": "data-efficiency", "size": cell[0], "repeat": cell[1]},
                           "status": "running"})
         with run.stopped_on_interrupt():
-            run_crossval(dataset, cell_splits, methods, fixed, run, device=device, post_mode=POST_MODE,
+            run_crossval(dataset, cell_splits, methods, fixed, run, device=device, settings=POST,
                          progress=progress)
-        run.update_config(status="complete" if is_complete(run, cell_splits, methods, POST_MODE) else "partial")
+        run.update_config(status="complete" if is_complete(run, cell_splits, methods, POST) else "partial")
     return study_results(study.root)
 
 

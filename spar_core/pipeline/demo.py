@@ -11,11 +11,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from spar_core.pipeline.crossval import is_complete, run_crossval, run_summary
+from spar_core.pipeline.crossval import is_complete, run_crossval
+from spar_core.pipeline.experiment import run_summary
 from spar_core.data.dataset import load_dataset
 from spar_core.training.device import pick_device
 from spar_core.data.phantoms import generate_cohort
-from spar_core.postprocessing.steps import PostprocessConfig
+from spar_core.postprocessing.decision import PostprocessSettings
 from spar_core.training.precision import resolve
 from spar_core.training.presets import get_preset
 from spar_core.progress import Progress, ProgressEvent, silent
@@ -70,17 +71,17 @@ def run_demo(out: str | Path, data_root: str | Path, *, preset_name: str = "cpu"
     methods = list(METHODS)
     splits = demo_split(cohorts["ankle"], [c.case_id for c in dataset.cases], seed=preset.train.seed)
     run = RunFolder(out)
-    post_cfg = PostprocessConfig()
     # a hold-out has no out-of-fold predictions to decide the post-processing on: the paper's steps run
-    summary = run_summary(dataset, splits, methods, preset, DEMO_FOLDS, post_cfg, post_mode="largest")
+    settings = PostprocessSettings(mode="largest")
+    summary = run_summary(dataset, splits, methods, preset, DEMO_FOLDS, settings)
     if run.exists():
         run.check_same_experiment(summary, defaults=preset.default_settings())
     run.write_config({**summary, "kind": "demo", "status": "running"})
     start = time.perf_counter()
     with run.stopped_on_interrupt():
-        run_crossval(dataset, splits, methods, preset, run, device=torch_device, post_cfg=post_cfg,
-                     post_mode="largest", progress=progress)
-        if is_complete(run, splits, methods):
+        run_crossval(dataset, splits, methods, preset, run, device=torch_device, settings=settings,
+                     progress=progress)
+        if is_complete(run, splits, methods, settings):
             for split in splits:
                 progress(ProgressEvent("embed", 1, 1, 0, 1, label=f"latent maps fold {split.fold}"))
                 write_embeddings(run, split.fold, progress=progress)
@@ -88,6 +89,6 @@ def run_demo(out: str | Path, data_root: str | Path, *, preset_name: str = "cpu"
             progress(ProgressEvent("triage", 1, 1, 0, 1, label="outlier triage"))
             write_triage(run, device=torch_device, progress=progress)
         report = write_report(run)
-    run.update_config(status="complete" if is_complete(run, splits, methods) else "partial",
+    run.update_config(status="complete" if is_complete(run, splits, methods, settings) else "partial",
                       seconds=round(time.perf_counter() - start, 1))
     return report

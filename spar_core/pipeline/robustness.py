@@ -22,11 +22,12 @@ from spar_core.data.corruptions import CORRUPTIONS, SEVERITIES, corrupt, level
 from spar_core.data.dataset import load_dataset, load_volume
 from spar_core.errors import SparError
 from spar_core.inference.predict import predict_volume
-from spar_core.evaluation.metrics import evaluate_labels
+from spar_core.evaluation.rows import metric_rows
 from spar_core.postprocessing.steps import postprocess
 from spar_core.evaluation.study_table import study_table
 from spar_core.paths import write_csv, write_json
-from spar_core.pipeline.crossval import Shard, run_postprocess
+from spar_core.pipeline.shard import Shard
+from spar_core.postprocessing.folds import run_postprocess
 from spar_core.progress import Progress, ProgressEvent, silent
 from spar_core.runs.run_folder import RunFolder
 from spar_core.runs.study_folder import StudyFolder
@@ -90,11 +91,10 @@ def run_robustness(run: RunFolder | str | Path, corruptions: Sequence[str] = COR
             corrupted = replace(vol, image=image)
             for method, ((unet, meta), cfg) in loaded[split.fold].items():
                 raw = predict_volume(unet, corrupted, meta["size"], device=device, precision=precision)
-                post = postprocess(raw, vol.spacing, cfg)
-                for row in evaluate_labels(post, vol.label, vol.spacing, dataset.structures):
-                    rows.append({"case": case, "fold": split.fold, "method": method, "corruption": kind,
-                                 "severity": severity, "level": None if kind == CLEAN else level(kind, severity),
-                                 **row})
+                rows += metric_rows(postprocess(raw, vol.spacing, cfg), vol.label, vol.spacing,
+                                    dataset.structures,
+                                    {"case": case, "fold": split.fold, "method": method, "corruption": kind,
+                                     "severity": severity, "level": None if kind == CLEAN else level(kind, severity)})
             progress(ProgressEvent("robustness", n + 1, len(mine), i + 1, len(split.test),
                                    label=f"fold {split.fold} {kind} {severity}"))
         write_csv(path, pd.DataFrame(rows))

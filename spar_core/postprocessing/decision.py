@@ -1,37 +1,43 @@
-"""Post-processing decided from the data, as nnU-Net does: a step is kept only where it raises the Dice of
-cross-validated predictions.
+"""The post-processing of a run as typed records, and the one function that turns them into the steps to run.
 
-The steps are those of :func:`~spar_core.postprocessing.steps.postprocess`: relabelling structures in a row
-(the chain, when the training labels form one), keeping each structure's largest component (or its k parts),
-and the closing. The chain and the closing are chosen for the whole volume, the component step per
-structure, each added to what is kept so far, starting from raw. A step is kept when, over the deciding
-exams, it raises the per-exam Dice beyond chance (one-sided paired Wilcoxon test, p < ``ALPHA``), or leaves
-the Dice not significantly lower and lowers the MSSD beyond chance: removing an island moves the Dice by a
-hair and the maximum surface distance by centimetres. Choosing on the mean Dice alone (as nnU-Net does)
-chased noise on the spine's 32 deciding exams (bench/results/postprocess/).
-The decision for a fold is made on the *out-of-fold* raw predictions of its training exams — each predicted
-by the fold in which it was a test exam — so no exam a fold reports on takes part in its own choice.
+Three things decide what :func:`~spar_core.postprocessing.steps.postprocess` does to a prediction:
 
-Modes of ``--postprocess``: ``auto`` (decided so), ``largest`` (the paper's: every step, for every structure),
-``none`` (the stacked 2D predictions as they are).
+- :class:`PostprocessSettings`: what the user asked for (``--postprocess`` mode, the closing radius, whether
+  structures in a row are ordered), recorded in run.json;
+- :class:`LabelFacts`: what a fold's training labels say (the structures in a row they form, the labels of
+  several parts), found once per fold;
+- :class:`Decision`: with ``auto``, the steps that helped the fold's out-of-fold predictions
+  (:func:`~spar_core.postprocessing.choice.choose_postprocess`).
+
+:func:`postprocess_config` combines them; nothing else builds a :class:`PostprocessConfig` from them. Each record
+has one JSON round trip (``to_json`` / ``from_json``), so the files of a run folder are read back into the same
+records, and the files written by earlier versions of spar keep loading.
 """
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import replace
-from typing import Any, Sequence
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
-from scipy.stats import wilcoxon
 
 from spar_core.errors import SparError
-from spar_core.evaluation.metrics import evaluate_labels
-from spar_core.postprocessing.steps import PostprocessConfig, postprocess
+from spar_core.postprocessing.chain import Chain, find_chain
+from spar_core.postprocessing.components import structure_parts
+from spar_core.postprocessing.steps import DEFAULT_CLOSING_MM, DEFAULT_CONNECTIVITY, PostprocessConfig
 
 MODES = ("auto", "largest", "none")
-ALPHA = 0.05  # a step must help beyond chance: one-sided paired Wilcoxon test over the deciding exams
-RAW = PostprocessConfig(largest_component=False, closing_mm=0.0)
+DEFAULT_MODE = "auto"
+# A run that recorded no mode began before ``auto`` existed: it applied the paper's steps.
+LEGACY_MODE = "largest"
+MODE_HELP = {
+    "auto": "a step (ordering, closing, then the component step per structure) kept only where it helped the "
+            "out-of-fold predictions of the fold's training exams beyond chance (paired Wilcoxon, p < 0.05)",
+    "largest": "the paper's: every step for every structure (ordering of a row, largest component or parts, "
+               "closing)",
+    "none": "the stacked 2D predictions as they are",
+}
 
 
 def check_mode(mode: str) -> str:
@@ -40,116 +46,182 @@ def check_mode(mode: str) -> str:
     return mode
 
 
-def _variant(base: PostprocessConfig, chain: bool, closing: bool, largest: bool) -> PostprocessConfig:
-    return replace(base, chain=base.chain if chain else None, closing_mm=base.closing_mm if closing else 0.0,
-                   largest_component=largest)
+def _record(data: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise SparError(f"{what}: expected a JSON object, got {type(data).__name__}")
+    return data
 
 
-def exam_scores(exams: Sequence[tuple[np.ndarray, np.ndarray, tuple[float, float, float]]], values: Sequence[int],
-                cfg: PostprocessConfig | None) -> np.ndarray:
-    """(exams, structures, 2): Dice and MSSD (mm, nan where undefined) after ``cfg`` (None: raw)."""
-    structures = {str(v): int(v) for v in values}
-    rows = []
-    for pred, truth, spacing in exams:
-        labels = pred if cfg is None else postprocess(pred, spacing, cfg)
-        rows.append([(r["dice"], r["mssd_mm"]) for r in evaluate_labels(labels, truth, spacing, structures)])
-    return np.asarray(rows, dtype=float)
+@dataclass(frozen=True)
+class PostprocessSettings:
+    """What a run was asked to do after the network (run.json's ``postprocess``).
 
-
-def _one_sided(d: np.ndarray) -> float:
-    """p of a paired Wilcoxon signed-rank test that the differences ``d`` are positive (1 when none differ)."""
-    d = d[np.isfinite(d)]
-    if d.size == 0 or not np.any(d != 0):
-        return 1.0
-    return float(wilcoxon(d, alternative="greater", zero_method="wilcox").pvalue)
-
-
-def _helps(candidate: np.ndarray, current: np.ndarray) -> tuple[bool, float, float]:
-    """Whether (exams, 2) per-exam Dice and MSSD of ``candidate`` beat ``current`` beyond chance: Dice higher
-    (p < ALPHA), or Dice not lower (p ≥ ALPHA) and MSSD lower (p < ALPHA). Returns (helps, p Dice up, p MSSD
-    down)."""
-    d_dice = candidate[:, 0] - current[:, 0]
-    p_up, p_down_dice = _one_sided(d_dice), _one_sided(-d_dice)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        p_mssd = _one_sided(current[:, 1] - candidate[:, 1])
-    return p_up < ALPHA or (p_down_dice >= ALPHA and p_mssd < ALPHA), p_up, p_mssd
-
-
-def _exam_means(table: np.ndarray) -> np.ndarray:
-    """(exams, structures, 2) -> (exams, 2): each exam's mean Dice and mean MSSD over its structures."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.stack([table[..., 0].mean(axis=1), np.nanmean(table[..., 1], axis=1)], axis=1)
-
-
-def choose_postprocess(exams: Sequence[tuple[np.ndarray, np.ndarray, tuple[float, float, float]]],
-                       values: Sequence[int], base: PostprocessConfig,
-                       raw: np.ndarray | None = None) -> dict[str, Any]:
-    """The steps that help ``exams`` ((raw prediction, truth, spacing) triples), by the rule of the module
-    docstring, added one after the other from raw: the ordering of a chain, the closing, then the component
-    step per structure. Returns the decision as recorded in a run (``chain``, ``closing``, ``largest``: the
-    labels whose components are filtered; each step's p-values; mean Dice and MSSD raw and decided over
-    ``n_exams``). ``raw``: the exams' raw scores as :func:`exam_scores` gives them with no config, when the
-    caller has them already (the folds of a run share their deciding exams).
-
-    Raises:
-        SparError: no exam to decide on.
+    Args:
+        mode: ``auto`` (decided from the data), ``largest`` (the paper's steps) or ``none`` (raw).
+        closing_mm: radius of the closing in mm; 0 switches it off.
+        connectivity: 1, 2 or 3 (faces, +edges, +corners) for the component steps.
+        chain: order the structures in a row when the training labels form one.
     """
-    if not exams:
-        raise SparError("no out-of-fold prediction to decide the post-processing on")
-    values = list(values)
-    raw = exam_scores(exams, values, None) if raw is None else np.asarray(raw, dtype=float)
-    if raw.shape[:2] != (len(exams), len(values)):
-        raise SparError(f"raw scores of shape {raw.shape}: expected ({len(exams)}, {len(values)}, 2)")
-    current, chain, closing, tests = raw, False, False, {}
-    for step in ("chain", "closing"):
-        if (step == "chain" and base.chain is None) or (step == "closing" and base.closing_mm <= 0):
-            continue
-        trial = exam_scores(exams, values, _variant(base, chain or step == "chain", closing or step == "closing", False))
-        keep, p_dice, p_mssd = _helps(_exam_means(trial), _exam_means(current))
-        tests[step] = {"p_dice_up": round(p_dice, 6), "p_mssd_down": round(p_mssd, 6)}
-        if keep:
-            current = trial
-            chain, closing = chain or step == "chain", closing or step == "closing"
-    trial = exam_scores(exams, values, _variant(base, chain, closing, True))
-    largest, decided = [], current.copy()
-    for i, value in enumerate(values):
-        keep, p_dice, p_mssd = _helps(trial[:, i], current[:, i])
-        tests[f"largest_{value}"] = {"p_dice_up": round(p_dice, 6), "p_mssd_down": round(p_mssd, 6)}
-        if keep:
-            largest.append(value)
-            decided[:, i] = trial[:, i]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        summary = {"dice_raw": float(raw[..., 0].mean()), "mssd_raw": float(np.nanmean(raw[..., 1])),
-                   "dice": float(decided[..., 0].mean()), "mssd": float(np.nanmean(decided[..., 1]))}
-    return {"chain": chain, "closing": closing, "largest": largest,
-            **{k: round(v, 6) for k, v in summary.items()}, "n_exams": len(exams),
-            "tests": tests}
+
+    mode: str = DEFAULT_MODE
+    closing_mm: float = DEFAULT_CLOSING_MM
+    connectivity: int = DEFAULT_CONNECTIVITY
+    chain: bool = True
+
+    def __post_init__(self) -> None:
+        check_mode(self.mode)
+        PostprocessConfig(closing_mm=self.closing_mm, connectivity=self.connectivity)  # checks both
+
+    def to_json(self) -> dict[str, Any]:
+        return {"mode": self.mode, "closing_mm": self.closing_mm, "connectivity": self.connectivity,
+                "chain": self.chain}
+
+    @classmethod
+    def from_json(cls, data: Any, what: str = "postprocess settings") -> "PostprocessSettings":
+        """Settings as run.json records them; a key absent in an older run takes what that run did."""
+        data = _record(data, what)
+        try:
+            return cls(mode=str(data.get("mode", LEGACY_MODE)),
+                       closing_mm=float(data.get("closing_mm", DEFAULT_CLOSING_MM)),
+                       connectivity=int(data.get("connectivity", DEFAULT_CONNECTIVITY)),
+                       chain=bool(data.get("chain", True)))
+        except (TypeError, ValueError) as err:
+            raise SparError(f"{what}: {err}") from None
 
 
-def config_for(mode: str, base: PostprocessConfig, decision: dict[str, Any] | None = None) -> PostprocessConfig:
-    """The configuration a mode applies: ``largest`` ``base`` itself, ``none`` nothing, ``auto`` the
-    ``decision`` of :func:`choose_postprocess` (without one, ``base``: a fold with no out-of-fold exams)."""
-    check_mode(mode)
-    if mode == "none":
-        return RAW
-    if mode == "largest" or decision is None or "largest" not in decision:
-        return base
-    chosen = tuple(int(v) for v in decision["largest"])
-    return replace(base, chain=base.chain if decision["chain"] else None,
-                   closing_mm=base.closing_mm if decision["closing"] else 0.0,
-                   largest_component=bool(chosen), largest_for=chosen)
+@dataclass(frozen=True)
+class LabelFacts:
+    """What a fold's training labels say about post-processing.
+
+    Args:
+        chain: the structures in a row they form (vertebrae), None when they form none.
+        parts: (label, parts) for each label held as several separate parts (a left and a right bone).
+    """
+
+    chain: Chain | None = None
+    parts: tuple[tuple[int, int], ...] = ()
+
+    @classmethod
+    def of(cls, truths: Sequence[np.ndarray], labels: Iterable[int], spacings: Sequence[Sequence[float]],
+           connectivity: int = DEFAULT_CONNECTIVITY) -> "LabelFacts":
+        """The facts of training label volumes (with their voxel sizes in mm)."""
+        labels = [int(v) for v in labels if int(v) > 0]
+        return cls(find_chain(truths, labels, spacings=spacings),
+                   tuple(sorted(structure_parts(truths, labels, connectivity).items())))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"chain": self.chain.as_dict() if self.chain is not None else None,
+                "parts": {str(k): n for k, n in self.parts}}
+
+    @classmethod
+    def from_json(cls, data: Any, what: str = "label facts") -> "LabelFacts":
+        data = _record(data, what)
+        chain = data.get("chain")
+        try:
+            parts = tuple(sorted((int(k), int(n)) for k, n in _record(data.get("parts") or {}, what).items()))
+        except (TypeError, ValueError) as err:
+            raise SparError(f"{what}: parts: expected label → number of parts ({err})") from None
+        return cls(Chain.from_dict(_record(chain, what)) if chain is not None else None, parts)
 
 
-def combine_decisions(decisions: Sequence[dict[str, Any] | None]) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class StepTest:
+    """The one-sided paired tests a candidate step passed or failed: Dice up, MSSD down."""
+
+    step: str  # "chain", "closing" or "largest_<label>"
+    p_dice_up: float
+    p_mssd_down: float
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The steps ``auto`` keeps for one fold (or, ``folds`` > 1, for an ensemble of folds by majority).
+
+    Args:
+        chain: order the structures in a row.
+        closing: close small gaps.
+        largest: the labels whose components are filtered (largest, or their parts).
+        n_exams: the out-of-fold exams it was decided on (0 for a combined decision).
+        folds: how many fold decisions it stands for.
+        dice_raw, mssd_raw, dice, mssd: mean Dice (0–1) and MSSD (mm) of the deciding exams, raw and decided.
+        tests: each candidate step's tests.
+    """
+
+    chain: bool
+    closing: bool
+    largest: tuple[int, ...]
+    n_exams: int = 0
+    folds: int = 1
+    dice_raw: float = math.nan
+    mssd_raw: float = math.nan
+    dice: float = math.nan
+    mssd: float = math.nan
+    tests: tuple[StepTest, ...] = field(default=())
+
+    def kept(self, step: str) -> bool:
+        """Whether ``step`` (as named in :attr:`tests`) was kept."""
+        if step in ("chain", "closing"):
+            return getattr(self, step)
+        return int(step.removeprefix("largest_")) in self.largest
+
+    def to_json(self) -> dict[str, Any]:
+        return {"decided": True, "chain": self.chain, "closing": self.closing, "largest": list(self.largest),
+                "n_exams": self.n_exams, "folds": self.folds,
+                **{k: _rounded(getattr(self, k)) for k in ("dice_raw", "mssd_raw", "dice", "mssd")},
+                "tests": {t.step: {"p_dice_up": t.p_dice_up, "p_mssd_down": t.p_mssd_down} for t in self.tests}}
+
+    @staticmethod
+    def undecided_json(why: str) -> dict[str, Any]:
+        """What a fold records when no decision could be made (it then applies the ``largest`` steps)."""
+        return {"decided": False, "why": why}
+
+    @classmethod
+    def from_json(cls, data: Any, what: str = "post-processing decision") -> "Decision | None":
+        """The decision a file records; None for a fold that could not decide (the files of earlier versions
+        marked it with ``fallback``)."""
+        data = _record(data, what)
+        if data.get("decided") is False or "fallback" in data:
+            return None
+        try:
+            tests = tuple(StepTest(str(step), float(t["p_dice_up"]), float(t["p_mssd_down"]))
+                          for step, t in _record(data.get("tests") or {}, what).items())
+            return cls(chain=bool(data["chain"]), closing=bool(data["closing"]),
+                       largest=tuple(int(v) for v in data["largest"]), n_exams=int(data.get("n_exams", 0)),
+                       folds=int(data.get("folds", 1)),
+                       **{k: float(data.get(k, math.nan)) for k in ("dice_raw", "mssd_raw", "dice", "mssd")},
+                       tests=tests)
+        except (KeyError, TypeError, ValueError) as err:
+            raise SparError(f"{what}: expected chain, closing and largest ({type(err).__name__}: {err})") from None
+
+
+def _rounded(x: float) -> float | None:
+    return None if math.isnan(x) else round(x, 6)
+
+
+def combine_decisions(decisions: Sequence[Decision | None]) -> Decision | None:
     """One decision for an ensemble of folds: each step kept where most folds kept it (None: no fold decided)."""
-    made = [d for d in decisions if d is not None and "largest" in d]
+    made = [d for d in decisions if d is not None]
     if not made:
         return None
     half = len(made) / 2
-    labels = sorted({int(v) for d in made for v in d["largest"]})
-    return {"chain": sum(bool(d["chain"]) for d in made) > half,
-            "closing": sum(bool(d["closing"]) for d in made) > half,
-            "largest": [v for v in labels if sum(v in d["largest"] for d in made) > half], "folds": len(made)}
+    labels = sorted({v for d in made for v in d.largest})
+    return Decision(chain=sum(d.chain for d in made) > half, closing=sum(d.closing for d in made) > half,
+                    largest=tuple(v for v in labels if sum(v in d.largest for d in made) > half),
+                    folds=len(made))
+
+
+def postprocess_config(settings: PostprocessSettings, facts: LabelFacts | None = None,
+                       decision: Decision | None = None) -> PostprocessConfig:
+    """The steps to run: ``none`` nothing; ``largest`` every step, sized by ``settings`` and shaped by the fold's
+    ``facts`` (its chain, unless ``settings.chain`` is off, and its parts); ``auto`` the steps of ``decision``
+    (without one, as ``largest``: a fold with no out-of-fold exams)."""
+    if settings.mode == "none":
+        return PostprocessConfig(largest_component=False, closing_mm=0.0, connectivity=settings.connectivity)
+    facts = facts or LabelFacts()
+    full = PostprocessConfig(closing_mm=settings.closing_mm, connectivity=settings.connectivity,
+                             chain=facts.chain if settings.chain else None, parts=facts.parts)
+    if settings.mode == "largest" or decision is None:
+        return full
+    return replace(full, chain=full.chain if decision.chain else None,
+                   closing_mm=full.closing_mm if decision.closing else 0.0,
+                   largest_component=bool(decision.largest), largest_for=decision.largest)

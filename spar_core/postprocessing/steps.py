@@ -13,7 +13,7 @@ closings of two structures both claim stays background, so neighbouring bones ne
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -24,6 +24,8 @@ from spar_core.errors import SparError
 from spar_core.postprocessing.chain import Chain, relabel_chain
 
 Box = tuple[slice, slice, slice]
+DEFAULT_CLOSING_MM = 2.0
+DEFAULT_CONNECTIVITY = 3
 
 
 @dataclass(frozen=True)
@@ -40,12 +42,14 @@ class PostprocessConfig:
             steps (``"ordered"``: it did better than ``"majority"`` on held-out spine exams,
             bench/results/recipe/); None: no ordering.
         largest_for: the labels whose components are filtered (None: every label), as decided from
-            cross-validated predictions (:mod:`spar_core.postprocessing.decision`).
+            cross-validated predictions (:mod:`spar_core.postprocessing.choice`).
+
+    Built from a run's settings and decisions by :func:`spar_core.postprocessing.decision.postprocess_config`.
     """
 
     largest_component: bool = True
-    closing_mm: float = 2.0
-    connectivity: int = 3
+    closing_mm: float = DEFAULT_CLOSING_MM
+    connectivity: int = DEFAULT_CONNECTIVITY
     parts: tuple[tuple[int, int], ...] = ()
     chain: Chain | None = None
     largest_for: tuple[int, ...] | None = None
@@ -55,16 +59,6 @@ class PostprocessConfig:
             raise SparError(f"largest_component: expected True or False, got {self.largest_component!r}")
         _check_radius(self.closing_mm)
         _check_connectivity(self.connectivity)
-
-
-def decided_postprocess(cfg: PostprocessConfig, decided: dict | None, chain: bool = True) -> PostprocessConfig:
-    """``cfg`` with what a fold's training labels decided (its postprocess.json: ``chain``, ``parts``) applied;
-    without ``chain`` no ordering; ``decided`` None: ``cfg`` unchanged."""
-    if decided is None:
-        return cfg
-    found = decided.get("chain") if chain else None
-    return replace(cfg, chain=Chain.from_dict(found) if found is not None else None,
-                   parts=tuple(sorted((int(k), int(n)) for k, n in (decided.get("parts") or {}).items())))
 
 
 # ---------------------------------------------------------------------------------------------- checks

@@ -9,7 +9,7 @@ RUN/embeddings/convergence_fold_<k>.csv         mean latent distance per method 
 RUN/triage/<table>_<method>.csv                 triage, spearman and images tables (spar triage)
 RUN/triage/images_<method>/<case>.nii.gz        predictions of new exams ranked by spar triage --images
 RUN/folds/<k>/split.json                        train / test case ids
-RUN/folds/<k>/postprocess.json                  what the fold's training labels decide: structures in a row, parts
+RUN/folds/<k>/label_facts.json                  what the fold's training labels say: structures in a row, parts
 RUN/folds/<k>/shape_ae.pt                       the fold's frozen shape auto-encoder
 RUN/folds/<k>/train_codes.npz                   the training exams' true codes and volumes (triage's cache)
 RUN/folds/<k>/<method>/model.pt                 weights (+ optimizer states for resuming)
@@ -19,9 +19,12 @@ RUN/folds/<k>/<method>/pred/<case>.nii.gz       post-processed predictions
 RUN/folds/<k>/<method>/pred_raw/<case>.nii.gz   the stacked 2D predictions, before post-processing
 RUN/folds/<k>/<method>/metrics.csv              that (fold, method) unit's rows: it is finished
 RUN/folds/<k>/<method>/uncertainty/<case>_<map>.nii.gz   entropy / disagreement maps of a test exam (spar triage)
-RUN/folds/<k>/<method>/postprocess.json         --postprocess auto: the steps its out-of-fold predictions chose
+RUN/folds/<k>/<method>/postprocess_decision.json   --postprocess auto: the steps its out-of-fold predictions chose
 RUN/folds/<k>/<method>/metrics_post.csv         --postprocess auto: its post-processed rows, once decided
 ```
+
+Runs written before the two post-processing files had names of their own hold ``postprocess.json`` at both
+levels; they are read where the new files are missing.
 
 Torch-free (it imports only the foundation and :mod:`spar_core.data.splits`), so any stage and the app can
 import it.
@@ -40,12 +43,23 @@ from typing import Any, Iterator
 import spar_core
 from spar_core.data.splits import Split
 from spar_core.errors import SparError
-from spar_core.paths import read_jsonl, write_json
+from spar_core.paths import NIFTI_SUFFIX, read_jsonl, write_json
 
 CONFIG_FILE = "run.json"
 METRICS_FILE = "metrics.csv"  # a run's, a unit's and a study's metric rows
 TRIAGE_TABLES = ("triage", "spearman", "images")  # RUN/triage/<table>_<method>.csv
-NIFTI = ".nii.gz"
+
+LABEL_FACTS_FILE = "label_facts.json"  # RUN/folds/<k>/
+DECISION_FILE = "postprocess_decision.json"  # RUN/folds/<k>/<method>/
+LEGACY_POSTPROCESS_FILE = "postprocess.json"  # both of the above, in runs of earlier versions
+
+
+def _existing(path: Path) -> Path | None:
+    """``path``, or the legacy file of the same folder in a run of an earlier version; None when neither is."""
+    for candidate in (path, path.with_name(LEGACY_POSTPROCESS_FILE)):
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 @dataclass(frozen=True)
@@ -111,8 +125,12 @@ class RunFolder:
     def shape_ae_path(self, fold: int) -> Path:
         return self.fold_dir(fold) / "shape_ae.pt"
 
-    def postprocess_path(self, fold: int) -> Path:
-        return self.fold_dir(fold) / "postprocess.json"
+    def label_facts_path(self, fold: int) -> Path:
+        return self.fold_dir(fold) / LABEL_FACTS_FILE
+
+    def existing_label_facts(self, fold: int) -> Path | None:
+        """The fold's label facts as written (this version's file or an earlier one's), None when not yet."""
+        return _existing(self.label_facts_path(fold))
 
     def train_codes_path(self, fold: int) -> Path:
         return self.fold_dir(fold) / "train_codes.npz"
@@ -145,7 +163,7 @@ class RunFolder:
 
     def uncertainty_path(self, fold: int, method: str, case: str, kind: str) -> Path:
         """A held-out exam's uncertainty map, ``kind`` "entropy" or "disagreement" (written by spar triage)."""
-        return self.method_folder(fold, method).uncertainty_dir / f"{case}_{kind}{NIFTI}"
+        return self.method_folder(fold, method).uncertainty_dir / f"{case}_{kind}{NIFTI_SUFFIX}"
 
     # ------------------------------------------------------------------------------------------ listing
 
@@ -232,14 +250,6 @@ class RunFolder:
         write_json(self.split_path(split.fold), {"fold": split.fold, "train": list(split.train),
                                                   "test": list(split.test)})
 
-    def write_fold_postprocess(self, fold: int, decided: dict[str, Any]) -> None:
-        write_json(self.postprocess_path(fold), decided)
-
-    def read_fold_postprocess(self, fold: int) -> dict[str, Any] | None:
-        """What :meth:`write_fold_postprocess` wrote for the fold (``chain``, ``parts``); None when nothing was."""
-        path = self.postprocess_path(fold)
-        return json.loads(path.read_text()) if path.is_file() else None
-
     def read_split(self, fold: int) -> Split:
         path = self.split_path(fold)
         if not path.is_file():
@@ -277,7 +287,7 @@ class MethodFolder:
         return self.path / ("pred_raw" if raw else "pred")
 
     def prediction(self, case: str, raw: bool = False) -> Path:
-        return self.pred_dir(raw) / f"{case}{NIFTI}"
+        return self.pred_dir(raw) / f"{case}{NIFTI_SUFFIX}"
 
     @property
     def uncertainty_dir(self) -> Path:
@@ -294,12 +304,13 @@ class MethodFolder:
         return self.path / "metrics_post.csv"
 
     @property
-    def postprocess(self) -> Path:
-        """With ``--postprocess auto``: the decision (:func:`~spar_core.postprocessing.decision.choose_postprocess`)."""
-        return self.path / "postprocess.json"
+    def decision(self) -> Path:
+        """With ``--postprocess auto``: the decision (:class:`~spar_core.postprocessing.decision.Decision`)."""
+        return self.path / DECISION_FILE
 
-    def read_postprocess(self) -> dict[str, Any] | None:
-        return json.loads(self.postprocess.read_text()) if self.postprocess.is_file() else None
+    def existing_decision(self) -> Path | None:
+        """The decision as written (this version's file or an earlier one's), None when not yet."""
+        return _existing(self.decision)
 
 
 def run_folders(root: str | Path) -> list[Path]:

@@ -11,7 +11,7 @@ import re
 import shutil
 from pathlib import Path
 
-from spar_core.data.dataset import load_image
+from spar_core.data.nifti import load_image
 from spar_core.errors import SparError
 from spar_core.paths import atomic_path, new_folder, runs_root
 

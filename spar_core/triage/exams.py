@@ -19,12 +19,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from spar_core.data.dataset import (NIFTI_SUFFIXES, Dataset, Volume, case_id_of, load_dataset, load_image, load_volume,
-                                   read_label_volume, resolve_slice_axis)
+from spar_core.data.nifti import NIFTI_SUFFIXES, Volume, case_id_of, load_image, read_label_volume, resolve_slice_axis
+from spar_core.data.dataset import Dataset, load_dataset, load_volume
 from spar_core.errors import SparError
 from spar_core.methods import SPAR
 from spar_core.inference.ensemble import predict_ensemble
-from spar_core.inference.predict import write_label_volume, write_map_volume
+from spar_core.data.nifti import write_label_volume, write_map_volume
 from spar_core.paths import write_csv
 from spar_core.progress import Progress, ProgressEvent, silent
 from spar_core.runs.run_folder import RunFolder

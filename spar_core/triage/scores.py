@@ -36,7 +36,8 @@ from scipy.spatial import cKDTree
 
 from spar_core.paths import save_npz
 from spar_core.training.checkpoint import load_checkpoint
-from spar_core.data.dataset import load_dataset, read_label_volume, resolve_slice_axis
+from spar_core.data.dataset import load_dataset
+from spar_core.data.nifti import read_label_volume, resolve_slice_axis
 from spar_core.errors import SparError
 from spar_core.methods import SPAR
 from spar_core.models import CodeDiscriminator, CodeDiscriminatorConfig, ShapeAutoEncoder

@@ -17,7 +17,8 @@ from typing import Callable
 import numpy as np
 
 from spar_core.errors import SparError
-from spar_core.data.dataset import FILE_ENDING, write_nifti
+from spar_core.paths import NIFTI_SUFFIX
+from spar_core.data.nifti import write_nifti
 from spar_core.paths import write_json
 from spar_core.data.phantoms import ankle, shoulder
 from spar_core.data.phantoms.appearance import acquire, draw_acquisition
@@ -149,8 +150,8 @@ def simulate_exam(plan: SubjectPlan) -> Exam:
 
 def _simulate_and_write(plan: SubjectPlan, out_dir: Path) -> None:
     exam = simulate_exam(plan)
-    write_nifti(exam.image, exam.affine, out_dir / "imagesTr" / f"{plan.case}{FILE_ENDING}")
-    write_nifti(exam.label, exam.affine, out_dir / "labelsTr" / f"{plan.case}{FILE_ENDING}")
+    write_nifti(exam.image, exam.affine, out_dir / "imagesTr" / f"{plan.case}{NIFTI_SUFFIX}")
+    write_nifti(exam.label, exam.affine, out_dir / "labelsTr" / f"{plan.case}{NIFTI_SUFFIX}")
 
 
 def generate_cohort(anatomy: str, out_dir: str | Path, subjects: int | None = None, seed: int = 0,
@@ -195,9 +196,9 @@ def generate_cohort(anatomy: str, out_dir: str | Path, subjects: int | None = No
         "labels": dict(mod.LABELS),
         "slice_axis": 2,
         "numTraining": len(plans),
-        "file_ending": FILE_ENDING,
+        "file_ending": NIFTI_SUFFIX,
         "seed": int(seed),
-        "training": [{"image": f"./imagesTr/{p.case}{FILE_ENDING}", "label": f"./labelsTr/{p.case}{FILE_ENDING}"}
+        "training": [{"image": f"./imagesTr/{p.case}{NIFTI_SUFFIX}", "label": f"./labelsTr/{p.case}{NIFTI_SUFFIX}"}
                      for p in plans],
         "subjects": [p.metadata() for p in plans],
     }
