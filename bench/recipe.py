@@ -25,7 +25,8 @@ import pandas as pd
 from spar_core.data.augment import AugmentConfig
 from spar_core.data.dataset import load_dataset
 from spar_core.data.splits import Split, hold_out
-from spar_core.pipeline.crossval import dataset_splits, experiment_summary, run_crossval
+from spar_core.pipeline.crossval import run_crossval
+from spar_core.pipeline.experiment import dataset_splits, experiment_summary
 from spar_core.runs.run_folder import RunFolder
 from spar_core.training.device import pick_device
 from spar_core.training.presets import Preset, get_preset
@@ -68,7 +69,7 @@ def variant_preset(name: str, seed: int) -> Preset:
     preset = get_preset(base)
     size = overrides.get("size", preset.train.size)
     train = dataclasses.replace(preset.train, **{k: v for k, v in overrides.items() if k != "size"}, seed=seed)
-    preset = dataclasses.replace(preset.with_size(size), unet=dataclasses.replace(preset.unet, **unet))
+    preset = dataclasses.replace(preset.with_size(size), segmenter=dataclasses.replace(preset.segmenter, **unet))
     return dataclasses.replace(preset, train=dataclasses.replace(train, size=size))
 
 

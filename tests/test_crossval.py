@@ -17,7 +17,8 @@ import pytest
 
 from spar_core.cli import main
 from spar_core.methods import parse_methods
-from spar_core.pipeline.crossval import Shard, grid
+from spar_core.pipeline.crossval import grid
+from spar_core.pipeline.shard import Shard
 from spar_core.errors import SparError
 from spar_core.training.regularizers import REGULARIZERS
 from spar_core.runs.run_folder import RunFolder

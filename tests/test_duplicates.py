@@ -13,7 +13,7 @@ import pytest
 from spar_core import cli
 from spar_core.data.dataset import load_dataset
 from spar_core.data.duplicates import find_twins
-from spar_core.pipeline.crossval import dataset_splits
+from spar_core.pipeline.experiment import dataset_splits
 
 
 @pytest.fixture()

@@ -83,7 +83,7 @@ def test_run_folder_checkpoints_and_snapshots(ankle_small: Path, tmp_path: Path)
     assert len(run.history(0, "shape")) == preset.train.epochs
     for epoch in preset.train.snapshot_epochs:
         codes = np.load(run.latent_dir(0, "shape") / f"epoch_{epoch}.npz")
-        latent = preset.shape_ae.latent_channels
+        latent = preset.shape_prior.latent_channels
         assert codes["codes_true"].shape == codes["codes_pred"].shape
         assert codes["codes_true"].shape[1] == latent and len(codes["codes_true"]) > 0
         assert set(np.unique(codes["structure"])) <= set(dataset.structures.values())
@@ -171,7 +171,7 @@ def test_a_2p5d_network_trains_on_neighbouring_slices_and_predicts_with_them(fol
     from spar_core.inference.predict import predict_volume
 
     dataset, split, preset, _, _, ae = fold
-    preset = dataclasses.replace(preset, unet=dataclasses.replace(preset.unet, context=1, context_mm=2.0))
+    preset = dataclasses.replace(preset, segmenter=dataclasses.replace(preset.segmenter, context=1, context_mm=2.0))
     train, snapshot = fold_slices(dataset, split, preset)
     assert train.images.shape[1] == 3
     history = train_segmenter("spar", train, ae, preset, tmp_path, device=CPU, snapshot=snapshot)

@@ -22,8 +22,8 @@ from spar_core.training.shape_ae import load_shape_ae, save_shape_ae, train_shap
 def fold_slices(dataset: Dataset, split: Split, preset: Preset) -> tuple[SliceSet, SliceSet]:
     """(training slices, fixed snapshot slices): snapshots come from the fold's test exams where it has
     some (the codes then show how predictions on unseen exams approach true shapes), else from training."""
-    tc = preset.train
-    ctx = {"context": preset.unet.context, "stride": preset.unet.context_stride, "context_mm": preset.unet.context_mm}
+    tc, unet = preset.train, preset.unet
+    ctx = {"context": unet.context, "stride": unet.context_stride, "context_mm": unet.context_mm}
     train = build_slice_set(dataset, split.train, tc.size, empty_fraction=tc.empty_fraction, seed=tc.seed, **ctx)
     source = build_slice_set(dataset, split.test, tc.size, empty_fraction=0.0, **ctx) if split.test else train
     return train, source.subset(snapshot_indices(source, tc.snapshot_slices, seed=tc.seed))

@@ -62,22 +62,43 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class SegmenterSettings:
+    """The segmenter's (and the mask discriminator's) size: channels double at each of ``depth`` down-samplings
+    from ``base_channels``; ``context`` neighbouring slices on each side as input channels (2.5D), ``context_mm``
+    apart in each exam (0: adjacent slices)."""
+
+    base_channels: int
+    depth: int
+    context: int = 0
+    context_mm: float = 0.0
+
+
+@dataclass(frozen=True)
+class ShapePriorSettings:
+    """The shape auto-encoder's size: ``depth`` stages from ``base_channels``, codes of ``latent_channels``."""
+
+    base_channels: int
+    depth: int
+    latent_channels: int
+
+
+@dataclass(frozen=True)
 class Preset:
+    """A named recipe: the networks' sizes and the optimisation, each size given once.
+
+    The networks' configurations are derived from it (:attr:`unet`, :attr:`shape_ae`, :attr:`code_disc`,
+    :attr:`mask_disc`), the number of classes from the dataset: :meth:`for_classes` sizes a preset for one.
+    """
+
     name: str
-    unet: UNetConfig
-    shape_ae: ShapeAEConfig
-    code_disc: CodeDiscriminatorConfig
-    mask_disc: MaskDiscriminatorConfig
+    segmenter: SegmenterSettings
+    shape_prior: ShapePriorSettings
     train: TrainConfig
+    num_classes: int | None = None  # background included; None until sized for a dataset
 
     def for_classes(self, num_classes: int) -> "Preset":
         """The same preset with every model sized for ``num_classes`` (background included)."""
-        return replace(
-            self,
-            unet=replace(self.unet, num_classes=num_classes),
-            shape_ae=replace(self.shape_ae, num_classes=num_classes),
-            mask_disc=replace(self.mask_disc, num_classes=num_classes),
-        )
+        return replace(self, num_classes=num_classes)
 
     def with_precision(self, precision: str | None) -> "Preset":
         """The same preset trained in ``precision`` (None: unchanged)."""
@@ -85,24 +106,55 @@ class Preset:
 
     def with_size(self, size: int) -> "Preset":
         """The same preset at another slice size (the code discriminator follows the latent map's size)."""
-        spatial = size // 2**self.shape_ae.depth
-        return replace(self, train=replace(self.train, size=size), code_disc=replace(self.code_disc, spatial=spatial))
+        return replace(self, train=replace(self.train, size=size))
 
-    def settings(self) -> dict:
-        """Every setting of the preset as plain JSON values (tuples as lists), for run.json: a run records what
-        it was trained with, and a preset whose definition changed since can be told apart."""
-        return json.loads(json.dumps(asdict(self)))
-
-    def default_settings(self) -> dict:
-        """The default of every setting that has one, shaped like :meth:`settings`. A run that began before a
-        setting existed recorded none for it; the setting's default is what that run was trained with."""
-        parts = {f.name: getattr(self, f.name) for f in fields(self)}
-        return {name: _defaults(type(part)) for name, part in parts.items() if is_dataclass(part)}
+    def _classes(self) -> int:
+        if self.num_classes is None:
+            raise SparError(f"preset {self.name!r} is not sized for a dataset yet: call for_classes(n)")
+        return self.num_classes
 
     @property
     def latent_size(self) -> int:
         """Side of the shape code map F(y): the slice size divided by the encoder's down-sampling."""
-        return self.train.size // 2**self.shape_ae.depth
+        return self.train.size // 2**self.shape_prior.depth
+
+    @property
+    def unet(self) -> UNetConfig:
+        s = self.segmenter
+        return UNetConfig(in_channels=1, num_classes=self._classes(), base_channels=s.base_channels, depth=s.depth,
+                          context=s.context, context_mm=s.context_mm)
+
+    @property
+    def shape_ae(self) -> ShapeAEConfig:
+        p = self.shape_prior
+        return ShapeAEConfig(num_classes=self._classes(), base_channels=p.base_channels, depth=p.depth,
+                             latent_channels=p.latent_channels)
+
+    @property
+    def code_disc(self) -> CodeDiscriminatorConfig:
+        return CodeDiscriminatorConfig(latent_channels=self.shape_prior.latent_channels, spatial=self.latent_size)
+
+    @property
+    def mask_disc(self) -> MaskDiscriminatorConfig:
+        return MaskDiscriminatorConfig(num_classes=self._classes(), with_image=False,
+                                       base_channels=self.segmenter.base_channels, depth=self.segmenter.depth)
+
+    def settings(self) -> dict:
+        """Every setting of the sized preset as plain JSON values (tuples as lists), for run.json: a run records
+        what it was trained with, and a preset whose definition changed since can be told apart."""
+        return json.loads(json.dumps({"name": self.name, **{k: asdict(getattr(self, k)) for k in _NETWORKS},
+                                      "train": asdict(self.train)}))
+
+    @staticmethod
+    def default_settings() -> dict:
+        """The default of every setting that has one, shaped like :meth:`settings`. A run that began before a
+        setting existed recorded none for it; the setting's default is what that run was trained with."""
+        return {name: _defaults(cls) for name, cls in {**_NETWORKS, "train": TrainConfig}.items()}
+
+
+# What run.json's preset_settings records, network by network (the shape every earlier run has).
+_NETWORKS: dict[str, type] = {"unet": UNetConfig, "shape_ae": ShapeAEConfig, "code_disc": CodeDiscriminatorConfig,
+                              "mask_disc": MaskDiscriminatorConfig}
 
 
 def _defaults(cls: type) -> dict:
@@ -118,36 +170,23 @@ def _defaults(cls: type) -> dict:
     return out
 
 
-def _preset(name: str, size: int, unet: tuple[int, int], ae: tuple[int, int, int], train: TrainConfig,
-            context: tuple[int, float] = (0, 0.0)) -> Preset:
-    base, depth = unet
-    ae_base, ae_depth, latent = ae
-    spatial = size // 2**ae_depth
-    return Preset(
-        name=name,
-        unet=UNetConfig(in_channels=1, num_classes=2, base_channels=base, depth=depth, context=context[0],
-                        context_mm=context[1]),
-        shape_ae=ShapeAEConfig(num_classes=2, base_channels=ae_base, depth=ae_depth, latent_channels=latent),
-        code_disc=CodeDiscriminatorConfig(latent_channels=latent, spatial=spatial),
-        mask_disc=MaskDiscriminatorConfig(num_classes=2, with_image=False, base_channels=base, depth=depth),
-        train=train,
-    )
-
-
 PRESETS: dict[str, Preset] = {
-    "paper": _preset(
-        "paper", 256, unet=(64, 4), ae=(32, 5, 512),
+    "paper": Preset(
+        "paper",
+        segmenter=SegmenterSettings(base_channels=64, depth=4),
+        shape_prior=ShapePriorSettings(base_channels=32, depth=5, latent_channels=512),
         train=TrainConfig(size=256, batch_size=32, epochs=10, ae_epochs=20, ae_lr=1e-2, ae_batch_size=32),
     ),
-    "cpu": _preset(
+    "cpu": Preset(
         # Why each setting departs from the paper: bench/results/cpu_preset/README.md and bench/results/recipe/
         # (the runs that chose them).
-        "cpu", 96,  # small slices for a CPU; the bones stay several pixels thick
-        unet=(12, 4),  # depth 4: the bottleneck sees the whole slice, which tells neighbouring bones apart
-        context=(2, 4.0),  # 2.5D: the slices ≈ 4 and 8 mm away on each side as channels; with the chain's
-        # positions it labelled every inner-split spine exam at the right level in three seeds of three (2D: two)
-        ae=(8, 3, 64),
-        train=TrainConfig(size=96,
+        "cpu",
+        # depth 4: the bottleneck sees the whole slice, which tells neighbouring bones apart. 2.5D: the slices
+        # ≈ 4 and 8 mm away on each side as channels; with the chain's positions it labelled every inner-split
+        # spine exam at the right level in three seeds of three (2D: two)
+        segmenter=SegmenterSettings(base_channels=12, depth=4, context=2, context_mm=4.0),
+        shape_prior=ShapePriorSettings(base_channels=8, depth=3, latent_channels=64),
+        train=TrainConfig(size=96,  # small slices for a CPU; the bones stay several pixels thick
                           batch_size=8,  # same epoch cost on a CPU, four times the paper's updates
                           epochs=12,
                           steps_per_epoch=125,  # a budget in updates: 1,500 whatever the cohort's size
@@ -157,8 +196,10 @@ PRESETS: dict[str, Preset] = {
                           seg_loss="ce+dice",  # CE alone learned small bones late or never in 12 epochs
                           snapshot_epochs=(1, 2, 3, 4, 5, 12), snapshot_slices=48),
     ),
-    "tiny": _preset(
-        "tiny", 32, unet=(4, 2), ae=(4, 2, 16),
+    "tiny": Preset(
+        "tiny",
+        segmenter=SegmenterSettings(base_channels=4, depth=2),
+        shape_prior=ShapePriorSettings(base_channels=4, depth=2, latent_channels=16),
         train=TrainConfig(size=32, batch_size=8, epochs=2, lr=1e-3, ae_epochs=2, ae_lr=1e-2, ae_batch_size=16,
                           snapshot_epochs=(1, 2), snapshot_slices=16),
     ),
