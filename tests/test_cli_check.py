@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -14,13 +13,7 @@ import spar_core.cli as cli
 from test_dataset import cut_in_half, image, write_dataset
 
 
-@pytest.fixture
-def check_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Register only ``check``, so these tests do not depend on sibling sub-commands being importable."""
-    monkeypatch.setattr(cli, "COMMANDS", ("check",))
-
-
-def test_check_valid_dataset_prints_summary(tmp_path: Path, check_only, capsys) -> None:
+def test_check_valid_dataset_prints_summary(tmp_path: Path, capsys) -> None:
     root = write_dataset(tmp_path / "knees")
     assert cli.main(["check", str(root)]) == 0
     out = capsys.readouterr().out
@@ -28,7 +21,7 @@ def test_check_valid_dataset_prints_summary(tmp_path: Path, check_only, capsys) 
     assert out.strip().splitlines()[-1].startswith("OK: 3 cases valid")
 
 
-def test_check_bad_dataset_exits_2_with_one_line(tmp_path: Path, check_only, capsys) -> None:
+def test_check_bad_dataset_exits_2_with_one_line(tmp_path: Path, capsys) -> None:
     root = write_dataset(tmp_path / "knees")
     cut_in_half(image(root))
     assert cli.main(["check", str(root)]) == 2
@@ -40,7 +33,7 @@ def test_check_bad_dataset_exits_2_with_one_line(tmp_path: Path, check_only, cap
     assert "OK:" not in captured.out
 
 
-def test_check_help_mentions_the_layout(check_only, capsys) -> None:
+def test_check_help_mentions_the_layout(capsys) -> None:
     with pytest.raises(SystemExit) as info:
         cli.main(["check", "--help"])
     assert info.value.code == 0
@@ -48,9 +41,6 @@ def test_check_help_mentions_the_layout(check_only, capsys) -> None:
 
 
 def test_python_m_spar_core_check_bad_dir(tmp_path: Path) -> None:
-    missing = [n for n in cli.COMMANDS if importlib.util.find_spec(f"spar_core.cli.{n}") is None]
-    if missing:
-        pytest.skip(f"sub-command module(s) {missing} listed in spar_core.cli.COMMANDS do not exist yet")
     root = write_dataset(tmp_path / "knees")
     cut_in_half(image(root))
     proc = subprocess.run(
@@ -82,7 +72,7 @@ def _shift(a):
 
 
 @pytest.mark.parametrize("change, words", [(_flip_x, "axis directions"), (_shift, "origin")])
-def test_check_refuses_a_label_flipped_or_shifted_against_its_image(tmp_path: Path, check_only, capsys,
+def test_check_refuses_a_label_flipped_or_shifted_against_its_image(tmp_path: Path, capsys,
                                                                       change, words) -> None:
     from test_dataset import label
 
@@ -93,7 +83,7 @@ def test_check_refuses_a_label_flipped_or_shifted_against_its_image(tmp_path: Pa
     assert len(err) == 1 and str(label(root)) in err[0] and words in err[0]
 
 
-def test_check_refuses_a_non_finite_affine(tmp_path: Path, check_only, capsys) -> None:
+def test_check_refuses_a_non_finite_affine(tmp_path: Path, capsys) -> None:
     import nibabel as nib
 
     root = write_dataset(tmp_path / "knees")
@@ -111,7 +101,7 @@ def test_check_refuses_a_non_finite_affine(tmp_path: Path, check_only, capsys) -
 
 
 @pytest.mark.parametrize("entry", ["../outside.nii.gz", "/tmp/outside.nii.gz"])
-def test_check_refuses_entries_outside_the_dataset_folder(tmp_path: Path, check_only, capsys, entry) -> None:
+def test_check_refuses_entries_outside_the_dataset_folder(tmp_path: Path, capsys, entry) -> None:
     from test_dataset import edit_json
 
     root = write_dataset(tmp_path / "knees")
@@ -121,7 +111,7 @@ def test_check_refuses_entries_outside_the_dataset_folder(tmp_path: Path, check_
     assert "outside the dataset folder" in capsys.readouterr().err
 
 
-def test_check_refuses_a_volume_larger_than_the_limit_before_reading_it(tmp_path: Path, check_only, capsys,
+def test_check_refuses_a_volume_larger_than_the_limit_before_reading_it(tmp_path: Path, capsys,
                                                                           monkeypatch) -> None:
     root = write_dataset(tmp_path / "knees")
     monkeypatch.setenv("SPAR_MAX_VOXELS", "100")  # the 12×10×6 exams hold 720
@@ -132,7 +122,7 @@ def test_check_refuses_a_volume_larger_than_the_limit_before_reading_it(tmp_path
     assert cli.main(["check", str(root)]) == 0
 
 
-def test_check_refuses_absurdly_nested_json_in_one_line(tmp_path: Path, check_only, capsys) -> None:
+def test_check_refuses_absurdly_nested_json_in_one_line(tmp_path: Path, capsys) -> None:
     root = write_dataset(tmp_path / "knees")
     (root / "dataset.json").write_text("[" * 100_000 + "]" * 100_000)
     assert cli.main(["check", str(root)]) == 2
@@ -140,7 +130,7 @@ def test_check_refuses_absurdly_nested_json_in_one_line(tmp_path: Path, check_on
     assert "nested too deeply" in captured.err and "Traceback" not in captured.err
 
 
-def test_check_drafts_a_data_card_and_never_overwrites_one(tmp_path: Path, check_only, capsys) -> None:
+def test_check_drafts_a_data_card_and_never_overwrites_one(tmp_path: Path, capsys) -> None:
     root = write_dataset(tmp_path / "knees")
     card = tmp_path / "card.md"
     assert cli.main(["check", str(root), "--card", str(card)]) == 0

@@ -18,12 +18,6 @@ SPACING = (0.5, 0.5, 2.0)
 VOXEL_ML = 0.5 * 0.5 * 2.0 / 1000
 
 
-@pytest.fixture
-def evaluate_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Register only ``evaluate``, so these tests do not depend on sibling sub-commands being importable."""
-    monkeypatch.setattr(cli, "COMMANDS", ("evaluate",))
-
-
 def save(path: Path, data: np.ndarray, spacing=SPACING) -> Path:
     img = nib.Nifti1Image(data, np.diag([*spacing, 1.0]))
     img.header.set_zooms(spacing)
@@ -47,7 +41,7 @@ def read_csv(text: str) -> list[dict]:
     return list(csv.DictReader(io.StringIO(text)))
 
 
-def test_csv_rows_for_a_crafted_pair(tmp_path: Path, evaluate_only, capsys) -> None:
+def test_csv_rows_for_a_crafted_pair(tmp_path: Path, capsys) -> None:
     pred, truth = crafted_pair(tmp_path)
     assert cli.main(["evaluate", "--pred", str(pred), "--truth", str(truth)]) == 0
     out = capsys.readouterr().out
@@ -64,7 +58,7 @@ def test_csv_rows_for_a_crafted_pair(tmp_path: Path, evaluate_only, capsys) -> N
     assert float(three["dice"]) == 0.0 and math.isnan(float(three["ravd_pct"])) and float(three["true_ml"]) == 0.0
 
 
-def test_a_structure_on_its_neighbour_is_reported_shifted(tmp_path: Path, evaluate_only, capsys) -> None:
+def test_a_structure_on_its_neighbour_is_reported_shifted(tmp_path: Path, capsys) -> None:
     truth = np.zeros((12, 10, 6), dtype=np.uint8)
     truth[0:4, 2:6, 1:3], truth[4:8, 2:6, 1:3] = 1, 2
     pred = np.zeros_like(truth)
@@ -76,7 +70,7 @@ def test_a_structure_on_its_neighbour_is_reported_shifted(tmp_path: Path, evalua
                                                                                   ("label_2", "", 0.0)]
 
 
-def test_names_from_dataset_json(tmp_path: Path, evaluate_only, capsys) -> None:
+def test_names_from_dataset_json(tmp_path: Path, capsys) -> None:
     pred, truth = crafted_pair(tmp_path)
     labels = tmp_path / "dataset.json"
     labels.write_text(json.dumps({"labels": {"background": 0, "talus": 1, "tibia": 2, "fibula": 4}}))
@@ -89,7 +83,7 @@ def test_names_from_dataset_json(tmp_path: Path, evaluate_only, capsys) -> None:
     assert float(rows[3]["dice"]) == 1.0
 
 
-def test_postprocess_flag_removes_the_island(tmp_path: Path, evaluate_only, capsys) -> None:
+def test_postprocess_flag_removes_the_island(tmp_path: Path, capsys) -> None:
     pred, truth = crafted_pair(tmp_path)
     data = np.asarray(nib.load(pred).dataobj).copy()
     data[10, 0, 5] = 1  # an island of label 1
@@ -112,7 +106,7 @@ def one_error_line(capsys) -> str:
     return lines[0]
 
 
-def test_mismatched_shapes_exit_2_with_one_line(tmp_path: Path, evaluate_only, capsys) -> None:
+def test_mismatched_shapes_exit_2_with_one_line(tmp_path: Path, capsys) -> None:
     pred, truth = crafted_pair(tmp_path)
     save(pred, np.zeros((12, 10, 5), dtype=np.uint8))
     assert cli.main(["evaluate", "--pred", str(pred), "--truth", str(truth)]) == 2
@@ -120,7 +114,7 @@ def test_mismatched_shapes_exit_2_with_one_line(tmp_path: Path, evaluate_only, c
     assert str(pred) in line and str(truth) in line and "12×10×5" in line and "12×10×6" in line
 
 
-def test_mismatched_spacing_exit_2_with_one_line(tmp_path: Path, evaluate_only, capsys) -> None:
+def test_mismatched_spacing_exit_2_with_one_line(tmp_path: Path, capsys) -> None:
     pred, truth = crafted_pair(tmp_path)
     save(pred, np.asarray(nib.load(pred).dataobj), spacing=(0.5, 0.5, 2.5))
     assert cli.main(["evaluate", "--pred", str(pred), "--truth", str(truth)]) == 2
@@ -128,14 +122,14 @@ def test_mismatched_spacing_exit_2_with_one_line(tmp_path: Path, evaluate_only, 
     assert str(pred) in line and str(truth) in line
 
 
-def test_missing_file_exit_2_naming_it(tmp_path: Path, evaluate_only, capsys) -> None:
+def test_missing_file_exit_2_naming_it(tmp_path: Path, capsys) -> None:
     _, truth = crafted_pair(tmp_path)
     missing = tmp_path / "nope.nii.gz"
     assert cli.main(["evaluate", "--pred", str(missing), "--truth", str(truth)]) == 2
     assert str(missing) in one_error_line(capsys)
 
 
-def test_bad_labels_file_exit_2(tmp_path: Path, evaluate_only, capsys) -> None:
+def test_bad_labels_file_exit_2(tmp_path: Path, capsys) -> None:
     pred, truth = crafted_pair(tmp_path)
     labels = tmp_path / "dataset.json"
     labels.write_text("{not json")

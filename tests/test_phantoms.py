@@ -154,13 +154,7 @@ def test_generate_cohort_writes_identical_nnunet_datasets(tmp_path: Path) -> Non
     assert np.array_equal(np.asanyarray(lab.dataobj), exam.label)
 
 
-@pytest.fixture
-def phantoms_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Register only ``phantoms``, so these tests do not depend on sibling sub-commands."""
-    monkeypatch.setattr(cli, "COMMANDS", ("phantoms",))
-
-
-def test_cli_writes_a_dataset(tmp_path: Path, phantoms_only, capsys) -> None:
+def test_cli_writes_a_dataset(tmp_path: Path, capsys) -> None:
     out = tmp_path / "shoulders"
     assert cli.main(["phantoms", "--anatomy", "shoulder", "--out", str(out), "--subjects", "1", "--seed", "2"]) == 0
     assert "wrote 1 shoulder exams" in capsys.readouterr().out
@@ -169,7 +163,7 @@ def test_cli_writes_a_dataset(tmp_path: Path, phantoms_only, capsys) -> None:
     assert (out / "imagesTr" / "shoulder_000.nii.gz").is_file() and (out / "labelsTr" / "shoulder_000.nii.gz").is_file()
 
 
-def test_cli_bad_subjects_is_one_line_and_exit_2(tmp_path: Path, phantoms_only, capsys) -> None:
+def test_cli_bad_subjects_is_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
     assert cli.main(["phantoms", "--anatomy", "ankle", "--out", str(tmp_path / "x"), "--subjects", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("spar phantoms: error: subjects")

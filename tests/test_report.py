@@ -300,12 +300,6 @@ FILES = ("table1.md", "table1.csv", "table1.tex", "per_structure.csv", "per_exam
          "significance.md", "report.md")
 
 
-@pytest.fixture
-def report_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Register only ``report``, so these tests do not depend on sibling sub-commands being importable."""
-    monkeypatch.setattr(cli, "COMMANDS", ("report",))
-
-
 def make_run(tmp_path: Path, frame: pd.DataFrame | None = None, config: dict | None = None) -> Path:
     root = tmp_path / "run"
     root.mkdir()
@@ -331,7 +325,7 @@ def test_write_report_files_and_header(tmp_path: Path) -> None:
     assert not list((root / "report").glob(".*"))  # no temporary files left
 
 
-def test_cli_writes_files_and_prints_tables(tmp_path: Path, report_only, capsys) -> None:
+def test_cli_writes_files_and_prints_tables(tmp_path: Path, capsys) -> None:
     root = make_run(tmp_path, synthetic())
     assert cli.main(["report", str(root), "--bootstrap", "200"]) == 0
     out = capsys.readouterr().out
@@ -340,7 +334,7 @@ def test_cli_writes_files_and_prints_tables(tmp_path: Path, report_only, capsys)
     assert "- Dataset: ankle phantoms" in (root / "report" / "report.md").read_text()
 
 
-def test_cli_raw_flag(tmp_path: Path, report_only, capsys) -> None:
+def test_cli_raw_flag(tmp_path: Path, capsys) -> None:
     root = make_run(tmp_path, synthetic())
     assert cli.main(["report", str(root), "--raw", "--bootstrap", "200"]) == 0
     assert "raw masks" in capsys.readouterr().out
@@ -355,26 +349,26 @@ def one_error_line(capsys) -> str:
     return lines[0]
 
 
-def test_cli_missing_metrics_csv(tmp_path: Path, report_only, capsys) -> None:
+def test_cli_missing_metrics_csv(tmp_path: Path, capsys) -> None:
     root = make_run(tmp_path)
     assert cli.main(["report", str(root)]) == 2
     line = one_error_line(capsys)
     assert "metrics.csv" in line and "run spar crossval first" in line
 
 
-def test_cli_missing_run_folder(tmp_path: Path, report_only, capsys) -> None:
+def test_cli_missing_run_folder(tmp_path: Path, capsys) -> None:
     assert cli.main(["report", str(tmp_path / "nope")]) == 2
     assert "no such run folder" in one_error_line(capsys)
 
 
-def test_cli_missing_columns_named(tmp_path: Path, report_only, capsys) -> None:
+def test_cli_missing_columns_named(tmp_path: Path, capsys) -> None:
     root = make_run(tmp_path, synthetic().drop(columns=["mssd_mm", "fold"]))
     assert cli.main(["report", str(root)]) == 2
     line = one_error_line(capsys)
     assert "fold" in line and "mssd_mm" in line and "metrics.csv" in line
 
 
-def test_cli_without_baseline_is_not_an_error(tmp_path: Path, report_only, capsys) -> None:
+def test_cli_without_baseline_is_not_an_error(tmp_path: Path, capsys) -> None:
     data = synthetic()
     root = make_run(tmp_path, data[data["method"] != "baseline"])
     assert cli.main(["report", str(root), "--bootstrap", "200"]) == 0

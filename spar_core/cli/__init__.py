@@ -1,7 +1,8 @@
 """The ``spar`` command: one sub-command per module in this package.
 
 Each sub-command module exposes ``register(subparsers)``, which adds its parser and returns it, and
-``run(args)``, which runs it. A :class:`~spar_core.errors.SparError` becomes one line on stderr and exit status 2;
+``run(args)``, which runs it. Only the chosen sub-command's module is imported: ``spar --help`` lists the
+commands from :mod:`spar_core.cli.commands` and imports neither torch nor any stage. A :class:`~spar_core.errors.SparError` becomes one line on stderr and exit status 2;
 SIGTERM (a scheduler's or the app's cancel) unwinds like Ctrl-C, so that a run records that it stopped and
 temporary files are removed, and exits with 143.
 """
@@ -15,23 +16,25 @@ import sys
 import threading
 from typing import Sequence
 
+from spar_core.cli.commands import COMMANDS
 from spar_core.errors import SparError
 
-# Sub-commands in pipeline order; each name is a module of this package.
-COMMANDS: tuple[str, ...] = ("import_dicom", "check", "phantoms", "train", "predict", "evaluate", "crossval",
-                              "embed", "triage", "report", "study", "demo")
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The ``spar`` parser: the sub-command named in ``argv`` registered in full (its module imported), every
+    other one as its line of help."""
     parser = argparse.ArgumentParser(
         prog="spar",
         description="Shape-regularized multi-bone MR segmentation: data, training, evaluation, triage.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in COMMANDS:
-        module = importlib.import_module(f"spar_core.cli.{name}")
-        module.register(sub).set_defaults(func=module.run)
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    for name, module_name, text in COMMANDS:
+        if name == chosen:
+            module = importlib.import_module(f"spar_core.cli.{module_name}")
+            module.register(sub).set_defaults(func=module.run)
+        else:
+            sub.add_parser(name, help=text)
     return parser
 
 
@@ -44,8 +47,8 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
     try:

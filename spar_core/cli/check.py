@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from spar_core.cli.commands import summary
 from spar_core.data.card import draft_card
 from spar_core.data.integrity import check_dataset
 from spar_core.errors import SparError
@@ -22,7 +23,7 @@ from spar_core.paths import write_text
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "check",
-        help="validate a dataset folder (dataset.json + NIfTI files) and summarize it",
+        help=summary("check"),
         description=(
             "Read and validate every case of a dataset in the Medical Segmentation Decathlon / nnU-Net layout "
             "(dataset.json, imagesTr/, labelsTr/): files readable and 3D, image and label on the same grid, "

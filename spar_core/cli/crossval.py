@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from spar_core.cli.commands import summary
 from spar_core.cli.options import (add_dataset, add_device, add_folds, add_precision, add_preset, add_progress_file,
                                    report_twins)
 from spar_core.methods import METHODS, parse_methods
@@ -24,7 +25,7 @@ from spar_core.runs.run_folder import RunFolder
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("crossval", help="cross-validate the methods on a dataset",
+    p = sub.add_parser("crossval", help=summary("crossval"),
                        description="For every fold: train the shape auto-encoder once, train each method, predict "
                                    "the test exams, post-process and score them into RUN/metrics.csv. Finished "
                                    "(fold, method) units are skipped when started again.")

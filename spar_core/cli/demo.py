@@ -7,6 +7,7 @@ import argparse
 import time
 from pathlib import Path
 
+from spar_core.cli.commands import summary
 from spar_core.cli.options import add_precision, add_device, add_preset, add_progress_file
 from spar_core.pipeline.demo import run_demo
 from spar_core.paths import data_root, runs_root
@@ -14,7 +15,7 @@ from spar_core.progress import cli_progress
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("demo", help="build the demo run on the built-in phantoms (a few minutes on a CPU)",
+    p = sub.add_parser("demo", help=summary("demo"),
                        description="Generate the built-in phantom cohorts if absent, cross-validate the four "
                                    "methods on the ankle cohort with the cpu preset (one hold-out split that "
                                    "tests the degraded exams and random others), embed the latent codes, triage "

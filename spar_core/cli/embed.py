@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from spar_core.cli.commands import summary
 from spar_core.cli.options import add_run, add_seed
 from spar_core.latent.convergence import convergence_table, write_convergence
 from spar_core.latent.embedding import EMBEDDINGS, parse_kinds, write_embeddings
@@ -13,7 +14,7 @@ from spar_core.runs.run_folder import RunFolder
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("embed", help="t-SNE / aligned t-SNE / UMAP maps of the latent codes, and convergence",
+    p = sub.add_parser("embed", help=summary("embed"),
                        description="From the latent snapshots of every method of a fold, write the 2D embeddings "
                                    "of true and predicted structure codes per epoch to RUN/embeddings/fold_<k>.csv "
                                    "and the mean latent distance of predicted to true codes per method and epoch "

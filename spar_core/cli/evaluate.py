@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spar_core.cli.commands import summary
 from spar_core.data.checks import check_same_grid
 from spar_core.data.nifti import read_label_volume
 from spar_core.data.dataset import read_labels
@@ -27,7 +28,7 @@ COLUMNS = ("structure", "label", "dice", "ravd_pct", "assd_mm", "mssd_mm", "true
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "evaluate",
-        help="score a predicted label volume against the truth (Dice, RAVD, ASSD, MSSD) as CSV",
+        help=summary("evaluate"),
         description=(
             "Compare two NIfTI label volumes on the same voxel grid and print CSV to stdout: one row per "
             "structure with Dice, RAVD (%%), ASSD and MSSD (mm, from the truth header's spacing) and both volumes "

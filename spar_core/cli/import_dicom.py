@@ -10,6 +10,7 @@ import sys
 
 from tqdm import tqdm
 
+from spar_core.cli.commands import summary
 from spar_core.data.importer import NAMINGS, parse_labels, plan_import, write_dataset
 from spar_core.errors import SparError
 
@@ -17,7 +18,7 @@ from spar_core.errors import SparError
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "import",
-        help="DICOM series (+ NIfTI, DICOM SEG or per-slice NumPy masks) -> a dataset folder",
+        help=summary("import"),
         description=(
             "Read every DICOM file under DICOM_DIR (nested folders, any file names), group the images by "
             "SeriesInstanceUID, check each chosen series is one regular 3D stack (one orientation, no missing, "

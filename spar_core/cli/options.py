@@ -1,14 +1,17 @@
-"""Options shared by several sub-commands, declared once."""
+"""Options shared by several sub-commands, declared once. Light: a sub-command's ``--help`` imports no stage."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from spar_core.data.duplicates import Twins
-from spar_core.data.splits import Split, straddling
-from spar_core.training.precision import PRECISIONS
-from spar_core.training.presets import PRESETS
+from typing import TYPE_CHECKING
+
+from spar_core.training.names import PRECISIONS, PRESET_NAMES
+
+if TYPE_CHECKING:
+    from spar_core.data.duplicates import Twins
+    from spar_core.data.splits import Split
 
 
 def add_dataset(p: argparse.ArgumentParser) -> None:
@@ -20,7 +23,7 @@ def add_run(p: argparse.ArgumentParser, written_by: str = "spar crossval / demo 
 
 
 def add_preset(p: argparse.ArgumentParser, choices: str | None = None) -> None:
-    shown = choices or f"one of: {', '.join(PRESETS)}"
+    shown = choices or f"one of: {', '.join(PRESET_NAMES)}"
     p.add_argument("--preset", default="cpu", help=f"{shown} (default: cpu)")
 
 
@@ -54,8 +57,10 @@ def add_folds(p: argparse.ArgumentParser, default: str) -> None:
                         "\"val\": [...]} (a published split); replaces --folds")
 
 
-def report_twins(twins: Twins, splits: list[Split], splits_file: Path | None) -> None:
+def report_twins(twins: "Twins", splits: "list[Split]", splits_file: Path | None) -> None:
     """Print the twins found; for a splits file (which spar does not regroup), each fold where twins straddle."""
+    from spar_core.data.splits import straddling
+
     for line in twins.lines():
         print(line + ("" if splits_file is not None else " (kept in one fold)"))
     for line in straddling(splits, twins.groups()) if splits_file is not None else []:

@@ -12,6 +12,7 @@ import time
 
 from tqdm import tqdm
 
+from spar_core.cli.commands import summary
 from spar_core.cli.options import add_seed
 from spar_core.data.phantoms import ANATOMIES, generate_cohort
 from spar_core.data.phantoms.cohort import plan_cohort
@@ -20,7 +21,7 @@ from spar_core.data.phantoms.cohort import plan_cohort
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "phantoms",
-        help="write synthetic pediatric MR exams (ankle or shoulder) as a dataset folder",
+        help=summary("phantoms"),
         description=(
             "Generate synthetic pediatric MR exams in the Medical Segmentation Decathlon / nnU-Net layout "
             "(dataset.json, imagesTr/, labelsTr/): ankle (calcaneus, talus, tibia; 17 exams by default) or "

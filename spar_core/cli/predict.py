@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from spar_core.cli.commands import summary
 from spar_core.cli.options import add_device, add_precision, add_progress_file
 from spar_core.data.nifti import NIFTI_SUFFIXES, case_id_of, load_image
 from spar_core.data.dataset import load_dataset
@@ -32,7 +33,7 @@ OUTPUTS = {"labels": "{case}.nii.gz", "entropy": "{case}_entropy.nii.gz",
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("predict", help="segment exams with a trained method (fold ensemble, uncertainty maps)",
+    p = sub.add_parser("predict", help=summary("predict"),
                        description="Each exam is oriented as the training exams through its affine, sliced along "
                                    "the training data's slice axis and segmented by every chosen fold model (and "
                                    "four shifted copies of each slice with --tta); the softmax is averaged, post-processed as "

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from spar_core.cli.commands import summary
 from spar_core.cli.options import add_run, add_seed
 from spar_core.evaluation.report import write_report
 from spar_core.runs.run_folder import RunFolder
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("report", help="Table 1 and significance tests of a run",
+    p = sub.add_parser("report", help=summary("report"),
                        description="Read RUN/metrics.csv and write RUN/report/: Table 1 (mean ± std over exam × "
                                    "structure pairs, markdown, CSV, booktabs LaTeX), per-structure and per-exam "
                                    "tables, and each method's paired comparison with the baseline (bootstrap CI "

@@ -7,6 +7,7 @@ import argparse
 import time
 from pathlib import Path
 
+from spar_core.cli.commands import summary
 from spar_core.cli.options import add_dataset, add_device, add_preset
 from spar_core.data.corruptions import CORRUPTIONS, SEVERITIES
 from spar_core.data.dataset import load_dataset
@@ -23,7 +24,7 @@ from spar_core.training.presets import get_preset
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("study", help="data-efficiency and robustness studies of the methods",
+    p = sub.add_parser("study", help=summary("study"),
                        description="Two studies the paper did not draw: how each method's accuracy and shape "
                                    "errors change as the training set shrinks (data-efficiency) and as the images "
                                    "degrade (robustness). Both are resumable and shardable over a job array.")

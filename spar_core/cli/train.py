@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from spar_core.cli.commands import summary
 from spar_core.data.dataset import load_dataset
 from spar_core.training.device import pick_device
 from spar_core.training.distributed import device_for, init_distributed, shutdown
@@ -21,7 +22,7 @@ from spar_core.pipeline.experiment import dataset_splits, experiment_summary, sc
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("train", help="train one method on one fold",
+    p = sub.add_parser("train", help=summary("train"),
                        description="Pre-train the fold's shape auto-encoder (once, shared by all methods), then "
                                    "train the segmenter of one method. Multi-GPU: torchrun --nproc_per_node=N "
                                    "-m spar_core train ...")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from spar_core.cli.commands import summary
 from spar_core.cli.options import add_precision, add_device, add_run
 from spar_core.training.device import pick_device
 from spar_core.training.precision import resolve
@@ -18,7 +19,7 @@ SHOWN = ["rank", "case", "fold", "triage_score", *SCORES, "worst_slices", "degra
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("triage", help="rank exams by outlier scores of their predictions (no labels needed)",
+    p = sub.add_parser("triage", help=summary("triage"),
                        description="Score every held-out exam of a run without its ground truth: from the predicted "
                                    "masks (SPAR discriminator plausibility, shape AE reconstruction error, latent "
                                    "distance to training shapes, extra connected components, volume z) and from "

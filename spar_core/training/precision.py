@@ -18,8 +18,8 @@ from typing import ContextManager
 import torch
 
 from spar_core.errors import SparError
+from spar_core.training.names import PRECISIONS
 
-PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of native bfloat16 arithmetic
 

@@ -14,7 +14,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass,
 from spar_core.data.augment import AugmentConfig
 from spar_core.errors import SparError
 from spar_core.methods import METHODS
-from spar_core.training.precision import PRECISIONS
+from spar_core.training.names import PRECISIONS, PRESET_NAMES
 from spar_core.training.schedule import SCHEDULES
 from spar_core.models import CodeDiscriminatorConfig, MaskDiscriminatorConfig, ShapeAEConfig, UNetConfig
 
@@ -204,6 +204,10 @@ PRESETS: dict[str, Preset] = {
                           snapshot_epochs=(1, 2), snapshot_slices=16),
     ),
 }
+
+
+if tuple(PRESETS) != PRESET_NAMES:  # the names the command line offers are the presets defined here
+    raise AssertionError(f"spar_core.training.names.PRESET_NAMES {PRESET_NAMES} != presets {tuple(PRESETS)}")
 
 
 def get_preset(name: str) -> Preset:
