@@ -254,7 +254,7 @@ def get_histories(run: Run) -> dict[str, list[dict[str, Any]]]:
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def _load_prediction(path: str, stamp: int) -> np.ndarray:
-    from spar_core.data.dataset import read_label_volume  # nibabel: once a prediction is shown
+    from spar_core.data.nifti import read_label_volume  # nibabel: once a prediction is shown
 
     labels, _ = read_label_volume(path)
     return np.ascontiguousarray(labels)  # C order: fast slicing (see data_access._load_exam)
