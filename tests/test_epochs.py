@@ -55,3 +55,15 @@ def test_a_step_budget_makes_that_many_updates_and_resumes_exactly(ankle_small: 
     assert {int(s["step"]) for s in state["opt_s"]["state"].values()} == {10}  # 2 epochs × 5 updates
     resumed = interrupted_then_resumed("baseline", train, None, preset, tmp_path / "cut", device=CPU)
     assert [h["loss"] for h in resumed] == [h["loss"] for h in full]
+
+
+def test_streams_and_ranks_draw_apart_and_rank_zero_replays() -> None:
+    from spar_core.training.epochs import Stream, epoch_generator
+
+    def first(*args: object) -> int:
+        return int(torch.randint(0, 2**62, (1,), generator=epoch_generator(*args)))
+
+    draws = [first(0, 1, s, r) for s in Stream for r in range(4)]
+    assert len(set(draws)) == len(draws)  # no stream of any rank repeats another
+    assert first(0, 1, Stream.SEGMENTER_AUGMENT) == first(0, 1, Stream.SEGMENTER_AUGMENT, 0)
+    assert first(0, 1, Stream.SEGMENTER_ORDER) != first(0, 2, Stream.SEGMENTER_ORDER)

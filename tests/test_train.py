@@ -77,7 +77,7 @@ def test_run_folder_checkpoints_and_snapshots(ankle_small: Path, tmp_path: Path)
     for path in (run.shape_ae_path(0), run.model_path(0, "shape")):
         torch.load(path, weights_only=True)  # no code in a checkpoint runs
     unet, meta = load_unet(run.model_path(0, "shape"))
-    assert meta["method"] == "shape" and meta["epoch"] == preset.train.epochs
+    assert meta.method == "shape" and meta.epoch == preset.train.epochs and meta.size == preset.train.size
     ae = load_shape_ae(run.shape_ae_path(0))
     assert not any(p.requires_grad for p in ae.parameters())
     assert len(run.history(0, "shape")) == preset.train.epochs
@@ -183,3 +183,21 @@ def test_a_2p5d_network_trains_on_neighbouring_slices_and_predicts_with_them(fol
     assert step == max(1, round(2.0 / volume.spacing[volume.slice_axis]))
     labels = predict_volume(unet, volume, preset.train.size)
     assert labels.shape == volume.image.shape
+
+
+def test_a_checkpoint_is_one_record_for_every_network(tmp_path: Path) -> None:
+    from spar_core.errors import SparError
+    from spar_core.models import ShapeAEConfig, ShapeAutoEncoder
+    from spar_core.training.checkpoint import Checkpoint
+    from spar_core.training.shape_ae import load_shape_ae, save_shape_ae
+
+    ae = ShapeAutoEncoder(ShapeAEConfig(num_classes=3, base_channels=4, depth=2, latent_channels=8))
+    save_shape_ae(ae, tmp_path / "ae.pt")
+    record = Checkpoint.load(tmp_path / "ae.pt")
+    assert record.network == "shape_ae" and record.config["latent_channels"] == 8 and record.method is None
+    assert load_shape_ae(tmp_path / "ae.pt").cfg == ae.cfg
+    with pytest.raises(SparError, match="not a spar segmenter checkpoint"):
+        load_unet(tmp_path / "ae.pt")
+    torch.save({"format": 1, "weights": {}}, tmp_path / "other.pt")
+    with pytest.raises(SparError, match="other.pt: not a spar checkpoint"):
+        Checkpoint.load(tmp_path / "other.pt")

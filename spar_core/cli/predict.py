@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     resolve(args.precision, device)
     models = [load_unet(run_dir.model_path(f, args.method), device) for f in folds]
-    sizes = {meta["size"] for _, meta in models}
+    sizes = {meta.size for _, meta in models}
     if len(sizes) > 1:
         raise SparError(f"{run_dir.root}: the fold models of {args.method!r} were trained at sizes {sorted(sizes)}")
     unets, size = [u for u, _ in models], sizes.pop()

@@ -90,7 +90,7 @@ def run_robustness(run: RunFolder | str | Path, corruptions: Sequence[str] = COR
                                                             case=case, seed=seed)
             corrupted = replace(vol, image=image)
             for method, ((unet, meta), cfg) in loaded[split.fold].items():
-                raw = predict_volume(unet, corrupted, meta["size"], device=device, precision=precision)
+                raw = predict_volume(unet, corrupted, meta.size, device=device, precision=precision)
                 rows += metric_rows(postprocess(raw, vol.spacing, cfg), vol.label, vol.spacing,
                                     dataset.structures,
                                     {"case": case, "fold": split.fold, "method": method, "corruption": kind,

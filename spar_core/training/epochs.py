@@ -10,15 +10,29 @@ once before any is drawn twice.
 from __future__ import annotations
 
 import math
+from enum import IntEnum
 
 import torch
 
 from spar_core.errors import SparError
 
 
-def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
-    """A CPU generator fixed by (seed, epoch, stream): resuming at any epoch replays the same randomness."""
-    return torch.Generator().manual_seed(((seed * 1_000_003 + epoch) * 101 + stream) % (2**63))
+class Stream(IntEnum):
+    """The independent random streams of one epoch, one per use; a new use takes a new member (below 101)."""
+
+    SHAPE_AE_ORDER = 1
+    SHAPE_AE_AUGMENT = 2
+    SEGMENTER_ORDER = 3
+    SEGMENTER_AUGMENT = 4  # one per process of a multi-GPU run (its rank)
+
+
+def epoch_generator(seed: int, epoch: int, stream: Stream, rank: int = 0) -> torch.Generator:
+    """A CPU generator fixed by (seed, epoch, stream, rank): resuming at any epoch replays the same randomness,
+    and the processes of a multi-GPU run draw apart."""
+    if not 0 <= int(stream) < 101:
+        raise SparError(f"random stream {stream}: expected 0 to 100")
+    # a rank moves the seed as 65,537 epochs would (torch's CPU generator reads its low 32 bits only)
+    return torch.Generator().manual_seed(((seed * 1_000_003 + epoch + rank * 65_537) * 101 + int(stream)) % (2**63))
 
 
 def epoch_steps(n: int, batch_size: int, steps_per_epoch: int | None) -> int:

@@ -24,8 +24,8 @@ from spar_core.models import ShapeAutoEncoder, UNet, UNetConfig
 from spar_core.paths import write_jsonl
 from spar_core.progress import Progress, ProgressEvent, silent
 from spar_core.runs.run_folder import MethodFolder
-from spar_core.training.checkpoint import load_checkpoint, restore, save_checkpoint
-from spar_core.training.epochs import epoch_generator, epoch_order, epoch_steps
+from spar_core.training.checkpoint import Checkpoint, restore
+from spar_core.training.epochs import Stream, epoch_generator, epoch_order, epoch_steps
 from spar_core.training.precision import Precision
 from spar_core.training.distributed import DistInfo, average_gradients
 from spar_core.training.losses import segmentation_loss
@@ -160,8 +160,8 @@ def train_segmenter(
         # the epoch's order and augmentation come from generators fixed by (seed, epoch): a resumed run
         # draws exactly the batches an uninterrupted one would have
         trainer.train()
-        order = epoch_order(n, tc.batch_size, tc.steps_per_epoch, epoch_generator(tc.seed, epoch, stream=3))
-        aug_gen = epoch_generator(tc.seed, epoch, stream=4 + dist.rank)
+        order = epoch_order(n, tc.batch_size, tc.steps_per_epoch, epoch_generator(tc.seed, epoch, Stream.SEGMENTER_ORDER))
+        aug_gen = epoch_generator(tc.seed, epoch, Stream.SEGMENTER_AUGMENT, dist.rank)
         sums: dict[str, float] = {}
         data_seconds, start = 0.0, time.perf_counter()
         for step in range(steps):
@@ -194,11 +194,11 @@ def train_segmenter(
             if shape_ae is not None and snapshot is not None and epoch in tc.snapshot_epochs:
                 save_snapshot(trainer.unet, shape_ae, snapshot, folder.snapshot(epoch), epoch=epoch,
                               batch_size=tc.batch_size, precision=trainer.precision)
-            save_checkpoint({"format": 1, "method": method, "preset": preset.name, "epoch": epoch,
-                             "precision": trainer.precision.name,
-                             "epochs": tc.epochs, "num_classes": train.num_classes, "size": tc.size,
-                             "unet_config": asdict(preset.unet), "history": history, **trainer.state_dict()},
-                            folder.model)
+            state = trainer.state_dict()
+            Checkpoint("unet", asdict(preset.unet), state.pop("unet"), method=method, preset=preset.name,
+                       epoch=epoch, epochs=tc.epochs, precision=trainer.precision.name,
+                       num_classes=train.num_classes, size=tc.size, history=tuple(history),
+                       resume=state).save(folder.model)
             write_jsonl(folder.history, history)
         progress(ProgressEvent("segmenter", epoch, tc.epochs, steps, steps,
                                {k: v for k, v in line.items() if isinstance(v, float)}, label=method))
@@ -209,25 +209,24 @@ def _resume(trainer: SegmenterTrainer, path: Path, method: str, device: torch.de
     """Load ``path`` into ``trainer`` when it exists; returns the history so far (one line per done epoch)."""
     if not path.is_file():
         return []
-    state = load_checkpoint(path, map_location=device)
-    if state.get("method") != method:
-        raise SparError(f"{path}: checkpoint of method {state.get('method')!r}, not {method!r}")
-    if state.get("precision", "fp32") != trainer.precision.name:
-        raise SparError(f"{path}: trained in {state.get('precision', 'fp32')} so far, here it would go on in "
-                        f"{trainer.precision.name}; resume with --precision {state.get('precision', 'fp32')}")
-    trainer.load_state_dict(state)
-    history = list(state["history"])
-    if len(history) != int(state["epoch"]):
-        raise SparError(f"{path}: checkpoint at epoch {state['epoch']} holds {len(history)} history lines")
+    record = Checkpoint.load(path, map_location=device)
+    if record.method != method:
+        raise SparError(f"{path}: checkpoint of method {record.method!r}, not {method!r}")
+    precision = record.precision or "fp32"  # written before precisions existed: fp32
+    if precision != trainer.precision.name:
+        raise SparError(f"{path}: trained in {precision} so far, here it would go on in "
+                        f"{trainer.precision.name}; resume with --precision {precision}")
+    trainer.load_state_dict({"unet": record.weights, **record.resume})
+    history = list(record.history)
+    if len(history) != record.epoch:
+        raise SparError(f"{path}: checkpoint at epoch {record.epoch} holds {len(history)} history lines")
     return history
 
 
-def load_unet(path: str | Path, device: torch.device | str = "cpu") -> tuple[UNet, dict]:
-    """The trained UNet of a method folder's ``model.pt`` (eval mode) and its checkpoint metadata."""
-    unet, state = restore(path, lambda s: UNet(UNetConfig(**s["unet_config"])), "unet",
-                          "a spar segmenter checkpoint", device)
-    try:
-        meta = {k: state[k] for k in ("method", "preset", "epoch", "epochs", "num_classes", "size")}
-    except KeyError as err:
-        raise SparError(f"{path}: not a spar segmenter checkpoint (no {err})") from None
-    return unet, meta
+def load_unet(path: str | Path, device: torch.device | str = "cpu") -> tuple[UNet, Checkpoint]:
+    """The trained UNet of a method folder's ``model.pt`` (eval mode) and its checkpoint's record."""
+    unet, record = restore(path, "unet", lambda config: UNet(UNetConfig(**config)), device)
+    missing = [k for k in ("method", "epoch", "size") if getattr(record, k) is None]
+    if missing:
+        raise SparError(f"{path}: not a spar segmenter checkpoint (no {', '.join(missing)})")
+    return unet, record

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from spar_core.data.augment import augment_batch
-from spar_core.training.checkpoint import restore, save_checkpoint
-from spar_core.training.epochs import epoch_generator, epoch_order, epoch_steps
+from spar_core.training.checkpoint import Checkpoint, restore
+from spar_core.training.epochs import Stream, epoch_generator, epoch_order, epoch_steps
 from spar_core.models import ShapeAEConfig, ShapeAutoEncoder
 from spar_core.training.precision import Precision
 from spar_core.training.losses import segmentation_loss
@@ -45,8 +45,8 @@ def train_shape_ae(
     steps = epoch_steps(n, batch, tc.ae_steps_per_epoch)
     ae.train()
     for epoch in range(1, tc.ae_epochs + 1):
-        order = epoch_order(n, batch, tc.ae_steps_per_epoch, epoch_generator(tc.seed, epoch, stream=1))
-        aug_gen = epoch_generator(tc.seed, epoch, stream=2)
+        order = epoch_order(n, batch, tc.ae_steps_per_epoch, epoch_generator(tc.seed, epoch, Stream.SHAPE_AE_ORDER))
+        aug_gen = epoch_generator(tc.seed, epoch, Stream.SHAPE_AE_AUGMENT)
         total, start = 0.0, time.perf_counter()
         for step in range(steps):
             y = labels[order[step * batch:(step + 1) * batch]].to(device)
@@ -72,11 +72,10 @@ def train_shape_ae(
 
 
 def save_shape_ae(ae: ShapeAutoEncoder, path: str | Path) -> None:
-    save_checkpoint({"format": 1, "config": asdict(ae.cfg), "state_dict": ae.state_dict()}, path)
+    Checkpoint("shape_ae", asdict(ae.cfg), ae.state_dict()).save(path)
 
 
 def load_shape_ae(path: str | Path, device: torch.device | str = "cpu") -> ShapeAutoEncoder:
     """The frozen shape auto-encoder saved at ``path`` (eval mode, no gradients to its weights)."""
-    ae, _ = restore(path, lambda s: ShapeAutoEncoder(ShapeAEConfig(**s["config"])), "state_dict",
-                    "a shape auto-encoder checkpoint", device)
+    ae, _ = restore(path, "shape_ae", lambda config: ShapeAutoEncoder(ShapeAEConfig(**config)), device)
     return ae.requires_grad_(False)

@@ -125,7 +125,7 @@ def _score_held_out(run: RunFolder, config: dict, fold: int, method: str, device
     flags = degraded_flags(config.get("dataset"))
     test = run.read_split(fold).test
     dataset = _dataset(config, notes)
-    unet, meta = load_unet(run.model_path(fold, method), device) if dataset is not None else (None, {})
+    unet, meta = load_unet(run.model_path(fold, method), device) if dataset is not None else (None, None)
     rows = []
     for i, case in enumerate(test, start=1):
         raw = run.prediction_path(fold, method, case, raw=True)
@@ -142,7 +142,7 @@ def _score_held_out(run: RunFolder, config: dict, fold: int, method: str, device
         uncertainty = None
         if dataset is not None:
             maps = {k: run.uncertainty_path(fold, method, case, k) for k in ("entropy", "disagreement")}
-            uncertainty = _uncertainty(unet, meta["size"], load_volume(dataset, case, with_label=False), labels,
+            uncertainty = _uncertainty(unet, meta.size, load_volume(dataset, case, with_label=False), labels,
                                        structures, device, "auto", maps)
         rows.append(_row(case, fold, method, scored, str(path.relative_to(run.root)), flags.get(case, ""),
                          uncertainty))
@@ -247,10 +247,10 @@ def triage_images(run: RunFolder | str | Path, images_dir: str | Path, method: s
     for i, path in enumerate(files, start=1):
         volume = load_image(path, config.get("slice_axis"))
         # labels as the held-out exams' were predicted (one pass), uncertainty from the shifted copies
-        labels = predict_ensemble([unet], volume, meta["size"], device=device, precision=precision).labels
+        labels = predict_ensemble([unet], volume, meta.size, device=device, precision=precision).labels
         written = write_label_volume(labels, volume, out_dir / f"{volume.case_id}.nii.gz")
         maps = {k: out_dir / f"{volume.case_id}_{k}.nii.gz" for k in ("entropy", "disagreement")}
-        uncertainty = _uncertainty(unet, meta["size"], volume, labels, structures, device, precision, maps)
+        uncertainty = _uncertainty(unet, meta.size, volume, labels, structures, device, precision, maps)
         scored = score_exam(labels, volume.spacing, volume.slice_axis, models, structures, reference)
         rows.append(_row(case_id_of(path), fold, method, scored, str(written.relative_to(run.root)),
                          flags.get(volume.case_id, ""), uncertainty))

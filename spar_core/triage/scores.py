@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from scipy.spatial import cKDTree
 
 from spar_core.paths import save_npz
-from spar_core.training.checkpoint import load_checkpoint
+from spar_core.training.checkpoint import Checkpoint
 from spar_core.data.dataset import load_dataset
 from spar_core.data.nifti import read_label_volume, resolve_slice_axis
 from spar_core.errors import SparError
@@ -107,11 +107,11 @@ class ExamScores:
 
 def load_code_discriminator(path: Path, ae: ShapeAutoEncoder, size: int, device: torch.device) -> CodeDiscriminator:
     """SPAR's code discriminator from a ``spar`` checkpoint, sized for the AE's latent map at ``size``."""
-    state = load_checkpoint(path, map_location=device)
-    weights = state.get("discriminator")
+    record = Checkpoint.load(path, map_location=device)
+    weights = record.resume.get("discriminator")
     if not weights:
         raise SparError(f"{path}: no code discriminator in this checkpoint (expected a 'spar' model)")
-    preset = PRESETS.get(str(state.get("preset")))
+    preset = PRESETS.get(str(record.preset))
     min_channels = preset.code_disc.min_channels if preset is not None else CodeDiscriminatorConfig().min_channels
     cfg = CodeDiscriminatorConfig(latent_channels=ae.cfg.latent_channels, spatial=size // 2**ae.cfg.depth,
                                   min_channels=min_channels)
@@ -128,7 +128,7 @@ def load_triage_models(run: RunFolder, fold: int, method: str, device: torch.dev
     """The fold's AE, its ``spar`` discriminator when trained, and the slice size of ``method``'s model."""
     device = torch.device(device)
     model = run.model_path(fold, method)
-    size = load_checkpoint(model).get("size")
+    size = Checkpoint.load(model).size
     if not isinstance(size, int):
         raise SparError(f"{model}: checkpoint has no slice size")
     ae = load_shape_ae(run.shape_ae_path(fold), device)
