@@ -28,6 +28,7 @@ from spar_core.data.dataset import Dataset
 from spar_core.errors import SparError
 from spar_core.methods import method_order
 from spar_core.paths import DATA_ROOT_ENV, is_within, read_jsonl
+from spar_core.postprocessing.settings import describe, run_settings
 from spar_core.runs.run_folder import MethodFolder, RunFolder, run_folders
 
 if TYPE_CHECKING:  # the report module pulls in scipy; imported where a report is built
@@ -100,6 +101,16 @@ def relative(run: Run, path: Path) -> str:
 def pred_folder(raw: bool) -> str:
     """How messages name a method's prediction folder: ``pred/`` (post-processed) or ``pred_raw/``."""
     return MethodFolder(Path()).pred_dir(raw).name + "/"
+
+
+def postprocess_text(run: Run) -> str:
+    """What the run's post-processed masks went through, in the words of
+    :func:`spar_core.postprocessing.settings.describe`, with the folder they are in."""
+    try:
+        what = describe(run_settings(run.config, str(run.folder.config_path)))
+    except SparError as err:
+        what = f"post-processing that run.json does not say ({err})"
+    return f"{what[0].upper()}{what[1:]} ({pred_folder(raw=False)})"
 
 
 def prediction_name(run: Run, fold: int, method: str, case_id: str, raw: bool = False) -> str:

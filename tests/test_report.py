@@ -396,3 +396,16 @@ def test_structure_identity_counts_shifted_pairs_and_exams() -> None:
     assert table.loc["spar", "shifted_exams"] == "c01: talus→calcaneus; c03: tibia→talus"
     assert "## Structure identity" in rep.markdown and "2 of 12 (16.7 %)" in rep.markdown
     assert build_report(metrics.drop(columns="shifted_to"), n_boot=N_BOOT).identity is None  # an older run
+
+
+@pytest.mark.parametrize("recorded, words", [
+    ({"mode": "auto", "closing_mm": 2.0, "connectivity": 3, "chain": True}, "decided per fold and method"),
+    ({"mode": "largest", "closing_mm": 0.0, "connectivity": 3, "chain": False}, "no closing"),
+    (None, "the paper's post-processing"),  # a run of an earlier version recorded none
+])
+def test_table1_says_what_post_processing_the_run_applied(recorded, words) -> None:
+    config = {"dataset": "/x/ankle", "preset": "tiny"} | ({"postprocess": recorded} if recorded else {})
+    rep = build_report(synthetic(), n_boot=100, config=config)
+    assert words in rep.table1_md and words in rep.markdown
+    if recorded and not recorded["chain"]:
+        assert "in a row" not in rep.table1_md

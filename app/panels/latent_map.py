@@ -128,13 +128,12 @@ def scatter_ui(table: pd.DataFrame, choice: MapChoice, shown: Points, fold: int)
                "it below, to see its slice; the ringed pair is the one shown.")
 
 
-def point_ui(shown: Points) -> bool:
+def point_ui(run: Run, shown: Points) -> bool:
     """The point picker and the mask toggle; returns whether the post-processed mask is shown."""
     st.selectbox("Point (exam · slice · structure)", list(shown.options), key=POINT_KEY)
     return st.toggle("Post-processed mask", value=False, key=POST_KEY,
                      help=f"Off: the stacked 2D outputs ({run_access.pred_folder(raw=True)}), what the codes were "
-                          f"computed from. On: after the main-component and closing steps "
-                          f"({run_access.pred_folder(raw=False)}).")
+                          f"computed from. On: {run_access.postprocess_text(run)}.")
 
 
 def pair_slice_ui(run: Run, selection: Selection, fold: int, method: str, point: tuple[str, int, str], post: bool,

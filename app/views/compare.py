@@ -58,9 +58,8 @@ with maps_col:
                                  "`spar triage RUN --method M` has written it, its raw prediction outlined.")
 with post_col:
     post = st.toggle("Post-processing", value=True, key=POST_KEY, disabled=uncertainty,
-                     help="On: the main connected component of each bone, then 3D closing "
-                          f"({run_access.pred_folder(raw=False)}). Off: the stacked 2D predictions as the network "
-                          f"gave them ({run_access.pred_folder(raw=True)}).")
+                     help=f"On: {run_access.postprocess_text(run)}. Off: the stacked 2D predictions as the "
+                          f"network gave them ({run_access.pred_folder(raw=True)}).")
 
 try:  # each method's metrics on this exam, with the setting of the toggle
     rows = compare_access.exam_metric_rows(run, case_id, post)

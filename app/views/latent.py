@@ -38,7 +38,7 @@ else:
     with map_col:
         latent_map.scatter_ui(table, choice, shown, fold)
     with slice_col:
-        post = latent_map.point_ui(shown)
+        post = latent_map.point_ui(run, shown)
         latent_map.pair_slice_ui(run, selection, fold, choice.method, shown.point, post, distances)
 
 st.subheader("Mean latent distance per epoch")

@@ -16,8 +16,8 @@ st.title("Results")
 selection = state.current()
 run = state.require_run(selection)
 post = st.toggle("Post-processed masks", value=True, key=POST_KEY,
-                 help="On: the paper's setting (main connected component of each bone, then 3D closing). "
-                      "Off: the stacked 2D predictions without post-processing.")
+                 help=f"On: {run_access.postprocess_text(run)}. Off: the stacked 2D predictions without "
+                      "post-processing.")
 try:
     metrics = run_access.get_metrics(run)
     has_rows = metrics is not None and bool((metrics["postprocessed"] == post).any())

@@ -16,8 +16,8 @@ from spar_core.pipeline.shard import Shard
 from spar_core.data.dataset import load_dataset
 from spar_core.training.device import pick_device
 from spar_core.errors import SparError
-from spar_core.postprocessing.decision import DEFAULT_MODE, LEGACY_MODE, MODE_HELP, MODES, PostprocessSettings
-from spar_core.postprocessing.steps import DEFAULT_CLOSING_MM
+from spar_core.postprocessing.settings import DEFAULT_MODE, LEGACY_MODE, MODE_HELP, MODES, PostprocessSettings
+from spar_core.postprocessing.settings import DEFAULT_CLOSING_MM
 from spar_core.training.precision import resolve
 from spar_core.training.presets import get_preset
 from spar_core.progress import cli_progress

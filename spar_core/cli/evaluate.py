@@ -19,8 +19,10 @@ from spar_core.data.checks import check_same_grid
 from spar_core.data.nifti import read_label_volume
 from spar_core.data.dataset import read_labels
 from spar_core.evaluation.metrics import evaluate_labels
-from spar_core.postprocessing.decision import PostprocessSettings, postprocess_config
-from spar_core.postprocessing.steps import DEFAULT_CLOSING_MM, postprocess
+from spar_core.postprocessing.settings import PostprocessSettings
+from spar_core.postprocessing.decision import postprocess_config
+from spar_core.postprocessing.settings import DEFAULT_CLOSING_MM
+from spar_core.postprocessing.steps import postprocess
 
 COLUMNS = ("structure", "label", "dice", "ravd_pct", "assd_mm", "mssd_mm", "true_ml", "pred_ml", "shifted_to")
 

@@ -38,6 +38,7 @@ from spar_core.evaluation.significance import (
 from spar_core.evaluation.identity import identity_table
 from spar_core.methods import BASELINE, display_name, method_order
 from spar_core.paths import write_csv, write_text
+from spar_core.postprocessing.settings import describe, run_settings
 
 if TYPE_CHECKING:  # only for the annotation: importing the run folder (or the registry) pulls in torch
     from spar_core.runs.run_folder import RunFolder
@@ -165,14 +166,15 @@ def _counts(sel: pd.DataFrame) -> tuple[int, int]:
     return sel["case"].nunique(), sel["structure"].nunique()
 
 
-def table1_caption(sel: pd.DataFrame, summary: pd.DataFrame, postprocessed: bool) -> str:
-    """What is averaged, over how many values, what is bold, what was excluded."""
+def table1_caption(sel: pd.DataFrame, summary: pd.DataFrame, postprocessed: bool,
+                   config: Mapping[str, Any] | None = None) -> str:
+    """What is averaged, over how many values, what is bold, what was excluded; the post-processing as the run's
+    ``config`` (run.json) records it."""
     n_exams, n_struct = _counts(sel)
     ns = dict(zip(summary["display"], summary["n"]))
     n_text = (f"{next(iter(ns.values()))} values per method" if len(set(ns.values())) == 1
               else "values per method: " + ", ".join(f"{k} {v}" for k, v in ns.items()))
-    masks = ("post-processed masks (main connected component, then 3D closing)" if postprocessed
-             else "raw masks (stacked 2D predictions, no post-processing)")
+    masks = _masks(config or {}, postprocessed)
     excluded = []
     for m in METRICS:
         per = {d: int(k) for d, k in zip(summary["display"], summary[f"{m.name}_n_excluded"]) if k}
@@ -185,6 +187,13 @@ def table1_caption(sel: pd.DataFrame, summary: pd.DataFrame, postprocessed: bool
             f"of each of the {n_exams} test exams counts once ({n_text}), as the paper averages over bones and "
             f"patients; {masks}. Dice and RAVD in %, ASSD and MSSD in mm. Best per column in bold (highest "
             f"Dice, lowest RAVD, ASSD, MSSD, judged on the printed values; ties all bold). {excl}")
+
+
+def _masks(config: Mapping[str, Any], postprocessed: bool) -> str:
+    """The masks a table is computed on: raw, or post-processed as run.json records it."""
+    if not postprocessed:
+        return "raw masks (stacked 2D predictions, no post-processing)"
+    return f"masks after {describe(run_settings(config))}" if config else "post-processed masks"
 
 
 def table1_latex(summary: pd.DataFrame, caption: str) -> str:
@@ -252,8 +261,9 @@ class Report:
     identity: pd.DataFrame | None = None  # per method, shifted (exam, structure) pairs (identity.identity_table)
 
 
-def _table1_md(sel: pd.DataFrame, summary: pd.DataFrame, postprocessed: bool) -> str:
-    return (f"**Table 1.** {table1_caption(sel, summary, postprocessed)}\n\n"
+def _table1_md(sel: pd.DataFrame, summary: pd.DataFrame, postprocessed: bool,
+               config: Mapping[str, Any] | None) -> str:
+    return (f"**Table 1.** {table1_caption(sel, summary, postprocessed, config)}\n\n"
             + markdown_table(formatted(summary)) + "\n")
 
 
@@ -285,8 +295,8 @@ def build_report(metrics: pd.DataFrame, *, postprocessed: bool = True, n_boot: i
     if sig.empty:
         notes.append(f"No {baseline!r} rows (or no other method): significance tests skipped." if
                      not (sel["method"] == baseline).any() else "Only the baseline: nothing to compare.")
-    t1_md = _table1_md(sel, summary, postprocessed)
-    raw_md = _table1_md(raw_sel, raw_summary, False) if raw_summary is not None else ""
+    t1_md = _table1_md(sel, summary, postprocessed, config)
+    raw_md = _table1_md(raw_sel, raw_summary, False, config) if raw_summary is not None else ""
     sig_md = "" if sig.empty else significance_markdown(sig) + "\n\n" + significance_reading(sig, n_boot, baseline)
     sig_md = "\n\n".join(filter(None, [sig_md, *notes])) + "\n"
     ps_md = markdown_table(formatted(structure, group="structure")) + "\n"
@@ -295,7 +305,7 @@ def build_report(metrics: pd.DataFrame, *, postprocessed: bool = True, n_boot: i
     if not identity.empty:
         md += "\n" + _identity_md(identity)
     return Report(postprocessed, summary, raw_summary, structure, per_exam(sel), sig, t1_md, raw_md,
-                  table1_latex(summary, table1_caption(sel, summary, postprocessed)), sig_md, ps_md, md, notes,
+                  table1_latex(summary, table1_caption(sel, summary, postprocessed, config)), sig_md, ps_md, md, notes,
                   identity if not identity.empty else None)
 
 
@@ -323,14 +333,14 @@ def _assemble(config: Mapping[str, Any], sel: pd.DataFrame, postprocessed: bool,
     header = ["# Results", "", f"- Dataset: {name}", f"- Preset: {config.get('preset', '?')}",
               f"- Folds: {folds}", f"- Exams: {n_exams} ({n_struct} structures: "
               f"{', '.join(map(str, sel['structure'].cat.categories))})", f"- Methods: {methods}",
-              f"- Masks: {'post-processed' if postprocessed else 'raw (no post-processing)'}", ""]
+              f"- Masks: {_masks(config, postprocessed)}", ""]
     parts = ["\n".join(header), "## Table 1\n\n" + t1_md]
     other = metrics[metrics["postprocessed"] != postprocessed]
     if postprocessed and raw_md:
         parts.append("## Table 1 without post-processing\n\n" + raw_md)
     elif not postprocessed and not other.empty:
         parts.append("## Table 1 with post-processing\n\n" + _table1_md(
-            select(metrics, True), summarize(select(metrics, True), ["method"]), True))
+            select(metrics, True), summarize(select(metrics, True), ["method"]), True, config))
     parts += ["## Paired comparison with the baseline\n\n" + sig_md,
               "## Per structure\n\nMean ± sample std over exams; best per structure in bold.\n\n" + ps_md]
     return "\n".join(parts)

@@ -9,7 +9,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from spar_core.evaluation.metrics import evaluate_labels
-from spar_core.postprocessing.steps import DEFAULT_CONNECTIVITY, count_components
+from spar_core.postprocessing.settings import DEFAULT_CONNECTIVITY
+from spar_core.postprocessing.steps import count_components
 
 
 def metric_rows(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float], structures: Mapping[str, int],

@@ -1,6 +1,7 @@
-"""Stage 2, models: the networks, created by name: segmenter, shape auto-encoder and the two discriminators.
+"""Models: the networks, created by name: segmenter, shape auto-encoder and the two discriminators.
 
-Imports only the foundation (``spar_core.errors``); no other stage.
+Imports the foundation (``spar_core.errors``) and, for the 2.5D input's slice stride, ``spar_core.data.slicing``;
+no other stage.
 """
 
 from __future__ import annotations

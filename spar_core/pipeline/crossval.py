@@ -22,7 +22,8 @@ from spar_core.evaluation.rows import metric_rows
 from spar_core.inference.predict import predict_volume
 from spar_core.paths import write_csv
 from spar_core.pipeline.shard import Shard
-from spar_core.postprocessing.decision import PostprocessSettings, postprocess_config
+from spar_core.postprocessing.settings import PostprocessSettings
+from spar_core.postprocessing.decision import postprocess_config
 from spar_core.postprocessing.folds import decide_fold, fold_label_facts, out_of_fold, out_of_fold_reader
 from spar_core.postprocessing.steps import PostprocessConfig, postprocess
 from spar_core.progress import Progress, ProgressEvent, silent

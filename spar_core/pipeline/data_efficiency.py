@@ -30,7 +30,7 @@ from spar_core.data.dataset import Dataset
 from spar_core.data.nifti import resolve_slice_axis
 from spar_core.data.splits import Split
 from spar_core.errors import SparError
-from spar_core.postprocessing.decision import PostprocessSettings
+from spar_core.postprocessing.settings import PostprocessSettings
 from spar_core.evaluation.study_table import study_table
 from spar_core.paths import write_csv, write_json
 from spar_core.pipeline.crossval import is_complete, run_crossval

@@ -16,7 +16,7 @@ from spar_core.pipeline.experiment import run_summary
 from spar_core.data.dataset import load_dataset
 from spar_core.training.device import pick_device
 from spar_core.data.phantoms import generate_cohort
-from spar_core.postprocessing.decision import PostprocessSettings
+from spar_core.postprocessing.settings import PostprocessSettings
 from spar_core.training.precision import resolve
 from spar_core.training.presets import get_preset
 from spar_core.progress import Progress, ProgressEvent, silent

@@ -12,7 +12,7 @@ from spar_core.data.dataset import Dataset
 from spar_core.data.duplicates import Twins, find_twins
 from spar_core.data.orientation import dataset_orientation
 from spar_core.data.splits import Split, make_splits, read_splits_file
-from spar_core.postprocessing.decision import PostprocessSettings
+from spar_core.postprocessing.settings import PostprocessSettings
 from spar_core.training.presets import Preset
 
 

@@ -25,7 +25,8 @@ from scipy.stats import wilcoxon
 
 from spar_core.errors import SparError
 from spar_core.evaluation.metrics import evaluate_labels
-from spar_core.postprocessing.decision import Decision, LabelFacts, PostprocessSettings, StepTest, postprocess_config
+from spar_core.postprocessing.decision import Decision, LabelFacts, StepTest, postprocess_config
+from spar_core.postprocessing.settings import PostprocessSettings
 from spar_core.postprocessing.steps import PostprocessConfig, postprocess
 
 ALPHA = 0.05  # a step must help beyond chance: one-sided paired Wilcoxon test over the deciding exams

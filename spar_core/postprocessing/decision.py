@@ -2,8 +2,8 @@
 
 Three things decide what :func:`~spar_core.postprocessing.steps.postprocess` does to a prediction:
 
-- :class:`PostprocessSettings`: what the user asked for (``--postprocess`` mode, the closing radius, whether
-  structures in a row are ordered), recorded in run.json;
+- :class:`~spar_core.postprocessing.settings.PostprocessSettings`: what the user asked for (``--postprocess``
+  mode, the closing radius, whether structures in a row are ordered), recorded in run.json;
 - :class:`LabelFacts`: what a fold's training labels say (the structures in a row they form, the labels of
   several parts), found once per fold;
 - :class:`Decision`: with ``auto``, the steps that helped the fold's out-of-fold predictions
@@ -25,68 +25,13 @@ import numpy as np
 from spar_core.errors import SparError
 from spar_core.postprocessing.chain import Chain, find_chain
 from spar_core.postprocessing.components import structure_parts
-from spar_core.postprocessing.steps import DEFAULT_CLOSING_MM, DEFAULT_CONNECTIVITY, PostprocessConfig
-
-MODES = ("auto", "largest", "none")
-DEFAULT_MODE = "auto"
-# A run that recorded no mode began before ``auto`` existed: it applied the paper's steps.
-LEGACY_MODE = "largest"
-MODE_HELP = {
-    "auto": "a step (ordering, closing, then the component step per structure) kept only where it helped the "
-            "out-of-fold predictions of the fold's training exams beyond chance (paired Wilcoxon, p < 0.05)",
-    "largest": "the paper's: every step for every structure (ordering of a row, largest component or parts, "
-               "closing)",
-    "none": "the stacked 2D predictions as they are",
-}
-
-
-def check_mode(mode: str) -> str:
-    if mode not in MODES:
-        raise SparError(f"--postprocess {mode!r}: expected one of {', '.join(MODES)}")
-    return mode
-
+from spar_core.postprocessing.settings import DEFAULT_CONNECTIVITY, PostprocessSettings
+from spar_core.postprocessing.steps import PostprocessConfig
 
 def _record(data: Any, what: str) -> Mapping[str, Any]:
     if not isinstance(data, Mapping):
         raise SparError(f"{what}: expected a JSON object, got {type(data).__name__}")
     return data
-
-
-@dataclass(frozen=True)
-class PostprocessSettings:
-    """What a run was asked to do after the network (run.json's ``postprocess``).
-
-    Args:
-        mode: ``auto`` (decided from the data), ``largest`` (the paper's steps) or ``none`` (raw).
-        closing_mm: radius of the closing in mm; 0 switches it off.
-        connectivity: 1, 2 or 3 (faces, +edges, +corners) for the component steps.
-        chain: order the structures in a row when the training labels form one.
-    """
-
-    mode: str = DEFAULT_MODE
-    closing_mm: float = DEFAULT_CLOSING_MM
-    connectivity: int = DEFAULT_CONNECTIVITY
-    chain: bool = True
-
-    def __post_init__(self) -> None:
-        check_mode(self.mode)
-        PostprocessConfig(closing_mm=self.closing_mm, connectivity=self.connectivity)  # checks both
-
-    def to_json(self) -> dict[str, Any]:
-        return {"mode": self.mode, "closing_mm": self.closing_mm, "connectivity": self.connectivity,
-                "chain": self.chain}
-
-    @classmethod
-    def from_json(cls, data: Any, what: str = "postprocess settings") -> "PostprocessSettings":
-        """Settings as run.json records them; a key absent in an older run takes what that run did."""
-        data = _record(data, what)
-        try:
-            return cls(mode=str(data.get("mode", LEGACY_MODE)),
-                       closing_mm=float(data.get("closing_mm", DEFAULT_CLOSING_MM)),
-                       connectivity=int(data.get("connectivity", DEFAULT_CONNECTIVITY)),
-                       chain=bool(data.get("chain", True)))
-        except (TypeError, ValueError) as err:
-            raise SparError(f"{what}: {err}") from None
 
 
 @dataclass(frozen=True)

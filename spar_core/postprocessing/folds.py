@@ -18,9 +18,10 @@ from spar_core.data.nifti import read_label_volume
 from spar_core.data.splits import Split
 from spar_core.paths import read_json_object, write_json
 from spar_core.postprocessing.choice import Exam, choose_postprocess, exam_scores
-from spar_core.postprocessing.decision import (Decision, LabelFacts, PostprocessSettings, combine_decisions,
-                                               postprocess_config)
-from spar_core.postprocessing.steps import DEFAULT_CONNECTIVITY, PostprocessConfig
+from spar_core.postprocessing.decision import Decision, LabelFacts, combine_decisions, postprocess_config
+from spar_core.postprocessing.settings import PostprocessSettings
+from spar_core.postprocessing.settings import DEFAULT_CONNECTIVITY
+from spar_core.postprocessing.steps import PostprocessConfig
 from spar_core.runs.run_folder import RunFolder
 
 NO_DECIDING_EXAMS = "no out-of-fold prediction of a training exam"

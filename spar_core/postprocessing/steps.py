@@ -21,11 +21,11 @@ from scipy import ndimage
 
 from spar_core.data.checks import check_3d, check_spacing
 from spar_core.errors import SparError
+from spar_core.postprocessing.settings import (DEFAULT_CLOSING_MM, DEFAULT_CONNECTIVITY, check_connectivity,
+                                               check_radius)
 from spar_core.postprocessing.chain import Chain, relabel_chain
 
 Box = tuple[slice, slice, slice]
-DEFAULT_CLOSING_MM = 2.0
-DEFAULT_CONNECTIVITY = 3
 
 
 @dataclass(frozen=True)
@@ -57,24 +57,11 @@ class PostprocessConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.largest_component, (bool, np.bool_)):
             raise SparError(f"largest_component: expected True or False, got {self.largest_component!r}")
-        _check_radius(self.closing_mm)
-        _check_connectivity(self.connectivity)
+        check_radius(self.closing_mm)
+        check_connectivity(self.connectivity)
 
 
 # ---------------------------------------------------------------------------------------------- checks
-
-
-def _check_connectivity(connectivity: int) -> int:
-    if isinstance(connectivity, bool) or connectivity not in (1, 2, 3):
-        raise SparError(f"connectivity: expected 1, 2 or 3 (faces, +edges, +corners), got {connectivity!r}")
-    return int(connectivity)
-
-
-def _check_radius(radius_mm: float) -> float:
-    if isinstance(radius_mm, bool) or not isinstance(radius_mm, (int, float, np.number)) \
-            or not math.isfinite(radius_mm) or radius_mm < 0:
-        raise SparError(f"closing radius: expected a finite number of mm ≥ 0 (0 = off), got {radius_mm!r}")
-    return float(radius_mm)
 
 
 def _as_labels(labels: np.ndarray) -> np.ndarray:
@@ -108,7 +95,7 @@ def bounding_box(mask: np.ndarray) -> Box | None:
 def count_components(mask: np.ndarray, connectivity: int = 3) -> int:
     """Number of 3D connected components of a binary mask (0 for an empty mask); scores outliers later."""
     mask = check_3d(mask, "mask")
-    structure = ndimage.generate_binary_structure(3, _check_connectivity(connectivity))
+    structure = ndimage.generate_binary_structure(3, check_connectivity(connectivity))
     box = bounding_box(mask)
     if box is None:
         return 0
@@ -121,7 +108,7 @@ def largest_component(mask: np.ndarray, connectivity: int = 3) -> np.ndarray:
     An empty mask gives an empty mask.
     """
     mask = check_3d(mask, "mask")
-    structure = ndimage.generate_binary_structure(3, _check_connectivity(connectivity))
+    structure = ndimage.generate_binary_structure(3, check_connectivity(connectivity))
     out = np.zeros(mask.shape, dtype=bool)
     box = bounding_box(mask)
     if box is None:
@@ -143,7 +130,7 @@ def ball_mm(spacing: Sequence[float], radius_mm: float) -> np.ndarray:
     in-plane and 0 along the third axis, i.e. a (9, 9, 1) flat disc. Returns a bool array of odd sizes.
     """
     spacing = check_spacing(spacing)
-    radius = _check_radius(radius_mm)
+    radius = check_radius(radius_mm)
     # Relative slack for spacings read from float32 headers (0.6 mm is stored as 0.6000000238).
     slack = 1 + 1e-6
     half = [int(math.floor(radius / s * slack)) for s in spacing]

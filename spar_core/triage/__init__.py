@@ -1,4 +1,6 @@
-"""Stage 5, triage: label-free outlier scores of predicted exams, and their ranking.
+"""Triage: label-free outlier scores of predicted exams (shape plausibility, reconstruction, the model's own
+uncertainty), and their ranking.
 
-Imports the foundation, data, models, training and evaluation; never pipeline, figures or the app.
+Imports the foundation and the stages before it (data, models, training, inference, post-processing); never
+pipeline, figures or the app.
 """

@@ -1,0 +1,106 @@
+"""What a user asks of post-processing: the ``--postprocess`` mode, the closing radius, the connectivity and whether
+structures in a row are ordered (:class:`PostprocessSettings`, recorded in run.json), with the words the CLI, the
+report and the app use to describe each mode. Light (no scipy), so that ``--help`` and the app's pages read it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from spar_core.errors import SparError
+
+DEFAULT_CLOSING_MM = 2.0
+DEFAULT_CONNECTIVITY = 3
+
+
+def check_connectivity(connectivity: int) -> int:
+    if isinstance(connectivity, bool) or connectivity not in (1, 2, 3):
+        raise SparError(f"connectivity: expected 1, 2 or 3 (faces, +edges, +corners), got {connectivity!r}")
+    return int(connectivity)
+
+
+def check_radius(radius_mm: float) -> float:
+    if isinstance(radius_mm, bool) or not isinstance(radius_mm, (int, float, np.number)) \
+            or not math.isfinite(radius_mm) or radius_mm < 0:
+        raise SparError(f"closing radius: expected a finite number of mm ≥ 0 (0 = off), got {radius_mm!r}")
+    return float(radius_mm)
+
+
+MODES = ("auto", "largest", "none")
+DEFAULT_MODE = "auto"
+# A run that recorded no mode began before ``auto`` existed: it applied the paper's steps.
+LEGACY_MODE = "largest"
+MODE_HELP = {
+    "auto": "a step (ordering, closing, then the component step per structure) kept only where it helped the "
+            "out-of-fold predictions of the fold's training exams beyond chance (paired Wilcoxon, p < 0.05)",
+    "largest": "the paper's: every step for every structure (ordering of a row, largest component or parts, "
+               "closing)",
+    "none": "the stacked 2D predictions as they are",
+}
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise SparError(f"--postprocess {mode!r}: expected one of {', '.join(MODES)}")
+    return mode
+
+
+@dataclass(frozen=True)
+class PostprocessSettings:
+    """What a run was asked to do after the network (run.json's ``postprocess``).
+
+    Args:
+        mode: ``auto`` (decided from the data), ``largest`` (the paper's steps) or ``none`` (raw).
+        closing_mm: radius of the closing in mm; 0 switches it off.
+        connectivity: 1, 2 or 3 (faces, +edges, +corners) for the component steps.
+        chain: order the structures in a row when the training labels form one.
+    """
+
+    mode: str = DEFAULT_MODE
+    closing_mm: float = DEFAULT_CLOSING_MM
+    connectivity: int = DEFAULT_CONNECTIVITY
+    chain: bool = True
+
+    def __post_init__(self) -> None:
+        check_mode(self.mode)
+        check_radius(self.closing_mm)
+        check_connectivity(self.connectivity)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"mode": self.mode, "closing_mm": self.closing_mm, "connectivity": self.connectivity,
+                "chain": self.chain}
+
+    @classmethod
+    def from_json(cls, data: Any, what: str = "postprocess settings") -> "PostprocessSettings":
+        """Settings as run.json records them; a key absent in an older run takes what that run did."""
+        if not isinstance(data, Mapping):
+            raise SparError(f"{what}: expected a JSON object, got {type(data).__name__}")
+        try:
+            return cls(mode=str(data.get("mode", LEGACY_MODE)),
+                       closing_mm=float(data.get("closing_mm", DEFAULT_CLOSING_MM)),
+                       connectivity=int(data.get("connectivity", DEFAULT_CONNECTIVITY)),
+                       chain=bool(data.get("chain", True)))
+        except (TypeError, ValueError) as err:
+            raise SparError(f"{what}: {err}") from None
+
+
+def run_settings(config: Mapping[str, Any], what: str = "run.json") -> PostprocessSettings:
+    """The settings a run's run.json records (a run of an earlier version that recorded none: the paper's steps)."""
+    return PostprocessSettings.from_json(config.get("postprocess") or {}, f"{what}: postprocess")
+
+
+def describe(settings: PostprocessSettings) -> str:
+    """One phrase saying what the post-processed masks of a run went through."""
+    closing = f"a {settings.closing_mm:g} mm 3D closing" if settings.closing_mm > 0 else "no closing"
+    order = "structures in a row put in their order, " if settings.chain else ""
+    steps = f"{order}each structure's largest connected component (or its parts), {closing}"
+    if settings.mode == "none":
+        return "no post-processing (the stacked 2D predictions)"
+    if settings.mode == "largest":
+        return f"the paper's post-processing: {steps}"
+    return (f"post-processing decided per fold and method from out-of-fold predictions: of {steps}, the steps that "
+            "helped beyond chance")
