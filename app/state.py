@@ -11,8 +11,10 @@ root, and to one of its tested exams; the pickers stay free to browse anything e
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Iterator
 
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
@@ -173,6 +175,18 @@ def _follow(run: Run, root: Path) -> None:
     st.session_state[DATASET_KEY] = run.dataset.name
     if run.tested and st.session_state.get(EXAM_KEY) not in run.tested:
         st.session_state[EXAM_KEY] = next(iter(run.tested))
+
+
+@contextmanager
+def shown_errors(stop: bool = True) -> Iterator[None]:
+    """A :class:`SparError` in the block becomes the page's error message (one line, no traceback), and the page
+    stops there; with ``stop`` False it goes on after the block."""
+    try:
+        yield
+    except SparError as err:
+        st.error(str(err))
+        if stop:
+            st.stop()
 
 
 def require_run(selection: Selection) -> Run:

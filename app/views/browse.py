@@ -8,7 +8,6 @@ import demo_offer
 import scene_access
 import state
 from panels.volume_viewer import volume_viewer_ui
-from spar_core.errors import SparError
 from spar_core.figures import structure_colors
 from spar_core.paths import runs_root
 
@@ -19,18 +18,12 @@ if selection.dataset is None or selection.exam is None:
     st.info("Pick a dataset and an exam in the sidebar.")
     st.stop()
 dataset = selection.dataset
-try:
+with state.shown_errors():
     exam = data_access.get_exam(dataset, selection.exam)
-except SparError as err:
-    st.error(str(err))
-    st.stop()
 
 axis = exam.slice_axis
-try:
+with state.shown_errors():
     scene = scene_access.exam_scene(dataset, exam)
-except SparError as err:
-    st.error(str(err))
-    st.stop()
 names = {value: name for name, value in dataset.structures.items()}
 figure_col, control_col = st.columns([3, 1])
 with figure_col:

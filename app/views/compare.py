@@ -9,7 +9,6 @@ import run_access
 import scene_access
 import state
 from panels.volume_viewer import volume_viewer_ui
-from spar_core.errors import SparError
 from spar_core.evaluation.significance import METRICS
 from spar_core.methods import display_name
 
@@ -23,11 +22,8 @@ if not run.tested:
     st.stop()
 # The sidebar follows the run to its dataset; read it again only when the sidebar shows another one.
 same_dataset = run_access.is_run_dataset(run, selection.dataset)
-try:
+with state.shown_errors():
     dataset = run_access.run_dataset(run, selection.root, selection.dataset)
-except SparError as err:
-    st.error(str(err))
-    st.stop()
 
 
 def _sidebar_follows(same_dataset: bool) -> None:
@@ -46,11 +42,8 @@ exam_col, maps_col, post_col = st.columns([2, 1, 1])
 with exam_col:
     case_id = st.selectbox("Tested exam", list(run.tested), key=EXAM_KEY, on_change=_sidebar_follows,
                            args=(same_dataset,), format_func=lambda c: f"{c} (fold {run.tested[c]})")
-try:
+with state.shown_errors():
     exam = data_access.get_exam(dataset, case_id)
-except SparError as err:
-    st.error(str(err))
-    st.stop()
 fold = run.tested[case_id]
 with maps_col:
     uncertainty = st.toggle("Uncertainty maps", value=False, key=UNCERTAINTY_KEY,
@@ -61,17 +54,12 @@ with post_col:
                      help=f"On: {run_access.postprocess_text(run)}. Off: the stacked 2D predictions as the "
                           f"network gave them ({run_access.pred_folder(raw=True)}).")
 
-try:  # each method's metrics on this exam, with the setting of the toggle
+rows = None  # each method's metrics on this exam, with the setting of the toggle
+with state.shown_errors(stop=False):
     rows = compare_access.exam_metric_rows(run, case_id, post)
-except SparError as err:
-    st.error(str(err))
-    rows = None
 titles = {method: compare_access.panel_title(rows, method) for method in run.methods}
-try:
+with state.shown_errors():
     scene, missing = scene_access.compare_scene(run, dataset, exam, post, titles, uncertainty)
-except SparError as err:
-    st.error(str(err))
-    st.stop()
 volume_viewer_ui(scene, key="compare_viewer")
 if missing and uncertainty:
     st.caption(f"No entropy map of {case_id} yet for: {', '.join(map(display_name, missing))} "

@@ -7,7 +7,6 @@ import latent_access
 import run_access
 import state
 from panels import latent_map
-from spar_core.errors import SparError
 
 st.title("Latent convergence")
 selection = state.current()
@@ -21,13 +20,10 @@ if not folds:
 fold_col, *picker_cols = st.columns([1, 1, 1, 2])
 with fold_col:
     fold = latent_map.fold_ui(run, folds)
-try:
+with state.shown_errors():
     table = run_access.get_embeddings(run, fold)
     convergence = run_access.get_convergence(run, fold)
     distances = run_access.get_pair_distances(run, fold)
-except SparError as err:
-    st.error(str(err))
-    st.stop()
 
 if table is None:
     latent_map.no_maps_ui(run, fold, can_compute=convergence is not None)

@@ -5,7 +5,6 @@ import streamlit as st
 import run_access
 import state
 from panels import studies
-from spar_core.errors import SparError
 from spar_core.paths import runs_root
 from spar_core.figures.results import learning_curves, metric_boxplot
 from spar_core.evaluation.significance import METRICS
@@ -18,13 +17,10 @@ run = state.require_run(selection)
 post = st.toggle("Post-processed masks", value=True, key=POST_KEY,
                  help=f"On: {run_access.postprocess_text(run)}. Off: the stacked 2D predictions without "
                       "post-processing.")
-try:
+with state.shown_errors():
     metrics = run_access.get_metrics(run)
     has_rows = metrics is not None and bool((metrics["postprocessed"] == post).any())
     report = run_access.get_report(run, post) if has_rows else None
-except SparError as err:
-    st.error(str(err))
-    st.stop()
 
 if metrics is None:
     st.info(f"Run {run.name!r} has no metrics.csv yet: it is written once the methods are trained and evaluated, "
@@ -46,11 +42,9 @@ else:
 
 st.subheader("Learning curves")
 histories, figure = {}, None
-try:
+with state.shown_errors(stop=False):
     histories = run_access.get_histories(run)
     figure = learning_curves(histories) if histories else None
-except SparError as err:
-    st.error(str(err))
 if figure is not None:
     st.caption("Mean over folds per epoch (the band spans the lowest to the highest fold when there are several).")
     st.plotly_chart(figure, width="stretch")

@@ -7,7 +7,6 @@ import run_access
 import state
 import triage_access
 from panels import triage_exam, triage_ranking
-from spar_core.errors import SparError
 from spar_core.methods import display_name
 
 st.title("Outlier triage")
@@ -19,12 +18,9 @@ if not triaged:
     triage_ranking.no_triage_ui(run)
     st.stop()
 method = triage_access.shown_method(triaged, selection.method)
-try:
+with state.shown_errors():
     table = run_access.get_triage_table(run, "triage", method)
     spearman = run_access.get_triage_table(run, "spearman", method)
-except SparError as err:
-    st.error(str(err))
-    st.stop()
 if table.empty:
     st.info(f"{triaged[method]} ranks no exam; run `spar triage {run.root}` again.")
     st.stop()
