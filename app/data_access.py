@@ -30,6 +30,7 @@ import numpy as np
 import streamlit as st
 
 from spar_core.data.dataset import Dataset, load_dataset, load_volume
+from spar_core.data.voxels import voxel_ml
 from spar_core.errors import SparError
 from spar_core.figures import busiest_slice
 from spar_core.paths import DATA_ROOT_ENV, data_root, is_within
@@ -140,7 +141,7 @@ def _load_exam(_dataset: Dataset, folder: str, case_id: str, stamp: tuple[int, i
     volumes: dict[str, float] = {}
     if volume.label is not None:
         counts = np.bincount(volume.label.ravel(), minlength=max(_dataset.labels.values()) + 1)
-        ml_per_voxel = float(np.prod(volume.spacing)) / 1000.0  # mm³ -> mL
+        ml_per_voxel = voxel_ml(volume.spacing)
         volumes = {name: float(counts[value]) * ml_per_voxel for name, value in _dataset.structures.items()}
     # C order: nibabel gives Fortran-ordered arrays, on which np.take (extract_slice) along the last axis is
     # about 100 times slower (~10 ms a 224×224 slice) than on a C-ordered copy.

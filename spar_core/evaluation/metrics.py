@@ -51,14 +51,13 @@ from functools import lru_cache
 from typing import Iterable, Sequence
 
 import numpy as np
-from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from spar_core.data.checks import check_spacing
+from spar_core.data.voxels import bounding_box, label_boxes, union_box, voxel_ml
 from spar_core.errors import SparError
 from spar_core.evaluation.identity import shifted_structures
 
-Box = tuple[slice, slice, slice]
 
 METRIC_COLUMNS = ("dice", "ravd_pct", "assd_mm", "mssd_mm")
 
@@ -84,19 +83,6 @@ def _check_pair(pred: np.ndarray, truth: np.ndarray, what: str) -> tuple[np.ndar
     if pred.ndim != 3:
         raise SparError(f"{what}: expected 3D volumes, got shape {pred.shape}")
     return pred, truth
-
-
-def _union_box(*boxes: Box | None) -> Box | None:
-    boxes = [b for b in boxes if b is not None]
-    if not boxes:
-        return None
-    lo = [min(b[i].start for b in boxes) for i in range(3)]
-    hi = [max(b[i].stop for b in boxes) for i in range(3)]
-    return tuple(slice(a, b) for a, b in zip(lo, hi))  # type: ignore[return-value]
-
-
-def _box(mask: np.ndarray) -> Box | None:
-    return ndimage.find_objects(mask.view(np.uint8), max_label=1)[0]
 
 
 # ---------------------------------------------------------------------------------------------- surfaces
@@ -230,7 +216,7 @@ def surface_distances(a: np.ndarray, b: np.ndarray, spacing: Sequence[float]) ->
     a, b = _check_pair(a, b, "surface_distances")
     spacing = np.asarray(check_spacing(spacing))
     a, b = a.astype(bool, copy=False), b.astype(bool, copy=False)
-    box = _union_box(_box(a), _box(b))
+    box = union_box(bounding_box(a), bounding_box(b))
     if box is None:
         return np.zeros(0), np.zeros(0)
     return _crop_surface_distances(a[box], b[box], spacing)
@@ -272,21 +258,10 @@ def structure_metrics(pred_mask: np.ndarray, true_mask: np.ndarray, spacing: Seq
     pred, truth = _check_pair(pred_mask, true_mask, "structure_metrics")
     spacing = np.asarray(check_spacing(spacing))
     pred, truth = pred.astype(bool, copy=False), truth.astype(bool, copy=False)
-    box = _union_box(_box(pred), _box(truth))
+    box = union_box(bounding_box(pred), bounding_box(truth))
     if box is None:
         return _crop_metrics(pred[:0], truth[:0], spacing)
     return _crop_metrics(pred[box], truth[box], spacing)
-
-
-def _label_boxes(labels: np.ndarray, top: int) -> list[Box | None]:
-    """Bounding box of every label value 1..top (index value-1), from one pass over the volume."""
-    if labels.dtype == bool:
-        labels = labels.view(np.uint8)
-    elif labels.dtype.kind not in "iu":
-        if labels.dtype.kind != "f" or not np.array_equal(labels, np.round(labels)):
-            raise SparError(f"labels: expected an integer label volume, got dtype {labels.dtype}")
-        labels = labels.astype(np.int64)
-    return ndimage.find_objects(labels, max_label=top)
 
 
 def evaluate_labels(
@@ -314,12 +289,12 @@ def evaluate_labels(
             raise SparError(f"structures: label {name!r} has value {value!r}; expected an integer ≥ 0")
     wanted = {name: int(v) for name, v in structures.items() if v != 0}
     top = max(wanted.values(), default=0)
-    pred_boxes, true_boxes = _label_boxes(pred, top), _label_boxes(truth, top)
-    ml_per_voxel = float(np.prod(spacing)) / 1000.0
+    pred_boxes, true_boxes = label_boxes(pred, top), label_boxes(truth, top)
+    ml_per_voxel = voxel_ml(spacing)
     shifted = shifted_structures(pred, truth, wanted)
     rows = []
     for name, value in wanted.items():
-        box = _union_box(pred_boxes[value - 1], true_boxes[value - 1])
+        box = union_box(pred_boxes[value - 1], true_boxes[value - 1])
         if box is None:
             p = t = np.zeros((0, 0, 0), dtype=bool)
         else:

@@ -22,7 +22,8 @@ from skimage.measure import block_reduce, marching_cubes
 
 from spar_core.data.checks import check_spacing
 from spar_core.errors import SparError
-from spar_core.evaluation.metrics import _box, surface_mask
+from spar_core.data.voxels import bounding_box
+from spar_core.evaluation.metrics import surface_mask
 from spar_core.figures.slices import structure_colors
 
 MAX_MESH_VOXELS = 150_000  # per bone: meshes of a few ten thousand triangles, light in a browser
@@ -57,7 +58,7 @@ def bone_mesh(mask: np.ndarray, spacing: Sequence[float], max_voxels: int = MAX_
     """
     mask = np.asarray(mask, dtype=bool)
     s = np.asarray(check_spacing(spacing))
-    box = _box(mask)
+    box = bounding_box(mask)
     if box is None:
         return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
     crop = mask[box].astype(np.float32)
@@ -92,7 +93,7 @@ def distance_to_surface(points_mm: np.ndarray, truth: np.ndarray, spacing: Seque
         raise SparError(f"distance_to_surface: truth has shape {truth.shape}; expected a 3D mask")
     s = np.asarray(check_spacing(spacing))
     border = surface_mask(truth)
-    box = _box(border)
+    box = bounding_box(border)
     if box is None:
         return np.full(len(points), np.nan)
     if len(points) == 0:

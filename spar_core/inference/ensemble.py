@@ -30,6 +30,7 @@ from spar_core.data.slicing import from_slices, from_square, volume_slices
 from spar_core.errors import SparError
 from spar_core.models import UNet
 from spar_core.training.precision import Precision
+from spar_core.models.outputs import probabilities
 
 # In-plane shifts (rows, columns) as fractions of the side; the identity first.
 TTA_SHIFTS: tuple[tuple[float, float], ...] = ((0.0, 0.0), (0.05, 0.0), (-0.05, 0.0), (0.0, 0.05), (0.0, -0.05))
@@ -109,7 +110,7 @@ def predict_ensemble(
                 for s in range(0, len(x), batch_size):
                     with amp.autocast():
                         logits = unet(x[s:s + batch_size])
-                    p = torch.softmax(logits.float(), dim=1)
+                    p = probabilities(logits)
                     p = shift(p, -dy, -dx) * valid if dy or dx else p
                     total[s:s + batch_size] += p
                     member_entropy[s:s + batch_size] += _entropy(p)
@@ -129,6 +130,6 @@ def predict_ensemble(
         if progress is not None:
             progress(end, n)
     axis = volume.slice_axis
-    probabilities = None if probs_out is None else np.stack([from_slices(p, axis) for p in probs_out])
+    kept = None if probs_out is None else np.stack([from_slices(p, axis) for p in probs_out])
     return EnsemblePrediction(from_slices(labels, axis), from_slices(entropy, axis),
-                              from_slices(disagreement, axis), probabilities, members)
+                              from_slices(disagreement, axis), kept, members)

@@ -10,6 +10,7 @@ from spar_core.data.nifti import Volume
 from spar_core.training.precision import Precision
 from spar_core.models import UNet
 from spar_core.data.slicing import slices_to_volume, volume_slices
+from spar_core.models.outputs import probabilities
 
 
 @torch.no_grad()
@@ -24,7 +25,7 @@ def predict_probabilities(
     for start in range(0, len(images), batch_size):
         with amp.autocast():
             logits = unet(images[start:start + batch_size].to(device))
-        out.append(torch.softmax(logits.float(), dim=1).cpu())
+        out.append(probabilities(logits).cpu())
     return torch.cat(out)
 
 

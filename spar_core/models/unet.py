@@ -1,8 +1,8 @@
 """The segmenter S: a 2D UNet (conv-BN-ReLU, max-pool, transposed conv, skip connections).
 
 ``UNet.forward`` returns LOGITS. Everything downstream (cross-entropy aside) works on the *softmax output*,
-``probs = torch.softmax(logits, dim=1)``: the per-pixel class probabilities that the shape encoder F and the
-discriminators receive (never the argmax, never the logits).
+``probs = probabilities(logits)`` (:mod:`spar_core.models.outputs`): the per-pixel class probabilities that the
+shape encoder F and the discriminators receive (never the argmax, never the logits).
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class UpBlock(nn.Module):
 class UNet(nn.Module):
     """Segmenter S: image (B, input_channels, H, W) → logits (B, num_classes, H, W).
 
-    Apply ``torch.softmax(logits, 1)`` to get the probabilities used everywhere downstream.
+    :func:`spar_core.models.outputs.probabilities` turns them into the probabilities used everywhere downstream.
 
     Raises:
         SparError: in the constructor for a bad config; in ``forward`` when H or W is not divisible by 2**depth.

@@ -27,6 +27,7 @@ import numpy as np
 from scipy import ndimage
 
 from spar_core.data.checks import check_3d
+from spar_core.data.voxels import bounding_box
 from spar_core.errors import SparError
 
 BODY_FRACTION = 0.25  # a component smaller than this fraction of the largest one is not a body (a stray island)
@@ -183,7 +184,7 @@ def relabel_chain(labels: np.ndarray, chain: Chain, mode: str = "ordered",
     inside = np.isin(labels, values)
     if not inside.any():
         return result
-    box = _box(inside)  # the chain's bounding box: every step below works on it alone
+    box = bounding_box(inside)  # the chain's bounding box: every step below works on it alone
     labels, out = labels[box], result[box]
     components, n = ndimage.label(inside[box], structure=ndimage.generate_binary_structure(3, 1))
     offset = box[chain.axis].start
@@ -221,15 +222,6 @@ def relabel_chain(labels: np.ndarray, chain: Chain, mode: str = "ordered",
     changed = new >= 0
     out[changed] = new[changed].astype(out.dtype, copy=False)  # a view of result
     return result
-
-
-def _box(mask: np.ndarray) -> tuple[slice, slice, slice]:
-    """The smallest box holding every True voxel of a non-empty ``mask``."""
-    out = []
-    for axis in range(3):
-        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
-        out.append(slice(int(hit[0]), int(hit[-1]) + 1))
-    return tuple(out)
 
 
 def _axis_centroids(components: np.ndarray, n: int, axis: int) -> np.ndarray:

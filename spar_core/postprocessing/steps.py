@@ -20,12 +20,12 @@ import numpy as np
 from scipy import ndimage
 
 from spar_core.data.checks import check_3d, check_spacing
+from spar_core.data.voxels import Box, bounding_box, label_array, within
 from spar_core.errors import SparError
 from spar_core.postprocessing.settings import (DEFAULT_CLOSING_MM, DEFAULT_CONNECTIVITY, check_connectivity,
                                                check_radius)
 from spar_core.postprocessing.chain import Chain, relabel_chain
 
-Box = tuple[slice, slice, slice]
 
 
 @dataclass(frozen=True)
@@ -59,34 +59,6 @@ class PostprocessConfig:
             raise SparError(f"largest_component: expected True or False, got {self.largest_component!r}")
         check_radius(self.closing_mm)
         check_connectivity(self.connectivity)
-
-
-# ---------------------------------------------------------------------------------------------- checks
-
-
-def _as_labels(labels: np.ndarray) -> np.ndarray:
-    """A read-only view (or cast) of ``labels`` with a non-negative integer dtype, as ``find_objects`` needs."""
-    labels = check_3d(labels, "labels")
-    if labels.dtype == bool:
-        return labels.view(np.uint8)
-    if labels.dtype.kind == "f":
-        if not np.array_equal(labels, np.round(labels)):
-            raise SparError("labels: expected integer label values, got fractional values")
-        labels = labels.astype(np.int32)
-    elif labels.dtype.kind not in "iu":
-        raise SparError(f"labels: expected an integer label volume, got dtype {labels.dtype}")
-    if labels.size and labels.min() < 0:
-        raise SparError(f"labels: expected label values ≥ 0, got {labels.min()}")
-    return labels
-
-
-# ---------------------------------------------------------------------------------------------- boxes
-
-
-def bounding_box(mask: np.ndarray) -> Box | None:
-    """The smallest box holding every nonzero voxel of a 3D mask, or None when the mask is empty."""
-    boxes = ndimage.find_objects(np.asarray(mask, dtype=bool).view(np.uint8), max_label=1)
-    return boxes[0]
 
 
 # ---------------------------------------------------------------------------------------------- primitives
@@ -187,12 +159,12 @@ def postprocess(
         SparError: not 3D, non-integer or negative labels, bad spacing.
     """
     source = check_3d(labels, "labels")
-    values = _as_labels(source)
+    values = label_array(source)
     spacing = check_spacing(spacing)
     out = np.array(source, copy=True)
     if cfg.chain is not None:
         out[...] = relabel_chain(values, cfg.chain, "ordered", spacing)
-        values = _as_labels(out)
+        values = label_array(out)
     present = [(v, box) for v, box in enumerate(ndimage.find_objects(values), start=1) if box is not None]
 
     if cfg.largest_component:
@@ -210,7 +182,7 @@ def postprocess(
                 sizes[0] = 0
                 keep = np.isin(components, np.argsort(-sizes, kind="stable")[:k])  # ties: the first in C order
                 out[box][(components > 0) & ~keep] = 0
-                box = _within(bounding_box(keep), box)
+                box = within(bounding_box(keep), box)
             shrunk.append((value, box))
         present = shrunk
 
@@ -232,10 +204,3 @@ def postprocess(
     for value, box, new in added:
         out[box][new & (claims[box] == 1)] = value
     return out
-
-
-def _within(inner: Box, outer: Box) -> Box:
-    """``inner``, a box inside the crop ``outer``, in volume coordinates."""
-    return tuple(  # type: ignore[return-value]
-        slice(o.start + i.start, o.start + i.stop) for i, o in zip(inner, outer)
-    )

@@ -18,7 +18,7 @@ F is shared by the regularizers of a fold and owned by the caller: it is held ou
 
 Training step, alternating as in the paper::
 
-    probs = torch.softmax(unet(x), 1)
+    probs = probabilities(unet(x))            # spar_core.models.outputs: fp32 softmax
     d_opt.zero_grad()                      # D's weights live in the regularizer
     reg.discriminator_loss(probs.detach(), y1h, x).backward(); d_opt.step()
     s_opt.zero_grad()                      # s_opt holds the UNet's parameters only

@@ -13,7 +13,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from spar_core.data.augment import augment_batch, augment_intensity
@@ -33,6 +32,7 @@ from spar_core.training.presets import Preset
 from spar_core.training.regularizers import build_regularizer
 from spar_core.training.schedule import lr_factor
 from spar_core.training.snapshots import save_snapshot
+from spar_core.models.outputs import one_hot, probabilities
 
 
 class SegmenterTrainer:
@@ -76,10 +76,10 @@ class SegmenterTrainer:
         """One alternate update on images x (B, 1, S, S) and labels y (B, S, S); returns the loss terms."""
         device = self.device
         # forward once; F and D always see fp32 probabilities, never logits or argmax
-        onehot = F.one_hot(y, self.num_classes).permute(0, 3, 1, 2).float()  # (B, C, S, S)
+        onehot = one_hot(y, self.num_classes)  # (B, C, S, S)
         with self.precision.autocast():
             logits = self.model(x)
-        probs = torch.softmax(logits.float(), dim=1)
+        probs = probabilities(logits)
 
         # discriminator update: real = the truth, fake = the detached prediction (no path to the UNet)
         d_value = 0.0

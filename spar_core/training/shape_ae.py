@@ -10,7 +10,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from spar_core.data.augment import augment_batch
 from spar_core.training.checkpoint import Checkpoint, restore
@@ -21,6 +20,7 @@ from spar_core.training.losses import segmentation_loss
 from spar_core.training.presets import Preset
 from spar_core.training.schedule import lr_factor
 from spar_core.progress import Progress, ProgressEvent, silent
+from spar_core.models.outputs import one_hot, probabilities
 
 
 def train_shape_ae(
@@ -52,11 +52,11 @@ def train_shape_ae(
             y = labels[order[step * batch:(step + 1) * batch]].to(device)
             if tc.augment is not None:
                 _, y = augment_batch(y[:, None].float(), y, tc.augment, aug_gen)
-            onehot = F.one_hot(y, cfg.num_classes).permute(0, 3, 1, 2).float()  # (B, C, S, S)
+            onehot = one_hot(y, cfg.num_classes)  # (B, C, S, S)
             with amp.autocast():
                 logits = ae(onehot)
             # the segmenter's data term: with CE alone a whole bone could vanish from the reconstruction
-            loss, _ = segmentation_loss(tc.seg_loss, logits, torch.softmax(logits.float(), dim=1), y, onehot)
+            loss, _ = segmentation_loss(tc.seg_loss, logits, probabilities(logits), y, onehot)
             for group in opt.param_groups:
                 group["lr"] = tc.ae_lr * lr_factor(tc.lr_schedule, (epoch - 1) * steps + step, tc.ae_epochs * steps)
             opt.zero_grad(set_to_none=True)

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from spar_core.data.slice_set import SliceSet
 from spar_core.models import ShapeAutoEncoder, UNet
 from spar_core.paths import save_npz
 from spar_core.training.precision import Precision
+from spar_core.models.outputs import one_hot, probabilities
 
 
 @torch.no_grad()
@@ -33,7 +33,7 @@ def snapshot_codes(
     Returns:
         (true (M, L), pred (M, L), structure (M,) label value, row (M,) index into the batch).
     """
-    truth = F.one_hot(labels, num_classes).permute(0, 3, 1, 2).float()  # (B, C, H, W)
+    truth = one_hot(labels, num_classes)  # (B, C, H, W)
     out_true, out_pred, out_s, out_r = [], [], [], []
     for s in range(1, num_classes):
         rows = torch.nonzero((labels == s).flatten(1).any(1)).flatten()
@@ -63,7 +63,7 @@ def save_snapshot(
         sel = torch.arange(start, min(start + batch_size, len(snapshot)))
         with precision.autocast():
             logits = unet(snapshot.images[sel].to(precision.device))
-        probs = torch.softmax(logits.float(), 1)
+        probs = probabilities(logits)
         true, pred, structure, row = snapshot_codes(shape_ae, probs, snapshot.labels[sel].to(precision.device),
                                                     snapshot.num_classes)
         parts.append((true, pred, structure, row + start))

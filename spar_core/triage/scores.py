@@ -31,7 +31,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from scipy.spatial import cKDTree
 
 from spar_core.paths import save_npz
@@ -45,7 +44,9 @@ from spar_core.postprocessing.steps import count_components
 from spar_core.training.presets import PRESETS
 from spar_core.runs.run_folder import RunFolder
 from spar_core.data.slicing import SquareGeometry, to_slices, to_square
+from spar_core.data.voxels import voxel_ml
 from spar_core.training.shape_ae import load_shape_ae
+from spar_core.models.outputs import one_hot
 
 KNN_K = 5
 MIN_TRAIN_VOLUMES = 3  # a standard deviation of fewer volumes says nothing
@@ -148,7 +149,7 @@ def exam_masks(labels: np.ndarray, slice_axis: int, size: int) -> torch.Tensor:
 
 
 def _onehot(masks: torch.Tensor, num_classes: int) -> torch.Tensor:
-    return F.one_hot(masks.clamp(max=num_classes - 1), num_classes).permute(0, 3, 1, 2).float()  # (B, C, S, S)
+    return one_hot(masks.clamp(max=num_classes - 1), num_classes)  # (B, C, S, S)
 
 
 @torch.no_grad()
@@ -214,7 +215,7 @@ def score_exam(
     num_classes = max(structures.values()) + 1
     masks = exam_masks(labels, slice_axis, models.size)
     table = slice_scores(models, masks, structures)
-    ml_per_voxel = float(np.prod(spacing)) / 1000.0
+    ml_per_voxel = voxel_ml(spacing)
     knn, zs, components = [], [], 0
     for value in structures.values():
         if reference is not None:
@@ -281,7 +282,7 @@ def training_reference(run: RunFolder, fold: int, models: TriageModels) -> Train
             slices.append(rows)
             vol_case.append(case_id)
             vol_label.append(value)
-            vol_ml.append(np.count_nonzero(truth == value) * float(np.prod(spacing)) / 1000.0)
+            vol_ml.append(np.count_nonzero(truth == value) * voxel_ml(spacing))
     arrays = {"codes": np.concatenate(codes).astype(np.float32), "structure": np.concatenate(labels),
               "case": np.asarray(cases, dtype=str), "slice": np.concatenate(slices),
               "vol_case": np.asarray(vol_case, dtype=str), "vol_label": np.asarray(vol_label),
