@@ -33,7 +33,7 @@ from spar_core.data.dataset import Dataset, load_dataset, load_volume
 from spar_core.data.voxels import voxel_ml
 from spar_core.errors import SparError
 from spar_core.figures import busiest_slice
-from spar_core.paths import DATA_ROOT_ENV, data_root, is_within
+from spar_core.paths import DATASET_JSON, DATA_ROOT_ENV, data_root, is_within
 
 PHANTOM_COHORTS: dict[str, str] = {"phantoms_ankle": "ankle", "phantoms_shoulder": "shoulder"}
 SUBJECTS_ENV = "SPAR_PHANTOM_SUBJECTS"
@@ -77,7 +77,7 @@ def list_datasets(folder: Path, allowed: Path) -> list[str]:
     return [
         entry.name
         for entry in entries
-        if not entry.name.startswith(".") and (entry / "dataset.json").is_file() and is_within(entry, allowed)
+        if not entry.name.startswith(".") and (entry / DATASET_JSON).is_file() and is_within(entry, allowed)
     ]
 
 
@@ -105,7 +105,7 @@ def get_dataset(folder: Path, allowed: Path) -> Dataset:
     """
     if not is_within(folder, allowed):
         raise SparError(f"{folder}: outside the data root {allowed}; the app reads only inside it")
-    dataset = _load_dataset(str(folder), mtime(folder / "dataset.json"))
+    dataset = _load_dataset(str(folder), mtime(folder / DATASET_JSON))
     for case in dataset.cases:
         for path in (case.image_path, case.label_path):
             if path is not None and not is_within(path, allowed):
@@ -165,7 +165,7 @@ def get_exam(dataset: Dataset, case_id: str) -> Exam:
         SparError: unknown case, unreadable or inconsistent image / label files.
     """
     case = dataset.case(case_id)
-    files = (dataset.root / "dataset.json", case.image_path, case.label_path)
+    files = (dataset.root / DATASET_JSON, case.image_path, case.label_path)
     stamp = tuple(mtime(path) if path is not None else 0 for path in files)
     return _load_exam(dataset, str(dataset.root), case_id, stamp)
 
@@ -189,7 +189,7 @@ def phantom_subjects() -> int | None:
 
 def missing_phantoms(folder: Path) -> list[str]:
     """The phantom cohort folders (of :data:`PHANTOM_COHORTS`) not yet in ``folder``."""
-    return [name for name in PHANTOM_COHORTS if not (folder / name / "dataset.json").is_file()]
+    return [name for name in PHANTOM_COHORTS if not (folder / name / DATASET_JSON).is_file()]
 
 
 def generate_phantoms(folder: Path, progress: Callable[[str, int, int], None] | None = None) -> list[Path]:

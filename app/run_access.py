@@ -27,7 +27,7 @@ from data_access import get_dataset, mtime
 from spar_core.data.dataset import Dataset
 from spar_core.errors import SparError
 from spar_core.methods import method_order
-from spar_core.paths import DATA_ROOT_ENV, is_within, read_jsonl
+from spar_core.paths import DATASET_JSON, DATA_ROOT_ENV, is_within, read_jsonl
 from spar_core.postprocessing.settings import describe, run_settings
 from spar_core.runs.run_folder import MethodFolder, RunFolder, run_folders
 
@@ -181,7 +181,7 @@ def run_dataset(run: Run, allowed: Path, shown: Dataset | None = None) -> Datase
             f"images only inside it. Start the app with {DATA_ROOT_ENV}= a folder holding that dataset to see "
             "its images and predictions (the Results page works without them)."
         )
-    if not (run.dataset / "dataset.json").is_file():
+    if not (run.dataset / DATASET_JSON).is_file():
         raise SparError(f"Run {run.name!r} was trained on {run.dataset}, which holds no dataset.json any more "
                         "(moved or deleted?)")
     return get_dataset(run.dataset, allowed)

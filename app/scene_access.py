@@ -21,6 +21,7 @@ from run_access import Run
 from spar_core.data.dataset import Dataset
 from spar_core.figures.volume_scene import Panel, volume_scene
 from spar_core.methods import display_name
+from spar_core.paths import DATASET_JSON
 
 TRUTH = "truth"
 
@@ -58,7 +59,7 @@ def exam_scene(dataset: Dataset, exam: Exam) -> bytes:
     names = {value: name for name, value in dataset.structures.items()}
     layers = {} if exam.label is None else {TRUTH: exam.label}
     panels = [Panel(exam.case_id, fill=TRUTH if layers else None)]
-    key = ("exam", _stamp([dataset.root / "dataset.json", case.image_path, case.label_path]))
+    key = ("exam", _stamp([dataset.root / DATASET_JSON, case.image_path, case.label_path]))
     return _cached(key, lambda: _scene(exam, names, layers, panels, ""))
 
 
@@ -103,7 +104,7 @@ def compare_scene(run: Run, dataset: Dataset, exam: Exam, post: bool, titles: di
         "entropy of each method's test-time shifts, its raw prediction outlined" if uncertainty else
         f"{'post-processed' if post else 'raw'} predictions" + (" (white outline: ground truth)" if has_truth else ""))
     key = ("compare", str(run.root), exam.case_id, post, uncertainty, tuple(sorted(titles.items())),
-           _stamp([dataset.root / "dataset.json", case.image_path, case.label_path,
+           _stamp([dataset.root / DATASET_JSON, case.image_path, case.label_path,
                    *(p for pair in files.values() for p in pair if p is not None)]))
     return _cached(key, build), [m for m in run.methods if m not in shown]
 

@@ -26,7 +26,7 @@ from run_access import Run
 from spar_core.data.dataset import Dataset
 from spar_core.errors import SparError
 from spar_core.methods import display_name
-from spar_core.paths import RUNS_ROOT_ENV, is_within, runs_root
+from spar_core.paths import DATASET_JSON, RUNS_ROOT_ENV, is_within, runs_root
 
 ROOT_KEY = "data_root"  # text input: folder holding datasets, inside the configured data root
 DATASET_KEY = "dataset"  # selectbox: dataset folder name
@@ -169,7 +169,7 @@ def _follow(run: Run, root: Path) -> None:
     if st.session_state.get(_FOLLOWED_KEY) == str(run.root):
         return
     st.session_state[_FOLLOWED_KEY] = str(run.root)
-    if run.dataset is None or not is_within(run.dataset, root) or not (run.dataset / "dataset.json").is_file():
+    if run.dataset is None or not is_within(run.dataset, root) or not (run.dataset / DATASET_JSON).is_file():
         return  # pages that need images say why
     st.session_state[ROOT_KEY] = str(run.dataset.parent)
     st.session_state[DATASET_KEY] = run.dataset.name

@@ -16,6 +16,7 @@ from spar_core.errors import SparError
 from spar_core.methods import METHODS
 from spar_core.runs import jobs, uploads
 from spar_core.training.presets import PRESETS
+from spar_core.paths import NIFTI_SUFFIX
 
 FOLD_CHOICES = ["holdout", "loo", "2", "3", "4", "5", "10"]
 UPLOAD_KEY, STAGED_KEY = "predict_upload", "_predict_staged"
@@ -99,7 +100,7 @@ def predict_ui(runs: Path) -> None:
     method = st.selectbox("Method", models[run_name][fold], key="predict_method")
     if st.button("Segment the exam", key="predict_start", disabled=image is None):
         case = image.name.removesuffix(".gz").removesuffix(".nii")
-        out = image.parent / f"{case}_{method}_fold{fold}.nii.gz"
+        out = image.parent / f"{case}_{method}_fold{fold}{NIFTI_SUFFIX}"
         try:
             job = jobs.start(["predict", "--run", runs / run_name, "--method", method, "--fold", fold,
                               "--image", image, "--out", out],

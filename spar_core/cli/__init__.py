@@ -2,7 +2,9 @@
 
 Each sub-command module exposes ``register(subparsers)``, which adds its parser and returns it, and
 ``run(args)``, which runs it. Only the chosen sub-command's module is imported: ``spar --help`` lists the
-commands from :mod:`spar_core.cli.commands` and imports neither torch nor any stage. A :class:`~spar_core.errors.SparError` becomes one line on stderr and exit status 2;
+commands from :mod:`spar_core.cli.commands` and imports neither torch nor any stage.
+
+A :class:`~spar_core.errors.SparError` becomes one line on stderr and exit status 2;
 SIGTERM (a scheduler's or the app's cancel) unwinds like Ctrl-C, so that a run records that it stopped and
 temporary files are removed, and exits with 143.
 """

@@ -66,13 +66,13 @@ def run(args: argparse.Namespace) -> int:
         if before != args.postprocess:
             raise SparError(f"{run_dir.config_path}: this run post-processes with {before!r}, not "
                             f"{args.postprocess!r}; pass --postprocess {before} or use another --out")
-    run_dir.write_config({**summary, "status": "running"})
+    run_dir.start(summary)
     start = time.perf_counter()
     with run_dir.stopped_on_interrupt():
         frame = run_crossval(dataset, splits, methods, preset, run_dir, device=device,
                              shard=shard, settings=settings, progress=cli_progress(args.progress_file))
     done = is_complete(run_dir, splits, methods, settings)
-    run_dir.update_config(status="complete" if done else "partial")
+    run_dir.finish(done)
     print(f"shard {shard.index}/{shard.count}: {len(frame)} metric rows in {run_dir.metrics_csv} "
           f"({time.perf_counter() - start:.0f} s); grid {'complete' if done else 'not complete yet'}")
     return 0

@@ -21,15 +21,15 @@ from spar_core.inference.ensemble import TTA_SHIFTS, predict_ensemble
 from spar_core.data.nifti import write_label_volume, write_map_volume
 from spar_core.postprocessing.steps import PostprocessConfig, postprocess
 from spar_core.postprocessing.folds import run_postprocess
-from spar_core.paths import save_npz
+from spar_core.paths import DATASET_JSON, NIFTI_SUFFIX, save_npz
 from spar_core.progress import JsonProgress, ProgressEvent, silent
 from spar_core.runs.run_folder import RunFolder
 from spar_core.training.device import pick_device
 from spar_core.training.precision import resolve
 from spar_core.training.segmenter import load_unet
 
-OUTPUTS = {"labels": "{case}.nii.gz", "entropy": "{case}_entropy.nii.gz",
-           "disagreement": "{case}_disagreement.nii.gz", "probabilities": "{case}_probabilities.npz"}
+OUTPUTS = {"labels": "{case}" + NIFTI_SUFFIX, "entropy": "{case}_entropy" + NIFTI_SUFFIX,
+           "disagreement": "{case}_disagreement" + NIFTI_SUFFIX, "probabilities": "{case}_probabilities.npz"}
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -98,7 +98,7 @@ def input_exams(path: Path) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise SparError(f"--image {path}: no such file or folder; expected a NIfTI exam or a folder of them")
-    folder = path / "imagesTr" if (path / "dataset.json").is_file() and (path / "imagesTr").is_dir() else path
+    folder = path / "imagesTr" if (path / DATASET_JSON).is_file() and (path / "imagesTr").is_dir() else path
     exams = sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(NIFTI_SUFFIXES))
     if not exams:
         raise SparError(f"--image {path}: no .nii or .nii.gz file in it; expected NIfTI exams")

@@ -17,7 +17,7 @@ from spar_core.training.precision import resolve
 from spar_core.training.presets import get_preset
 from spar_core.progress import TqdmProgress, silent
 from spar_core.methods import METHODS, method
-from spar_core.runs.run_folder import RunFolder
+from spar_core.runs.run_folder import RunFolder, RunStatus
 from spar_core.pipeline.experiment import dataset_splits, experiment_summary, scheme_label
 
 
@@ -60,13 +60,13 @@ def run(args: argparse.Namespace) -> int:
     device = device_for(dist, pick_device(args.device))
     if dist.is_main:
         methods = sorted(set(config.get("methods", [])) | {args.method})
-        run_dir.write_config({**config, **summary, "methods": methods, "status": "training"})
+        run_dir.start({**config, **summary, "methods": methods}, RunStatus.TRAINING)
     start = time.perf_counter()
     history = train_fold(dataset, splits[args.fold], [args.method], preset, run_dir, device=device,
                          resume=True, progress=TqdmProgress() if dist.is_main else silent, dist=dist)
     shutdown(dist)
     if dist.is_main:
-        run_dir.update_config(status="trained")
+        run_dir.update_config(status=RunStatus.TRAINED)
         last = history[args.method][-1]
         print(f"trained {args.method} on fold {args.fold} ({len(splits[args.fold].train)} training exams) "
               f"on {device} in {time.perf_counter() - start:.1f} s; final loss {last['loss']:.4f}; "

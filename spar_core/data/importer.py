@@ -23,7 +23,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from spar_core.data.checks import label_dtype
-from spar_core.paths import NIFTI_SUFFIX
+from spar_core.paths import DATASET_JSON, NIFTI_SUFFIX
 from spar_core.data.nifti import check_voxel_count, write_nifti
 from spar_core.data.dicom_series import (Segmentation, Series, StackGeometry, check_decodable, check_stack,
                                          read_series, scan_folder, sorted_instance_uids)
@@ -269,7 +269,7 @@ def write_dataset(plan: ImportPlan, out: str | Path, name: str | None = None,
                 progress(done, len(plan.cases))
         write_json(work / "import.json", {"source": str(plan.source), "cases": records,
                                           "left_out": list(plan.skipped)})
-        write_json(work / "dataset.json", {
+        write_json(work / DATASET_JSON, {
             "name": name or out.name, "description": f"Imported by spar import from {plan.source.name}",
             "tensorImageSize": "3D", "channel_names": {"0": "MRI"}, "labels": labels, "slice_axis": 2,
             "numTraining": len(entries), "file_ending": NIFTI_SUFFIX, "training": entries})

@@ -37,6 +37,7 @@ from spar_core.pipeline.crossval import is_complete, run_crossval
 from spar_core.pipeline.experiment import dataset_splits, run_summary
 from spar_core.pipeline.shard import Shard
 from spar_core.progress import Progress, ProgressEvent, silent
+from spar_core.runs.run_folder import RunStatus
 from spar_core.runs.study_folder import ALL, StudyFolder, cell_name
 from spar_core.training.presets import Preset
 
@@ -134,12 +135,11 @@ def run_data_efficiency(dataset: Dataset, preset: Preset, methods: Sequence[str]
         summary = run_summary(dataset, cell_splits, methods, fixed, folds, POST, twins)
         if run.exists():
             run.check_same_experiment(summary, defaults=fixed.default_settings())
-        run.write_config({**summary, "study": {"kind": "data-efficiency", "size": cell[0], "repeat": cell[1]},
-                          "status": "running"})
+        run.start({**summary, "study": {"kind": "data-efficiency", "size": cell[0], "repeat": cell[1]}})
         with run.stopped_on_interrupt():
             run_crossval(dataset, cell_splits, methods, fixed, run, device=device, settings=POST,
                          progress=progress)
-        run.update_config(status="complete" if is_complete(run, cell_splits, methods, POST) else "partial")
+        run.finish(is_complete(run, cell_splits, methods, POST))
     return study_results(study.root)
 
 
@@ -151,7 +151,7 @@ def study_results(out: str | Path) -> pd.DataFrame:
     frames = []
     for name, cell in meta["cells"].items():
         run = study.cell(cell["size"], cell["repeat"])
-        if not run.metrics_csv.is_file() or run.read_config().get("status") != "complete":
+        if not run.metrics_csv.is_file() or run.read_config().get("status") != RunStatus.COMPLETE:
             return pd.DataFrame()
         rows = pd.read_csv(run.metrics_csv, dtype={"case": str})
         rows = rows[rows["postprocessed"].astype(str).str.lower() == "true"]

@@ -27,6 +27,7 @@ from spar_core.latent.convergence import write_convergence
 from spar_core.latent.embedding import write_embeddings
 from spar_core.data.splits import Split, hold_out
 from spar_core.triage.exams import degraded_flags, write_triage
+from spar_core.paths import DATASET_JSON
 
 PHANTOM_FOLDERS = {"ankle": "phantoms_ankle", "shoulder": "phantoms_shoulder"}
 DEMO_FOLDS = "demo-holdout"  # recorded in run.json: not make_splits("holdout"), see demo_split
@@ -43,7 +44,7 @@ def ensure_phantoms(data_root: str | Path, progress: Progress = silent) -> dict[
     out = {}
     for anatomy, folder in PHANTOM_FOLDERS.items():
         path = Path(data_root) / folder
-        if not (path / "dataset.json").is_file():
+        if not (path / DATASET_JSON).is_file():
             progress(ProgressEvent("phantoms", 1, 1, 0, 1, label=f"phantoms {anatomy}"))
             generate_cohort(anatomy, path, seed=0)
             progress(ProgressEvent("phantoms", 1, 1, 1, 1, label=f"phantoms {anatomy}"))
@@ -76,7 +77,7 @@ def run_demo(out: str | Path, data_root: str | Path, *, preset_name: str = "cpu"
     summary = run_summary(dataset, splits, methods, preset, DEMO_FOLDS, settings)
     if run.exists():
         run.check_same_experiment(summary, defaults=preset.default_settings())
-    run.write_config({**summary, "kind": "demo", "status": "running"})
+    run.start({**summary, "kind": "demo"})
     start = time.perf_counter()
     with run.stopped_on_interrupt():
         run_crossval(dataset, splits, methods, preset, run, device=torch_device, settings=settings,
@@ -89,6 +90,5 @@ def run_demo(out: str | Path, data_root: str | Path, *, preset_name: str = "cpu"
             progress(ProgressEvent("triage", 1, 1, 0, 1, label="outlier triage"))
             write_triage(run, device=torch_device, progress=progress)
         report = write_report(run)
-    run.update_config(status="complete" if is_complete(run, splits, methods, settings) else "partial",
-                      seconds=round(time.perf_counter() - start, 1))
+    run.finish(is_complete(run, splits, methods, settings), seconds=round(time.perf_counter() - start, 1))
     return report

@@ -13,6 +13,7 @@ from spar_core.data.duplicates import Twins, find_twins
 from spar_core.data.orientation import dataset_orientation
 from spar_core.data.splits import Split, make_splits, read_splits_file
 from spar_core.postprocessing.settings import PostprocessSettings
+from spar_core.runs.run_folder import RunRecord
 from spar_core.training.presets import Preset
 
 
@@ -40,7 +41,7 @@ def scheme_label(scheme: str, splits_file: str | Path | None = None) -> str:
     return f"splits:{Path(splits_file).name}:{hashlib.sha256(Path(splits_file).read_bytes()).hexdigest()[:12]}"
 
 
-def experiment_summary(dataset: Dataset, preset: Preset, folds: str, twins: Twins = Twins()) -> dict:
+def experiment_summary(dataset: Dataset, preset: Preset, folds: str, twins: Twins = Twins()) -> RunRecord:
     """What run.json records of any run: the dataset, its labels, the preset and its settings, the split scheme
     and the twin exams it keeps in one fold."""
     return {"dataset": str(Path(dataset.root).resolve()), "dataset_name": dataset.name, "labels": dataset.labels,
@@ -51,7 +52,7 @@ def experiment_summary(dataset: Dataset, preset: Preset, folds: str, twins: Twin
 
 
 def run_summary(dataset: Dataset, splits: Sequence[Split], methods: Sequence[str], preset: Preset,
-                folds: str, settings: PostprocessSettings = PostprocessSettings(), twins: Twins = Twins()) -> dict:
+                folds: str, settings: PostprocessSettings = PostprocessSettings(), twins: Twins = Twins()) -> RunRecord:
     """What run.json records about a cross-validation: :func:`experiment_summary`, the methods and folds, and
     the post-processing settings."""
     return {"kind": "crossval", **experiment_summary(dataset, preset, folds, twins), "n_folds": len(splits),

@@ -36,9 +36,10 @@ import json
 import platform
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import Enum
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, TypedDict
 
 import spar_core
 from spar_core.data.splits import Split
@@ -52,6 +53,40 @@ TRIAGE_TABLES = ("triage", "spearman", "images")  # RUN/triage/<table>_<method>.
 LABEL_FACTS_FILE = "label_facts.json"  # RUN/folds/<k>/
 DECISION_FILE = "postprocess_decision.json"  # RUN/folds/<k>/<method>/
 LEGACY_POSTPROCESS_FILE = "postprocess.json"  # both of the above, in runs of earlier versions
+
+
+class RunStatus(str, Enum):
+    """run.json's ``status``: where a run stands (a str, so it is written and compared as its value)."""
+
+    RUNNING = "running"  # spar crossval, the demo or a study cell under way
+    COMPLETE = "complete"  # every unit of its grid finished
+    PARTIAL = "partial"  # this invocation's share finished, other units remain (shards, or a stopped grid)
+    STOPPED = "stopped"  # interrupted or failed; running it again resumes
+    TRAINING = "training"  # spar train under way
+    TRAINED = "trained"  # spar train finished
+
+
+class RunRecord(TypedDict, total=False):
+    """The keys of run.json, each written by one place (:mod:`spar_core.pipeline.experiment` unless said)."""
+
+    kind: str  # "crossval", "demo" (spar_core.pipeline.demo), or absent for spar train
+    dataset: str  # the dataset folder, absolute
+    dataset_name: str
+    labels: dict[str, int]  # name -> value, background included
+    slice_axis: int | None
+    orientation: str | None  # the training exams' axis codes (spar predict orients new exams to them)
+    preset: str
+    preset_settings: dict[str, Any]  # Preset.settings(): a run refuses to resume under changed settings
+    folds: str  # the split scheme, or splits:<file>:<digest>
+    identical_exams: list[list[str]]
+    similar_exams: list[list[str]]
+    n_folds: int
+    methods: list[str]
+    postprocess: dict[str, Any]  # PostprocessSettings.to_json()
+    study: dict[str, Any]  # a study cell's place in its study (spar_core.pipeline.data_efficiency)
+    status: str  # a RunStatus
+    seconds: float  # the demo's wall time
+    versions: dict[str, str]  # spar, torch and Python, added by RunFolder.write_config
 
 
 def _existing(path: Path) -> Path | None:
@@ -208,11 +243,19 @@ class RunFolder:
             raise SparError(f"{self.config_path}: expected a JSON object, got {type(config).__name__}")
         return config
 
-    def write_config(self, config: dict[str, Any]) -> None:
+    def write_config(self, config: RunRecord | dict[str, Any]) -> None:
         write_json(self.config_path, {**config, "versions": _versions()})
 
     def update_config(self, **changes: Any) -> None:
         self.write_config({**self.read_config(), **changes})
+
+    def start(self, record: RunRecord | dict[str, Any], status: RunStatus = RunStatus.RUNNING) -> None:
+        """Write run.json for a run that begins (or resumes) now."""
+        self.write_config({**record, "status": status})
+
+    def finish(self, complete: bool, **changes: Any) -> None:
+        """Record in run.json that this invocation ended: its grid complete, or only partly done."""
+        self.update_config(status=RunStatus.COMPLETE if complete else RunStatus.PARTIAL, **changes)
 
     def check_same_experiment(self, summary: dict[str, Any],
                               keys: tuple[str, ...] = ("dataset", "preset", "folds", "methods", "identical_exams",
@@ -241,7 +284,7 @@ class RunFolder:
             yield
         except BaseException:
             if self.config_path.is_file():
-                self.update_config(status="stopped")
+                self.update_config(status=RunStatus.STOPPED)
             raise
 
     # ------------------------------------------------------------------------------------------ splits

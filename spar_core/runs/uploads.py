@@ -11,7 +11,7 @@ import re
 import shutil
 from pathlib import Path
 
-from spar_core.data.nifti import load_image
+from spar_core.data.nifti import NIFTI_SUFFIXES, load_image
 from spar_core.errors import SparError
 from spar_core.paths import atomic_path, new_folder, runs_root
 
@@ -35,7 +35,7 @@ def stage_upload(name: str, data: bytes, root: str | Path | None = None, max_byt
         SparError: wrong name, too large, or not a valid NIfTI image (the saved file is removed again).
     """
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name.replace("\\", "/")).name).lstrip(".")
-    if not safe.lower().endswith((".nii", ".nii.gz")):
+    if not safe.lower().endswith(NIFTI_SUFFIXES):
         raise SparError(f"upload {name!r}: expected a NIfTI file ending in .nii or .nii.gz")
     if max_bytes is not None and len(data) > max_bytes:
         raise SparError(f"upload {name!r}: {len(data) / 2**20:.1f} MB, more than the limit of "

@@ -25,7 +25,7 @@ from spar_core.errors import SparError
 from spar_core.methods import SPAR
 from spar_core.inference.ensemble import predict_ensemble
 from spar_core.data.nifti import write_label_volume, write_map_volume
-from spar_core.paths import write_csv
+from spar_core.paths import DATASET_JSON, NIFTI_SUFFIX, write_csv
 from spar_core.progress import Progress, ProgressEvent, silent
 from spar_core.runs.run_folder import RunFolder
 from spar_core.training.segmenter import load_unet
@@ -58,7 +58,7 @@ def degraded_flags(dataset_dir: str | Path | None) -> dict[str, str]:
     """case → "motion" / "low_snr" / "" from a dataset.json's "subjects" metadata ({} when absent)."""
     if not dataset_dir:
         return {}
-    path = Path(dataset_dir) / "dataset.json"
+    path = Path(dataset_dir) / DATASET_JSON
     try:
         subjects = json.loads(path.read_text()).get("subjects") or []
     except (OSError, ValueError, AttributeError):
@@ -248,8 +248,8 @@ def triage_images(run: RunFolder | str | Path, images_dir: str | Path, method: s
         volume = load_image(path, config.get("slice_axis"))
         # labels as the held-out exams' were predicted (one pass), uncertainty from the shifted copies
         labels = predict_ensemble([unet], volume, meta.size, device=device, precision=precision).labels
-        written = write_label_volume(labels, volume, out_dir / f"{volume.case_id}.nii.gz")
-        maps = {k: out_dir / f"{volume.case_id}_{k}.nii.gz" for k in ("entropy", "disagreement")}
+        written = write_label_volume(labels, volume, out_dir / f"{volume.case_id}{NIFTI_SUFFIX}")
+        maps = {k: out_dir / f"{volume.case_id}_{k}{NIFTI_SUFFIX}" for k in ("entropy", "disagreement")}
         uncertainty = _uncertainty(unet, meta.size, volume, labels, structures, device, precision, maps)
         scored = score_exam(labels, volume.spacing, volume.slice_axis, models, structures, reference)
         rows.append(_row(case_id_of(path), fold, method, scored, str(written.relative_to(run.root)),

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from spar_core.errors import SparError
-from spar_core.paths import NIFTI_SUFFIX
+from spar_core.paths import DATASET_JSON, NIFTI_SUFFIX
 from spar_core.data.nifti import write_nifti
 from spar_core.paths import write_json
 from spar_core.data.phantoms import ankle, shoulder
@@ -202,6 +202,6 @@ def generate_cohort(anatomy: str, out_dir: str | Path, subjects: int | None = No
                      for p in plans],
         "subjects": [p.metadata() for p in plans],
     }
-    write_json(out / "dataset.json", dataset)
+    write_json(out / DATASET_JSON, dataset)
     return out
 
