@@ -30,13 +30,14 @@ from spar_core.methods import method_order
 from spar_core.paths import DATASET_JSON, DATA_ROOT_ENV, is_within, read_jsonl
 from spar_core.postprocessing.settings import describe, run_settings
 from spar_core.runs.run_folder import MethodFolder, RunFolder, run_folders
+from spar_core.triage.ranking import SPEARMAN_COLUMNS
 
 if TYPE_CHECKING:  # the report module pulls in scipy; imported where a report is built
     from spar_core.evaluation.report import Report
 
 # Columns a triage table must hold (RUN/triage/<table>_<method>.csv), and those read as text.
 TRIAGE_COLUMNS = {"triage": ("case", "fold", "rank", "triage_score"), "images": ("case", "rank", "triage_score"),
-                  "spearman": ("score", "metric", "rho", "n")}
+                  "spearman": tuple(SPEARMAN_COLUMNS[1:])}
 TEXT_COLUMNS = {"case": str, "method": str, "worst_slices": str, "degraded": str, "prediction": str}
 T = TypeVar("T")
 

@@ -23,7 +23,7 @@ from run_access import Run
 from spar_core.data.dataset import Dataset
 from spar_core.errors import SparError
 from spar_core.methods import SPAR
-from spar_core.triage.ranking import SCORES, exam_means
+from spar_core.triage.ranking import SCORES, SPEARMAN_COLUMNS, exam_means
 
 
 def shown_method(triaged: dict[str, Path] | list[str], sidebar_method: str | None) -> str:
@@ -61,7 +61,7 @@ def spearman_with_agreement(spearman: pd.DataFrame) -> pd.DataFrame:
     expected sign (None where ρ is undefined)."""
     agrees = [None if pd.isna(r) else bool(r < 0 if e == "negative" else r > 0)
               for r, e in zip(spearman["rho"], spearman["expected"])]
-    return spearman[["score", "metric", "expected", "rho", "p_value", "n"]].assign(as_expected=agrees)
+    return spearman[SPEARMAN_COLUMNS[1:]].assign(as_expected=agrees)
 
 
 def parse_slices(text: str) -> list[int]:

@@ -18,13 +18,12 @@ from spar_core.cli.commands import summary
 from spar_core.data.checks import check_same_grid
 from spar_core.data.nifti import read_label_volume
 from spar_core.data.dataset import read_labels
-from spar_core.evaluation.metrics import evaluate_labels
+from spar_core.evaluation.metrics import ROW_COLUMNS, evaluate_labels
 from spar_core.postprocessing.settings import PostprocessSettings
 from spar_core.postprocessing.decision import postprocess_config
 from spar_core.postprocessing.settings import DEFAULT_CLOSING_MM
 from spar_core.postprocessing.steps import postprocess
 
-COLUMNS = ("structure", "label", "dice", "ravd_pct", "assd_mm", "mssd_mm", "true_ml", "pred_ml", "shifted_to")
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -74,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         pred = postprocess(pred, spacing, postprocess_config(PostprocessSettings("largest", args.closing_mm)))
     rows = evaluate_labels(pred, truth, spacing, structures_to_score(pred, truth, names))
     writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    writer.writerow(ROW_COLUMNS)
     for row in rows:
-        writer.writerow([_format(row[c]) for c in COLUMNS])
+        writer.writerow([_format(row[c]) for c in ROW_COLUMNS])
     return 0

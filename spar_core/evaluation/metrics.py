@@ -60,6 +60,8 @@ from spar_core.evaluation.identity import shifted_structures
 
 
 METRIC_COLUMNS = ("dice", "ravd_pct", "assd_mm", "mssd_mm")
+# The keys of each row of evaluate_labels, in order (spar evaluate prints them as its CSV header).
+ROW_COLUMNS = ("structure", "label", *METRIC_COLUMNS, "true_ml", "pred_ml", "shifted_to")
 
 
 @dataclass(frozen=True)

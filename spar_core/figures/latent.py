@@ -24,14 +24,16 @@ from plotly.subplots import make_subplots
 
 from spar_core.errors import SparError
 from spar_core.figures.compare import TRUTH_COLOR
+from spar_core.latent import convergence, embedding
 from spar_core.figures.slices import _bbox, _contour_xy, _fill_trace, slice_figure, structure_colors
 from spar_core.methods import display_name, method_colors, method_order
 
 EMBEDDING_LABELS: dict[str, str] = {"tsne": "t-SNE", "aligned": "aligned t-SNE", "umap": "UMAP"}
 ORIGINS: tuple[str, ...] = ("true", "predicted")
 ORIGIN_SYMBOLS: dict[str, str] = {"true": "circle", "predicted": "x"}
-EMBEDDING_COLUMNS = ["embedding", "method", "epoch", "structure", "origin", "case", "slice", "x", "y"]
-CONVERGENCE_COLUMNS = ["method", "epoch", "structure", "mean_distance", "std", "n"]
+# The columns of one fold's tables (the files hold the fold too).
+EMBEDDING_COLUMNS = [c for c in embedding.COLUMNS if c != "fold"]
+CONVERGENCE_COLUMNS = [c for c in convergence.COLUMNS if c != "fold"]
 HOVER = ("%{customdata[0]} · slice %{customdata[1]}<br>%{customdata[2]} (%{customdata[3]})"
          "<br>epoch %{customdata[4]}<extra></extra>")
 

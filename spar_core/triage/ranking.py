@@ -33,6 +33,8 @@ ORIENTATION = {"plausibility": -1.0, "recon_error": 1.0, "knn_distance": 1.0, "c
                **{score: 1.0 for score in UNCERTAINTY_SCORES}}
 # What a useful score does against each metric over held-out exams.
 EXPECTED_SIGN = {"dice": "negative", "mssd_mm": "positive"}
+# The columns of the Spearman table (RUN/triage/spearman_<method>.csv).
+SPEARMAN_COLUMNS = ["method", "score", "metric", "expected", "rho", "p_value", "n"]
 Z_CLIP = 5.0
 # Smallest spread of a score that means something: (absolute, relative to |median|).
 MIN_SCALE = {"plausibility": (0.05, 0.0), "recon_error": (0.05, 0.0), "knn_distance": (0.0, 0.05),
@@ -149,7 +151,7 @@ def spearman_table(triage_df: pd.DataFrame, metrics_df: pd.DataFrame) -> pd.Data
     Returns:
         Columns method, score, metric ("dice" / "mssd_mm"), expected ("negative" / "positive"), rho, p_value, n.
     """
-    columns = ["method", "score", "metric", "expected", "rho", "p_value", "n"]
+    columns = SPEARMAN_COLUMNS
     if triage_df.empty or metrics_df is None or metrics_df.empty:
         return pd.DataFrame(columns=columns)
     merged = triage_df.merge(exam_means(metrics_df), on=["method", "case"], how="left")
