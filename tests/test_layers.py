@@ -19,7 +19,7 @@ RANKS: dict[str, int] = {
     "training": 3,
     "inference": 4,
     # The metric engine is pure numpy: post-processing's data-driven decision scores its candidates with it.
-    "evaluation.metrics": 4, "evaluation.identity": 4,
+    "evaluation.metrics": 4, "evaluation.surface": 4, "evaluation.identity": 4,
     "postprocessing": 5,
     "evaluation": 6,
     "latent": 7,

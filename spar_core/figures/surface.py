@@ -23,7 +23,7 @@ from skimage.measure import block_reduce, marching_cubes
 from spar_core.data.checks import check_spacing
 from spar_core.errors import SparError
 from spar_core.data.voxels import bounding_box
-from spar_core.evaluation.metrics import surface_mask
+from spar_core.evaluation.surface import surface_mask
 from spar_core.figures.slices import structure_colors
 
 MAX_MESH_VOXELS = 150_000  # per bone: meshes of a few ten thousand triangles, light in a browser
