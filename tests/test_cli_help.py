@@ -38,6 +38,12 @@ def test_a_sub_command_imports_only_its_own_module() -> None:
     assert "dataset.json" in text
 
 
+def test_no_sub_command_help_imports_torch() -> None:
+    for name, _, _ in COMMANDS:
+        text, loaded = _loaded([name, "--help"])
+        assert "torch" not in loaded and f"spar {name}" in text, name
+
+
 def test_every_command_of_the_table_has_its_module_and_its_line() -> None:
     for name, module, text in COMMANDS:
         parser = importlib.import_module(f"spar_core.cli.{module}")

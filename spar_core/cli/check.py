@@ -11,11 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from tqdm import tqdm
-
 from spar_core.cli.commands import summary
-from spar_core.data.card import draft_card
-from spar_core.data.integrity import check_dataset
 from spar_core.errors import SparError
 from spar_core.paths import write_text
 
@@ -38,6 +34,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+    from spar_core.data.card import draft_card
+    from spar_core.data.integrity import check_dataset
+
     if args.card is not None and args.card.exists():
         raise SparError(f"--card {args.card}: exists; expected a new file (a card may hold edits: it is never "
                         "overwritten)")

@@ -10,16 +10,10 @@ from spar_core.cli.commands import summary
 from spar_core.cli.options import (add_dataset, add_device, add_folds, add_precision, add_preset, add_progress_file,
                                    report_twins)
 from spar_core.methods import METHODS, parse_methods
-from spar_core.pipeline.crossval import is_complete, run_crossval
-from spar_core.pipeline.experiment import dataset_splits, run_summary, scheme_label
 from spar_core.pipeline.shard import Shard
-from spar_core.data.dataset import load_dataset
-from spar_core.training.device import pick_device
 from spar_core.errors import SparError
 from spar_core.postprocessing.settings import DEFAULT_MODE, LEGACY_MODE, MODE_HELP, MODES, PostprocessSettings
 from spar_core.postprocessing.settings import DEFAULT_CLOSING_MM
-from spar_core.training.precision import resolve
-from spar_core.training.presets import get_preset
 from spar_core.progress import cli_progress
 from spar_core.runs.run_folder import RunFolder
 
@@ -49,6 +43,13 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from spar_core.pipeline.crossval import is_complete, run_crossval
+    from spar_core.pipeline.experiment import dataset_splits, run_summary, scheme_label
+    from spar_core.data.dataset import load_dataset
+    from spar_core.training.device import pick_device
+    from spar_core.training.precision import resolve
+    from spar_core.training.presets import get_preset
+
     methods = parse_methods(args.methods)
     preset = get_preset(args.preset).with_precision(args.precision)
     device = pick_device(args.device)

@@ -6,9 +6,8 @@ import argparse
 
 from spar_core.cli.commands import summary
 from spar_core.cli.options import add_run, add_seed
-from spar_core.latent.convergence import convergence_table, write_convergence
-from spar_core.latent.embedding import EMBEDDINGS, parse_kinds, write_embeddings
 from spar_core.errors import SparError
+from spar_core.latent.embedding import EMBEDDINGS
 from spar_core.progress import TqdmProgress
 from spar_core.runs.run_folder import RunFolder
 
@@ -31,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from spar_core.latent.convergence import convergence_table, write_convergence
+    from spar_core.latent.embedding import parse_kinds, write_embeddings
+
     kinds = parse_kinds(args.embeddings)
     run_dir = RunFolder(args.run)
     run_dir.read_config()

@@ -11,19 +11,13 @@ import argparse
 import csv
 import sys
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from spar_core.cli.commands import summary
-from spar_core.data.checks import check_same_grid
-from spar_core.data.nifti import read_label_volume
-from spar_core.data.dataset import read_labels
-from spar_core.evaluation.metrics import ROW_COLUMNS, evaluate_labels
-from spar_core.postprocessing.settings import PostprocessSettings
-from spar_core.postprocessing.decision import postprocess_config
-from spar_core.postprocessing.settings import DEFAULT_CLOSING_MM
-from spar_core.postprocessing.steps import postprocess
+from spar_core.postprocessing.settings import DEFAULT_CLOSING_MM, PostprocessSettings
 
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -50,6 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def structures_to_score(pred: np.ndarray, truth: np.ndarray, names: dict[str, int] | None) -> dict[str, int]:
     """The named structures (background left out), plus ``label_<v>`` for any other value present."""
+    import numpy as np
+
     present = np.union1d(np.unique(pred), np.unique(truth))
     structures = {n: v for n, v in (names or {}).items() if v != 0}
     known = set(structures.values())
@@ -64,6 +60,13 @@ def _format(value: object) -> object:
 
 
 def run(args: argparse.Namespace) -> int:
+    from spar_core.data.checks import check_same_grid
+    from spar_core.data.nifti import read_label_volume
+    from spar_core.data.dataset import read_labels
+    from spar_core.evaluation.metrics import ROW_COLUMNS, evaluate_labels
+    from spar_core.postprocessing.decision import postprocess_config
+    from spar_core.postprocessing.steps import postprocess
+
     truth, spacing = read_label_volume(args.truth)
     pred, pred_spacing = read_label_volume(args.pred)
     check_same_grid(pred.shape, pred_spacing, truth.shape, spacing, what=f"{args.pred}: prediction", ref="truth",

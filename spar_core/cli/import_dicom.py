@@ -8,10 +8,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tqdm import tqdm
+from spar_core.data.importer import NAMINGS
 
 from spar_core.cli.commands import summary
-from spar_core.data.importer import NAMINGS, parse_labels, plan_import, write_dataset
 from spar_core.errors import SparError
 
 
@@ -47,6 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+    from spar_core.data.importer import parse_labels, plan_import, write_dataset
+
     if not args.list and not args.out:
         raise SparError("--out: required (the dataset folder to write), or --list to only list the series")
     labels = parse_labels(args.labels) if args.labels else None

@@ -10,12 +10,10 @@ import argparse
 import sys
 import time
 
-from tqdm import tqdm
+from spar_core.data.phantoms import ANATOMIES
 
 from spar_core.cli.commands import summary
 from spar_core.cli.options import add_seed
-from spar_core.data.phantoms import ANATOMIES, generate_cohort
-from spar_core.data.phantoms.cohort import plan_cohort
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -38,6 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+    from spar_core.data.phantoms import generate_cohort
+    from spar_core.data.phantoms.cohort import plan_cohort
+
     start = time.perf_counter()
     total = len(plan_cohort(args.anatomy, args.subjects, args.seed))  # validates before any file is written
     with tqdm(total=total, desc=f"{args.anatomy} phantoms", unit="exam", file=sys.stderr, disable=None,

@@ -7,26 +7,18 @@ import argparse
 import sys
 import time
 from pathlib import Path
-
-import torch
-from tqdm import tqdm
+from typing import TYPE_CHECKING
 
 from spar_core.cli.commands import summary
 from spar_core.cli.options import add_device, add_precision, add_progress_file
-from spar_core.data.nifti import NIFTI_SUFFIXES, case_id_of, load_image
-from spar_core.data.dataset import load_dataset
-from spar_core.data.orientation import dataset_orientation, orient_to
 from spar_core.errors import SparError
-from spar_core.inference.ensemble import TTA_SHIFTS, predict_ensemble
-from spar_core.data.nifti import write_label_volume, write_map_volume
-from spar_core.postprocessing.steps import PostprocessConfig, postprocess
-from spar_core.postprocessing.folds import run_postprocess
 from spar_core.paths import DATASET_JSON, NIFTI_SUFFIX, save_npz
 from spar_core.progress import JsonProgress, ProgressEvent, silent
 from spar_core.runs.run_folder import RunFolder
-from spar_core.training.device import pick_device
-from spar_core.training.precision import resolve
-from spar_core.training.segmenter import load_unet
+
+if TYPE_CHECKING:
+    import torch
+    from spar_core.postprocessing.steps import PostprocessConfig
 
 OUTPUTS = {"labels": "{case}" + NIFTI_SUFFIX, "entropy": "{case}_entropy" + NIFTI_SUFFIX,
            "disagreement": "{case}_disagreement" + NIFTI_SUFFIX, "probabilities": "{case}_probabilities.npz"}
@@ -94,6 +86,8 @@ def input_exams(path: Path) -> list[Path]:
     Raises:
         SparError: a missing path, or a folder without NIfTI files.
     """
+    from spar_core.data.nifti import NIFTI_SUFFIXES
+
     if path.is_file():
         return [path]
     if not path.is_dir():
@@ -106,6 +100,9 @@ def input_exams(path: Path) -> list[Path]:
 
 
 def _training_orientation(config: dict) -> str | None:
+    from spar_core.data.dataset import load_dataset
+    from spar_core.data.orientation import dataset_orientation
+
     if config.get("orientation"):
         return str(config["orientation"])
     root = config.get("dataset")  # a run written before spar recorded it
@@ -116,6 +113,14 @@ def _training_orientation(config: dict) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+    from spar_core.data.nifti import NIFTI_SUFFIXES, case_id_of
+    from spar_core.inference.ensemble import TTA_SHIFTS
+    from spar_core.postprocessing.folds import run_postprocess
+    from spar_core.training.device import pick_device
+    from spar_core.training.precision import resolve
+    from spar_core.training.segmenter import load_unet
+
     run_dir = RunFolder(args.run)
     config = run_dir.read_config()
     folds = chosen_folds(run_dir, args.method, args.folds, args.fold)
@@ -165,6 +170,11 @@ def run(args: argparse.Namespace) -> int:
 def _predict_one(path: Path, target: Path, unets, size: int, cfg: PostprocessConfig | None, codes: str | None,
                  slice_axis: int | None, args: argparse.Namespace, names: list[str], single: bool,
                  device: torch.device) -> None:
+    from spar_core.data.nifti import case_id_of, load_image, write_label_volume, write_map_volume
+    from spar_core.data.orientation import orient_to
+    from spar_core.inference.ensemble import predict_ensemble
+    from spar_core.postprocessing.steps import postprocess
+
     volume = load_image(path, slice_axis)
     moved, move = orient_to(volume, codes, slice_axis) if codes else (volume, None)
     pred = predict_ensemble(unets, moved, size, tta=args.tta, device=device,

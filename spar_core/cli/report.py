@@ -6,7 +6,6 @@ import argparse
 
 from spar_core.cli.commands import summary
 from spar_core.cli.options import add_run, add_seed
-from spar_core.evaluation.report import write_report
 from spar_core.runs.run_folder import RunFolder
 
 
@@ -26,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from spar_core.evaluation.report import write_report
+
     path = write_report(RunFolder(args.run), postprocessed=not args.raw, n_boot=args.bootstrap, seed=args.seed)
     out = path.parent
     print((out / "table1.md").read_text())

@@ -10,17 +10,11 @@ from pathlib import Path
 from spar_core.cli.commands import summary
 from spar_core.cli.options import add_dataset, add_device, add_preset
 from spar_core.data.corruptions import CORRUPTIONS, SEVERITIES
-from spar_core.data.dataset import load_dataset
 from spar_core.errors import SparError
 from spar_core.methods import parse_methods
 from spar_core.pipeline.shard import Shard
-from spar_core.pipeline.data_efficiency import parse_sizes, run_data_efficiency
-from spar_core.pipeline.robustness import run_robustness
 from spar_core.progress import cli_progress
 from spar_core.runs.run_folder import RunFolder
-from spar_core.runs.study_folder import StudyFolder
-from spar_core.training.device import pick_device
-from spar_core.training.presets import get_preset
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -70,6 +64,13 @@ def _ints(text: str, option: str) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from spar_core.data.dataset import load_dataset
+    from spar_core.pipeline.data_efficiency import parse_sizes, run_data_efficiency
+    from spar_core.pipeline.robustness import run_robustness
+    from spar_core.runs.study_folder import StudyFolder
+    from spar_core.training.device import pick_device
+    from spar_core.training.presets import get_preset
+
     start = time.perf_counter()
     shard = Shard.parse(args.shard)
     if args.study == "data-efficiency":

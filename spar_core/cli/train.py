@@ -7,18 +7,11 @@ import time
 from pathlib import Path
 
 from spar_core.cli.commands import summary
-from spar_core.data.dataset import load_dataset
-from spar_core.training.device import pick_device
-from spar_core.training.distributed import device_for, init_distributed, shutdown
 from spar_core.cli.options import add_dataset, add_device, add_folds, add_precision, add_preset, report_twins
 from spar_core.errors import SparError
-from spar_core.training.fold import train_fold
-from spar_core.training.precision import resolve
-from spar_core.training.presets import get_preset
-from spar_core.progress import TqdmProgress, silent
 from spar_core.methods import METHODS, method
+from spar_core.progress import TqdmProgress, silent
 from spar_core.runs.run_folder import RunFolder, RunStatus
-from spar_core.pipeline.experiment import dataset_splits, experiment_summary, scheme_label
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -39,6 +32,14 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from spar_core.data.dataset import load_dataset
+    from spar_core.training.device import pick_device
+    from spar_core.training.distributed import device_for, init_distributed, shutdown
+    from spar_core.training.fold import train_fold
+    from spar_core.training.precision import resolve
+    from spar_core.training.presets import get_preset
+    from spar_core.pipeline.experiment import dataset_splits, experiment_summary, scheme_label
+
     method(args.method)
     preset = get_preset(args.preset).with_precision(args.precision)
     resolve(preset.train.precision, pick_device(args.device))  # an unusable precision fails before any work

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+from spar_core.triage.ranking import SCORES
 
 from spar_core.cli.commands import summary
 from spar_core.cli.options import add_precision, add_device, add_run
-from spar_core.training.device import pick_device
-from spar_core.training.precision import resolve
 from spar_core.progress import TqdmProgress
-from spar_core.triage.exams import write_triage, write_triage_images
-from spar_core.triage.ranking import SCORES
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SHOWN = ["rank", "case", "fold", "triage_score", *SCORES, "worst_slices", "degraded"]
 
@@ -48,6 +48,10 @@ def _show(table: pd.DataFrame, rows: int = 20) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from spar_core.training.device import pick_device
+    from spar_core.training.precision import resolve
+    from spar_core.triage.exams import write_triage, write_triage_images
+
     device = pick_device(args.device)
     resolve(args.precision, device)
     progress = TqdmProgress()
