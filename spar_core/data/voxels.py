@@ -41,7 +41,8 @@ def label_array(labels: np.ndarray, what: str = "labels") -> np.ndarray:
 
 
 def bounding_box(mask: np.ndarray) -> Box | None:
-    """The smallest box holding every nonzero voxel of a 3D mask, or None when the mask is empty."""
+    """The smallest box holding every nonzero voxel of a mask (3D, or a 2D slice: then two slices), or None when
+    the mask is empty."""
     return ndimage.find_objects(np.asarray(mask, dtype=bool).view(np.uint8), max_label=1)[0]
 
 

@@ -24,7 +24,8 @@ import plotly.graph_objects as go
 
 from spar_core.data.checks import check_spacing
 from spar_core.errors import SparError
-from spar_core.figures.slices import _bbox, _contour_xy, _position_template, in_plane_axes, structure_colors
+from spar_core.figures.slices import _contour_xy, _position_template, in_plane_axes, structure_colors
+from spar_core.data.voxels import bounding_box
 
 TRUTH_COLOR = "#FFFFFF"  # white: none of the structure colours, and visible on the grayscale image
 
@@ -43,7 +44,7 @@ def _truth_outline(truth2d: np.ndarray, values: list[int]) -> tuple[np.ndarray, 
 
 def _fill(mask: np.ndarray, name: str, color: str, opacity: float, xaxis: str, yaxis: str) -> dict:
     """One structure as a one-colour Heatmap over its bounding box (NaN, i.e. transparent, elsewhere)."""
-    box = _bbox(mask)
+    box = bounding_box(mask)
     z = np.where(mask[box].T, np.float32(1.0), np.float32(np.nan))  # (rows q, columns p)
     return dict(type="heatmap", z=z, x0=box[0].start, dx=1, y0=box[1].start, dy=1,
                 colorscale=[[0.0, color], [1.0, color]], zmin=0.0, zmax=1.0, showscale=False, opacity=opacity,

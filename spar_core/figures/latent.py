@@ -25,8 +25,9 @@ from plotly.subplots import make_subplots
 from spar_core.errors import SparError
 from spar_core.figures.compare import TRUTH_COLOR
 from spar_core.latent import convergence, embedding
-from spar_core.figures.slices import _bbox, _contour_xy, _fill_trace, slice_figure, structure_colors
+from spar_core.figures.slices import _contour_xy, _fill_trace, slice_figure, structure_colors
 from spar_core.methods import display_name, method_colors, method_order
+from spar_core.data.voxels import bounding_box
 
 EMBEDDING_LABELS: dict[str, str] = {"tsne": "t-SNE", "aligned": "aligned t-SNE", "umap": "UMAP"}
 ORIGINS: tuple[str, ...] = ("true", "predicted")
@@ -332,7 +333,7 @@ def pair_slice_figure(
     x, y = _contour_xy(truth)
     fig.add_trace(go.Scatter(x=x, y=y, mode="lines", line=dict(color=TRUTH_COLOR, width=2),
                              name=f"{name} (true outline)", hoverinfo="skip"))
-    box = _bbox(truth | pred)
+    box = bounding_box(truth | pred)
     if margin is not None and box is not None:
         n_p, n_q = truth.shape
         fig.update_xaxes(range=[max(box[0].start - margin, 0) - 0.5, min(box[0].stop + margin, n_p) - 0.5])

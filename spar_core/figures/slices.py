@@ -26,6 +26,7 @@ from skimage.measure import find_contours
 
 from spar_core.data.checks import check_spacing
 from spar_core.errors import SparError
+from spar_core.data.voxels import bounding_box
 
 OverlayMode = Literal["fill", "contour"]
 
@@ -115,18 +116,9 @@ def _position_template(axis: int, index: int) -> str:
     return f"(i, j, k) = ({parts[0]}, {parts[1]}, {parts[2]})"
 
 
-def _bbox(mask: np.ndarray) -> tuple[slice, slice] | None:
-    """Bounding box of a 2D mask as slices, or None when it is empty."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(mask.any(axis=0))
-    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
-
-
 def _contour_xy(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sub-pixel outline of a (n_p, n_q) mask in display coordinates (x = p, y = q), NaN between loops."""
-    box = _bbox(mask)
+    box = bounding_box(mask)
     if box is None:
         return np.array([np.nan]), np.array([np.nan])
     # The bounding box plus one pixel of zeros: contours close at the image border and stay cheap to trace.
@@ -142,7 +134,7 @@ def _contour_xy(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _fill_trace(mask: np.ndarray, name: str, color: str, opacity: float) -> go.Heatmap:
     """One structure as a one-colour Heatmap over its bounding box (NaN, i.e. transparent, elsewhere)."""
-    box = _bbox(mask) or (slice(0, 1), slice(0, 1))
+    box = bounding_box(mask) or (slice(0, 1), slice(0, 1))
     z = np.where(mask[box].T, np.float32(1.0), np.float32(np.nan))  # (rows q, columns p)
     return go.Heatmap(
         z=z,
