@@ -6,3 +6,11 @@ class SparError(Exception):
 
     The message names the file or argument and what was expected; callers show it as is, without a traceback.
     """
+
+
+def os_error_line(err: OSError) -> str:
+    """An operating-system error (a full disk, a read-only folder, a file where a folder should be) as one line
+    naming the path: ``out/x.nii.gz: No space left on device``."""
+    where = " -> ".join(str(f) for f in (err.filename, err.filename2) if f is not None)
+    reason = err.strerror or type(err).__name__
+    return f"{where}: {reason}" if where else reason

@@ -65,6 +65,20 @@ def new_folder(parent: Path) -> Path:
             continue
 
 
+def output_folder(path: str | Path, what: str = "--out") -> Path:
+    """``path`` as a folder to write into: refused in one line when something other than a folder is there."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise SparError(f"{what} {path}: exists and is not a folder; expected a folder to write into (or a path "
+                        "that does not exist yet)")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise SparError(f"{what} {path}: {parent} is not a folder")
+            break
+    return path
+
+
 def is_within(path: str | Path, root: str | Path) -> bool:
     """True when ``path`` resolves inside ``root`` (symlinks and ``..`` resolved)."""
     try:

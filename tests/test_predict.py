@@ -111,3 +111,40 @@ def test_bad_fold_choice(two_fold_run: Path, exams: Path, tmp_path: Path, capsys
         assert main(["predict", "--run", str(two_fold_run), "--method", "baseline", "-i", str(exams), "-o",
                      str(tmp_path / "o"), "--folds", folds]) == 2
         assert "--folds" in capsys.readouterr().err
+
+
+def test_a_full_disk_is_one_line_and_a_rerun_completes_the_exam(two_fold_run: Path, exams: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import errno
+
+    import spar_core.data.nifti as nifti
+
+    out = tmp_path / "out"
+    write = nifti.write_map_volume
+    second = sorted(exams.iterdir())[1].name[: -len(".nii.gz")]
+
+    def full_disk(values, source, path):
+        if Path(path).name == f"{second}_disagreement.nii.gz":
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return write(values, source, path)
+
+    monkeypatch.setattr(nifti, "write_map_volume", full_disk)
+    argv = ["predict", "--run", str(two_fold_run), "--method", "baseline", "-i", str(exams), "-o", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No space left on device" in err and "Traceback" not in err
+    assert not (out / f"{second}.nii.gz").exists()  # not done: its labels are written last
+    assert not list(out.glob(".*"))  # nothing half-written
+    monkeypatch.setattr(nifti, "write_map_volume", write)
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "1 exam(s) segmented" in printed and "1 already there" in printed
+    for name in (f"{second}.nii.gz", f"{second}_entropy.nii.gz", f"{second}_disagreement.nii.gz"):
+        assert (out / name).is_file()
+
+
+def test_an_output_path_that_is_a_file_is_one_line(two_fold_run: Path, exams: Path, tmp_path: Path, capsys) -> None:
+    (tmp_path / "taken").write_text("")
+    assert main(["predict", "--run", str(two_fold_run), "--method", "baseline", "-i", str(exams),
+                 "-o", str(tmp_path / "taken")]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err

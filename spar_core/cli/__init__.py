@@ -4,7 +4,8 @@ Each sub-command module exposes ``register(subparsers)``, which adds its parser 
 ``run(args)``, which runs it. Only the chosen sub-command's module is imported: ``spar --help`` lists the
 commands from :mod:`spar_core.cli.commands` and imports neither torch nor any stage.
 
-A :class:`~spar_core.errors.SparError` becomes one line on stderr and exit status 2;
+A :class:`~spar_core.errors.SparError`, or an error of the disk while writing (no space, read-only, no
+permission), becomes one line on stderr and exit status 2 (atomic writes leave nothing half-written);
 SIGTERM (a scheduler's or the app's cancel) unwinds like Ctrl-C, so that a run records that it stopped and
 temporary files are removed, and exits with 143.
 """
@@ -19,7 +20,7 @@ import threading
 from typing import Sequence
 
 from spar_core.cli.commands import COMMANDS
-from spar_core.errors import SparError
+from spar_core.errors import SparError, os_error_line
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     """The ``spar`` parser: the sub-command named in ``argv`` registered in full (its module imported), every
@@ -57,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = args.func(args)
     except SparError as err:
         print(f"spar {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # the disk, not the input: no space, read-only, no permission, a file in a folder's place
+        print(f"spar {args.command}: error: {os_error_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"\nspar {args.command}: interrupted", file=sys.stderr)  # \n: after a progress bar's line

@@ -16,6 +16,7 @@ from spar_core.postprocessing.settings import DEFAULT_MODE, LEGACY_MODE, MODE_HE
 from spar_core.postprocessing.settings import DEFAULT_CLOSING_MM
 from spar_core.progress import cli_progress
 from spar_core.runs.run_folder import RunFolder
+from spar_core.paths import output_folder
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     splits, twins = dataset_splits(dataset, args.folds, preset.train.seed, args.splits)
     report_twins(twins, splits, args.splits)
     settings = PostprocessSettings(mode=args.postprocess, closing_mm=args.closing_mm, chain=not args.no_chain)
-    run_dir = RunFolder(args.out)
+    run_dir = RunFolder(output_folder(args.out))
     summary = run_summary(dataset, splits, methods, preset, scheme_label(args.folds, args.splits), settings, twins)
     if run_dir.exists():
         run_dir.check_same_experiment(summary, defaults=preset.default_settings())

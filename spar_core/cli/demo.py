@@ -9,7 +9,7 @@ from pathlib import Path
 
 from spar_core.cli.commands import summary
 from spar_core.cli.options import add_precision, add_device, add_preset, add_progress_file
-from spar_core.paths import data_root, runs_root
+from spar_core.paths import data_root, output_folder, runs_root
 from spar_core.progress import cli_progress
 
 
@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from spar_core.pipeline.demo import run_demo
 
-    out = args.out or runs_root() / "demo"
+    out = output_folder(args.out or runs_root() / "demo")
     start = time.perf_counter()
     report = run_demo(out, args.data or data_root(), preset_name=args.preset, device=args.device,
                       precision=args.precision,

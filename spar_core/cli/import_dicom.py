@@ -12,6 +12,7 @@ from spar_core.data.importer import NAMINGS
 
 from spar_core.cli.commands import summary
 from spar_core.errors import SparError
+from spar_core.paths import output_folder
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
             bar.total = total
             bar.update(done - bar.n)
 
-        out = write_dataset(plan, args.out, args.name, progress)
+        out = write_dataset(plan, output_folder(args.out), args.name, progress)
     n_masks = sum(c.mask is not None for c in plan.cases)
     print(f"OK: {len(plan.cases)} cases ({n_masks} with a mask) written to {out}; next: spar check {out}")
     return 0

@@ -14,6 +14,7 @@ from spar_core.data.phantoms import ANATOMIES
 
 from spar_core.cli.commands import summary
 from spar_core.cli.options import add_seed
+from spar_core.paths import output_folder
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -48,6 +49,6 @@ def run(args: argparse.Namespace) -> int:
         def progress(done: int, _total: int) -> None:
             bar.update(done - bar.n)
 
-        out = generate_cohort(args.anatomy, args.out, args.subjects, args.seed, progress)
+        out = generate_cohort(args.anatomy, output_folder(args.out), args.subjects, args.seed, progress)
     print(f"wrote {total} {args.anatomy} exams to {out.resolve()} ({time.perf_counter() - start:.1f} s)")
     return 0

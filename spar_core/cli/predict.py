@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from spar_core.cli.commands import summary
 from spar_core.cli.options import add_device, add_precision, add_progress_file
 from spar_core.errors import SparError
-from spar_core.paths import DATASET_JSON, NIFTI_SUFFIX, save_npz
+from spar_core.paths import DATASET_JSON, NIFTI_SUFFIX, output_folder, save_npz
 from spar_core.progress import JsonProgress, ProgressEvent, silent
 from spar_core.runs.run_folder import RunFolder
 
@@ -128,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
     single = len(exams) == 1 and args.image.is_file() and args.out.name.endswith(NIFTI_SUFFIXES)
     if args.image.is_file() and not single and args.out.name.endswith((".nii", ".gz")):
         raise SparError(f"--out {args.out}: expected a .nii or .nii.gz file name, or a folder")
+    if not single:
+        output_folder(args.out)
     device = pick_device(args.device)
     resolve(args.precision, device)
     models = [load_unet(run_dir.model_path(f, args.method), device) for f in folds]
@@ -139,13 +141,15 @@ def run(args: argparse.Namespace) -> int:
     codes = _training_orientation(config)
     names = list(config.get("labels", {}))
     progress = silent if args.progress_file is None else JsonProgress(args.progress_file)
+    members = len(unets) * (len(TTA_SHIFTS) if args.tta else 1)
     start, failed, done, skipped = time.perf_counter(), 0, 0, 0
     # a bar on a terminal only (disable=None), so that a failed exam stays one line in a log
     bar = tqdm(exams, desc="predict", unit="exam", file=sys.stderr, disable=None, leave=False)
     for n, path in enumerate(bar):
         case = case_id_of(path)
         target = args.out if single else args.out / OUTPUTS["labels"].format(case=case)
-        if target.exists() and not args.overwrite and not single:
+        # an exam is done only when every output it should have is there (a full disk may have cut it short)
+        if not single and not args.overwrite and all(p.is_file() for p in _outputs(args, case, members)):
             skipped += 1
             continue
         progress(ProgressEvent("predict", 1, 1, n, len(exams), label="predict"))
@@ -159,12 +163,18 @@ def run(args: argparse.Namespace) -> int:
             tqdm.write(f"spar predict: {path}: skipped: {err}", file=sys.stderr)
     bar.close()
     progress(ProgressEvent("predict", 1, 1, len(exams), len(exams), label="predict"))
-    members = len(unets) * (len(TTA_SHIFTS) if args.tta else 1)
     print(f"{done} exam(s) segmented into {args.out} ({args.method}, folds {','.join(map(str, folds))}, "
           f"{members} member(s), {time.perf_counter() - start:.1f} s)" + (f"; {skipped} already there" if skipped
                                                                          else "") + (f"; {failed} failed" if failed
                                                                                      else ""))
     return 1 if failed else 0
+
+
+def _outputs(args: argparse.Namespace, case: str, members: int) -> list[Path]:
+    """Every file ``spar predict`` writes for one exam into the folder ``args.out``, the labels last."""
+    kinds = ["entropy"] + (["disagreement"] if members > 1 else []) + (["probabilities"] if args.save_probabilities
+                                                                        else []) + ["labels"]
+    return [args.out / OUTPUTS[kind].format(case=case) for kind in kinds]
 
 
 def _predict_one(path: Path, target: Path, unets, size: int, cfg: PostprocessConfig | None, codes: str | None,
@@ -181,14 +191,13 @@ def _predict_one(path: Path, target: Path, unets, size: int, cfg: PostprocessCon
                             precision=args.precision, keep_probabilities=args.save_probabilities)
     labels = pred.labels if cfg is None else postprocess(pred.labels, moved.spacing, cfg)
     back = (lambda a: a) if move is None else move.undo
+    if not single:  # the maps first, the labels last: labels on disk mean the exam is done
+        case = case_id_of(path)
+        write_map_volume(back(pred.entropy), volume, args.out / OUTPUTS["entropy"].format(case=case))
+        if pred.n_members > 1:
+            write_map_volume(back(pred.disagreement), volume, args.out / OUTPUTS["disagreement"].format(case=case))
+        if pred.probabilities is not None:
+            probs = back(pred.probabilities.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)  # (C, X, Y, Z)
+            save_npz(args.out / OUTPUTS["probabilities"].format(case=case), probabilities=probs,
+                     labels=names if names else [str(i) for i in range(len(probs))])
     write_label_volume(back(labels), volume, target)
-    if single:
-        return
-    case = case_id_of(path)
-    write_map_volume(back(pred.entropy), volume, args.out / OUTPUTS["entropy"].format(case=case))
-    if pred.n_members > 1:
-        write_map_volume(back(pred.disagreement), volume, args.out / OUTPUTS["disagreement"].format(case=case))
-    if pred.probabilities is not None:
-        probs = back(pred.probabilities.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)  # (C, X, Y, Z)
-        save_npz(args.out / OUTPUTS["probabilities"].format(case=case), probabilities=probs,
-                 labels=names if names else [str(i) for i in range(len(probs))])

@@ -15,6 +15,7 @@ from spar_core.methods import parse_methods
 from spar_core.pipeline.shard import Shard
 from spar_core.progress import cli_progress
 from spar_core.runs.run_folder import RunFolder
+from spar_core.paths import output_folder
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         preset = get_preset(args.preset)
         dataset = load_dataset(args.dataset)
         table = run_data_efficiency(dataset, preset, parse_methods(args.methods), args.folds,
-                                    parse_sizes(args.train_exams), args.repeats, args.out,
+                                    parse_sizes(args.train_exams), args.repeats, output_folder(args.out),
                                     device=pick_device(args.device), shard=shard, progress=cli_progress(None))
         where = StudyFolder(args.out).table_csv
     else:

@@ -12,6 +12,7 @@ from spar_core.errors import SparError
 from spar_core.methods import METHODS, method
 from spar_core.progress import TqdmProgress, silent
 from spar_core.runs.run_folder import RunFolder, RunStatus
+from spar_core.paths import output_folder
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     report_twins(twins, splits, args.splits)
     if not 0 <= args.fold < len(splits):
         raise SparError(f"--fold: {args.fold} is out of range; scheme {args.folds!r} has folds 0..{len(splits) - 1}")
-    run_dir = RunFolder(args.out)
+    run_dir = RunFolder(output_folder(args.out))
     model = run_dir.model_path(args.fold, args.method)
     if model.is_file() and not args.resume:
         raise SparError(f"{model} exists; pass --resume to continue it, or choose another --out")
