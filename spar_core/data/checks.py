@@ -41,16 +41,34 @@ def check_spacing(spacing: Sequence[float], what: str = "spacing", ndim: int = 3
     return values
 
 
+# mm per spatial unit a NIfTI header may declare (xyzt_units); "unknown" is read as mm, as ITK and nibabel do.
+UNIT_MM = {"mm": 1.0, "meter": 1000.0, "micron": 1e-3, "unknown": 1.0}
+# Voxel sizes outside this range (mm) are a header's mistake, not an exam: refused before any size derives from them.
+SPACING_RANGE_MM = (1e-2, 100.0)
+
+
 def header_spacing(header: Any, path: str | Path) -> tuple[float, float, float]:
-    """The voxel sizes in mm of a NIfTI header (its first three zooms), checked.
+    """The voxel sizes in mm of a NIfTI header (its first three zooms, in the spatial unit its ``xyzt_units``
+    declare: metres and micrometres converted), checked.
 
     Raises:
-        SparError: fewer than three zooms, or one ≤ 0, nan or inf; the message names ``path``.
+        SparError: fewer than three zooms, one ≤ 0, nan or inf, or outside ``SPACING_RANGE_MM`` once in mm; the
+            message names ``path``.
     """
-    zooms = tuple(float(z) for z in header.get_zooms()[:3])
+    try:
+        zooms = tuple(float(z) for z in header.get_zooms()[:3])
+        unit = str(header.get_xyzt_units()[0]) if hasattr(header, "get_xyzt_units") else "mm"
+    except (ValueError, TypeError, KeyError) as err:
+        raise SparError(f"{path}: unreadable voxel sizes or units in the header ({err})") from None
     if len(zooms) != 3 or not all(math.isfinite(z) and z > 0 for z in zooms):
         raise SparError(f"{path}: voxel sizes {zooms} in the header; expected three positive spacings in mm")
-    return zooms  # type: ignore[return-value]
+    mm = tuple(z * UNIT_MM.get(unit, 1.0) for z in zooms)
+    low, high = SPACING_RANGE_MM
+    if not all(low <= z <= high for z in mm):
+        shown = ", ".join(f"{z:.6g}" for z in mm)
+        raise SparError(f"{path}: voxel sizes ({shown}) mm (the header's unit: {unit}); expected each between "
+                        f"{low:g} and {high:g} mm: fix the header's pixdim or xyzt_units")
+    return mm  # type: ignore[return-value]
 
 
 def check_3d(array: np.ndarray, what: str) -> np.ndarray:

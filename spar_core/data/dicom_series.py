@@ -13,6 +13,7 @@ dcm2niix use: RAS world coordinates, voxel axes (column, row, slice).
 from __future__ import annotations
 
 import os
+import stat
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import get_decoder
 
+from spar_core.data.checks import SPACING_RANGE_MM
 from spar_core.data.nifti import check_voxel_count
 from spar_core.errors import SparError
 
@@ -35,6 +37,10 @@ STEP_TOLERANCE = 0.01
 TILT_COSINE = 1e-3
 ORIENTATION_TOLERANCE = 1e-4
 _DICOMDIR = "1.2.840.10008.1.3.10"
+# Files larger than this are not DICOM slices of an MR series (a video, an archive): passed over unread.
+MAX_FILE_BYTES = 2 * 2**30
+MAX_PIXELS_PER_SIDE = 65535  # Rows and Columns are unsigned 16-bit values
+MAX_FRAMES = 100_000
 # DICOM patient coordinates are LPS; NIfTI's are RAS.
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 # pixel-data codecs and the packages that bring them (pydicom names the plugin; this names the pip package)
@@ -87,41 +93,81 @@ class Segmentation:
 
 
 def _text(ds: pydicom.Dataset, keyword: str) -> str:
-    return str(ds.get(keyword, "") or "").strip()
-
-
-def _floats(ds: pydicom.Dataset, keyword: str, n: int, path: Path) -> tuple[float, ...]:
-    raw = ds.get(keyword)
     try:
+        return str(ds.get(keyword, "") or "").strip()
+    except (TypeError, ValueError, AttributeError):  # a value pydicom cannot convert is no text either
+        return ""
+
+
+def _floats(ds: pydicom.Dataset, keyword: str, n: int, path: Path,
+            bounds: tuple[float, float] | None = None) -> tuple[float, ...]:
+    """``n`` finite numbers of a header field (within ``bounds`` when given); one error naming the file and the field
+    otherwise."""
+    raw = None
+    try:
+        raw = ds.get(keyword)
         values = tuple(float(v) for v in raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, AttributeError):
         values = ()
     if len(values) != n or not np.all(np.isfinite(values)):
         raise SparError(f"{path}: {keyword} is {raw!r}; expected {n} finite numbers (an image with patient geometry)")
+    if bounds is not None and not all(bounds[0] <= v <= bounds[1] for v in values):
+        raise SparError(f"{path}: {keyword} is {values}; expected each between {bounds[0]:g} and {bounds[1]:g}")
     return values
 
 
+def _int(ds: pydicom.Dataset, keyword: str, path: Path, default: int | None, low: int, high: int) -> int | None:
+    """A whole-number header field, checked (``default`` when absent or empty); one error naming the file and the
+    field otherwise."""
+    try:
+        raw = ds.get(keyword)
+    except (TypeError, ValueError, OverflowError) as err:
+        raise SparError(f"{path}: {keyword} cannot be read ({err}); expected a whole number") from None
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except (TypeError, ValueError, OverflowError):
+        raise SparError(f"{path}: {keyword} is {raw!r}; expected a whole number") from None
+    if not (np.isfinite(value) and value == int(value) and low <= value <= high):
+        raise SparError(f"{path}: {keyword} is {raw!r}; expected a whole number from {low} to {high}")
+    return int(value)
+
+
 def _slice_header(ds: pydicom.Dataset, path: Path) -> SliceHeader:
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    frames = _int(ds, "NumberOfFrames", path, 1, 1, MAX_FRAMES)
+    rows = _int(ds, "Rows", path, 0, 0, MAX_PIXELS_PER_SIDE)
+    columns = _int(ds, "Columns", path, 0, 0, MAX_PIXELS_PER_SIDE)
     syntax = str(getattr(ds, "file_meta", {}).get("TransferSyntaxUID", ""))
     if frames > 1:  # an enhanced (multi-frame) image: its per-frame geometry is read by highdicom
         return SliceHeader(path=path, sop_uid=_text(ds, "SOPInstanceUID"), position=(0.0, 0.0, 0.0), orientation=(),
-                           pixel_spacing=(0.0, 0.0), rows=int(ds.get("Rows", 0) or 0),
-                           columns=int(ds.get("Columns", 0) or 0), frames=frames, transfer_syntax=syntax)
-    orientation = _floats(ds, "ImageOrientationPatient", 6, path)
+                           pixel_spacing=(0.0, 0.0), rows=rows, columns=columns, frames=frames,
+                           transfer_syntax=syntax)
+    orientation = _floats(ds, "ImageOrientationPatient", 6, path, (-1.0 - 1e-3, 1.0 + 1e-3))
+    if min(np.linalg.norm(orientation[:3]), np.linalg.norm(orientation[3:])) < 0.5:
+        raise SparError(f"{path}: ImageOrientationPatient is {orientation}; expected two unit direction vectors")
     return SliceHeader(path=path, sop_uid=_text(ds, "SOPInstanceUID"),
-                       position=_floats(ds, "ImagePositionPatient", 3, path),  # type: ignore[arg-type]
-                       orientation=orientation, pixel_spacing=_floats(ds, "PixelSpacing", 2, path),  # type: ignore
-                       rows=int(ds.get("Rows", 0) or 0), columns=int(ds.get("Columns", 0) or 0), frames=frames,
-                       transfer_syntax=syntax)
+                       position=_floats(ds, "ImagePositionPatient", 3, path, (-1e6, 1e6)),  # type: ignore[arg-type]
+                       orientation=orientation,
+                       pixel_spacing=_floats(ds, "PixelSpacing", 2, path, SPACING_RANGE_MM),  # type: ignore
+                       rows=rows, columns=columns, frames=frames, transfer_syntax=syntax)
 
 
 def _files(root: Path) -> Iterable[Path]:
+    """The regular files under ``root`` up to ``MAX_FILE_BYTES`` (a named pipe, a socket or a device, which a read
+    would wait on forever, is passed over, as are hidden files and folders)."""
     for folder, dirs, names in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(names):
-            if not name.startswith("."):
-                yield Path(folder) / name
+            if name.startswith("."):
+                continue
+            path = Path(folder) / name
+            try:
+                info = path.stat()
+            except OSError:
+                continue  # a dangling link
+            if stat.S_ISREG(info.st_mode) and info.st_size <= MAX_FILE_BYTES:
+                yield path
 
 
 def scan_folder(root: str | Path, progress: Callable[[int], None] | None = None, *, need_images: bool = True
@@ -159,10 +205,9 @@ def scan_folder(root: str | Path, progress: Callable[[int], None] | None = None,
         if not uid:
             raise SparError(f"{path}: no SeriesInstanceUID; expected a DICOM image of a series")
         slices[uid].append(_slice_header(ds, path))
-        number = ds.get("SeriesNumber")
         identity.setdefault(uid, (_text(ds, "PatientID"), _text(ds, "StudyInstanceUID"), _text(ds, "StudyDate"),
-                                  None if number in (None, "") else int(number), _text(ds, "SeriesDescription"),
-                                  modality))
+                                  _int(ds, "SeriesNumber", path, None, -2**31, 2**31 - 1),
+                                  _text(ds, "SeriesDescription"), modality))
     if not slices and need_images:
         raise SparError(f"{root}: no DICOM image found (files of any name, in nested folders, are read)")
     series = [Series(uid, *identity[uid], tuple(headers)) for uid, headers in slices.items()]

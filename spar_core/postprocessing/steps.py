@@ -26,6 +26,8 @@ from spar_core.postprocessing.settings import (DEFAULT_CLOSING_MM, DEFAULT_CONNE
                                                check_radius)
 from spar_core.postprocessing.chain import Chain, relabel_chain
 
+# The largest structuring element built (voxels): 2**22 is a 161-voxel ball, 2 mm on 0.025 mm voxels.
+MAX_ELEMENT_VOXELS = 2**22
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,11 @@ def ball_mm(spacing: Sequence[float], radius_mm: float) -> np.ndarray:
     # Relative slack for spacings read from float32 headers (0.6 mm is stored as 0.6000000238).
     slack = 1 + 1e-6
     half = [int(math.floor(radius / s * slack)) for s in spacing]
+    size = math.prod(2 * h + 1 for h in half)
+    if size > MAX_ELEMENT_VOXELS:
+        raise SparError(f"closing of {radius:g} mm on voxels of {tuple(round(s, 6) for s in spacing)} mm: a "
+                        f"{' × '.join(str(2 * h + 1) for h in half)} element ({size:,} voxels); expected at most "
+                        f"{MAX_ELEMENT_VOXELS:,}: check the exam's voxel sizes, or lower --closing-mm")
     grids = np.ogrid[tuple(slice(-h, h + 1) for h in half)]
     dist2 = sum((g * s) ** 2 for g, s in zip(grids, spacing))
     return dist2 <= (radius * slack) ** 2
