@@ -21,6 +21,7 @@ from spar_core.pipeline.crossval import grid
 from spar_core.pipeline.shard import Shard
 from spar_core.errors import SparError
 from spar_core.training.regularizers import REGULARIZERS
+from spar_core.runs.lock import LOCK_FILE, holder
 from spar_core.runs.run_folder import RunFolder
 from spar_core.data.splits import k_fold
 
@@ -158,4 +159,6 @@ def test_sigterm_stops_a_run_cleanly(ankle_small: Path, tmp_path: Path) -> None:
     lines = [line for line in err.splitlines() if "spar crossval:" in line]
     assert lines == ["spar crossval: stopped (SIGTERM)"]
     assert RunFolder(out).read_config()["status"] == "stopped"
-    assert not list(out.rglob(".*")), "a temporary file was left behind"
+    # the run folder's lock file stays (empty: no job holds it), as lock files do; nothing else hidden does
+    assert (out / LOCK_FILE).read_text() == "" and holder(out) is None
+    assert not [p for p in out.rglob(".*") if p.name != LOCK_FILE], "a temporary file was left behind"

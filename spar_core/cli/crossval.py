@@ -15,6 +15,7 @@ from spar_core.errors import SparError
 from spar_core.postprocessing.settings import DEFAULT_MODE, LEGACY_MODE, MODE_HELP, MODES, PostprocessSettings
 from spar_core.postprocessing.settings import DEFAULT_CLOSING_MM
 from spar_core.progress import cli_progress
+from spar_core.runs.lock import hold
 from spar_core.runs.run_folder import RunFolder
 from spar_core.paths import output_folder
 
@@ -62,19 +63,20 @@ def run(args: argparse.Namespace) -> int:
     settings = PostprocessSettings(mode=args.postprocess, closing_mm=args.closing_mm, chain=not args.no_chain)
     run_dir = RunFolder(output_folder(args.out))
     summary = run_summary(dataset, splits, methods, preset, scheme_label(args.folds, args.splits), settings, twins)
-    if run_dir.exists():
-        run_dir.check_same_experiment(summary, defaults=preset.default_settings())
-        before = run_dir.read_config().get("postprocess", {}).get("mode", LEGACY_MODE)
-        if before != args.postprocess:
-            raise SparError(f"{run_dir.config_path}: this run post-processes with {before!r}, not "
-                            f"{args.postprocess!r}; pass --postprocess {before} or use another --out")
-    run_dir.start(summary)
-    start = time.perf_counter()
-    with run_dir.stopped_on_interrupt():
-        frame = run_crossval(dataset, splits, methods, preset, run_dir, device=device,
-                             shard=shard, settings=settings, progress=cli_progress(args.progress_file))
-    done = is_complete(run_dir, splits, methods, settings)
-    run_dir.finish(done)
+    with hold(run_dir.root, "spar crossval", (shard.index, shard.count)):
+        if run_dir.exists():
+            run_dir.check_same_experiment(summary, defaults=preset.default_settings())
+            before = run_dir.read_config().get("postprocess", {}).get("mode", LEGACY_MODE)
+            if before != args.postprocess:
+                raise SparError(f"{run_dir.config_path}: this run post-processes with {before!r}, not "
+                                f"{args.postprocess!r}; pass --postprocess {before} or use another --out")
+        run_dir.start(summary)
+        start = time.perf_counter()
+        with run_dir.stopped_on_interrupt():
+            frame = run_crossval(dataset, splits, methods, preset, run_dir, device=device,
+                                 shard=shard, settings=settings, progress=cli_progress(args.progress_file))
+        done = is_complete(run_dir, splits, methods, settings)
+        run_dir.finish(done)
     print(f"shard {shard.index}/{shard.count}: {len(frame)} metric rows in {run_dir.metrics_csv} "
           f"({time.perf_counter() - start:.0f} s); grid {'complete' if done else 'not complete yet'}")
     return 0

@@ -11,6 +11,7 @@ from spar_core.cli.commands import summary
 from spar_core.cli.options import add_precision, add_device, add_preset, add_progress_file
 from spar_core.paths import data_root, output_folder, runs_root
 from spar_core.progress import cli_progress
+from spar_core.runs.lock import hold
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -34,9 +35,9 @@ def run(args: argparse.Namespace) -> int:
 
     out = output_folder(args.out or runs_root() / "demo")
     start = time.perf_counter()
-    report = run_demo(out, args.data or data_root(), preset_name=args.preset, device=args.device,
-                      precision=args.precision,
-                      progress=cli_progress(args.progress_file))
+    with hold(out, "spar demo"):
+        report = run_demo(out, args.data or data_root(), preset_name=args.preset, device=args.device,
+                          precision=args.precision, progress=cli_progress(args.progress_file))
     print(report.read_text())
     print(f"demo finished in {time.perf_counter() - start:.0f} s; run folder {out}; report {report}")
     return 0

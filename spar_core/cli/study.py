@@ -14,6 +14,7 @@ from spar_core.errors import SparError
 from spar_core.methods import parse_methods
 from spar_core.pipeline.shard import Shard
 from spar_core.progress import cli_progress
+from spar_core.runs.lock import hold
 from spar_core.runs.run_folder import RunFolder
 from spar_core.paths import output_folder
 
@@ -77,17 +78,20 @@ def run(args: argparse.Namespace) -> int:
     if args.study == "data-efficiency":
         preset = get_preset(args.preset)
         dataset = load_dataset(args.dataset)
-        table = run_data_efficiency(dataset, preset, parse_methods(args.methods), args.folds,
-                                    parse_sizes(args.train_exams), args.repeats, output_folder(args.out),
-                                    device=pick_device(args.device), shard=shard, progress=cli_progress(None))
+        with hold(output_folder(args.out), "spar study data-efficiency", (shard.index, shard.count)):
+            table = run_data_efficiency(dataset, preset, parse_methods(args.methods), args.folds,
+                                        parse_sizes(args.train_exams), args.repeats, args.out,
+                                        device=pick_device(args.device), shard=shard, progress=cli_progress(None))
         where = StudyFolder(args.out).table_csv
     else:
         corruptions = list(CORRUPTIONS) if args.corruptions == "all" else \
             [c.strip() for c in args.corruptions.split(",") if c.strip()]
         methods = None if args.methods == "all" else parse_methods(args.methods)
-        table = run_robustness(RunFolder(args.run), corruptions, _ints(args.severities, "--severities"), methods,
-                               seed=args.seed, device=pick_device(args.device), shard=shard,
-                               progress=cli_progress(None))
+        with hold(StudyFolder.robustness(RunFolder(args.run)).root, "spar study robustness",
+                  (shard.index, shard.count)):
+            table = run_robustness(RunFolder(args.run), corruptions, _ints(args.severities, "--severities"),
+                                   methods, seed=args.seed, device=pick_device(args.device), shard=shard,
+                                   progress=cli_progress(None))
         where = StudyFolder.robustness(RunFolder(args.run)).table_csv
     state = f"table: {where}" if not table.empty else "grid not complete yet (run the other shards)"
     print(f"spar study {args.study}: shard {shard.index}/{shard.count} done in "

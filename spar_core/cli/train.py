@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 from spar_core.cli.commands import summary
@@ -11,6 +12,7 @@ from spar_core.cli.options import add_dataset, add_device, add_folds, add_precis
 from spar_core.errors import SparError
 from spar_core.methods import METHODS, method
 from spar_core.progress import TqdmProgress, silent
+from spar_core.runs.lock import hold
 from spar_core.runs.run_folder import RunFolder, RunStatus
 from spar_core.paths import output_folder
 
@@ -60,15 +62,17 @@ def run(args: argparse.Namespace) -> int:
                                       defaults=preset.default_settings())
     dist = init_distributed()
     device = device_for(dist, pick_device(args.device))
+    with hold(run_dir.root, "spar train") if dist.is_main else nullcontext():  # one job per run folder
+        if dist.is_main:
+            methods = sorted(set(config.get("methods", [])) | {args.method})
+            run_dir.start({**config, **summary, "methods": methods}, RunStatus.TRAINING)
+        start = time.perf_counter()
+        history = train_fold(dataset, splits[args.fold], [args.method], preset, run_dir, device=device,
+                             resume=True, progress=TqdmProgress() if dist.is_main else silent, dist=dist)
+        shutdown(dist)
+        if dist.is_main:
+            run_dir.update_config(status=RunStatus.TRAINED)
     if dist.is_main:
-        methods = sorted(set(config.get("methods", [])) | {args.method})
-        run_dir.start({**config, **summary, "methods": methods}, RunStatus.TRAINING)
-    start = time.perf_counter()
-    history = train_fold(dataset, splits[args.fold], [args.method], preset, run_dir, device=device,
-                         resume=True, progress=TqdmProgress() if dist.is_main else silent, dist=dist)
-    shutdown(dist)
-    if dist.is_main:
-        run_dir.update_config(status=RunStatus.TRAINED)
         last = history[args.method][-1]
         print(f"trained {args.method} on fold {args.fold} ({len(splits[args.fold].train)} training exams) "
               f"on {device} in {time.perf_counter() - start:.1f} s; final loss {last['loss']:.4f}; "

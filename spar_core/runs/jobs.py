@@ -33,6 +33,7 @@ from typing import Any, Iterator, Sequence
 from spar_core.errors import SparError
 from spar_core.paths import data_root, new_folder, runs_root, write_json
 from spar_core.progress import read_progress as _read_progress
+from spar_core.runs.lock import holder
 
 JOBS_FOLDER = ".jobs"  # hidden, so run pickers listing the runs root do not take it for a run
 DEMO_RUN = "demo"  # the demo's run folder name in the runs root
@@ -124,6 +125,9 @@ def start(args: Sequence[str | Path], *, title: str = "", run_dir: str | Path | 
             if other.info().get("run_dir") == run_dir and not job_status(other).done:
                 raise SparError(f"{run_dir}: job {other.id} is still writing this run folder; "
                                 "wait for it or cancel it first")
+        who = holder(run_dir)  # a job started elsewhere (a terminal, a scheduler)
+        if who is not None:
+            raise SparError(f"{run_dir}: {who} is writing this run folder; wait for it to finish first")
     job = Job(new_folder(jobs_root(root)))
     command = [sys.executable, "-m", "spar_core", *args]
     if args[0] in PROGRESS_COMMANDS:
