@@ -120,10 +120,62 @@ def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """The JSON objects of a JSON-lines file, one per line ([] when the file is missing); a line that is no JSON
+    object (a truncated last line, binary garbage) is one :class:`SparError` naming the file and the line."""
     path = Path(path)
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise SparError(f"{path}: unreadable ({type(err).__name__}); expected JSON lines") from None
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
+            row = None
+        if not isinstance(row, dict):
+            raise SparError(f"{path}: line {number} is not a JSON object; expected one object per line")
+        rows.append(row)
+    return rows
+
+
+def read_table(path: str | Path, columns: Iterable[str], what: str, text: Iterable[str] = ("case",)) -> Any:
+    """A CSV table (a pandas frame) that must hold ``columns``, the ``text`` columns read as strings (case ids
+    like "001" stay strings); a missing, empty, truncated, binary or wrong-shaped file is one :class:`SparError`
+    naming it and ``what`` it should be."""
+    import pandas as pd  # here: the foundation stays light for the modules that never read a table
+
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path, dtype={c: str for c in text})
+    except FileNotFoundError:
+        raise SparError(f"{path}: missing; expected {what}") from None
+    except (OSError, ValueError, pd.errors.ParserError) as err:  # EmptyDataError and UnicodeDecodeError are ValueErrors
+        reason = " ".join(str(err).split())[:120]
+        raise SparError(f"{path}: unreadable ({type(err).__name__}: {reason}); expected {what}") from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise SparError(f"{path}: no column {', '.join(missing)}; expected {what}")
+    return frame
+
+
+def load_arrays(path: str | Path, keys: Iterable[str], what: str) -> dict[str, np.ndarray]:
+    """The arrays ``keys`` of a NumPy archive (.npz), read without running code; a missing, truncated or binary
+    file, or one without those keys, is one :class:`SparError` naming it and ``what`` it should be."""
+    import zipfile
+
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {k: archive[k] for k in keys}
+    except FileNotFoundError:
+        raise SparError(f"{path}: missing; expected {what}") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise SparError(f"{path}: unreadable ({type(err).__name__}: {err}); expected {what}") from None
 
 
 def write_csv(path: str | Path, frame: Any, **to_csv: Any) -> Path:

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import signal
 import sys
 import threading
 from typing import Sequence
 
 from spar_core.cli.commands import COMMANDS
-from spar_core.errors import SparError, os_error_line
+from spar_core.errors import LOG, SparError, os_error_line
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     """The ``spar`` parser: the sub-command named in ``argv`` registered in full (its module imported), every
@@ -41,6 +42,25 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     return parser
 
 
+class _NoteHandler(logging.Handler):
+    """spar's notes on stderr, one line each, named after the running sub-command (read at each note)."""
+
+    command = "spar"
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"spar {self.command}: note: {record.getMessage()}", file=sys.stderr)
+
+
+_NOTES = _NoteHandler()
+
+
+def _print_notes(command: str) -> None:
+    _NOTES.command = command
+    if _NOTES not in LOG.handlers:
+        LOG.addHandler(_NOTES)
+        LOG.propagate = False
+
+
 class Terminated(BaseException):
     """SIGTERM received: unwinds the stack like KeyboardInterrupt (``finally`` blocks and handlers run)."""
 
@@ -52,6 +72,7 @@ def _on_sigterm(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv).parse_args(argv)
+    _print_notes(args.command)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
     try:

@@ -175,6 +175,9 @@ def load_dataset(root: str | Path) -> Dataset:
     if slice_axis is not None and (isinstance(slice_axis, bool) or slice_axis not in (0, 1, 2)):
         raise SparError(f'{where}: "slice_axis" is {slice_axis!r}; expected 0, 1 or 2')
     labels = _parse_labels(meta["labels"], where)
+    if list(labels.values()) != list(range(len(labels))):  # the networks have one output channel per value
+        raise SparError(f'{where}: label values {list(labels.values())}; expected consecutive values 0..'
+                        f'{len(labels) - 1} (one class per value, as nnU-Net requires): renumber the labels')
     cases = _parse_cases(meta["training"], root, where)
     return Dataset(root, str(meta.get("name") or root.name), labels, cases, slice_axis, meta)
 

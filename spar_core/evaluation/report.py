@@ -37,7 +37,7 @@ from spar_core.evaluation.significance import (
 
 from spar_core.evaluation.identity import identity_table
 from spar_core.methods import BASELINE, display_name, method_order
-from spar_core.paths import write_csv, write_text
+from spar_core.paths import read_table, write_csv, write_text
 from spar_core.postprocessing.settings import describe, run_settings
 
 if TYPE_CHECKING:  # only for the annotation: importing the run folder (or the registry) pulls in torch
@@ -83,10 +83,8 @@ def load_metrics(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise SparError(f"{path}: no metrics.csv in this run folder; run spar crossval first")
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError) as err:
-        raise SparError(f"{path}: not a readable metrics table ({err})") from None
+    frame = read_table(path, (), "a metrics table (one row per exam × structure × method)",
+                       text=("case", "structure"))
     return check_metrics(frame, str(path))
 
 

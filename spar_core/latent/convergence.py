@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spar_core.latent.embedding import FoldSnapshots, load_snapshots, read_table
-from spar_core.paths import write_csv
+from spar_core.latent.embedding import FoldSnapshots, load_snapshots
+from spar_core.paths import read_table, write_csv
 from spar_core.runs.run_folder import RunFolder
 
 COLUMNS = ["fold", "method", "epoch", "structure", "mean_distance", "std", "n"]
@@ -58,7 +58,7 @@ def read_convergence(path: str | Path) -> pd.DataFrame:
     Raises:
         SparError: unreadable, or a column of ``COLUMNS`` missing.
     """
-    return read_table(path, COLUMNS)
+    return read_table(path, COLUMNS, "a convergence table (spar embed RUN writes it)", text=("structure",))
 
 
 def write_convergence(run: RunFolder | str | Path, fold: int) -> Path:

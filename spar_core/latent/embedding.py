@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from spar_core.errors import SparError
-from spar_core.paths import write_csv
+from spar_core.paths import load_arrays, read_table, write_csv
 from spar_core.progress import Progress, ProgressEvent, silent
 from spar_core.runs.run_folder import RunFolder
 
@@ -88,11 +88,8 @@ def load_snapshots(run: RunFolder | str | Path, fold: int) -> FoldSnapshots:
     ref_keys = ref_true = None
     ref_path = None
     for path in paths:
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in ("epoch", "codes_true", "codes_pred", "structure", "row", "case", "slice")}
-        except (OSError, KeyError, ValueError) as err:
-            raise SparError(f"{path}: not a readable latent snapshot ({type(err).__name__}: {err})") from None
+        arrays = load_arrays(path, ("epoch", "codes_true", "codes_pred", "structure", "row", "case", "slice"),
+                             "a latent snapshot (codes of true and predicted masks)")
         method = path.parent.parent.name
         n = len(arrays["row"])
         keys = np.stack([arrays["row"], arrays["structure"]], 1)
@@ -241,25 +238,13 @@ def embed_fold(run: RunFolder | str | Path, fold: int, kinds: Sequence[str] = EM
     return embed_snapshots(load_snapshots(run, fold), kinds, seed, progress)
 
 
-def read_table(path: str | Path, columns: Sequence[str]) -> pd.DataFrame:
-    """A csv table that must hold ``columns`` (the embedding and convergence tables).
+def read_embeddings(path: str | Path) -> pd.DataFrame:
+    """A table written by :func:`write_embeddings` (columns ``COLUMNS``).
 
     Raises:
-        SparError: unreadable, or a column missing (named).
+        SparError: missing, unreadable or wrong-shaped (named).
     """
-    try:
-        frame = pd.read_csv(path, dtype={"case": str, "structure": str})  # ids like "001" stay strings
-    except (OSError, ValueError) as err:
-        raise SparError(f"{path}: unreadable table ({type(err).__name__}: {err})") from None
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise SparError(f"{path}: missing column(s) {', '.join(missing)}; rewrite it with `spar embed RUN`")
-    return frame
-
-
-def read_embeddings(path: str | Path) -> pd.DataFrame:
-    """A table written by :func:`write_embeddings` (columns ``COLUMNS``; raises SparError like read_table)."""
-    return read_table(path, COLUMNS)
+    return read_table(path, COLUMNS, "an embedding table (spar embed RUN writes it)", text=("case", "structure"))
 
 
 def write_embeddings(run: RunFolder | str | Path, fold: int, kinds: Sequence[str] = EMBEDDINGS, seed: int = 0,

@@ -10,6 +10,7 @@ seeded, so on the same hardware they write the same weights, and the write is at
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
@@ -18,9 +19,11 @@ import torch
 from spar_core.data.dataset import Dataset, load_volume
 from spar_core.data.nifti import read_label_volume, write_label_volume
 from spar_core.data.splits import Split
+from spar_core.errors import SparError, note
+from spar_core.evaluation.report import REQUIRED_COLUMNS
 from spar_core.evaluation.rows import metric_rows
 from spar_core.inference.predict import predict_volume
-from spar_core.paths import write_csv
+from spar_core.paths import read_table, write_csv
 from spar_core.pipeline.shard import Shard
 from spar_core.postprocessing.settings import PostprocessSettings
 from spar_core.postprocessing.decision import postprocess_config
@@ -33,8 +36,32 @@ from spar_core.training.presets import Preset
 from spar_core.training.segmenter import load_unet, train_segmenter
 
 
+UNIT_ROWS = "a unit's metric rows (spar crossval writes them)"
+
+
 def grid(splits: Sequence[Split], methods: Sequence[str]) -> list[tuple[int, str]]:
     return [(s.fold, m) for s in splits for m in methods]
+
+
+def _read_rows(path: Path) -> pd.DataFrame:
+    """A unit's metric rows; an empty file is a fold without test exams."""
+    if path.stat().st_size <= 1:
+        return pd.DataFrame()
+    return read_table(path, REQUIRED_COLUMNS, UNIT_ROWS)
+
+
+def finished(path: Path) -> bool:
+    """Whether a unit's metric rows (its mark of being finished) are there and read; unreadable ones are removed,
+    said so, and the unit is done again rather than trusted."""
+    if not path.is_file():
+        return False
+    try:
+        _read_rows(path)
+    except SparError as err:
+        note(f"{err}; doing that unit again")
+        path.unlink()
+        return False
+    return True
 
 
 def run_unit(
@@ -73,7 +100,7 @@ def run_unit(
 
 def merge_metrics(run: RunFolder) -> pd.DataFrame:
     """Gather every finished unit's rows into ``RUN/metrics.csv`` (rewritten atomically)."""
-    parts = [pd.read_csv(p) for p in run.unit_metrics_files() if p.stat().st_size > 1]  # a fold without test exams
+    parts = [rows for rows in map(_read_rows, run.unit_metrics_files()) if not rows.empty]
 
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if not frame.empty:
@@ -92,7 +119,7 @@ def decide_and_score(dataset: Dataset, splits: Sequence[Split], method: str, run
     read_exams = out_of_fold_reader(dataset, splits, method, run)
     for n, split in enumerate(splits):
         folder = run.method_folder(split.fold, method)
-        if folder.post_metrics.is_file():
+        if finished(folder.post_metrics):
             continue
         progress(ProgressEvent("postprocess", n + 1, len(splits), 0, 1, label=f"{method} fold {split.fold}"))
         facts = fold_label_facts(dataset, split, run, settings.connectivity)
@@ -128,7 +155,7 @@ def run_crossval(
     cached: dict[int, tuple] = {}
     for n, (fold, method) in enumerate(units):
         progress(ProgressEvent("crossval", n + 1, len(units), 0, 1, label=f"fold {fold} {method}"))
-        if run.unit_metrics_path(fold, method).is_file():
+        if finished(run.unit_metrics_path(fold, method)):
             continue
         split = by_fold[fold]
         run.write_split(split)

@@ -15,7 +15,6 @@ not post-processing decisions taken on two exams.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -32,7 +31,7 @@ from spar_core.data.splits import Split
 from spar_core.errors import SparError
 from spar_core.postprocessing.settings import PostprocessSettings
 from spar_core.evaluation.study_table import study_table
-from spar_core.paths import write_csv, write_json
+from spar_core.paths import read_json_object, write_csv, write_json
 from spar_core.pipeline.crossval import is_complete, run_crossval
 from spar_core.pipeline.experiment import dataset_splits, run_summary
 from spar_core.pipeline.shard import Shard
@@ -40,6 +39,7 @@ from spar_core.progress import Progress, ProgressEvent, silent
 from spar_core.runs.run_folder import RunStatus
 from spar_core.runs.study_folder import ALL, StudyFolder, cell_name
 from spar_core.training.presets import Preset
+from spar_core.evaluation.report import load_metrics
 
 # Every cell post-processed alike, whatever its folds could decide: the paper's steps.
 POST = PostprocessSettings(mode="largest")
@@ -147,13 +147,16 @@ def study_results(out: str | Path) -> pd.DataFrame:
     """The table of a data-efficiency study folder once every cell is complete (else empty); written to
     ``table.csv`` with the rows of every cell in ``metrics.csv``."""
     study = StudyFolder(Path(out))
-    meta = json.loads(study.study_json.read_text())
+    meta = read_json_object(study.study_json, "a data-efficiency study's record (study.json)")
     frames = []
-    for name, cell in meta["cells"].items():
+    cells = meta.get("cells")
+    if not isinstance(cells, dict):
+        raise SparError(f"{study.study_json}: no \"cells\"; expected a data-efficiency study's record")
+    for name, cell in cells.items():
         run = study.cell(cell["size"], cell["repeat"])
         if not run.metrics_csv.is_file() or run.read_config().get("status") != RunStatus.COMPLETE:
             return pd.DataFrame()
-        rows = pd.read_csv(run.metrics_csv, dtype={"case": str})
+        rows = load_metrics(run.metrics_csv)
         rows = rows[rows["postprocessed"].astype(str).str.lower() == "true"]
         frames.append(rows.assign(cell=name, train_exams=ALL if cell["size"] is None else cell["size"],
                                   repeat=cell["repeat"]))

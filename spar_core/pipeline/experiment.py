@@ -12,6 +12,7 @@ from spar_core.data.dataset import Dataset
 from spar_core.data.duplicates import Twins, find_twins
 from spar_core.data.orientation import dataset_orientation
 from spar_core.data.splits import Split, make_splits, read_splits_file
+from spar_core.errors import SparError
 from spar_core.postprocessing.settings import PostprocessSettings
 from spar_core.runs.run_folder import RunRecord
 from spar_core.training.presets import Preset
@@ -25,7 +26,9 @@ def dataset_splits(dataset: Dataset, scheme: str, seed: int, splits_file: str | 
     Raises:
         SparError: a scheme the dataset cannot give, an invalid splits file, or an unreadable file.
     """
-    case_ids = [c.case_id for c in dataset.cases]
+    case_ids = [c.case_id for c in dataset.cases if c.label_path is not None]  # unlabelled: predicted, not trained
+    if not case_ids:
+        raise SparError(f"{dataset.root}: no case has a label; training needs labelled cases")
     if splits_file is not None:
         splits = read_splits_file(splits_file, case_ids)  # checked before the exams are read
         return splits, find_twins(dataset)

@@ -16,6 +16,7 @@ import numpy as np
 from spar_core.data.dataset import Dataset, load_volume
 from spar_core.data.nifti import read_label_volume
 from spar_core.data.splits import Split
+from spar_core.errors import SparError, note
 from spar_core.paths import read_json_object, write_json
 from spar_core.postprocessing.choice import Exam, choose_postprocess, exam_scores
 from spar_core.postprocessing.decision import Decision, LabelFacts, combine_decisions, postprocess_config
@@ -46,8 +47,12 @@ def read_decision(run: RunFolder, fold: int, method: str) -> Decision | None:
 def fold_label_facts(dataset: Dataset, split: Split, run: RunFolder,
                      connectivity: int = DEFAULT_CONNECTIVITY) -> LabelFacts:
     """What the fold's training labels say (the structures in a row they form, the labels of several parts):
-    found once, recorded in the run folder, read back after."""
-    facts = read_label_facts(run, split.fold)
+    found once, recorded in the run folder, read back after (an unreadable record is found again, said so)."""
+    try:
+        facts = read_label_facts(run, split.fold)
+    except SparError as err:
+        note(f"{err}; finding the fold's label facts again")
+        facts = None
     if facts is None:
         truths, spacings = [], []
         for case in split.train:  # the labels only: the images are not kept

@@ -32,7 +32,6 @@ import it.
 
 from __future__ import annotations
 
-import json
 import platform
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ from typing import Any, Iterator, TypedDict
 import spar_core
 from spar_core.data.splits import Split
 from spar_core.errors import SparError
-from spar_core.paths import NIFTI_SUFFIX, read_jsonl, write_json
+from spar_core.paths import NIFTI_SUFFIX, read_json_object, read_jsonl, write_json
 
 CONFIG_FILE = "run.json"
 METRICS_FILE = "metrics.csv"  # a run's, a unit's and a study's metric rows
@@ -235,13 +234,7 @@ class RunFolder:
     def read_config(self) -> dict[str, Any]:
         if not self.config_path.is_file():
             raise SparError(f"{self.root}: not a spar run folder (no {CONFIG_FILE})")
-        try:
-            config = json.loads(self.config_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
-            raise SparError(f"{self.config_path}: not valid JSON ({type(err).__name__})") from None
-        if not isinstance(config, dict):
-            raise SparError(f"{self.config_path}: expected a JSON object, got {type(config).__name__}")
-        return config
+        return read_json_object(self.config_path, "a run's record (run.json, a JSON object)")
 
     def write_config(self, config: RunRecord | dict[str, Any]) -> None:
         write_json(self.config_path, {**config, "versions": _versions()})
@@ -294,11 +287,23 @@ class RunFolder:
                                                   "test": list(split.test)})
 
     def read_split(self, fold: int) -> Split:
+        """The fold's train and test case ids, as :meth:`write_split` wrote them.
+
+        Raises:
+            SparError: no split for the fold, or a file that is not one (named).
+        """
         path = self.split_path(fold)
         if not path.is_file():
             raise SparError(f"{path}: fold {fold} has no split in this run")
-        data = json.loads(path.read_text())
-        return Split(fold=int(data["fold"]), train=tuple(data["train"]), test=tuple(data["test"]))
+        data = read_json_object(path, "a fold's split ({\"fold\", \"train\", \"test\"})")
+        try:
+            train, test = data["train"], data["test"]
+            if not all(isinstance(ids, list) and all(isinstance(c, str) for c in ids) for ids in (train, test)):
+                raise TypeError("train and test must be lists of case ids")
+            return Split(fold=int(data["fold"]), train=tuple(train), test=tuple(test))
+        except (KeyError, TypeError, ValueError) as err:
+            raise SparError(f"{path}: {type(err).__name__}: {err}; expected a fold's split "
+                            '({"fold": k, "train": [...], "test": [...]})') from None
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ from spar_core.data.slice_set import SliceSet, build_slice_set, snapshot_indices
 from spar_core.data.splits import Split
 from spar_core.training.segmenter import train_segmenter
 from spar_core.training.shape_ae import load_shape_ae, save_shape_ae, train_shape_ae
+from spar_core.errors import SparError, note
+from spar_core.training.checkpoint import Checkpoint
 
 
 def fold_slices(dataset: Dataset, split: Split, preset: Preset) -> tuple[SliceSet, SliceSet]:
@@ -39,8 +41,16 @@ def fold_shape_ae(
     run: RunFolder, fold: int, train: SliceSet, preset: Preset, *, device: torch.device,
     progress: Progress = silent, dist: DistInfo = DistInfo(),
 ) -> ShapeAutoEncoder:
-    """The fold's frozen shape auto-encoder: loaded when it exists, trained on true masks otherwise."""
+    """The fold's frozen shape auto-encoder: loaded when it exists, trained on true masks otherwise (or when the
+    file on disk is unreadable: said so, and trained again)."""
     path = run.shape_ae_path(fold)
+    if path.is_file() and dist.is_main:
+        try:
+            Checkpoint.load(path)
+        except SparError as err:
+            note(f"{err}; training the fold's shape auto-encoder again")
+            path.unlink()
+    barrier(dist)
     if not path.is_file():
         if dist.is_main:
             save_shape_ae(train_shape_ae(train.labels, preset, device=device, progress=progress), path)

@@ -17,7 +17,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from spar_core.data.augment import augment_batch, augment_intensity
 from spar_core.data.slice_set import SliceSet
-from spar_core.errors import SparError
+from spar_core.errors import SparError, note
 from spar_core.methods import METHODS
 from spar_core.models import ShapeAutoEncoder, UNet, UNetConfig
 from spar_core.paths import write_jsonl
@@ -209,7 +209,12 @@ def _resume(trainer: SegmenterTrainer, path: Path, method: str, device: torch.de
     """Load ``path`` into ``trainer`` when it exists; returns the history so far (one line per done epoch)."""
     if not path.is_file():
         return []
-    record = Checkpoint.load(path, map_location=device)
+    try:
+        record = Checkpoint.load(path, map_location=device)
+    except SparError as err:  # truncated by a full disk, overwritten by hand: its epochs are done again
+        note(f"{err}; training {method} from its first epoch again")
+        path.unlink(missing_ok=True)
+        return []
     if record.method != method:
         raise SparError(f"{path}: checkpoint of method {record.method!r}, not {method!r}")
     precision = record.precision or "fp32"  # written before precisions existed: fp32

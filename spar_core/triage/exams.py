@@ -38,6 +38,7 @@ from spar_core.triage.scores import (
     training_reference,
 )
 from spar_core.triage.uncertainty import uncertainty_scores
+from spar_core.evaluation.report import load_metrics
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -272,7 +273,7 @@ def write_triage(run: RunFolder | str | Path, method: str | None = None, fold: i
     run, _ = _resolve(run)
     table = triage_run(run, method, fold, device=device, progress=progress)
     method = str(table["method"].iloc[0])
-    metrics = pd.read_csv(run.metrics_csv) if run.metrics_csv.is_file() else pd.DataFrame()
+    metrics = load_metrics(run.metrics_csv) if run.metrics_csv.is_file() else pd.DataFrame()
     notes = table.attrs.get("notes", [])
     table = fitted_combination(table, metrics)
     table.attrs["notes"] = notes

@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 from scipy.spatial import cKDTree
 
-from spar_core.paths import save_npz
+from spar_core.paths import load_arrays, save_npz
 from spar_core.training.checkpoint import Checkpoint
 from spar_core.data.dataset import load_dataset
 from spar_core.data.nifti import read_label_volume, resolve_slice_axis
@@ -260,10 +260,13 @@ def training_reference(run: RunFolder, fold: int, models: TriageModels) -> Train
     train = list(run.read_split(fold).train)
     cache = run.train_codes_path(fold)
     stamp = np.asarray([_fingerprint(run.shape_ae_path(fold)), str(models.size), *train])
-    if cache.is_file():
-        with np.load(cache, allow_pickle=False) as z:
-            if "stamp" in z and np.array_equal(z["stamp"], stamp):
-                return _reference_from(dict(z))
+    if cache.is_file():  # a cache: one that does not read, or was made for other codes, is made again
+        try:
+            cached = load_arrays(cache, ("stamp", "codes", "structure", "vol_label", "vol_ml"), "")
+        except SparError:
+            cached = None
+        if cached is not None and np.array_equal(cached["stamp"], stamp):
+            return _reference_from(cached)
     dataset = load_dataset(config.get("dataset", ""))
     structures = dataset.structures
     num_classes = max(structures.values()) + 1
