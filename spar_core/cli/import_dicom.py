@@ -52,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.list and not args.out:
         raise SparError("--out: required (the dataset folder to write), or --list to only list the series")
+    if not args.list:
+        output_folder(args.out)  # before the headers are read: a wrong --out fails in a second, not in minutes
     labels = parse_labels(args.labels) if args.labels else None
     with tqdm(desc="reading headers", unit="file", file=sys.stderr, disable=None, leave=False) as bar:
         plan = plan_import(args.dicom, masks=args.masks, labels=labels, description=args.series_description,
@@ -68,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
             bar.total = total
             bar.update(done - bar.n)
 
-        out = write_dataset(plan, output_folder(args.out), args.name, progress)
+        out = write_dataset(plan, args.out, args.name, progress)
     n_masks = sum(c.mask is not None for c in plan.cases)
     print(f"OK: {len(plan.cases)} cases ({n_masks} with a mask) written to {out}; next: spar check {out}")
     return 0

@@ -47,13 +47,15 @@ UNIT_MM = {"mm": 1.0, "meter": 1000.0, "micron": 1e-3, "unknown": 1.0}
 SPACING_RANGE_MM = (1e-2, 100.0)
 
 
-def header_spacing(header: Any, path: str | Path) -> tuple[float, float, float]:
+def header_spacing(header: Any, path: str | Path, affine: np.ndarray | None = None) -> tuple[float, float, float]:
     """The voxel sizes in mm of a NIfTI header (its first three zooms, in the spatial unit its ``xyzt_units``
-    declare: metres and micrometres converted), checked.
+    declare: metres and micrometres converted), checked, and with ``affine`` (the image's, in the same unit)
+    checked against the lengths of its columns: a header whose pixdim says one size and whose affine another
+    (nibabel reads a zero pixdim as 1) would give every distance in mm wrong.
 
     Raises:
-        SparError: fewer than three zooms, one ≤ 0, nan or inf, or outside ``SPACING_RANGE_MM`` once in mm; the
-            message names ``path``.
+        SparError: fewer than three zooms, one ≤ 0, nan or inf, disagreeing with the affine by more than 1 %, or
+            outside ``SPACING_RANGE_MM`` once in mm; the message names ``path``.
     """
     try:
         zooms = tuple(float(z) for z in header.get_zooms()[:3])
@@ -62,6 +64,12 @@ def header_spacing(header: Any, path: str | Path) -> tuple[float, float, float]:
         raise SparError(f"{path}: unreadable voxel sizes or units in the header ({err})") from None
     if len(zooms) != 3 or not all(math.isfinite(z) and z > 0 for z in zooms):
         raise SparError(f"{path}: voxel sizes {zooms} in the header; expected three positive spacings in mm")
+    if affine is not None:
+        lengths = np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0)
+        if not np.allclose(lengths, zooms, rtol=1e-2):
+            raise SparError(f"{path}: the header's voxel sizes (pixdim) {tuple(round(z, 6) for z in zooms)} disagree "
+                            f"with its affine's {tuple(round(float(v), 6) for v in lengths)}; expected one geometry "
+                            "(rewrite the file, e.g. with nibabel or 3D Slicer)")
     mm = tuple(z * UNIT_MM.get(unit, 1.0) for z in zooms)
     low, high = SPACING_RANGE_MM
     if not all(low <= z <= high for z in mm):

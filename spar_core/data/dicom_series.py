@@ -136,8 +136,10 @@ def _int(ds: pydicom.Dataset, keyword: str, path: Path, default: int | None, low
 
 def _slice_header(ds: pydicom.Dataset, path: Path) -> SliceHeader:
     frames = _int(ds, "NumberOfFrames", path, 1, 1, MAX_FRAMES)
-    rows = _int(ds, "Rows", path, 0, 0, MAX_PIXELS_PER_SIDE)
-    columns = _int(ds, "Columns", path, 0, 0, MAX_PIXELS_PER_SIDE)
+    rows = _int(ds, "Rows", path, None, 1, MAX_PIXELS_PER_SIDE)
+    columns = _int(ds, "Columns", path, None, 1, MAX_PIXELS_PER_SIDE)
+    if rows is None or columns is None:
+        raise SparError(f"{path}: no {'Rows' if rows is None else 'Columns'}; expected an image's size in pixels")
     syntax = str(getattr(ds, "file_meta", {}).get("TransferSyntaxUID", ""))
     if frames > 1:  # an enhanced (multi-frame) image: its per-frame geometry is read by highdicom
         return SliceHeader(path=path, sop_uid=_text(ds, "SOPInstanceUID"), position=(0.0, 0.0, 0.0), orientation=(),
@@ -199,8 +201,8 @@ def scan_folder(root: str | Path, progress: Callable[[int], None] | None = None,
             refs = tuple(_text(item, "SeriesInstanceUID") for item in ds.get("ReferencedSeriesSequence", []))
             segs.append(Segmentation(path, refs))
             continue
-        if "PixelData" not in ds and "ImagePositionPatient" not in ds and "NumberOfFrames" not in ds:
-            continue  # a structured report, a presentation state, ...
+        if "Rows" not in ds and "ImagePositionPatient" not in ds and "NumberOfFrames" not in ds:
+            continue  # no image: a structured report, a presentation state, ... (pixels are not read here)
         uid = _text(ds, "SeriesInstanceUID")
         if not uid:
             raise SparError(f"{path}: no SeriesInstanceUID; expected a DICOM image of a series")

@@ -177,7 +177,7 @@ def read_image(path: Path, case_id: str, slice_axis: int | None) -> Volume:
     """A validated image volume (``label`` None) with its spacing, affine, header and slice axis."""
     img = read_nifti(path)
     image = _image_array(img, path)
-    spacing = header_spacing(img.header, path)
+    spacing = header_spacing(img.header, path, img.affine)
     affine = np.asarray(img.affine, dtype=np.float64)
     return Volume(case_id, image, None, spacing, affine, img.header, resolve_slice_axis(spacing, slice_axis))
 
@@ -202,7 +202,8 @@ def read_labels_affine(path: str | Path, allowed: Collection[int] | None
     """:func:`read_label_volume` with the file's affine (voxel -> world, mm)."""
     img = read_nifti(path)
     data = squeeze_to_3d(np.asanyarray(img.dataobj), path)
-    return integer_labels(data, path, allowed), header_spacing(img.header, path), np.asarray(img.affine, float)
+    affine = np.asarray(img.affine, float)
+    return integer_labels(data, path, allowed), header_spacing(img.header, path, affine), affine
 
 
 def load_image(path: str | Path, slice_axis: int | None = None) -> Volume:

@@ -58,6 +58,11 @@ def check_metrics(frame: pd.DataFrame, source: str = "metrics") -> pd.DataFrame:
         raise SparError(f"{source}: missing column(s) {', '.join(missing)} (expected {', '.join(REQUIRED_COLUMNS)})")
     if frame.empty:
         raise SparError(f"{source}: no rows")
+    keys = ["case", "fold", "method", "structure", "postprocessed"]
+    blank = frame[keys].isna().any(axis=1)
+    if blank.any():
+        raise SparError(f"{source}: {int(blank.sum())} row(s) without {', '.join(keys)} (a truncated table?); "
+                        "expected every row complete")
     out = frame.copy()
     flags = out["postprocessed"].map(lambda v: str(v).strip().lower() in ("true", "1", "1.0", "yes"))
     out["postprocessed"] = flags.astype(bool)

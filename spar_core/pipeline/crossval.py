@@ -20,7 +20,7 @@ from spar_core.data.dataset import Dataset, load_volume
 from spar_core.data.nifti import read_label_volume, write_label_volume
 from spar_core.data.splits import Split
 from spar_core.errors import SparError, note
-from spar_core.evaluation.report import REQUIRED_COLUMNS
+from spar_core.evaluation.report import REQUIRED_COLUMNS, check_metrics
 from spar_core.evaluation.rows import metric_rows
 from spar_core.inference.predict import predict_volume
 from spar_core.paths import read_table, write_csv
@@ -44,19 +44,22 @@ def grid(splits: Sequence[Split], methods: Sequence[str]) -> list[tuple[int, str
 
 
 def _read_rows(path: Path) -> pd.DataFrame:
-    """A unit's metric rows; an empty file is a fold without test exams."""
-    if path.stat().st_size <= 1:
+    """A unit's metric rows, checked; a file holding only a line break is a fold without test exams."""
+    if path.read_bytes().strip() == b"" and path.stat().st_size > 0:
         return pd.DataFrame()
-    return read_table(path, REQUIRED_COLUMNS, UNIT_ROWS)
+    return check_metrics(read_table(path, REQUIRED_COLUMNS, UNIT_ROWS, text=("case", "structure")), str(path))
 
 
-def finished(path: Path) -> bool:
-    """Whether a unit's metric rows (its mark of being finished) are there and read; unreadable ones are removed,
-    said so, and the unit is done again rather than trusted."""
+def finished(path: Path, cases: Sequence[str]) -> bool:
+    """Whether a unit's metric rows (its mark of being finished) are there, read, and score every one of its test
+    ``cases``; otherwise (unreadable, truncated) they are removed, said so, and the unit is done again."""
     if not path.is_file():
         return False
     try:
-        _read_rows(path)
+        rows = _read_rows(path)
+        scored = set(rows["case"]) if not rows.empty else set()
+        if scored != set(cases):
+            raise SparError(f"{path}: scores {len(scored)} of the fold's {len(set(cases))} test exams")
     except SparError as err:
         note(f"{err}; doing that unit again")
         path.unlink()
@@ -119,7 +122,7 @@ def decide_and_score(dataset: Dataset, splits: Sequence[Split], method: str, run
     read_exams = out_of_fold_reader(dataset, splits, method, run)
     for n, split in enumerate(splits):
         folder = run.method_folder(split.fold, method)
-        if finished(folder.post_metrics):
+        if finished(folder.post_metrics, split.test):
             continue
         progress(ProgressEvent("postprocess", n + 1, len(splits), 0, 1, label=f"{method} fold {split.fold}"))
         facts = fold_label_facts(dataset, split, run, settings.connectivity)
@@ -155,7 +158,7 @@ def run_crossval(
     cached: dict[int, tuple] = {}
     for n, (fold, method) in enumerate(units):
         progress(ProgressEvent("crossval", n + 1, len(units), 0, 1, label=f"fold {fold} {method}"))
-        if finished(run.unit_metrics_path(fold, method)):
+        if finished(run.unit_metrics_path(fold, method), by_fold[fold].test):
             continue
         split = by_fold[fold]
         run.write_split(split)
