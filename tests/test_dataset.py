@@ -163,7 +163,8 @@ def test_accepted_variants(tmp_path: Path, variant: str) -> None:
         img.header.set_slope_inter(0.5, 1.0)
         img.to_filename(image(root))  # nibabel keeps the header scaling of int data
     elif variant == "labels_over_255":
-        edit_json(root, lambda m: m["labels"].update(tibia=300))
+        # 301 consecutive classes, so that a value above 255 is a class (values must be 0..C-1)
+        edit_json(root, lambda m: m["labels"].update({f"structure_{v}": v for v in range(2, 300)}, tibia=300))
         expected_label = label_volume().astype(np.int16)
         expected_label[expected_label == 2] = 300
         save(label(root), expected_label)
@@ -256,7 +257,7 @@ ILL_CASES: list[tuple[str, Callable[[Path], None], Callable[[Path], Path], str]]
     ("no labels", lambda r: edit_json(r, lambda m: m.pop("labels")), lambda r: r / "dataset.json",
      'no "labels" key'),
     ("no training", lambda r: edit_json(r, lambda m: m.pop("training")), lambda r: r / "dataset.json",
-     'no "training" key'),
+     'no "training" list'),
     ("no background", lambda r: edit_json(r, lambda m: m["labels"].pop("background")),
      lambda r: r / "dataset.json", "no background"),
     ("slice_axis 3", lambda r: edit_json(r, lambda m: m.update(slice_axis=3)), lambda r: r / "dataset.json",

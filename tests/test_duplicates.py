@@ -12,6 +12,7 @@ import pytest
 
 from spar_core import cli
 from spar_core.data.dataset import load_dataset
+from spar_core.data.nifti import image_file, label_file
 from spar_core.data.duplicates import find_twins
 from spar_core.pipeline.experiment import dataset_splits
 
@@ -22,11 +23,11 @@ def with_twins(ankle_small: Path, tmp_path: Path) -> Path:
     root = tmp_path / "ds"
     shutil.copytree(ankle_small, root)
     meta = json.loads((root / "dataset.json").read_text())
-    for folder in ("imagesTr", "labelsTr"):
-        img = nib.load(root / folder / "ankle_000.nii.gz")
+    for folder, name in (("imagesTr", image_file), ("labelsTr", label_file)):
+        img = nib.load(root / folder / name("ankle_000"))
         moved = nib.Nifti1Image(np.asanyarray(img.dataobj), img.affine * 2, img.header)  # another header
         nib.save(moved, root / folder / "copy_of_000.nii.gz")
-        near = nib.load(root / folder / "ankle_001.nii.gz")
+        near = nib.load(root / folder / name("ankle_001"))
         data = np.asanyarray(near.dataobj).copy()
         if folder == "labelsTr":
             data.flat[0] = 1 - data.flat[0]
@@ -67,8 +68,8 @@ def test_a_noisy_rescaled_cropped_copy_is_a_near_twin(ankle_small: Path, tmp_pat
     shutil.copytree(ankle_small, root)
     meta = json.loads((root / "dataset.json").read_text())
     rng = np.random.default_rng(0)
-    for folder in ("imagesTr", "labelsTr"):
-        img = nib.load(root / folder / "ankle_002.nii.gz")
+    for folder, name in (("imagesTr", image_file), ("labelsTr", label_file)):
+        img = nib.load(root / folder / name("ankle_002"))
         data = np.asanyarray(img.dataobj)[1:, :, :-1]  # cropped by a voxel on two axes
         if folder == "imagesTr":
             data = data * 1.3 + rng.normal(0, 0.02 * float(data.std()), data.shape)  # rescaled, noisy

@@ -43,7 +43,7 @@ def run_cli(*argv: str) -> int:
 def test_series_written_with_dicom_geometry(tmp_path: Path, orientation) -> None:
     series = write_series(tmp_path / "dicom", orientation=orientation)
     out = write_dataset(plan_import(tmp_path / "dicom"), tmp_path / "ds")
-    image = nibabel.load(out / "imagesTr" / "case_001.nii.gz")
+    image = nibabel.load(out / "imagesTr" / "case_001_0000.nii.gz")
     assert image.shape == (10, 8, 6)  # (columns, rows, slices), as dcm2niix and ITK-SNAP store them
     assert np.allclose(image.header.get_zooms(), (0.7, 0.8, 3.0))
     assert_round_trip(image, series)
@@ -59,7 +59,7 @@ def test_patients_with_seg_and_nifti_masks(tmp_path: Path, capsys) -> None:
     write_seg(a, masks, ["femur", "tibia"], tmp_path / "dicom" / "seg" / "mask.dcm")
     # B's mask: a NIfTI drawn on its imported image, named after the PatientID
     probe = write_dataset(plan_import(tmp_path / "dicom", description="nothing|T1"), tmp_path / "probe")
-    b_image = nibabel.load(probe / "imagesTr" / "case_001.nii.gz")  # A-patient sorts first
+    b_image = nibabel.load(probe / "imagesTr" / "case_001_0000.nii.gz")  # A-patient sorts first
     b_mask = np.zeros(b_image.shape, np.uint8)
     b_mask[2:6, 1:4, 1:3] = 2
     (tmp_path / "masks").mkdir()
@@ -92,7 +92,7 @@ def test_patients_with_seg_and_nifti_masks(tmp_path: Path, capsys) -> None:
 def test_slice_arrays_by_index_and_uid(tmp_path: Path) -> None:
     series = write_series(tmp_path / "dicom")
     probe = write_dataset(plan_import(tmp_path / "dicom"), tmp_path / "probe")
-    image = nibabel.load(probe / "imagesTr" / "case_001.nii.gz")
+    image = nibabel.load(probe / "imagesTr" / "case_001_0000.nii.gz")
     folder = tmp_path / "masks" / "case_001"
     folder.mkdir(parents=True)
     first = np.zeros((8, 10), np.uint8)
@@ -124,7 +124,7 @@ def test_slice_arrays_by_index_and_uid(tmp_path: Path) -> None:
 def test_nifti_mask_with_permuted_axes_is_moved_back(tmp_path: Path) -> None:
     write_series(tmp_path / "dicom")
     probe = write_dataset(plan_import(tmp_path / "dicom"), tmp_path / "probe")
-    image = nibabel.load(probe / "imagesTr" / "case_001.nii.gz")
+    image = nibabel.load(probe / "imagesTr" / "case_001_0000.nii.gz")
     mask = np.zeros(image.shape, np.uint8)
     mask[1:3, 2:7, 4] = 1
     stored = nibabel.Nifti1Image(mask, image.affine).as_reoriented([[2, -1], [0, 1], [1, 1]])
@@ -226,6 +226,6 @@ def test_a_multi_frame_image_imports_like_its_slices(tmp_path: Path) -> None:
     write_enhanced(series, tmp_path / "enhanced" / "mr.dcm")
     plan = plan_import(tmp_path / "enhanced")
     assert plan.cases[0].geometry.multiframe and plan.cases[0].geometry.n_slices == 6
-    image = nibabel.load(write_dataset(plan, tmp_path / "ds") / "imagesTr" / "case_001.nii.gz")
+    image = nibabel.load(write_dataset(plan, tmp_path / "ds") / "imagesTr" / "case_001_0000.nii.gz")
     assert image.shape == (10, 8, 6)
     assert_round_trip(image, series)

@@ -136,7 +136,8 @@ def test_generate_cohort_writes_identical_nnunet_datasets(tmp_path: Path) -> Non
     meta = json.loads((first / "dataset.json").read_text())
     assert meta["labels"] == {"background": 0, "calcaneus": 1, "talus": 2, "tibia": 3}
     assert meta["slice_axis"] == 2 and meta["numTraining"] == 2 and meta["file_ending"] == ".nii.gz"
-    assert meta["training"][1] == {"image": "./imagesTr/ankle_001.nii.gz", "label": "./labelsTr/ankle_001.nii.gz"}
+    # nnU-Net v2 raw form: the image named after its first channel, the label after the case
+    assert meta["training"][1] == {"image": "./imagesTr/ankle_001_0000.nii.gz", "label": "./labelsTr/ankle_001.nii.gz"}
     assert [s["case"] for s in meta["subjects"]] == ["ankle_000", "ankle_001"]
     assert set(meta["subjects"][0]) >= {"case", "age_years", "sex", "pathology", "degraded", "spacing", "snr"}
     files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
@@ -144,7 +145,7 @@ def test_generate_cohort_writes_identical_nnunet_datasets(tmp_path: Path) -> Non
     for rel in files:
         assert (first / rel).read_bytes() == (second / rel).read_bytes(), rel
     plan = plan_cohort("ankle", 2, seed=3)[1]
-    img = nib.load(first / "imagesTr" / "ankle_001.nii.gz")
+    img = nib.load(first / "imagesTr" / "ankle_001_0000.nii.gz")
     lab = nib.load(first / "labelsTr" / "ankle_001.nii.gz")
     assert img.get_data_dtype() == np.int16 and lab.get_data_dtype() == np.uint8
     assert int(img.header["qform_code"]) == int(img.header["sform_code"]) == 1
@@ -160,7 +161,7 @@ def test_cli_writes_a_dataset(tmp_path: Path, capsys) -> None:
     assert "wrote 1 shoulder exams" in capsys.readouterr().out
     meta = json.loads((out / "dataset.json").read_text())
     assert meta["labels"] == {"background": 0, "humerus": 1, "scapula": 2}
-    assert (out / "imagesTr" / "shoulder_000.nii.gz").is_file() and (out / "labelsTr" / "shoulder_000.nii.gz").is_file()
+    assert (out / "imagesTr" / "shoulder_000_0000.nii.gz").is_file() and (out / "labelsTr" / "shoulder_000.nii.gz").is_file()
 
 
 def test_cli_bad_subjects_is_one_line_and_exit_2(tmp_path: Path, capsys) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from spar_core.cli import main
 from spar_core.runs.run_folder import RunFolder
+from spar_core.data.nifti import case_id_of
 
 
 @pytest.fixture()
@@ -29,14 +30,16 @@ def test_folder_in_ensemble_and_maps_out(two_fold_run: Path, exams: Path, tmp_pa
                  "--tta", "--save-probabilities", "--no-postprocess"]) == 0
     printed = capsys.readouterr().out
     assert "2 exam(s) segmented" in printed and "folds 0,1, 10 member(s)" in printed  # 2 folds × 5 shifts
+    # the top level holds label maps only, named after the case (nnU-Net's evaluation globs it)
+    assert sorted(p.name for p in out.glob("*.nii.gz")) == sorted(f"{case_id_of(p)}.nii.gz" for p in exams.iterdir())
     for image in sorted(exams.iterdir()):
-        case = image.name[: -len(".nii.gz")]
+        case = case_id_of(image)
         source = nibabel.load(image)
         labels = nibabel.load(out / f"{case}.nii.gz")
-        entropy = nibabel.load(out / f"{case}_entropy.nii.gz").get_fdata()
-        disagreement = nibabel.load(out / f"{case}_disagreement.nii.gz").get_fdata()
+        entropy = nibabel.load(out / "uncertainty" / f"{case}_entropy.nii.gz").get_fdata()
+        disagreement = nibabel.load(out / "uncertainty" / f"{case}_disagreement.nii.gz").get_fdata()
         assert labels.shape == entropy.shape == source.shape and np.allclose(labels.affine, source.affine)
-        with np.load(out / f"{case}_probabilities.npz") as z:
+        with np.load(out / "probabilities" / f"{case}.npz") as z:
             probs = z["probabilities"]
             assert list(z["labels"]) == ["background", "calcaneus", "talus", "tibia"]
         assert probs.dtype == np.float16 and probs.shape == (4, *source.shape)
@@ -60,8 +63,8 @@ def test_exam_with_permuted_flipped_axes_gives_the_same_labels(two_fold_run: Pat
     for folder, out in ((exams, tmp_path / "a"), (other, tmp_path / "b")):
         assert main(["predict", "--run", str(two_fold_run), "--method", "baseline", "-i", str(folder),
                      "-o", str(out), "--folds", "0,1"]) == 0
-    a = nibabel.load(tmp_path / "a" / image.name)
-    b = nibabel.load(tmp_path / "b" / image.name)
+    a = nibabel.load(tmp_path / "a" / f"{case_id_of(image)}.nii.gz")  # named after the case, no channel suffix
+    b = nibabel.load(tmp_path / "b" / f"{case_id_of(image)}.nii.gz")
     assert b.shape == permuted.shape and np.allclose(b.affine, permuted.affine)
     moved_back = b.as_reoriented(nibabel.orientations.ornt_transform(
         nibabel.orientations.io_orientation(b.affine), nibabel.orientations.io_orientation(a.affine)))
@@ -121,10 +124,10 @@ def test_a_full_disk_is_one_line_and_a_rerun_completes_the_exam(two_fold_run: Pa
 
     out = tmp_path / "out"
     write = nifti.write_map_volume
-    second = sorted(exams.iterdir())[1].name[: -len(".nii.gz")]
+    second = case_id_of(sorted(exams.iterdir())[1])
 
     def full_disk(values, source, path):
-        if Path(path).name == f"{second}_disagreement.nii.gz":
+        if Path(path).name == f"{second}_disagreement.nii.gz":  # in OUT/uncertainty/
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         return write(values, source, path)
 
@@ -134,12 +137,13 @@ def test_a_full_disk_is_one_line_and_a_rerun_completes_the_exam(two_fold_run: Pa
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "No space left on device" in err and "Traceback" not in err
     assert not (out / f"{second}.nii.gz").exists()  # not done: its labels are written last
-    assert not list(out.glob(".*"))  # nothing half-written
+    assert not list(out.rglob(".*"))  # nothing half-written
     monkeypatch.setattr(nifti, "write_map_volume", write)
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "1 exam(s) segmented" in printed and "1 already there" in printed
-    for name in (f"{second}.nii.gz", f"{second}_entropy.nii.gz", f"{second}_disagreement.nii.gz"):
+    for name in (f"{second}.nii.gz", f"uncertainty/{second}_entropy.nii.gz",
+                 f"uncertainty/{second}_disagreement.nii.gz"):
         assert (out / name).is_file()
 
 

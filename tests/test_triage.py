@@ -16,6 +16,7 @@ from spar_core.errors import SparError
 from spar_core.runs.run_folder import RunFolder
 from spar_core.triage.exams import degraded_flags, triage_images, triage_run
 from spar_core.triage.ranking import SCORES, UNCERTAINTY_SCORES, combine_scores, robust_z, spearman_table
+from spar_core.data.nifti import case_id_of, image_file
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,7 @@ def scored(two_fold_run: Path) -> pd.DataFrame:
 
 
 def test_every_held_out_exam_is_scored(scored: pd.DataFrame, ankle_small: Path, two_fold_run: Path) -> None:
-    cases = {p.name.removesuffix(".nii.gz") for p in (ankle_small / "imagesTr").glob("*.nii.gz")}
+    cases = {case_id_of(p) for p in (ankle_small / "imagesTr").glob("*.nii.gz")}
     assert set(scored["case"]) == cases and len(scored) == len(cases)
     assert (scored["method"] == "spar").all()  # the default method
     assert list(scored["rank"]) == list(range(1, len(cases) + 1))
@@ -38,7 +39,7 @@ def test_every_held_out_exam_is_scored(scored: pd.DataFrame, ankle_small: Path, 
     run = RunFolder(two_fold_run)
     for _, row in scored.iterrows():
         entropy = nibabel.load(run.uncertainty_path(int(row["fold"]), "spar", row["case"], "entropy"))
-        assert entropy.shape == nibabel.load(ankle_small / "imagesTr" / f"{row['case']}.nii.gz").shape
+        assert entropy.shape == nibabel.load(ankle_small / "imagesTr" / image_file(row["case"])).shape
     # Each fold trains on 2 exams: too few for a volume standard deviation, and the notes say so.
     assert scored["volume_z"].isna().all()
     assert any("volume_z not scored" in n for n in scored.attrs["notes"])
@@ -98,10 +99,12 @@ def test_images_are_triaged_without_labels(two_fold_run: Path, ankle_small: Path
     for path in sorted((ankle_small / "imagesTr").glob("*.nii.gz"))[:2]:
         shutil.copy(path, images / path.name)
     ranked = triage_images(two_fold_run, images, "spar", fold=0)
-    assert sorted(ranked["case"]) == sorted(p.name.removesuffix(".nii.gz") for p in images.iterdir())
+    assert sorted(ranked["case"]) == sorted(case_id_of(p) for p in images.iterdir())
     assert np.isfinite(ranked[[s for s in SCORES if s != "volume_z"]].to_numpy()).all()  # volume_z: 2 per fold
-    for rel in ranked["prediction"]:
-        assert nibabel.load(Path(two_fold_run) / rel).shape == nibabel.load(images / Path(rel).name).shape
+    by_case = {case_id_of(p): p for p in images.iterdir()}
+    for case, rel in zip(ranked["case"], ranked["prediction"]):
+        assert Path(rel).name == f"{case}.nii.gz"  # named after the case, without the channel suffix
+        assert nibabel.load(Path(two_fold_run) / rel).shape == nibabel.load(by_case[case]).shape
 
 
 def test_a_dataset_folder_without_labels_and_no_training_truth(two_fold_run: Path, ankle_small: Path,

@@ -20,22 +20,27 @@ if TYPE_CHECKING:
     import torch
     from spar_core.postprocessing.steps import PostprocessConfig
 
-OUTPUTS = {"labels": "{case}" + NIFTI_SUFFIX, "entropy": "{case}_entropy" + NIFTI_SUFFIX,
-           "disagreement": "{case}_disagreement" + NIFTI_SUFFIX, "probabilities": "{case}_probabilities.npz"}
+# OUT holds label maps only at its top level (a glob of OUT/*.nii.gz, as nnU-Net's evaluation takes it, finds
+# predictions and nothing else); the maps and probabilities go to sub-folders.
+OUTPUTS = {"labels": "{case}" + NIFTI_SUFFIX, "entropy": "uncertainty/{case}_entropy" + NIFTI_SUFFIX,
+           "disagreement": "uncertainty/{case}_disagreement" + NIFTI_SUFFIX,
+           "probabilities": "probabilities/{case}.npz"}
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help=summary("predict"),
                        description="Each exam is oriented as the training exams through its affine, sliced along "
                                    "the training data's slice axis and segmented by every chosen fold model (and "
-                                   "four shifted copies of each slice with --tta); the softmax is averaged, post-processed as "
-                                   "the run decided, and written back on the exam's own grid and affine: "
-                                   "OUT/<case>.nii.gz (labels), <case>_entropy.nii.gz (predictive entropy, nats), "
-                                   "<case>_disagreement.nii.gz (mutual information between the members, nats; "
-                                   "with several folds or --tta) and, with --save-probabilities, "
-                                   "<case>_probabilities.npz (array 'probabilities', (classes, X, Y, Z) float16, "
-                                   "'labels': class names). With one input file and an OUT ending in .nii.gz, "
-                                   "only the labels are written, to OUT.")
+                                   "four shifted copies of each slice with --tta); the softmax is averaged, "
+                                   "post-processed as the run decided, and written back on the exam's own grid and "
+                                   "affine: OUT/<case>.nii.gz (labels; <case> without nnU-Net's _0000 channel "
+                                   "suffix), OUT/uncertainty/<case>_entropy.nii.gz (predictive entropy, nats), "
+                                   "OUT/uncertainty/<case>_disagreement.nii.gz (mutual information between the "
+                                   "members, nats; with several folds or --tta) and, with --save-probabilities, "
+                                   "OUT/probabilities/<case>.npz (array 'probabilities', (classes, X, Y, Z) "
+                                   "float16, 'labels': class names). OUT's top level holds label maps only. With "
+                                   "one input file and an OUT ending in .nii.gz, only the labels are written, to "
+                                   "OUT.")
     p.add_argument("--run", required=True, type=Path, help="run folder written by spar train / crossval / demo")
     p.add_argument("--method", required=True, help="a method trained in that run")
     p.add_argument("-i", "--image", required=True, type=Path,
@@ -86,7 +91,7 @@ def input_exams(path: Path) -> list[Path]:
     Raises:
         SparError: a missing path, or a folder without NIfTI files.
     """
-    from spar_core.data.nifti import NIFTI_SUFFIXES
+    from spar_core.data.nifti import NIFTI_SUFFIXES, case_id_of
 
     if path.is_file():
         return [path]
@@ -94,9 +99,18 @@ def input_exams(path: Path) -> list[Path]:
         raise SparError(f"--image {path}: no such file or folder; expected a NIfTI exam or a folder of them")
     folder = path / "imagesTr" if (path / DATASET_JSON).is_file() and (path / "imagesTr").is_dir() else path
     exams = sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(NIFTI_SUFFIXES))
+    first = {case_id_of(p) for p in exams if case_id_of(p) != p.name.split(".")[0]}  # nnU-Net's <case>_0000
+    exams = [p for p in exams if not _other_channel(p, first)]
     if not exams:
         raise SparError(f"--image {path}: no .nii or .nii.gz file in it; expected NIfTI exams")
     return exams
+
+
+def _other_channel(path: Path, cases: set[str]) -> bool:
+    """``<case>_0001.nii.gz`` and later channels of a case whose ``_0000`` is there: spar reads the first only."""
+    stem = path.name.split(".")[0]
+    head, _, channel = stem.rpartition("_")
+    return head in cases and len(channel) == 4 and channel.isdigit() and channel != "0000"
 
 
 def _training_orientation(config: dict) -> str | None:

@@ -1,10 +1,12 @@
-"""Datasets on disk: the Medical Segmentation Decathlon / nnU-Net layout, read and validated.
+"""Datasets on disk: the Medical Segmentation Decathlon and nnU-Net v2 raw layouts, read and validated.
 
-A dataset folder holds ``dataset.json`` (``labels``: name -> integer, ``training``: list of
-``{"image", "label"}`` paths relative to the folder, optional ``slice_axis``), ``imagesTr/`` and ``labelsTr/``.
-Volumes stay on their native grid (no reorientation, no resampling) so predictions can be written back over
-the image with its own affine. Every problem raises :class:`SparError` naming the file and what was expected. The volumes themselves are read
-by :mod:`spar_core.data.nifti`.
+A dataset folder holds ``dataset.json``, ``imagesTr/`` and ``labelsTr/``. ``dataset.json`` has ``labels`` (name ->
+integer, values 0..C-1) and either a ``training`` list of ``{"image", "label"}`` paths relative to the folder
+(Decathlon) or, as nnU-Net v2 writes it, ``file_ending`` with the images found as ``imagesTr/<case>_0000<ending>``
+and their labels as ``labelsTr/<case><ending>``; an optional ``slice_axis``. Case ids never carry the channel
+suffix. Volumes stay on their native grid (no reorientation, no resampling) so predictions can be written back
+over the image with its own affine. Every problem raises :class:`SparError` naming the file and what was
+expected. The volumes themselves are read by :mod:`spar_core.data.nifti`.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from spar_core.data.checks import check_same_affine, check_same_grid
-from spar_core.data.nifti import Volume, case_id_of, read_image, read_labels_affine
-from spar_core.errors import SparError
+from spar_core.data.nifti import (CHANNEL_SUFFIX, NIFTI_SUFFIXES, Volume, case_id_of, read_image,
+                                  read_labels_affine)
+from spar_core.errors import SparError, note
 from spar_core.paths import DATASET_JSON
 
 MAX_JSON_BYTES = 64 * 2**20  # a dataset.json of 100,000 exams is a few MB
@@ -104,7 +107,9 @@ def _parse_cases(raw: Any, root: Path, where: Path) -> tuple[Case, ...]:
         label = entry.get("label")
         if label is not None and not isinstance(label, str):
             raise SparError(f'{where}: "training" entry {i} has a "label" that is not a path string: {label!r}')
-        case = Case(case_id_of(image), root / image, None if label is None else root / label)
+        # the case is named after its label where it has one (nnU-Net v2: image x_0000, label x)
+        case = Case(case_id_of(label if label is not None else image), root / image,
+                    None if label is None else root / label)
         if case.case_id in seen:
             first = seen[case.case_id]
             raise SparError(f'{where}: case id "{case.case_id}" appears in "training" entries {first} and {i}')
@@ -117,6 +122,43 @@ def _parse_cases(raw: Any, root: Path, where: Path) -> tuple[Case, ...]:
                 raise SparError(f'{path}: file not found (listed in {where}, "training" entry {i})')
         cases.append(case)
     return tuple(cases)
+
+
+def _list_cases(meta: dict, root: Path, where: Path) -> tuple[Case, ...]:
+    """The cases of an nnU-Net v2 raw dataset, which lists none: ``imagesTr/<case>_0000<file_ending>``, labelled
+    by ``labelsTr/<case><file_ending>`` when it exists."""
+    ending = meta.get("file_ending")
+    if not isinstance(ending, str) or ending not in NIFTI_SUFFIXES:
+        raise SparError(f'{where}: "file_ending" is {ending!r}; expected one of {", ".join(NIFTI_SUFFIXES)} '
+                        "(spar reads NIfTI)")
+    images = sorted((root / "imagesTr").glob(f"*{CHANNEL_SUFFIX}{ending}"))
+    if not images:
+        raise SparError(f"{root / 'imagesTr'}: no <case>{CHANNEL_SUFFIX}{ending} image; expected nnU-Net v2's raw layout")
+    cases = []
+    for image in images:
+        case_id = image.name[: -len(CHANNEL_SUFFIX + ending)]
+        label = root / "labelsTr" / f"{case_id}{ending}"
+        cases.append(Case(case_id, image, label if label.is_file() else None))
+    declared = meta.get("numTraining")
+    if isinstance(declared, int) and declared != len(cases):
+        raise SparError(f'{where}: "numTraining" is {declared}, but imagesTr holds {len(cases)} case(s)')
+    return tuple(cases)
+
+
+def _check_regions(raw: Any, where: Path) -> None:
+    """nnU-Net's region-based labels (a label that is a list of values) are refused: spar trains one class per
+    label value."""
+    if isinstance(raw, dict) and any(isinstance(v, (list, tuple)) for v in raw.values()):
+        raise SparError(f'{where}: "labels" holds regions (a label made of several values); spar segments one '
+                        "class per value: expected name -> integer")
+
+
+def _note_channels(meta: dict, where: Path) -> None:
+    """Say once that spar reads the first channel of a dataset with several (``channel_names``/``modality``)."""
+    channels = meta.get("channel_names") or meta.get("modality")
+    if isinstance(channels, dict) and len(channels) > 1:
+        names = ", ".join(f"{k}: {v}" for k, v in channels.items())
+        note(f"{where}: {len(channels)} channels ({names}); spar segments from the first ({CHANNEL_SUFFIX}) only")
 
 
 def _read_json_object(where: Path) -> dict:
@@ -168,9 +210,13 @@ def load_dataset(root: str | Path) -> Dataset:
     if not where.is_file():
         raise SparError(f"{where}: file not found; expected the dataset description (Decathlon / nnU-Net layout)")
     meta = _read_json_object(where)
-    for key in ("labels", "training"):
-        if key not in meta:
-            raise SparError(f'{where}: no "{key}" key; expected "labels" (name -> integer) and "training" (list)')
+    if "labels" not in meta:
+        raise SparError(f'{where}: no "labels" key; expected "labels" (name -> integer)')
+    if "training" not in meta and "file_ending" not in meta:
+        raise SparError(f'{where}: no "training" list and no "file_ending"; expected the Decathlon form ("training": '
+                        '[{"image", "label"}]) or nnU-Net v2\'s ("file_ending", images in imagesTr/)')
+    _check_regions(meta["labels"], where)
+    _note_channels(meta, where)
     slice_axis = meta.get("slice_axis")
     if slice_axis is not None and (isinstance(slice_axis, bool) or slice_axis not in (0, 1, 2)):
         raise SparError(f'{where}: "slice_axis" is {slice_axis!r}; expected 0, 1 or 2')
@@ -178,7 +224,7 @@ def load_dataset(root: str | Path) -> Dataset:
     if list(labels.values()) != list(range(len(labels))):  # the networks have one output channel per value
         raise SparError(f'{where}: label values {list(labels.values())}; expected consecutive values 0..'
                         f'{len(labels) - 1} (one class per value, as nnU-Net requires): renumber the labels')
-    cases = _parse_cases(meta["training"], root, where)
+    cases = _parse_cases(meta["training"], root, where) if "training" in meta else _list_cases(meta, root, where)
     return Dataset(root, str(meta.get("name") or root.name), labels, cases, slice_axis, meta)
 
 

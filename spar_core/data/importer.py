@@ -24,7 +24,7 @@ from pydicom.errors import InvalidDicomError
 
 from spar_core.data.checks import label_dtype
 from spar_core.paths import DATASET_JSON, NIFTI_SUFFIX
-from spar_core.data.nifti import check_voxel_count, write_nifti
+from spar_core.data.nifti import check_voxel_count, image_file, label_file, write_nifti
 from spar_core.data.dicom_series import (Segmentation, Series, StackGeometry, check_decodable, check_stack,
                                          read_series, scan_folder, sorted_instance_uids)
 from spar_core.data.masks import find_mask_file, nifti_mask, seg_mask, slice_arrays_mask
@@ -243,7 +243,7 @@ def write_dataset(plan: ImportPlan, out: str | Path, name: str | None = None,
         labels = plan.labels
         for done, case in enumerate(plan.cases, start=1):
             image = read_series(case.geometry)
-            image_rel = f"./imagesTr/{case.case_id}{NIFTI_SUFFIX}"
+            image_rel = f"./imagesTr/{image_file(case.case_id)}"
             write_nifti(np.asanyarray(image.dataobj), image.affine, work / image_rel)
             entry = {"image": image_rel}
             if case.mask is not None:
@@ -256,7 +256,7 @@ def write_dataset(plan: ImportPlan, out: str | Path, name: str | None = None,
                     mask = _check_values(nifti_mask(case.mask, image), labels, case.mask)
                 else:
                     mask = _check_values(slice_arrays_mask(case.mask, uids, image, plan.transpose), labels, case.mask)
-                entry["label"] = f"./labelsTr/{case.case_id}{NIFTI_SUFFIX}"
+                entry["label"] = f"./labelsTr/{label_file(case.case_id)}"
                 write_nifti(mask, image.affine, work / entry["label"])
             entries.append(entry)
             records.append({"case": case.case_id, "patient_id": case.series.patient_id,

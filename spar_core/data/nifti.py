@@ -20,6 +20,7 @@ from spar_core.errors import SparError
 from spar_core.paths import NIFTI_SUFFIX, atomic_path
 
 NIFTI_SUFFIXES = (NIFTI_SUFFIX, ".nii")
+CHANNEL_SUFFIX = "_0000"  # nnU-Net v2 names an image's first channel <case>_0000.nii.gz
 MAX_VOXELS_ENV = "SPAR_MAX_VOXELS"
 DEFAULT_MAX_VOXELS = 2**28
 _READ_ERRORS = (OSError, EOFError, zlib.error, ValueError, ImageFileError, HeaderDataError, MemoryError)
@@ -44,12 +45,23 @@ def _one_line(err: BaseException) -> str:
 
 
 def case_id_of(path: str | Path) -> str:
-    """``spine_001`` for ``.../spine_001.nii.gz``."""
+    """``spine_001`` for ``.../spine_001.nii.gz``, and for nnU-Net v2's ``.../spine_001_0000.nii.gz`` (the image's
+    first channel: spar reads one channel) as well."""
     name = Path(path).name
     for suffix in NIFTI_SUFFIXES:
         if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return Path(name).stem
+            return name[: -len(suffix)].removesuffix(CHANNEL_SUFFIX)
+    return Path(name).stem.removesuffix(CHANNEL_SUFFIX)
+
+
+def image_file(case_id: str) -> str:
+    """The file name spar writes a case's image under (nnU-Net v2's first channel: ``<case>_0000.nii.gz``)."""
+    return f"{case_id}{CHANNEL_SUFFIX}{NIFTI_SUFFIX}"
+
+
+def label_file(case_id: str) -> str:
+    """The file name spar writes a case's label under (``<case>.nii.gz``)."""
+    return f"{case_id}{NIFTI_SUFFIX}"
 
 
 def read_nifti(path: str | Path) -> nibabel.Nifti1Image:

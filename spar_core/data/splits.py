@@ -121,6 +121,15 @@ def all_exams(case_ids: Sequence[str]) -> list[Split]:
     return [Split(fold=0, train=tuple(sorted(case_ids)), test=())]
 
 
+SPLITS_FILE = "splits_final.json"  # nnU-Net's name for it
+
+
+def splits_final(splits: Sequence[Split]) -> list[dict[str, list[str]]]:
+    """The folds in nnU-Net's ``splits_final.json`` form (a list of ``{"train": [...], "val": [...]}``), so that
+    nnU-Net trains on exactly spar's folds; :func:`read_splits_file` reads it back."""
+    return [{"train": list(s.train), "val": list(s.test)} for s in splits]
+
+
 def read_splits_file(path: str | Path, case_ids: Sequence[str]) -> list[Split]:
     """nnU-Net's ``splits_final.json``: a list of ``{"train": [...], "val": [...]}``, one per fold, as folds.
 

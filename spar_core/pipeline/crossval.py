@@ -18,12 +18,12 @@ import torch
 
 from spar_core.data.dataset import Dataset, load_volume
 from spar_core.data.nifti import read_label_volume, write_label_volume
-from spar_core.data.splits import Split
+from spar_core.data.splits import Split, splits_final
 from spar_core.errors import SparError, note
 from spar_core.evaluation.report import REQUIRED_COLUMNS, check_metrics
 from spar_core.evaluation.rows import metric_rows
 from spar_core.inference.predict import predict_volume
-from spar_core.paths import read_table, write_csv
+from spar_core.paths import read_table, write_csv, write_json
 from spar_core.pipeline.shard import Shard
 from spar_core.postprocessing.settings import PostprocessSettings
 from spar_core.postprocessing.decision import postprocess_config
@@ -153,6 +153,7 @@ def run_crossval(
     invocation that finds every raw prediction of a method present decides and scores its post-processing
     (:func:`decide_and_score`)."""
     preset = preset.for_classes(len(dataset.labels))
+    write_json(run.splits_final, splits_final(splits))  # nnU-Net trains on these folds as they are
     units = shard.take(grid(splits, methods))
     by_fold = {s.fold: s for s in splits}
     cached: dict[int, tuple] = {}

@@ -11,6 +11,7 @@ from typing import Sequence
 from spar_core.data.dataset import Dataset
 from spar_core.data.duplicates import Twins, find_twins
 from spar_core.data.orientation import dataset_orientation
+from spar_core.data.patients import declared_patients, merge_groups
 from spar_core.data.splits import Split, make_splits, read_splits_file
 from spar_core.errors import SparError
 from spar_core.postprocessing.settings import PostprocessSettings
@@ -33,7 +34,8 @@ def dataset_splits(dataset: Dataset, scheme: str, seed: int, splits_file: str | 
         splits = read_splits_file(splits_file, case_ids)  # checked before the exams are read
         return splits, find_twins(dataset)
     twins = find_twins(dataset)
-    return make_splits(case_ids, scheme, seed=seed, groups=twins.groups()), twins
+    groups = merge_groups(twins.groups(), declared_patients(dataset))  # twins and a patient's exams stay together
+    return make_splits(case_ids, scheme, seed=seed, groups=groups), twins
 
 
 def scheme_label(scheme: str, splits_file: str | Path | None = None) -> str:

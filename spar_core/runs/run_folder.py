@@ -3,6 +3,7 @@
 ```
 RUN/run.json                                    config, dataset, methods, folds, preset and its settings, status
 RUN/metrics.csv                                 one row per case × structure × method (raw and post-processed)
+RUN/splits_final.json                           the folds in nnU-Net's form ({"train", "val"} per fold)
 RUN/report/                                     Table 1, per structure, per exam, significance (spar report)
 RUN/embeddings/fold_<k>.csv                     2D maps of the latent snapshots (spar embed)
 RUN/embeddings/convergence_fold_<k>.csv         mean latent distance per method and epoch (spar embed)
@@ -41,7 +42,7 @@ from pathlib import Path
 from typing import Any, Iterator, TypedDict
 
 import spar_core
-from spar_core.data.splits import Split
+from spar_core.data.splits import SPLITS_FILE, Split
 from spar_core.errors import SparError
 from spar_core.paths import NIFTI_SUFFIX, read_json_object, read_jsonl, write_json
 
@@ -112,6 +113,10 @@ class RunFolder:
     @property
     def metrics_csv(self) -> Path:
         return self.root / METRICS_FILE
+
+    @property
+    def splits_final(self) -> Path:
+        return self.root / SPLITS_FILE
 
     @property
     def report_dir(self) -> Path:

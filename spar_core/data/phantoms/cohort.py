@@ -18,7 +18,7 @@ import numpy as np
 
 from spar_core.errors import SparError
 from spar_core.paths import DATASET_JSON, NIFTI_SUFFIX
-from spar_core.data.nifti import write_nifti
+from spar_core.data.nifti import image_file, label_file, write_nifti
 from spar_core.paths import write_json
 from spar_core.data.phantoms import ankle, shoulder
 from spar_core.data.phantoms.appearance import acquire, draw_acquisition
@@ -150,8 +150,8 @@ def simulate_exam(plan: SubjectPlan) -> Exam:
 
 def _simulate_and_write(plan: SubjectPlan, out_dir: Path) -> None:
     exam = simulate_exam(plan)
-    write_nifti(exam.image, exam.affine, out_dir / "imagesTr" / f"{plan.case}{NIFTI_SUFFIX}")
-    write_nifti(exam.label, exam.affine, out_dir / "labelsTr" / f"{plan.case}{NIFTI_SUFFIX}")
+    write_nifti(exam.image, exam.affine, out_dir / "imagesTr" / image_file(plan.case))
+    write_nifti(exam.label, exam.affine, out_dir / "labelsTr" / label_file(plan.case))
 
 
 def generate_cohort(anatomy: str, out_dir: str | Path, subjects: int | None = None, seed: int = 0,
@@ -198,7 +198,7 @@ def generate_cohort(anatomy: str, out_dir: str | Path, subjects: int | None = No
         "numTraining": len(plans),
         "file_ending": NIFTI_SUFFIX,
         "seed": int(seed),
-        "training": [{"image": f"./imagesTr/{p.case}{NIFTI_SUFFIX}", "label": f"./labelsTr/{p.case}{NIFTI_SUFFIX}"}
+        "training": [{"image": f"./imagesTr/{image_file(p.case)}", "label": f"./labelsTr/{label_file(p.case)}"}
                      for p in plans],
         "subjects": [p.metadata() for p in plans],
     }

@@ -1,0 +1,114 @@
+"""nnU-Net v2 raw datasets in and out: channel-suffixed images and no training list read as they are, case ids
+without the suffix everywhere; spar's own datasets written in that form; every run's folds as splits_final.json;
+a patient's exams kept in one fold."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from spar_core.cli import main
+from spar_core.data.dataset import load_dataset
+from spar_core.data.nifti import image_file, label_file
+from spar_core.data.patients import declared_patients, merge_groups
+from spar_core.data.splits import read_splits_file
+from spar_core.pipeline.experiment import dataset_splits
+
+
+def as_v2(ankle_small: Path, root: Path, channels: dict[str, str] | None = None) -> Path:
+    """ankle_small as nnU-Net v2 writes a raw dataset: imagesTr/<case>_0000.nii.gz, a dataset.json without a
+    training list."""
+    (root / "imagesTr").mkdir(parents=True)
+    (root / "labelsTr").mkdir()
+    meta = json.loads((ankle_small / "dataset.json").read_text())
+    for entry in meta["training"]:
+        case = Path(entry["label"]).name[: -len(".nii.gz")]
+        shutil.copy(ankle_small / entry["image"], root / "imagesTr" / image_file(case))
+        shutil.copy(ankle_small / entry["label"], root / "labelsTr" / label_file(case))
+        for k in list(channels or {})[1:]:  # further channels beside the first
+            shutil.copy(ankle_small / entry["image"], root / "imagesTr" / f"{case}_{int(k):04d}.nii.gz")
+    (root / "dataset.json").write_text(json.dumps({"channel_names": channels or {"0": "T1"},
+                                                   "labels": meta["labels"], "numTraining": len(meta["training"]),
+                                                   "file_ending": ".nii.gz"}))
+    return root
+
+
+def test_a_v2_raw_dataset_checks_cross_validates_and_predicts(ankle_small: Path, tmp_path: Path, capsys) -> None:
+    root = as_v2(ankle_small, tmp_path / "Dataset001_Ankle")
+    dataset = load_dataset(root)
+    assert [c.case_id for c in dataset.cases] == ["ankle_000", "ankle_001", "ankle_002", "ankle_003"]
+    assert main(["check", str(root)]) == 0
+    run = tmp_path / "run"
+    assert main(["crossval", "--dataset", str(root), "--methods", "baseline", "--folds", "2", "--preset", "tiny",
+                 "--out", str(run), "--device", "cpu"]) == 0
+    splits = json.loads((run / "splits_final.json").read_text())
+    assert [sorted(s["train"] + s["val"]) for s in splits] == [[c.case_id for c in dataset.cases]] * 2
+    # nnU-Net's splits_final.json names spar's folds: read back, they are the run's folds
+    folds = read_splits_file(run / "splits_final.json", [c.case_id for c in dataset.cases])
+    recorded = [json.loads((run / "folds" / str(k) / "split.json").read_text()) for k in range(2)]
+    assert [(s.train, s.test) for s in folds] == [(tuple(r["train"]), tuple(r["test"])) for r in recorded]
+    out = tmp_path / "out"
+    assert main(["predict", "--run", str(run), "--method", "baseline", "-i", str(root), "-o", str(out)]) == 0
+    assert sorted(p.name for p in out.glob("*.nii.gz")) == [f"ankle_00{i}.nii.gz" for i in range(4)]
+    capsys.readouterr()
+
+
+def test_several_channels_are_said_and_regions_refused(ankle_small: Path, tmp_path: Path, capsys) -> None:
+    root = as_v2(ankle_small, tmp_path / "two", channels={"0": "T1", "1": "T2"})
+    assert [c.case_id for c in load_dataset(root).cases] == ["ankle_000", "ankle_001", "ankle_002", "ankle_003"]
+    assert main(["check", str(root)]) == 0
+    assert "2 channels (0: T1, 1: T2); spar segments from the first (_0000) only" in capsys.readouterr().err
+    meta = json.loads((root / "dataset.json").read_text())
+    meta["labels"]["bones"] = [1, 2, 3]
+    (root / "dataset.json").write_text(json.dumps(meta))
+    assert main(["check", str(root)]) == 2
+    assert "regions" in capsys.readouterr().err
+
+
+def test_phantoms_are_written_in_the_v2_form(ankle_small: Path) -> None:
+    meta = json.loads((ankle_small / "dataset.json").read_text())
+    assert {"channel_names", "labels", "numTraining", "file_ending"} <= set(meta)
+    assert sorted(p.name for p in (ankle_small / "imagesTr").iterdir())[0] == "ankle_000_0000.nii.gz"
+    assert sorted(p.name for p in (ankle_small / "labelsTr").iterdir())[0] == "ankle_000.nii.gz"
+    del meta["training"]  # what nnU-Net reads: the files themselves
+    copy = ankle_small.parent / "v2_only"
+    shutil.copytree(ankle_small, copy, dirs_exist_ok=True)
+    (copy / "dataset.json").write_text(json.dumps(meta))
+    assert [c.case_id for c in load_dataset(copy).cases] == [c.case_id for c in load_dataset(ankle_small).cases]
+
+
+def test_a_patients_exams_stay_in_one_fold(ankle_small: Path, tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    shutil.copytree(ankle_small, root)
+    meta = json.loads((root / "dataset.json").read_text())
+    meta["patients"] = {"ankle_000": "P1", "ankle_003": "P1", "ankle_001": "P2"}
+    (root / "dataset.json").write_text(json.dumps(meta))
+    dataset = load_dataset(root)
+    assert declared_patients(dataset) == {"ankle_000": "P1", "ankle_003": "P1", "ankle_001": "P2"}
+    for scheme in ("2", "3", "loo", "holdout"):
+        splits, _ = dataset_splits(dataset, scheme, seed=0)
+        for split in splits:
+            assert ("ankle_000" in split.test) == ("ankle_003" in split.test), (scheme, split)
+    assert len(dataset_splits(dataset, "loo", seed=0)[0]) == 3  # 4 exams, 3 patients
+    meta["patients"] = {"nobody": "P1"}
+    (root / "dataset.json").write_text(json.dumps(meta))
+    with pytest.raises(Exception, match="not in the dataset"):
+        declared_patients(load_dataset(root))
+
+
+def test_groups_merge_across_relations() -> None:
+    groups = merge_groups({"a": "g", "b": "g"}, {"b": "P", "c": "P"}, {"d": "Q"})
+    assert groups["a"] == groups["b"] == groups["c"] == "a" and groups["d"] == "d"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="tests the refusal on a machine without CUDA")
+def test_an_absent_device_is_one_line_before_any_work(tmp_path: Path, capsys) -> None:
+    assert main(["crossval", "--dataset", str(tmp_path / "none"), "--out", str(tmp_path / "run"),
+                 "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--device cuda: no CUDA GPU here" in err
+    assert not (tmp_path / "run").exists()
