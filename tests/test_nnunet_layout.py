@@ -112,3 +112,37 @@ def test_an_absent_device_is_one_line_before_any_work(tmp_path: Path, capsys) ->
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--device cuda: no CUDA GPU here" in err
     assert not (tmp_path / "run").exists()
+
+
+def _nnunet_accepts(folder: Path) -> None:
+    """nnU-Net v2's own integrity check of a raw dataset (it raises on what it refuses)."""
+    integrity = pytest.importorskip("nnunetv2.experiment_planning.verify_dataset_integrity",
+                                    reason="nnunetv2 not installed (pip install --no-deps -r requirements-nnunet.txt)")
+    integrity.verify_dataset_integrity(str(folder), 1)
+
+
+def test_nnunet_accepts_what_spar_phantoms_writes(ankle_small: Path) -> None:
+    _nnunet_accepts(ankle_small)
+
+
+def test_nnunet_accepts_what_spar_import_writes(tmp_path: Path) -> None:
+    import nibabel
+    import numpy as np
+
+    from dicom_support import write_series
+
+    for n in range(3):  # three patients' series
+        write_series(tmp_path / "dicom", n_slices=6, rows=8, columns=10, patient=f"P00{n + 1}", seed=n)
+    assert main(["import", str(tmp_path / "dicom"), "--out", str(tmp_path / "images_only")]) == 0
+    masks = tmp_path / "masks"  # a NIfTI mask per case, on the imported image's grid
+    masks.mkdir()
+    for case in ("case_001", "case_002", "case_003"):
+        image = nibabel.load(tmp_path / "images_only" / "imagesTr" / image_file(case))
+        mask = np.zeros(image.shape, np.uint8)
+        mask[2:5, 2:5, 1:4] = 1
+        nibabel.save(nibabel.Nifti1Image(mask, image.affine), masks / f"{case}.nii.gz")
+    out = tmp_path / "Dataset002_Imported"
+    assert main(["import", str(tmp_path / "dicom"), "--out", str(out), "--masks", str(masks), "--labels",
+                 "1=bone"]) == 0
+    assert sorted(p.name for p in (out / "imagesTr").iterdir())[0] == "case_001_0000.nii.gz"
+    _nnunet_accepts(out)
