@@ -66,6 +66,7 @@ def _alarm(signum: int, frame: object) -> None:
 
 def run_case(case: Case, work: Path) -> Outcome:
     """Break, run in this process (a hang is cut after ``TIMEOUT_S``), and judge the outcome."""
+    work.mkdir(parents=True, exist_ok=True)
     argv = case.make(work)
     err = io.StringIO()
     previous = signal.signal(signal.SIGALRM, _alarm)
@@ -378,6 +379,7 @@ def output_cases(dataset: Path, run: Path) -> list[Case]:
 
 def run_output_case(case: Case, work: Path) -> Outcome:
     """As :func:`run_case`, with writes failing for the cases that ask for it."""
+    work.mkdir(parents=True, exist_ok=True)
     argv = case.make(work)
     if argv[0] != "__failing__":
         return run_case(Case(case.kind, case.name, lambda _: argv, case.expect, case.names), work)

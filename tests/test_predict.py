@@ -27,7 +27,7 @@ def exams(ankle_small: Path, tmp_path: Path) -> Path:
 def test_folder_in_ensemble_and_maps_out(two_fold_run: Path, exams: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "out"
     assert main(["predict", "--run", str(two_fold_run), "--method", "baseline", "-i", str(exams), "-o", str(out),
-                 "--tta", "--save-probabilities", "--no-postprocess"]) == 0
+                 "--tta", "--save-probabilities", "--postprocess", "none"]) == 0
     printed = capsys.readouterr().out
     assert "2 exam(s) segmented" in printed and "folds 0,1, 10 member(s)" in printed  # 2 folds × 5 shifts
     # the top level holds label maps only, named after the case (nnU-Net's evaluation globs it)
@@ -62,7 +62,7 @@ def test_exam_with_permuted_flipped_axes_gives_the_same_labels(two_fold_run: Pat
     nibabel.save(permuted, other / image.name)
     for folder, out in ((exams, tmp_path / "a"), (other, tmp_path / "b")):
         assert main(["predict", "--run", str(two_fold_run), "--method", "baseline", "-i", str(folder),
-                     "-o", str(out), "--folds", "0,1"]) == 0
+                     "-o", str(out), "--models", "0,1"]) == 0
     a = nibabel.load(tmp_path / "a" / f"{case_id_of(image)}.nii.gz")  # named after the case, no channel suffix
     b = nibabel.load(tmp_path / "b" / f"{case_id_of(image)}.nii.gz")
     assert b.shape == permuted.shape and np.allclose(b.affine, permuted.affine)
@@ -112,8 +112,8 @@ def test_corrupt_or_foreign_checkpoint_is_one_line_without_torch_advice(two_fold
 def test_bad_fold_choice(two_fold_run: Path, exams: Path, tmp_path: Path, capsys) -> None:
     for folds in ("7", "x,y"):
         assert main(["predict", "--run", str(two_fold_run), "--method", "baseline", "-i", str(exams), "-o",
-                     str(tmp_path / "o"), "--folds", folds]) == 2
-        assert "--folds" in capsys.readouterr().err
+                     str(tmp_path / "o"), "--models", folds]) == 2
+        assert "--models" in capsys.readouterr().err
 
 
 def test_a_full_disk_is_one_line_and_a_rerun_completes_the_exam(two_fold_run: Path, exams: Path, tmp_path: Path,

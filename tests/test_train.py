@@ -117,8 +117,8 @@ def test_cli_rejects_a_bad_dataset(tmp_path: Path, capsys) -> None:
 def test_cli_records_the_preset_and_a_resume_refuses_a_changed_one(ankle_small: Path, tmp_path: Path,
                                                                     capsys) -> None:
     out = tmp_path / "run"
-    argv = ["train", "--dataset", str(ankle_small), "--method", "baseline", "--preset", "tiny", "--out", str(out),
-            "--device", "cpu"]
+    argv = ["train", "--dataset", str(ankle_small), "--folds", "holdout",  # four exams: fewer than the default 5
+            "--method", "baseline", "--preset", "tiny", "--out", str(out), "--device", "cpu"]
     assert main(argv) == 0
     run = RunFolder(out)
     config = run.read_config()
@@ -143,7 +143,7 @@ def test_torchrun_two_processes_gloo(ankle_small: Path, tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "spar_core", "train", "--dataset", str(ankle_small), "--method", "spar", "--preset", "tiny",
-           "--out", str(tmp_path / "run"), "--device", "cpu"]
+           "--out", str(tmp_path / "run"), "--device", "cpu", "--folds", "holdout"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     run = RunFolder(tmp_path / "run")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from spar_core.cli.commands import summary
 from spar_core.cli.options import (add_dataset, add_device, add_folds, add_precision, add_preset, add_progress_file,
+                                   add_seed,
                                    report_twins)
 from spar_core.methods import METHODS, parse_methods
 from spar_core.pipeline.shard import Shard
@@ -27,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    "(fold, method) units are skipped when started again.")
     add_dataset(p)
     p.add_argument("--methods", default="all", help=f"'all' or a comma-separated list of {', '.join(METHODS)}")
-    add_folds(p, "loo")
+    add_folds(p, "5")
+    add_seed(p, "the training and the folds", default=None)
     add_preset(p)
     p.add_argument("--out", required=True, type=Path, help="run folder to write (or to continue)")
     p.add_argument("--shard", default="0/1", help="i/n: run the i-th of n shares of the grid (job arrays)")
@@ -53,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from spar_core.training.presets import get_preset
 
     methods = parse_methods(args.methods)
-    preset = get_preset(args.preset).with_precision(args.precision)
+    preset = get_preset(args.preset).with_precision(args.precision).with_seed(args.seed)
     device = pick_device(args.device)
     resolve(preset.train.precision, device)  # an unusable precision fails before any work
     shard = Shard.parse(args.shard)

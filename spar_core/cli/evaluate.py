@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from spar_core.cli.commands import summary
-from spar_core.postprocessing.settings import DEFAULT_CLOSING_MM, PostprocessSettings
+from spar_core.postprocessing.settings import DEFAULT_CLOSING_MM, MODE_HELP, PostprocessSettings
 
 if TYPE_CHECKING:
     import numpy as np
@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help=summary("evaluate"),
         description=(
             "Compare two NIfTI label volumes on the same voxel grid and print CSV to stdout: one row per "
-            "structure with Dice, RAVD (%%), ASSD and MSSD (mm, from the truth header's spacing) and both volumes "
+            "structure with Dice, RAVD (%), ASSD and MSSD (mm, from the truth header's spacing) and both volumes "
             "(ml). Undefined values (an empty structure) are printed as nan. Exit status 2 with one line on bad "
             "input."
         ),
@@ -35,8 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--truth", required=True, type=Path, metavar="T.nii.gz", help="reference label volume")
     parser.add_argument("--labels", type=Path, metavar="dataset.json",
                         help="take structure names from this file's \"labels\" (default: label_<value>)")
-    parser.add_argument("--postprocess", action="store_true",
-                        help="post-process the prediction first (largest component, closing)")
+    parser.add_argument("--postprocess", nargs="?", choices=("largest", "none"), const="largest", default="none",
+                        help="post-process the prediction first: largest (alone: --postprocess), "
+                             f"{MODE_HELP['largest']}; none (default), {MODE_HELP['none']}")
     parser.add_argument("--closing-mm", type=float, default=DEFAULT_CLOSING_MM, metavar="MM",
                         help="closing radius in mm for --postprocess; 0 = no closing (default: %(default)s)")
     return parser
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     check_same_grid(pred.shape, pred_spacing, truth.shape, spacing, what=f"{args.pred}: prediction", ref="truth",
                     ref_file=args.truth)
     names = read_labels(args.labels) if args.labels is not None else None
-    if args.postprocess:
+    if args.postprocess == "largest":
         pred = postprocess(pred, spacing, postprocess_config(PostprocessSettings("largest", args.closing_mm)))
     rows = evaluate_labels(pred, truth, spacing, structures_to_score(pred, truth, names))
     writer = csv.writer(sys.stdout, lineterminator="\n")

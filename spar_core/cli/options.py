@@ -27,8 +27,9 @@ def add_preset(p: argparse.ArgumentParser, choices: str | None = None) -> None:
     p.add_argument("--preset", default="cpu", help=f"{shown} (default: cpu)")
 
 
-def add_seed(p: argparse.ArgumentParser, of: str) -> None:
-    p.add_argument("--seed", type=int, default=0, metavar="S", help=f"seed of {of} (default: 0)")
+def add_seed(p: argparse.ArgumentParser, of: str, default: int | None = 0) -> None:
+    shown = "the preset's, 0" if default is None else default
+    p.add_argument("--seed", type=int, default=default, metavar="S", help=f"seed of {of} (default: {shown})")
 
 
 def add_device(p: argparse.ArgumentParser, default: str | None = None) -> None:

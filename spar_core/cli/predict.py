@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from spar_core.cli.commands import summary
 from spar_core.cli.options import add_device, add_precision, add_progress_file
 from spar_core.errors import SparError
+from spar_core.postprocessing.settings import MODE_HELP, MODES
 from spar_core.paths import DATASET_JSON, NIFTI_SUFFIX, output_folder, save_npz
 from spar_core.progress import JsonProgress, ProgressEvent, silent
 from spar_core.runs.run_folder import RunFolder
@@ -46,28 +47,30 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("-i", "--image", required=True, type=Path,
                    help="a 3D NIfTI exam, a folder of them, or a dataset folder (its imagesTr)")
     p.add_argument("-o", "--out", required=True, type=Path, help="output folder (or a .nii.gz file for one exam)")
-    p.add_argument("--folds", default="all", help="fold models to ensemble: all (default, as nnU-Net) or 0,1,...")
-    p.add_argument("--fold", type=int, default=None, help="one fold's model only (same as --folds K)")
+    p.add_argument("--models", default="all", metavar="FOLDS",
+                   help="the fold models to ensemble: all (default: every fold's) or 0,1,...")
+    p.add_argument("--fold", type=int, default=None, help="one fold's model only (same as --models K)")
     p.add_argument("--tta", action="store_true", help="test-time augmentation: add four copies of each slice shifted by ±5 %% of its side "
                         "(the training augmentation shifts; never mirrored: a mirror swaps vertebra levels and sides)")
     p.add_argument("--save-probabilities", action="store_true", help="also write the mean class probabilities")
     p.add_argument("--overwrite", action="store_true", help="predict exams whose labels already exist in OUT")
-    p.add_argument("--no-postprocess", action="store_true", help="keep the raw stacked 2D predictions")
+    p.add_argument("--postprocess", choices=MODES, default=None,
+                   help="the run's post-processing (default: as the run decided it), or another mode: "
+                        + "; ".join(f"{mode}: {MODE_HELP[mode]}" for mode in MODES))
     add_precision(p, "auto")
     add_device(p)
     add_progress_file(p)
     return p
 
 
-def chosen_folds(run: RunFolder, method: str, folds: str, fold: int | None) -> list[int]:
+def chosen_folds(run: RunFolder, method: str, models: str, fold: int | None) -> list[int]:
     """The folds whose model of ``method`` to ensemble.
 
     Raises:
         SparError: a fold list that is not integers, a fold without that method's model, or no model at all.
     """
     trained = [f for f in run.folds() if run.model_path(f, method).is_file()]
-    if fold is not None:
-        folds = str(fold)
+    folds = str(fold) if fold is not None else models
     if folds.strip().lower() == "all":
         if not trained:
             every = sorted({m for f in run.folds() for m in run.methods(f)})
@@ -77,10 +80,10 @@ def chosen_folds(run: RunFolder, method: str, folds: str, fold: int | None) -> l
     try:
         wanted = [int(v) for v in folds.split(",") if v.strip()]
     except ValueError:
-        raise SparError(f"--folds {folds!r}: expected all or a comma-separated list of fold numbers") from None
+        raise SparError(f"--models {folds!r}: expected all or a comma-separated list of fold numbers") from None
     missing = [f for f in wanted if f not in trained]
     if missing or not wanted:
-        raise SparError(f"--folds {folds!r}: {method!r} has no model in fold(s) {missing or wanted} of {run.root} "
+        raise SparError(f"--models {folds!r}: {method!r} has no model in fold(s) {missing or wanted} of {run.root} "
                         f"(folds with one: {', '.join(map(str, trained)) or 'none'})")
     return wanted
 
@@ -137,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
 
     run_dir = RunFolder(args.run)
     config = run_dir.read_config()
-    folds = chosen_folds(run_dir, args.method, args.folds, args.fold)
+    folds = chosen_folds(run_dir, args.method, args.models, args.fold)
     exams = input_exams(args.image)
     single = len(exams) == 1 and args.image.is_file() and args.out.name.endswith(NIFTI_SUFFIXES)
     if args.image.is_file() and not single and args.out.name.endswith((".nii", ".gz")):
@@ -151,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     if len(sizes) > 1:
         raise SparError(f"{run_dir.root}: the fold models of {args.method!r} were trained at sizes {sorted(sizes)}")
     unets, size = [u for u, _ in models], sizes.pop()
-    cfg = None if args.no_postprocess else run_postprocess(run_dir, folds, args.method)
+    cfg = run_postprocess(run_dir, folds, args.method, args.postprocess)
     codes = _training_orientation(config)
     names = list(config.get("labels", {}))
     progress = silent if args.progress_file is None else JsonProgress(args.progress_file)

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from spar_core.cli.commands import summary
-from spar_core.cli.options import add_dataset, add_device, add_preset
+from spar_core.cli.options import add_dataset, add_device, add_precision, add_preset, add_seed
 from spar_core.data.corruptions import CORRUPTIONS, SEVERITIES
 from spar_core.errors import SparError
 from spar_core.methods import parse_methods
@@ -37,12 +37,14 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     d.add_argument("--train-exams", default="2,4,8,16,all", help="training-set sizes in patients (default: "
                    "2,4,8,16,all)")
     d.add_argument("--methods", default="all", help="'all' or a comma-separated list")
-    d.add_argument("--folds", default="5", help="the outer split: a number K of folds, loo or holdout")
+    d.add_argument("--folds", default="5", help="the outer split: a number K of folds, loo or holdout (default: 5)")
+    add_seed(d, "the training, the folds and the subsets", default=None)
     d.add_argument("--repeats", type=int, default=1, help="random draws per size (default 1)")
     add_preset(d)
     d.add_argument("--out", required=True, type=Path, help="study folder to write (or to continue)")
     d.add_argument("--shard", default="0/1", help="i/n: the i-th of n shares of the cells (job arrays)")
     add_device(d)
+    add_precision(d)
     r = kinds.add_parser("robustness", help="a run's models on corrupted held-out exams",
                          description="Every held-out exam of RUN corrupted at graded severities (Rician noise, motion "
                                      "ghosting, bias field, gamma, thicker slices; seeded, the same image for every "
@@ -55,6 +57,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0, help="seed of the corruptions (default 0)")
     r.add_argument("--shard", default="0/1", help="i/n: the i-th of n shares of the units (job arrays)")
     add_device(r)
+    add_precision(r, "auto")
     return p
 
 
@@ -76,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     shard = Shard.parse(args.shard)
     if args.study == "data-efficiency":
-        preset = get_preset(args.preset)
+        preset = get_preset(args.preset).with_precision(args.precision).with_seed(args.seed)
         dataset = load_dataset(args.dataset)
         with hold(output_folder(args.out), "spar study data-efficiency", (shard.index, shard.count)):
             table = run_data_efficiency(dataset, preset, parse_methods(args.methods), args.folds,
@@ -90,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
         with hold(StudyFolder.robustness(RunFolder(args.run)).root, "spar study robustness",
                   (shard.index, shard.count)):
             table = run_robustness(RunFolder(args.run), corruptions, _ints(args.severities, "--severities"),
-                                   methods, seed=args.seed, device=pick_device(args.device), shard=shard,
+                                   methods, seed=args.seed, device=pick_device(args.device),
+                                   precision=args.precision, shard=shard,
                                    progress=cli_progress(None))
         where = StudyFolder.robustness(RunFolder(args.run)).table_csv
     state = f"table: {where}" if not table.empty else "grid not complete yet (run the other shards)"

@@ -8,7 +8,8 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from spar_core.cli.commands import summary
-from spar_core.cli.options import add_dataset, add_device, add_folds, add_precision, add_preset, report_twins
+from spar_core.cli.options import (add_dataset, add_device, add_folds, add_precision, add_preset, add_seed,
+                                   report_twins)
 from spar_core.errors import SparError
 from spar_core.methods import METHODS, method
 from spar_core.progress import TqdmProgress, silent
@@ -26,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--method", required=True, help=f"one of: {', '.join(METHODS)}")
     add_preset(p)
     p.add_argument("--out", required=True, type=Path, help="run folder to write")
-    add_folds(p, "holdout")
+    add_folds(p, "5")
+    add_seed(p, "the training and the folds", default=None)
     p.add_argument("--fold", type=int, default=0, help="which fold of the scheme to train (default: 0)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     add_device(p)
@@ -44,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from spar_core.pipeline.experiment import dataset_splits, experiment_summary, scheme_label
 
     method(args.method)
-    preset = get_preset(args.preset).with_precision(args.precision)
+    preset = get_preset(args.preset).with_precision(args.precision).with_seed(args.seed)
     resolve(preset.train.precision, pick_device(args.device))  # an unusable precision fails before any work
     dataset = load_dataset(args.dataset)
     splits, twins = dataset_splits(dataset, args.folds, preset.train.seed, args.splits)

@@ -9,6 +9,7 @@ test exam (out of fold), so no exam a fold reports on takes part in its own choi
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -64,12 +65,14 @@ def fold_label_facts(dataset: Dataset, split: Split, run: RunFolder,
     return facts
 
 
-def run_postprocess(run: RunFolder, folds: Sequence[int], method: str) -> PostprocessConfig:
+def run_postprocess(run: RunFolder, folds: Sequence[int], method: str, mode: str | None = None) -> PostprocessConfig:
     """The post-processing a finished run applies to ``method``'s predictions by the models of ``folds`` (an
-    ensemble of them, or one): the run's settings, the first fold's label facts, and with ``auto`` the steps
-    most of the folds kept."""
+    ensemble of them, or one): the run's settings (its mode, or ``mode``), the first fold's label facts, and with
+    ``auto`` the steps most of the folds kept."""
     settings = PostprocessSettings.from_json(run.read_config().get("postprocess", {}),
                                              f"{run.config_path}: postprocess")
+    if mode is not None:
+        settings = replace(settings, mode=mode)
     decision = combine_decisions([read_decision(run, f, method) for f in folds])
     return postprocess_config(settings, read_label_facts(run, folds[0]), decision)
 

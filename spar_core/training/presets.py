@@ -104,6 +104,10 @@ class Preset:
         """The same preset trained in ``precision`` (None: unchanged)."""
         return self if precision is None else replace(self, train=replace(self.train, precision=precision))
 
+    def with_seed(self, seed: int | None) -> "Preset":
+        """The same preset trained (and split) from ``seed`` (None: unchanged)."""
+        return self if seed is None else replace(self, train=replace(self.train, seed=seed))
+
     def with_size(self, size: int) -> "Preset":
         """The same preset at another slice size (the code discriminator follows the latent map's size)."""
         return replace(self, train=replace(self.train, size=size))
