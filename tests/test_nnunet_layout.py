@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -114,15 +116,27 @@ def test_an_absent_device_is_one_line_before_any_work(tmp_path: Path, capsys) ->
     assert not (tmp_path / "run").exists()
 
 
+def _nnunet_check(folder: Path) -> subprocess.CompletedProcess:
+    """nnU-Net v2's own integrity check of a raw dataset, in a process of its own (it starts a worker pool; it
+    raises, and the process fails, on what it refuses)."""
+    pytest.importorskip("nnunetv2", reason="nnunetv2 not installed (pip install --no-deps -r requirements-nnunet.txt)")
+    code = ("from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity\n"
+            f"verify_dataset_integrity({str(folder)!r}, 1)")
+    return subprocess.run([sys.executable, "-c", code], cwd=folder, capture_output=True, text=True, timeout=300)
+
+
 def _nnunet_accepts(folder: Path) -> None:
-    """nnU-Net v2's own integrity check of a raw dataset (it raises on what it refuses)."""
-    integrity = pytest.importorskip("nnunetv2.experiment_planning.verify_dataset_integrity",
-                                    reason="nnunetv2 not installed (pip install --no-deps -r requirements-nnunet.txt)")
-    integrity.verify_dataset_integrity(str(folder), 1)
+    done = _nnunet_check(folder)
+    assert done.returncode == 0 and "most likely OK" in done.stdout, done.stderr[-2000:]
 
 
-def test_nnunet_accepts_what_spar_phantoms_writes(ankle_small: Path) -> None:
+def test_nnunet_accepts_what_spar_phantoms_writes(ankle_small: Path, tmp_path: Path) -> None:
     _nnunet_accepts(ankle_small)
+    old_form = tmp_path / "old_form"  # what spar wrote before: images without the channel suffix
+    shutil.copytree(ankle_small, old_form)
+    for image in (old_form / "imagesTr").iterdir():
+        image.rename(image.with_name(image.name.replace("_0000", "")))
+    assert _nnunet_check(old_form).returncode != 0
 
 
 def test_nnunet_accepts_what_spar_import_writes(tmp_path: Path) -> None:
