@@ -24,6 +24,7 @@ from spar_core.training.regularizers import REGULARIZERS
 from spar_core.runs.lock import LOCK_FILE, holder
 from spar_core.runs.run_folder import RunFolder
 from spar_core.data.splits import k_fold
+from spar_core.data.nifti import case_id_of, image_file
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def tiny_crossval(ankle_small: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 def test_metrics_table_is_complete(tiny_crossval: Path, ankle_small: Path) -> None:
     frame = pd.read_csv(RunFolder(tiny_crossval).metrics_csv)
-    cases = {p.name.removesuffix(".nii.gz") for p in (ankle_small / "imagesTr").glob("*.nii.gz")}
+    cases = {case_id_of(p) for p in (ankle_small / "imagesTr").glob("*.nii.gz")}
     structures = 3  # calcaneus, talus, tibia
     assert set(frame["case"]) == cases  # every exam is tested once over the folds
     assert len(frame) == len(cases) * structures * len(REGULARIZERS) * 2  # with and without post-processing
@@ -50,7 +51,7 @@ def test_metrics_table_is_complete(tiny_crossval: Path, ankle_small: Path) -> No
 
 def test_predictions_keep_the_source_geometry(tiny_crossval: Path, ankle_small: Path) -> None:
     pred = next((tiny_crossval / "folds" / "0" / "spar" / "pred").glob("*.nii.gz"))
-    src = nibabel.load(ankle_small / "imagesTr" / pred.name)
+    src = nibabel.load(ankle_small / "imagesTr" / image_file(case_id_of(pred)))
     out = nibabel.load(pred)
     assert out.shape == src.shape
     np.testing.assert_allclose(out.affine, src.affine)
