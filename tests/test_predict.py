@@ -152,3 +152,13 @@ def test_an_output_path_that_is_a_file_is_one_line(two_fold_run: Path, exams: Pa
     assert main(["predict", "--run", str(two_fold_run), "--method", "baseline", "-i", str(exams),
                  "-o", str(tmp_path / "taken")]) == 2
     assert "exists and is not a folder" in capsys.readouterr().err
+
+
+def test_the_run_is_named_first_as_in_every_command(two_fold_run: Path, exams: Path, tmp_path: Path,
+                                                    capsys) -> None:
+    image = sorted(exams.iterdir())[0]
+    assert main(["predict", str(two_fold_run), "--method", "baseline", "-i", str(image),
+                 "-o", str(tmp_path / "p.nii.gz")]) == 0
+    assert (tmp_path / "p.nii.gz").is_file()
+    assert main(["predict", "--method", "baseline", "-i", str(image), "-o", str(tmp_path / "q.nii.gz")]) == 2
+    assert "RUN: expected the run folder once" in capsys.readouterr().err

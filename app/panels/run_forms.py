@@ -102,7 +102,7 @@ def predict_ui(runs: Path) -> None:
         case = image.name.removesuffix(".gz").removesuffix(".nii")
         out = image.parent / f"{case}_{method}_fold{fold}{NIFTI_SUFFIX}"
         try:
-            job = jobs.start(["predict", "--run", runs / run_name, "--method", method, "--fold", fold,
+            job = jobs.start(["predict", runs / run_name, "--method", method, "--fold", fold,
                               "--image", image, "--out", out],
                              title=f"Segment {image.name} ({run_name}, {method}, fold {fold})", output=out,
                              root=runs)

@@ -42,7 +42,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    "float16, 'labels': class names). OUT's top level holds label maps only. With "
                                    "one input file and an OUT ending in .nii.gz, only the labels are written, to "
                                    "OUT.")
-    p.add_argument("--run", required=True, type=Path, help="run folder written by spar train / crossval / demo")
+    p.add_argument("run", nargs="?", type=Path, metavar="RUN",
+                   help="run folder written by spar train / crossval / demo, named first as in every command")
+    p.add_argument("--run", dest="run_option", type=Path, default=None, help=argparse.SUPPRESS)  # earlier spelling
     p.add_argument("--method", required=True, help="a method trained in that run")
     p.add_argument("-i", "--image", required=True, type=Path,
                    help="a 3D NIfTI exam, a folder of them, or a dataset folder (its imagesTr)")
@@ -138,7 +140,9 @@ def run(args: argparse.Namespace) -> int:
     from spar_core.training.precision import resolve
     from spar_core.training.segmenter import load_unet
 
-    run_dir = RunFolder(args.run)
+    if (args.run is None) == (args.run_option is None):
+        raise SparError("RUN: expected the run folder once (spar predict RUN --method M -i IN -o OUT)")
+    run_dir = RunFolder(args.run or args.run_option)
     config = run_dir.read_config()
     folds = chosen_folds(run_dir, args.method, args.models, args.fold)
     exams = input_exams(args.image)

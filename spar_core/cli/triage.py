@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--images", type=Path, default=None, metavar="DIR",
                    help="a folder of unlabeled .nii/.nii.gz exams (or a dataset folder's imagesTr) to triage")
     add_precision(p, "auto")
-    add_device(p, "cpu")
+    add_device(p)
     return p
 
 
