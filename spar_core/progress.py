@@ -55,7 +55,8 @@ class TqdmProgress:
         if key != self._key:
             self.close()
             desc = f"{self.prefix}{ev.label or ev.stage} {ev.epoch}/{ev.epochs}"
-            self._bar = tqdm(total=ev.steps, desc=desc, leave=False, dynamic_ncols=True)
+            # a bar on a terminal only (disable=None): a log gets the epoch lines, not the bar's redraws
+            self._bar = tqdm(total=ev.steps, desc=desc, leave=False, dynamic_ncols=True, disable=None)
             self._key = key
         assert self._bar is not None
         self._bar.n = ev.step

@@ -50,6 +50,8 @@ def test_crossval_then_predict_jobs_finish_ok(ankle_two: Path, tmp_path: Path) -
     event = read_progress(job.progress_file)
     assert event is not None and event["stage"] == "predict" and event["overall"] == 1.0
     assert "grid complete" in jobs.tail_log(job)
+    log = job.log_file.read_text()
+    assert "\r" not in log and "baseline epoch 1/" in log  # plain epoch lines, no progress-bar redraws
     assert (out / "metrics.csv").is_file() and run_folders(runs) == [out]
     info = job.info()
     assert info["exit_code"] == 0 and info["ended"] >= info["started"] and info["run_dir"] == str(out.resolve())
