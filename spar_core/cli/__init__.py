@@ -23,6 +23,7 @@ from typing import Sequence
 from spar_core.cli.commands import COMMANDS
 from spar_core.errors import LOG, SparError, os_error_line
 
+
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     """The ``spar`` parser: the sub-command named in ``argv`` registered in full (its module imported), every
     other one as its line of help."""
@@ -43,9 +44,12 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 
 
 class _NoteHandler(logging.Handler):
-    """spar's notes on stderr, one line each, named after the running sub-command (read at each note)."""
+    """spar's notes (:func:`spar_core.errors.note`) on stderr, one line each, named after the running sub-command;
+    stderr is looked up at each note, so that a redirected stderr gets them."""
 
-    command = "spar"
+    def __init__(self) -> None:
+        super().__init__()
+        self.command = "spar"
 
     def emit(self, record: logging.LogRecord) -> None:
         print(f"spar {self.command}: note: {record.getMessage()}", file=sys.stderr)
@@ -54,7 +58,8 @@ class _NoteHandler(logging.Handler):
 _NOTES = _NoteHandler()
 
 
-def _print_notes(command: str) -> None:
+def _show_notes(command: str) -> None:
+    """Print the notes of ``command`` (installed once, for every later call of :func:`main` in this process)."""
     _NOTES.command = command
     if _NOTES not in LOG.handlers:
         LOG.addHandler(_NOTES)
@@ -72,7 +77,7 @@ def _on_sigterm(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv).parse_args(argv)
-    _print_notes(args.command)
+    _show_notes(args.command)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
     try:
