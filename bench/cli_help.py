@@ -1,4 +1,4 @@
-"""How long ``spar --help`` and each sub-command's ``--help`` take, against starting Python alone, in one session.
+"""How long ``spar --help`` and each sub-command's ``--help`` take, against starting Python alone, in one process.
 
     python bench/cli_help.py [--repeats 5]
 
