@@ -1,4 +1,4 @@
-"""How long ``spar --help`` and each sub-command's ``--help`` take, against starting Python alone, in one process.
+"""How long ``spar --help`` and each sub-command's ``--help`` take, against starting Python alone, in one run.
 
     python bench/cli_help.py [--repeats 5]
 
