@@ -21,7 +21,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
 
 # The outlier scores of one exam, in display order: from the predicted masks (spar_core.triage.scores), then
 # from the model's own uncertainty (spar_core.triage.uncertainty).
@@ -35,6 +34,18 @@ ORIENTATION = {"plausibility": -1.0, "recon_error": 1.0, "knn_distance": 1.0, "c
 EXPECTED_SIGN = {"dice": "negative", "mssd_mm": "positive"}
 # The columns of the Spearman table (RUN/triage/spearman_<method>.csv).
 SPEARMAN_COLUMNS = ["method", "score", "metric", "expected", "rho", "p_value", "n"]
+
+
+def _spearman(x: np.ndarray, y: np.ndarray) -> tuple[float, float, int]:
+    """Spearman's rho and its p over the pairs where both are finite, and their number; rho = p = nan for fewer
+    than 3 pairs or a constant side. scipy.stats is imported here: the app's start-up reads this module's names."""
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
+        return np.nan, np.nan, int(ok.sum())
+    from scipy.stats import spearmanr
+
+    result = spearmanr(x[ok], y[ok])
+    return float(result.statistic), float(result.pvalue), int(ok.sum())
 Z_CLIP = 5.0
 # Smallest spread of a score that means something: (absolute, relative to |median|).
 MIN_SCALE = {"plausibility": (0.05, 0.0), "recon_error": (0.05, 0.0), "knn_distance": (0.0, 0.05),
@@ -110,10 +121,7 @@ def fitted_combination(table: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFra
         fit = merged[merged["fold"] != fold]
         w = {}
         for z in zs:
-            x, y = fit[z].to_numpy(dtype=float), fit["dice"].to_numpy(dtype=float)
-            ok = np.isfinite(x) & np.isfinite(y)
-            rho = spearmanr(x[ok], y[ok]).statistic if ok.sum() >= 3 and np.ptp(x[ok]) > 0 and np.ptp(y[ok]) > 0 \
-                else np.nan
+            rho, _, _ = _spearman(fit[z].to_numpy(dtype=float), fit["dice"].to_numpy(dtype=float))
             w[z[2:]] = float(max(0.0, -rho)) if np.isfinite(rho) else 0.0
         weights[int(fold)] = w
         rows = out["fold"] == fold
@@ -161,12 +169,7 @@ def spearman_table(triage_df: pd.DataFrame, metrics_df: pd.DataFrame) -> pd.Data
             if score not in group:
                 continue
             for metric, expected in EXPECTED_SIGN.items():
-                x, y = group[score].to_numpy(dtype=float), group[metric].to_numpy(dtype=float)
-                ok = np.isfinite(x) & np.isfinite(y)
-                rho = p = np.nan
-                if ok.sum() >= 3 and np.ptp(x[ok]) > 0 and np.ptp(y[ok]) > 0:
-                    result = spearmanr(x[ok], y[ok])
-                    rho, p = float(result.statistic), float(result.pvalue)
+                rho, p, n = _spearman(group[score].to_numpy(dtype=float), group[metric].to_numpy(dtype=float))
                 rows.append({"method": method, "score": score, "metric": metric, "expected": expected,
-                             "rho": rho, "p_value": p, "n": int(ok.sum())})
+                             "rho": rho, "p_value": p, "n": n})
     return pd.DataFrame(rows, columns=columns)
