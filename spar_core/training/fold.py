@@ -18,7 +18,6 @@ from spar_core.data.splits import Split
 from spar_core.training.segmenter import train_segmenter
 from spar_core.training.shape_ae import load_shape_ae, save_shape_ae, train_shape_ae
 from spar_core.errors import SparError, note
-from spar_core.training.checkpoint import Checkpoint
 
 
 def fold_slices(dataset: Dataset, split: Split, preset: Preset) -> tuple[SliceSet, SliceSet]:
@@ -44,17 +43,19 @@ def fold_shape_ae(
     """The fold's frozen shape auto-encoder: loaded when it exists, trained on true masks otherwise (or when the
     file on disk is unreadable: said so, and trained again)."""
     path = run.shape_ae_path(fold)
-    if path.is_file() and dist.is_main:
+    ae = None
+    if path.is_file():
         try:
-            Checkpoint.load(path)
+            ae = load_shape_ae(path, device)
         except SparError as err:
-            note(f"{err}; training the fold's shape auto-encoder again")
-            path.unlink()
+            if dist.is_main:
+                note(f"{err}; training the fold's shape auto-encoder again")
+    barrier(dist)  # every rank has read the file before one is written in its place
+    if ae is not None:
+        return ae
+    if dist.is_main:
+        save_shape_ae(train_shape_ae(train.labels, preset, device=device, progress=progress), path)
     barrier(dist)
-    if not path.is_file():
-        if dist.is_main:
-            save_shape_ae(train_shape_ae(train.labels, preset, device=device, progress=progress), path)
-        barrier(dist)
     return load_shape_ae(path, device)
 
 
