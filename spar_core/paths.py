@@ -18,6 +18,7 @@ from spar_core.errors import SparError
 
 NIFTI_SUFFIX = ".nii.gz"  # what spar writes; it reads .nii too
 DATASET_JSON = "dataset.json"  # a dataset folder's description (Decathlon / nnU-Net layout)
+MAX_JSON_BYTES = 64 * 2**20  # the largest JSON file read: a dataset.json of 100,000 exams is a few MB
 DATA_ROOT_ENV = "SPAR_DATA_ROOT"
 RUNS_ROOT_ENV = "SPAR_RUNS_ROOT"
 
@@ -99,16 +100,29 @@ def write_json(path: str | Path, obj: Any) -> None:
         tmp.write_text(json.dumps(obj, indent=2, default=_jsonable) + "\n")
 
 
-def read_json_object(path: str | Path, expected: str = "a JSON object") -> dict[str, Any]:
-    """The JSON object in ``path``; a missing, unreadable, truncated, binary or non-object file is one
-    :class:`SparError` naming the file and ``expected`` (what the file should hold)."""
+def read_json(path: str | Path, expected: str, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """The JSON value in ``path``; a missing, oversized, unreadable, truncated, binary or too deeply nested file
+    is one :class:`SparError` naming the file and ``expected`` (what the file should hold)."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise SparError(f"{path}: {size:,} bytes; expected {expected} under {max_bytes:,} bytes")
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SparError(f"{path}: missing; expected {expected}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+    except json.JSONDecodeError as err:
+        raise SparError(f"{path}: unreadable, not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}; "
+                        f"expected {expected}") from None
+    except RecursionError:
+        raise SparError(f"{path}: JSON nested too deeply; expected {expected}") from None
+    except (OSError, UnicodeDecodeError) as err:
         raise SparError(f"{path}: unreadable ({type(err).__name__}); expected {expected}") from None
+
+
+def read_json_object(path: str | Path, expected: str = "a JSON object") -> dict[str, Any]:
+    """:func:`read_json` of a file that must hold a JSON object."""
+    data = read_json(path, expected)
     if not isinstance(data, dict):
         raise SparError(f"{path}: holds a JSON {type(data).__name__}; expected {expected}")
     return data

@@ -11,7 +11,6 @@ expected. The volumes themselves are read by :mod:`spar_core.data.nifti`.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +22,8 @@ from spar_core.data.checks import check_same_affine, check_same_grid
 from spar_core.data.nifti import (CHANNEL_SUFFIX, NIFTI_SUFFIXES, Volume, case_id_of, read_image,
                                   read_labels_affine)
 from spar_core.errors import SparError, note
-from spar_core.paths import DATASET_JSON
+from spar_core.paths import DATASET_JSON, read_json_object
 
-MAX_JSON_BYTES = 64 * 2**20  # a dataset.json of 100,000 exams is a few MB
 
 
 @dataclass(frozen=True)
@@ -58,10 +56,6 @@ class Dataset:
             if case.case_id == case_id:
                 return case
         raise SparError(f"{self.root}: no case {case_id!r} in dataset.json (it lists {len(self.cases)} cases)")
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(f"{type(err).__name__}: {err}".split())
 
 
 # ---------------------------------------------------------------------------------------------- dataset.json
@@ -161,23 +155,6 @@ def _note_channels(meta: dict, where: Path) -> None:
         note(f"{where}: {len(channels)} channels ({names}); spar segments from the first ({CHANNEL_SUFFIX}) only")
 
 
-def _read_json_object(where: Path) -> dict:
-    try:
-        size = where.stat().st_size
-        if size > MAX_JSON_BYTES:
-            raise SparError(f"{where}: {size:,} bytes; expected a dataset description under {MAX_JSON_BYTES:,} bytes")
-        meta = json.loads(where.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise SparError(f"{where}: not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}") from None
-    except RecursionError:
-        raise SparError(f"{where}: JSON nested too deeply; expected a flat dataset description") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise SparError(f"{where}: cannot read ({_one_line(err)})") from None
-    if not isinstance(meta, dict):
-        raise SparError(f"{where}: expected a JSON object with \"labels\" and \"training\", got {type(meta).__name__}")
-    return meta
-
-
 def read_labels(path: str | Path) -> dict[str, int]:
     """The ``labels`` of a dataset.json (name -> value, background included), validated as :func:`load_dataset`
     does; the listed images are not looked at.
@@ -188,7 +165,7 @@ def read_labels(path: str | Path) -> dict[str, int]:
     where = Path(path)
     if not where.is_file():
         raise SparError(f"{where}: file not found; expected a dataset.json with \"labels\"")
-    meta = _read_json_object(where)
+    meta = read_json_object(where, 'a dataset description (a JSON object with "labels")')
     if "labels" not in meta:
         raise SparError(f'{where}: no "labels" key; expected "labels" (name -> integer)')
     return _parse_labels(meta["labels"], where)
@@ -209,7 +186,7 @@ def load_dataset(root: str | Path) -> Dataset:
         raise SparError(f"{root}: no such folder; expected a dataset folder holding dataset.json")
     if not where.is_file():
         raise SparError(f"{where}: file not found; expected the dataset description (Decathlon / nnU-Net layout)")
-    meta = _read_json_object(where)
+    meta = read_json_object(where, 'a dataset description (a JSON object with "labels")')
     if "labels" not in meta:
         raise SparError(f'{where}: no "labels" key; expected "labels" (name -> integer)')
     if "training" not in meta and "file_ending" not in meta:

@@ -7,7 +7,6 @@ their cases. Splits are deterministic for a seed, and each side is sorted so spl
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from spar_core.errors import SparError
+from spar_core.paths import read_json
 
 @dataclass(frozen=True)
 class Split:
@@ -139,13 +139,9 @@ def read_splits_file(path: str | Path, case_ids: Sequence[str]) -> list[Split]:
     """
     path = Path(path)
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as err:
-        raise SparError(f"--splits {path}: cannot read ({type(err).__name__}: {err})") from None
-    except json.JSONDecodeError as err:
-        raise SparError(f"--splits {path}: not valid JSON: {err.msg} at line {err.lineno}") from None
-    except RecursionError:
-        raise SparError(f"--splits {path}: JSON nested too deeply; expected a list of {{train, val}}") from None
+        raw = read_json(path, "a list of {train, val} (nnU-Net's splits_final.json)")
+    except SparError as err:
+        raise SparError(f"--splits {err}") from None
     form = 'expected a list of {"train": [case ids], "val": [case ids]} (nnU-Net splits_final.json)'
     if not isinstance(raw, list) or not raw:
         raise SparError(f"--splits {path}: {form}")
