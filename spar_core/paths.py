@@ -18,6 +18,7 @@ from spar_core.errors import SparError
 
 NIFTI_SUFFIX = ".nii.gz"  # what spar writes; it reads .nii too
 DATASET_JSON = "dataset.json"  # a dataset folder's description (Decathlon / nnU-Net layout)
+IMPORT_RECORD = "import.json"  # what spar import records of each case (patient, study, series, mask)
 MAX_JSON_BYTES = 64 * 2**20  # the largest JSON file read: a dataset.json of 100,000 exams is a few MB
 DATA_ROOT_ENV = "SPAR_DATA_ROOT"
 RUNS_ROOT_ENV = "SPAR_RUNS_ROOT"

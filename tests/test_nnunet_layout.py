@@ -16,8 +16,8 @@ import torch
 from spar_core.cli import main
 from spar_core.data.dataset import load_dataset
 from spar_core.data.nifti import image_file, label_file
-from spar_core.data.patients import declared_patients, merge_groups
-from spar_core.data.splits import read_splits_file
+from spar_core.data.patients import declared_patients
+from spar_core.data.splits import merge_groups, read_splits_file
 from spar_core.pipeline.experiment import dataset_splits
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from spar_core.data.dataset import Dataset
 from spar_core.data.nifti import read_nifti
+from spar_core.data.splits import merge_groups
 
 SIMILAR_CORRELATION = 0.99
 FINGERPRINT_SIDE = 16
@@ -58,19 +59,9 @@ class Twins:
 
     def groups(self) -> dict[str, str]:
         """The ``groups`` mapping the splits take (case id -> group id): twins of either kind, transitively, map
-        to their group's first id; cases without a twin are left out."""
-        parent: dict[str, str] = {}
-
-        def root(x: str) -> str:
-            while parent.setdefault(x, x) != x:
-                x = parent[x]
-            return x
-
+        to their group's smallest id; cases without a twin are left out."""
         pairs = [(g[0], other) for g in self.identical for other in g[1:]] + [(a, b) for a, b, _ in self.similar]
-        for a, b in pairs:
-            ra, rb = root(a), root(b)
-            parent[max(ra, rb)] = min(ra, rb)
-        return {case: root(case) for case in parent}
+        return merge_groups(*({a: a, b: a} for a, b in pairs))
 
     def lines(self) -> list[str]:
         """What ``spar check`` and ``spar crossval`` print, one line per group or pair."""

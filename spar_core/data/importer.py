@@ -23,7 +23,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from spar_core.data.checks import label_dtype
-from spar_core.paths import DATASET_JSON, NIFTI_SUFFIX
+from spar_core.paths import DATASET_JSON, IMPORT_RECORD, NIFTI_SUFFIX
 from spar_core.data.nifti import check_voxel_count, image_file, label_file, write_nifti
 from spar_core.data.dicom_series import (Segmentation, Series, StackGeometry, check_decodable, check_stack,
                                          read_series, scan_folder, sorted_instance_uids)
@@ -267,7 +267,7 @@ def write_dataset(plan: ImportPlan, out: str | Path, name: str | None = None,
                             "mask": None if case.mask is None else str(case.mask), "mask_kind": case.mask_kind})
             if progress is not None:
                 progress(done, len(plan.cases))
-        write_json(work / "import.json", {"source": str(plan.source), "cases": records,
+        write_json(work / IMPORT_RECORD, {"source": str(plan.source), "cases": records,
                                           "left_out": list(plan.skipped)})
         write_json(work / DATASET_JSON, {
             "name": name or out.name, "description": f"Imported by spar import from {plan.source.name}",

@@ -3,20 +3,16 @@ of one child, both knees of one adult).
 
 A dataset may say so in two ways: ``import.json`` (written by ``spar import``) records each case's DICOM
 PatientID, and ``dataset.json`` may hold ``"patients": {"<case>": "<patient>", ...}``. Exams with identical or
-near-identical voxels (:mod:`spar_core.data.duplicates`) are grouped likewise; :func:`merge_groups` joins every
-relation into one case -> group mapping, as the splits take it.
+near-identical voxels (:mod:`spar_core.data.duplicates`) are grouped likewise;
+:func:`spar_core.data.splits.merge_groups` joins every relation into one case -> group mapping, as the splits take
+it.
 """
 
 from __future__ import annotations
 
-from typing import Mapping
-
 from spar_core.data.dataset import Dataset
 from spar_core.errors import SparError
-from spar_core.paths import read_json_object
-
-IMPORT_RECORD = "import.json"
-
+from spar_core.paths import DATASET_JSON, IMPORT_RECORD, read_json_object
 
 def declared_patients(dataset: Dataset) -> dict[str, str]:
     """Case id -> patient id, for the cases the dataset assigns to a patient (``dataset.json``'s ``patients``, else
@@ -26,7 +22,7 @@ def declared_patients(dataset: Dataset) -> dict[str, str]:
         SparError: a ``patients`` entry that is not a mapping of case ids to patient ids, or an unreadable
             ``import.json``.
     """
-    where = dataset.root / "dataset.json"
+    where = dataset.root / DATASET_JSON
     table = dataset.meta.get("patients")
     if table is not None:
         if not isinstance(table, dict) or not all(isinstance(v, (str, int)) for v in table.values()):
@@ -41,23 +37,3 @@ def declared_patients(dataset: Dataset) -> dict[str, str]:
     cases = read_json_object(record, "spar import's record of the cases").get("cases") or []
     return {str(c["case"]): str(c["patient_id"]) for c in cases
             if isinstance(c, dict) and c.get("case") and c.get("patient_id")}
-
-
-def merge_groups(*relations: Mapping[str, str]) -> dict[str, str]:
-    """One case -> group mapping from several (cases mapped to one value belong together, across mappings too):
-    every case of a group maps to the group's smallest case id."""
-    parent: dict[str, str] = {}
-
-    def root(x: str) -> str:
-        while parent.setdefault(x, x) != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for relation in relations:
-        first: dict[str, str] = {}
-        for case, group in relation.items():
-            a, b = root(case), root(first.setdefault(str(group), case))
-            if a != b:
-                parent[max(a, b)] = min(a, b)
-    return {case: root(case) for case in parent}

@@ -26,6 +26,26 @@ class Split:
     test: tuple[str, ...]
 
 
+def merge_groups(*relations: Mapping[str, str]) -> dict[str, str]:
+    """One case -> group mapping from several (cases mapped to one value belong together, across mappings too):
+    every case of a group maps to the group's smallest case id."""
+    parent: dict[str, str] = {}
+
+    def root(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for relation in relations:
+        first: dict[str, str] = {}
+        for case, group in relation.items():
+            a, b = root(case), root(first.setdefault(str(group), case))
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    return {case: root(case) for case in parent}
+
+
 def _patients(case_ids: Sequence[str], groups: Mapping[str, str] | None) -> dict[str, list[str]]:
     """Patient id -> its case ids, patients in sorted order. Cases missing from ``groups`` are their own patient."""
     if isinstance(case_ids, str):

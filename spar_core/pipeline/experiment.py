@@ -11,8 +11,8 @@ from typing import Sequence
 from spar_core.data.dataset import Dataset
 from spar_core.data.duplicates import Twins, find_twins
 from spar_core.data.orientation import dataset_orientation
-from spar_core.data.patients import declared_patients, merge_groups
-from spar_core.data.splits import Split, make_splits, read_splits_file
+from spar_core.data.patients import declared_patients
+from spar_core.data.splits import Split, make_splits, merge_groups, read_splits_file
 from spar_core.errors import SparError
 from spar_core.postprocessing.settings import PostprocessSettings
 from spar_core.runs.run_folder import RunRecord

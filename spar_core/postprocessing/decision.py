@@ -25,14 +25,8 @@ import numpy as np
 from spar_core.errors import SparError
 from spar_core.postprocessing.chain import Chain, find_chain
 from spar_core.postprocessing.components import structure_parts
-from spar_core.postprocessing.settings import DEFAULT_CONNECTIVITY, PostprocessSettings
+from spar_core.postprocessing.settings import DEFAULT_CONNECTIVITY, PostprocessSettings, json_record
 from spar_core.postprocessing.steps import PostprocessConfig
-
-def _record(data: Any, what: str) -> Mapping[str, Any]:
-    if not isinstance(data, Mapping):
-        raise SparError(f"{what}: expected a JSON object, got {type(data).__name__}")
-    return data
-
 
 @dataclass(frozen=True)
 class LabelFacts:
@@ -60,13 +54,13 @@ class LabelFacts:
 
     @classmethod
     def from_json(cls, data: Any, what: str = "label facts") -> "LabelFacts":
-        data = _record(data, what)
+        data = json_record(data, what)
         chain = data.get("chain")
         try:
-            parts = tuple(sorted((int(k), int(n)) for k, n in _record(data.get("parts") or {}, what).items()))
+            parts = tuple(sorted((int(k), int(n)) for k, n in json_record(data.get("parts") or {}, what).items()))
         except (TypeError, ValueError) as err:
             raise SparError(f"{what}: parts: expected label → number of parts ({err})") from None
-        return cls(Chain.from_dict(_record(chain, what)) if chain is not None else None, parts)
+        return cls(Chain.from_dict(json_record(chain, what)) if chain is not None else None, parts)
 
 
 @dataclass(frozen=True)
@@ -124,12 +118,12 @@ class Decision:
     def from_json(cls, data: Any, what: str = "post-processing decision") -> "Decision | None":
         """The decision a file records; None for a fold that could not decide (the files of earlier versions
         marked it with ``fallback``)."""
-        data = _record(data, what)
+        data = json_record(data, what)
         if data.get("decided") is False or "fallback" in data:
             return None
         try:
             tests = tuple(StepTest(str(step), float(t["p_dice_up"]), float(t["p_mssd_down"]))
-                          for step, t in _record(data.get("tests") or {}, what).items())
+                          for step, t in json_record(data.get("tests") or {}, what).items())
             return cls(chain=bool(data["chain"]), closing=bool(data["closing"]),
                        largest=tuple(int(v) for v in data["largest"]), n_exams=int(data.get("n_exams", 0)),
                        folds=int(data.get("folds", 1)),

@@ -43,6 +43,13 @@ MODE_HELP = {
 }
 
 
+def json_record(data: Any, what: str) -> Mapping[str, Any]:
+    """``data`` (read from JSON) when it is an object; one error naming ``what`` otherwise."""
+    if not isinstance(data, Mapping):
+        raise SparError(f"{what}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
 def check_mode(mode: str) -> str:
     if mode not in MODES:
         raise SparError(f"--postprocess {mode!r}: expected one of {', '.join(MODES)}")
@@ -77,8 +84,7 @@ class PostprocessSettings:
     @classmethod
     def from_json(cls, data: Any, what: str = "postprocess settings") -> "PostprocessSettings":
         """Settings as run.json records them; a key absent in an older run takes what that run did."""
-        if not isinstance(data, Mapping):
-            raise SparError(f"{what}: expected a JSON object, got {type(data).__name__}")
+        data = json_record(data, what)
         try:
             return cls(mode=str(data.get("mode", LEGACY_MODE)),
                        closing_mm=float(data.get("closing_mm", DEFAULT_CLOSING_MM)),
