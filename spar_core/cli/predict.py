@@ -96,7 +96,7 @@ def input_exams(path: Path) -> list[Path]:
     Raises:
         SparError: a missing path, or a folder without NIfTI files.
     """
-    from spar_core.data.nifti import NIFTI_SUFFIXES, case_id_of
+    from spar_core.data.nifti import NIFTI_SUFFIXES
 
     if path.is_file():
         return [path]
@@ -104,18 +104,22 @@ def input_exams(path: Path) -> list[Path]:
         raise SparError(f"--image {path}: no such file or folder; expected a NIfTI exam or a folder of them")
     folder = path / "imagesTr" if (path / DATASET_JSON).is_file() and (path / "imagesTr").is_dir() else path
     exams = sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(NIFTI_SUFFIXES))
-    first = {case_id_of(p) for p in exams if case_id_of(p) != p.name.split(".")[0]}  # nnU-Net's <case>_0000
-    exams = [p for p in exams if not _other_channel(p, first)]
+    exams = _first_channels(exams)
     if not exams:
         raise SparError(f"--image {path}: no .nii or .nii.gz file in it; expected NIfTI exams")
     return exams
 
 
-def _other_channel(path: Path, cases: set[str]) -> bool:
-    """``<case>_0001.nii.gz`` and later channels of a case whose ``_0000`` is there: spar reads the first only."""
-    stem = path.name.split(".")[0]
-    head, _, channel = stem.rpartition("_")
-    return head in cases and len(channel) == 4 and channel.isdigit() and channel != "0000"
+def _first_channels(exams: list[Path]) -> list[Path]:
+    """``exams`` without nnU-Net's ``<case>_0001.nii.gz`` and later channels of a case whose ``_0000`` is there:
+    spar reads the first channel only."""
+    stems = {p.name.split(".")[0] for p in exams}
+
+    def later_channel(stem: str) -> bool:
+        head, _, channel = stem.rpartition("_")
+        return len(channel) == 4 and channel.isdigit() and channel != "0000" and f"{head}_0000" in stems
+
+    return [p for p in exams if not later_channel(p.name.split(".")[0])]
 
 
 def _training_orientation(config: dict) -> str | None:

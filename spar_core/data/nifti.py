@@ -100,9 +100,7 @@ def write_nifti(array: np.ndarray, affine: np.ndarray, path: str | Path,
         img.set_sform(affine, code=1)
         img.header.set_xyzt_units("mm", "sec")
     else:
-        header = header.copy()
-        header.set_data_dtype(array.dtype)
-        img = nibabel.Nifti1Image(array, affine, header)
+        img = nibabel.Nifti1Image(array, affine, header.copy())
         img.header.set_slope_inter(1, 0)
     img.set_data_dtype(array.dtype)
     data = img.to_bytes()
