@@ -30,7 +30,9 @@ RANKS: dict[str, int] = {
 }
 TORCH_FREE = ("spar_core.methods", "spar_core.paths", "spar_core.progress", "spar_core.runs.run_folder",
               "spar_core.evaluation.report", "spar_core.evaluation.significance", "spar_core.runs.jobs",
-              "spar_core.data.checks", "spar_core.triage.ranking", "spar_core.runs.study_folder")
+              "spar_core.data.checks", "spar_core.triage.ranking", "spar_core.runs.study_folder",
+              "spar_core.postprocessing.settings", "spar_core.runs.lock", "spar_core.training.names",
+              "spar_core.cli.commands", "spar_core.cli.options")
 
 
 def _part(module: str) -> str:
