@@ -239,11 +239,11 @@ def test_robustness_and_efficiency_curves_label_their_axes() -> None:
     from spar_core.runs.study_folder import ALL
 
     rows = [{"corruption": kind, "severity": sev, "method": m, "metric": "dice_pct", "mean": 80.0, "ci_low": 78.0,
-             "ci_high": 82.0} for kind in ("noise", "gamma") for sev in (0, 2) for m in ("baseline", "spar")]
+             "ci_high": 82.0} for kind in ("noise", "gamma") for sev in (-2, 0, 2) for m in ("baseline", "spar")]
     fig = robustness_curves(pd.DataFrame(rows), "gamma")
-    assert list(fig.layout.xaxis.ticktext) == ["clean", f"{LEVELS['gamma'][1]:g}"]
+    assert list(fig.layout.xaxis.ticktext) == ["0.5", "clean", f"{LEVELS['gamma'][1]:g}"]
     assert UNITS["gamma"] in fig.layout.xaxis.title.text and fig.layout.title.text == "gamma"
-    assert all(len(t.x) in (2, 4) for t in fig.data)  # the gamma rows only: two severities (bands: four corners)
+    assert all(len(t.x) in (3, 6) for t in fig.data)  # the gamma rows only: three severities (bands: six corners)
     table = pd.DataFrame([{"train_exams": n, "method": "baseline", "metric": "dice_pct", "mean": 80.0,
                            "ci_low": 78.0, "ci_high": 82.0} for n in (2, ALL)])
     assert list(efficiency_curves(table, title="s").layout.xaxis.ticktext) == ["2", "all"]

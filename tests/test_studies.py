@@ -12,7 +12,7 @@ import pytest
 
 import spar_core.pipeline.robustness as robustness
 from spar_core.cli import main
-from spar_core.data.corruptions import CORRUPTIONS, corrupt
+from spar_core.data.corruptions import CORRUPTIONS, corrupt, corrupt_label, level, severities_of
 from spar_core.data.splits import Split
 from spar_core.errors import SparError
 from spar_core.pipeline.data_efficiency import nested_subsets, parse_sizes
@@ -48,11 +48,39 @@ def test_corruptions_are_seeded_graded_and_keep_the_grid(kind: str) -> None:
     assert mild.shape == strong.shape == image.shape and np.isfinite(strong).all()
     assert np.array_equal(mild, corrupt(image, spacing, 2, kind, 1, case="a"))  # the same for every caller
     change = lambda x: float(np.abs(x - image).mean())  # noqa: E731
-    assert 0 < change(mild) < change(strong)
-    if kind in ("noise", "bias", "ghosting"):  # random: another case gets another draw
+    assert 0 < change(mild) < change(strong) or kind == "fov_shift"  # 45 mm moves all of it out: its own test
+    if kind in ("noise", "bias", "ghosting", "fov_shift"):  # random: another case gets another draw
         assert not np.array_equal(strong, corrupt(image, spacing, 2, kind, 4, case="b"))
     with pytest.raises(SparError, match="severity"):
         corrupt(image, spacing, 2, kind, 5)
+
+
+def test_fov_shift_moves_content_and_truth_toward_the_head_and_fills_with_the_exams_background() -> None:
+    rng = np.random.default_rng(1)
+    image = (rng.random((60, 40, 6)) * 10).astype(np.float32)  # background 0..10
+    label = np.zeros(image.shape, np.uint8)
+    image[20:30, 15:25] += 500
+    label[20:30, 15:25] = 3
+    spacing = (2.0, 1.0, 4.0)
+    # voxel axis 0 runs toward the feet (LPS-like "I"): toward the head is toward lower indices
+    affine = np.array([[0, 0, 4.0, 0], [0, -1.0, 0, 0], [-2.0, 0, 0, 0], [0, 0, 0, 1]])
+    for severity, rows in ((3, range(5, 15)), (-3, range(35, 45))):  # 30 mm = 15 voxels of 2 mm
+        moved = corrupt(image, spacing, 2, "fov_shift", severity, case="a", affine=affine)
+        truth = corrupt_label(label, spacing, 2, "fov_shift", severity, case="a", affine=affine)
+        inside = np.argwhere(truth == 3)
+        assert sorted(set(inside[:, 0])) == list(rows)
+        assert abs(int(np.ptp(inside[:, 1])) - 9) == 0 and abs(inside[:, 1].min() - 15) <= 10  # at most a third
+        assert truth.dtype == label.dtype and (truth == 3).sum() == (label == 3).sum()
+        assert (moved[truth == 3] > 400).all() and (moved[truth == 0] < 11).mean() > 0.99  # the content moved along
+        new = np.zeros(image.shape, bool)
+        new[:15] = severity < 0
+        new[-15:] = severity > 0
+        assert moved[new].max() <= np.percentile(image, 5) + 1e-6  # filled from the exam's own darkest voxels
+    assert level("fov_shift", -4) == -45.0 and level("gamma", -2) == 0.5
+    assert severities_of("gamma", [0, 2]) == [-2, 0, 2] and severities_of("noise", [0, 2]) == [0, 2]
+    with pytest.raises(SparError, match="severity -1 of noise"):
+        level("noise", -1)
+    assert np.array_equal(corrupt_label(label, spacing, 2, "gamma", 2), label)
 
 
 def test_robustness_study_same_image_for_every_method_and_resumable(two_fold_run: Path, monkeypatch) -> None:
@@ -66,13 +94,17 @@ def test_robustness_study_same_image_for_every_method_and_resumable(two_fold_run
     monkeypatch.setattr(robustness, "corrupt", counting)
     assert main(["study", "robustness", str(two_fold_run), "--corruptions", "noise,gamma", "--severities", "0,3",
                  "--device", "cpu"]) == 0
-    assert len(calls) == len(set(calls)) == 4 * 2  # once per exam and corrupted condition, shared by both methods
+    assert len(calls) == len(set(calls)) == 4 * 3  # once per exam and corrupted condition, shared by both methods
     folder = two_fold_run / "studies" / "robustness"
     metrics = pd.read_csv(folder / "metrics.csv", dtype={"case": str})
-    assert set(metrics["method"]) == {"baseline", "spar"} and len(metrics) == 3 * 4 * 3 * 2  # clean, noise 3, gamma 3
+    assert set(metrics["method"]) == {"baseline", "spar"} and len(metrics) == 4 * 4 * 3 * 2  # clean, noise 3, gamma ±3
     assert (folder / "folds" / "0" / "clean_0.csv").is_file() and not (folder / "folds" / "0" / "noise_0.csv").exists()
     table = pd.read_csv(folder / "table.csv")
-    assert set(table["corruption"]) == {"noise", "gamma"} and set(table["severity"]) == {0, 3}
+    assert set(table["corruption"]) == {"noise", "gamma"} and set(table["severity"]) == {-3, 0, 3}
+    assert set(table[table["corruption"] == "noise"]["severity"]) == {0, 3}  # one-sided
+    identity = pd.read_csv(folder / "identity.csv")
+    assert len(identity) == 4 * 2 and (identity["exams"] == 4).all()  # per condition and method, of the 4 exams
+    assert (identity["exams_with_shift"] <= identity["exams"]).all()
     finite = table.dropna(subset=["ci_low", "ci_high"])
     assert ((finite["ci_low"] <= finite["mean"] + 1e-9) & (finite["mean"] <= finite["ci_high"] + 1e-9)).all()
     spar = table[(table["method"] == "spar")]

@@ -52,7 +52,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                      "and scored. Writes RUN/studies/robustness/ (units, metrics.csv, table.csv).")
     r.add_argument("run", type=Path, metavar="RUN", help="a cross-validation run folder")
     r.add_argument("--corruptions", default="all", help=f"'all' or a list of {', '.join(CORRUPTIONS)}")
-    r.add_argument("--severities", default=",".join(map(str, SEVERITIES)), help="severities 0..4 (0: clean)")
+    r.add_argument("--severities", default=",".join(map(str, SEVERITIES)), help="severities 0..4 (0: clean); gamma and fov_shift run at both signs "
+                   "(-2: the other direction)")
     r.add_argument("--methods", default="all", help="'all' (the run's) or a comma-separated list")
     r.add_argument("--seed", type=int, default=0, help="seed of the corruptions (default 0)")
     r.add_argument("--shard", default="0/1", help="i/n: the i-th of n shares of the units (job arrays)")

@@ -11,7 +11,7 @@ from typing import Mapping
 import pandas as pd
 import plotly.graph_objects as go
 
-from spar_core.data.corruptions import LEVELS, UNITS
+from spar_core.data.corruptions import UNITS, level
 from spar_core.errors import SparError
 from spar_core.evaluation.significance import METRICS
 from spar_core.methods import BASELINE, display_name, method_order
@@ -68,8 +68,9 @@ def robustness_curves(table: pd.DataFrame, kind: str, metric: str = "dice_pct",
                       title: str | None = None) -> go.Figure:
     """A robustness table's curves for corruption ``kind``: severity on x, labelled "clean" and by the
     corruption's level in its unit (SNR, γ, …)."""
-    ticks = {0: "clean", **{i + 1: f"{v:g}" for i, v in enumerate(LEVELS[kind])}}
-    return study_curves(table[table["corruption"] == kind], "severity", metric,
+    rows = table[table["corruption"] == kind]
+    ticks = {int(s): "clean" if s == 0 else f"{level(kind, int(s)):.3g}" for s in rows["severity"].unique()}
+    return study_curves(rows, "severity", metric,
                         x_title=f"severity ({UNITS[kind]})", tick_text=ticks, title=kind if title is None else title)
 
 

@@ -6,7 +6,9 @@ exam's own truth.
 for the exams as they are, shared by every corruption's curve; a unit is skipped when
 the study is started again: resumable; ``Shard`` splits the units over a job array), ``metrics.csv`` (all rows),
 ``table.csv`` (:func:`~spar_core.evaluation.study_table.study_table` per corruption and severity) and
-``study.json``. Every method sees the very same corrupted image.
+``identity.csv`` (per corruption, severity and method: the exams with a shifted structure,
+:func:`~spar_core.evaluation.identity.identity_table`) and ``study.json``. Every method sees the very same
+corrupted image; a two-sided corruption runs at both signs of each severity asked for.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from typing import Sequence
 import pandas as pd
 import torch
 
-from spar_core.data.corruptions import CORRUPTIONS, SEVERITIES, corrupt, level
+from spar_core.data.corruptions import CORRUPTIONS, SEVERITIES, corrupt, corrupt_label, level, severities_of
 from spar_core.data.dataset import load_dataset, load_volume
 from spar_core.errors import SparError
 from spar_core.inference.predict import predict_volume
+from spar_core.evaluation.identity import identity_table
 from spar_core.evaluation.rows import metric_rows
 from spar_core.postprocessing.steps import postprocess
 from spar_core.evaluation.study_table import study_table
@@ -51,7 +54,7 @@ def run_robustness(run: RunFolder | str | Path, corruptions: Sequence[str] = COR
     """
     run = run if isinstance(run, RunFolder) else RunFolder(run)
     for kind in corruptions:
-        for severity in severities:
+        for severity in severities_of(kind, severities):
             level(kind, severity)  # an unknown kind or severity fails before any work
     if not corruptions or not severities:
         raise SparError("--corruptions / --severities: expected at least one of each")
@@ -69,7 +72,7 @@ def run_robustness(run: RunFolder | str | Path, corruptions: Sequence[str] = COR
     device = torch.device(device)
     folder = StudyFolder.robustness(run)
     # severity 0 is the clean exam, whatever the kind: scored once per fold ("clean"), shown in every kind's curve
-    conditions = ([(CLEAN, 0)] if 0 in severities else []) + [(k, v) for k in corruptions for v in severities if v]
+    conditions = ([(CLEAN, 0)] if 0 in severities else []) + [(k, v) for k in corruptions for v in severities_of(k, severities) if v]
     units = [(s, kind, sev) for s in splits for kind, sev in conditions]
     mine = shard.take(units)  # type: ignore[arg-type]
     loaded: dict[int, dict] = {}
@@ -86,12 +89,16 @@ def run_robustness(run: RunFolder | str | Path, corruptions: Sequence[str] = COR
         rows = []
         for i, case in enumerate(split.test):
             vol = load_volume(dataset, case)
-            image = vol.image if kind == CLEAN else corrupt(vol.image, vol.spacing, vol.slice_axis, kind, severity,
-                                                            case=case, seed=seed)
-            corrupted = replace(vol, image=image)
+            if kind == CLEAN:
+                corrupted = vol
+            else:
+                where = {"case": case, "seed": seed, "affine": vol.affine}
+                corrupted = replace(vol, image=corrupt(vol.image, vol.spacing, vol.slice_axis, kind, severity, **where),
+                                    label=corrupt_label(vol.label, vol.spacing, vol.slice_axis, kind, severity,
+                                                        **where))
             for method, ((unet, meta), cfg) in loaded[split.fold].items():
                 raw = predict_volume(unet, corrupted, meta.size, device=device, precision=precision)
-                rows += metric_rows(postprocess(raw, vol.spacing, cfg), vol.label, vol.spacing,
+                rows += metric_rows(postprocess(raw, vol.spacing, cfg), corrupted.label, vol.spacing,
                                     dataset.structures,
                                     {"case": case, "fold": split.fold, "method": method, "corruption": kind,
                                      "severity": severity, "level": None if kind == CLEAN else level(kind, severity)})
@@ -112,5 +119,9 @@ def run_robustness(run: RunFolder | str | Path, corruptions: Sequence[str] = COR
     table = pd.concat([table[table["corruption"] != CLEAN], *(clean.assign(corruption=k) for k in corruptions)],
                       ignore_index=True)
     write_csv(folder.table_csv, table)
+    identity = [identity_table(part).assign(corruption=kind, severity=severity)
+                for (kind, severity), part in metrics.groupby(["corruption", "severity"], sort=True)]
+    write_csv(folder.identity_csv, pd.concat(identity, ignore_index=True)[
+        ["corruption", "severity", "method", "exams", "exams_with_shift", "shifted", "pairs", "shifted_exams"]])
     return table
 

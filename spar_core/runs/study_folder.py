@@ -7,6 +7,7 @@ STUDY/metrics.csv, STUDY/table.csv              every cell's post-processed rows
 RUN/studies/robustness/study.json               a run's robustness study
 RUN/studies/robustness/folds/<k>/<kind>_<s>.csv one finished unit (clean_0: the exams as they are)
 RUN/studies/robustness/metrics.csv, table.csv   every unit's rows; the study table
+RUN/studies/robustness/identity.csv             per condition and method: the exams with a shifted structure
 ```
 """
 
@@ -47,6 +48,10 @@ class StudyFolder:
     @property
     def table_csv(self) -> Path:
         return self.root / "table.csv"
+
+    @property
+    def identity_csv(self) -> Path:
+        return self.root / "identity.csv"
 
     @property
     def cells_dir(self) -> Path:
