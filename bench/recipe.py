@@ -10,13 +10,19 @@ recipe chosen here has never seen the outer fold's test exams, so that fold's re
 cross-validation is an unbiased estimate (the other folds' test exams include inner test exams).
 
 One run folder per (variant, seed) under RUNS, resumable; a table of exam-mean Dice, MSSD, exams with a
-shifted structure and wall time per variant is printed and written to RUNS/recipe.csv.
+shifted structure and wall time per variant is printed and written to RUNS/recipe.csv. With ``--check`` each
+run's inner test exams are also predicted under the robustness check (``spar study robustness`` on the run:
+field-of-view shifts of ±15, ±30, ±45 mm, γ 0.5 and 2, a coarser acquisition × 2 and × 4), and the table gains
+its figures: the exam-mean Dice at ±45 mm and at γ 0.5 / 2, the worst of the shifts, and how many (exam,
+condition) pairs have a shifted structure. ``--rescore`` drops the checks' results first (after a change of the
+post-processing: the models are kept).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import shutil
 import time
 from pathlib import Path
 
@@ -27,7 +33,9 @@ from spar_core.data.dataset import load_dataset
 from spar_core.data.splits import Split, hold_out
 from spar_core.pipeline.crossval import run_crossval
 from spar_core.pipeline.experiment import dataset_splits, experiment_summary
+from spar_core.pipeline.robustness import run_robustness
 from spar_core.runs.run_folder import RunFolder
+from spar_core.runs.study_folder import StudyFolder
 from spar_core.training.device import pick_device
 from spar_core.training.presets import Preset, get_preset
 
@@ -35,6 +43,10 @@ from spar_core.training.presets import Preset, get_preset
 # shape auto-encoder, and a variant's wall time is its segmenter's)
 POLY = {"lr_schedule": "poly", "snapshot_epochs": ()}
 INTENSITY = AugmentConfig(gamma=0.5, contrast=0.25)
+WIDE = AugmentConfig(scale=0.25, rotation_deg=15.0, shift=0.3)
+WIDE_INT = dataclasses.replace(WIDE, gamma=0.5, contrast=0.25, brightness=0.25, low_res=1.0, blur=1.0, noise=0.05,
+                               p_intensity=0.2)
+CHECK = (("fov_shift", "gamma", "low_res"), (0, 2, 3, 4))
 VARIANTS: dict[str, tuple[str, dict, dict]] = {
     "cpu": ("cpu", {"snapshot_epochs": ()}, {}),
     "poly": ("cpu", POLY, {}),
@@ -61,6 +73,10 @@ VARIANTS: dict[str, tuple[str, dict, dict]] = {
     "ctx_s192": ("cpu", {**POLY, "size": 192}, {}),  # 1.17 mm pixels on the spine: four times the pixels
     "ctx_w24": ("cpu", POLY, {"base_channels": 24}),  # twice the UNet's width
     "ctx_b16": ("cpu", {**POLY, "batch_size": 16, "steps_per_epoch": 83}, {}),  # ≈ 1,000 updates of 16
+    # position carries no information: shifts of ±30 % of the side (one end of the row cut off), zoom ±25 %
+    "wide": ("cpu", {**POLY, "augment": WIDE}, {}),
+    "wide_int": ("cpu", {**POLY, "augment": WIDE_INT}, {}),  # + nnU-Net's intensity transforms, p 0.2 each
+    "wide_int_3000": ("cpu", {**POLY, "augment": WIDE_INT, "steps_per_epoch": 250}, {}),  # twice the updates
 }
 
 
@@ -88,6 +104,24 @@ def summarise(metrics: pd.DataFrame) -> dict:
             "mssd_mm": exams["mssd"].mean(), "shifted_exams": int(exams["shifted"].sum()), "n_exams": len(exams)}
 
 
+def check(run: RunFolder, method: str, rescore: bool) -> dict:
+    """The robustness check's figures for one run (its inner test exams)."""
+    folder = StudyFolder.robustness(run)
+    if rescore and folder.root.is_dir():
+        shutil.rmtree(folder.root)
+    run_robustness(run, *CHECK, [method])
+    rows = pd.read_csv(folder.metrics_csv, dtype={"case": str})
+    rows = rows[rows["postprocessed"]] if "postprocessed" in rows else rows
+    exams = rows.groupby(["corruption", "severity", "case"]).agg(
+        dice=("dice", "mean"), shifted=("shifted_to", lambda v: v.notna().any() and (v.astype(str) != "").any()))
+    cond = exams.groupby(["corruption", "severity"]).agg(dice=("dice", "mean"), shifted=("shifted", "sum"))
+    fov = cond.loc["fov_shift"]
+    return {"fov_m45": 100 * cond.loc[("fov_shift", -4), "dice"], "fov_p45": 100 * cond.loc[("fov_shift", 4), "dice"],
+            "fov_worst": 100 * fov["dice"].min(), "fov_shifted": int(fov["shifted"].sum()),
+            "g05": 100 * cond.loc[("gamma", -2), "dice"], "g2": 100 * cond.loc[("gamma", 2), "dice"],
+            "lowres4": 100 * cond.loc[("low_res", 4), "dice"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, required=True)
@@ -98,6 +132,8 @@ def main() -> None:
     parser.add_argument("--outer-folds", default="5")
     parser.add_argument("--outer-fold", type=int, default=0)
     parser.add_argument("--inner-test", type=float, default=0.25)
+    parser.add_argument("--check", action="store_true", help="the robustness check on each run's inner test exams")
+    parser.add_argument("--rescore", action="store_true", help="drop the checks' results first")
     args = parser.parse_args()
     dataset = load_dataset(args.dataset)
     split = inner_split(dataset, args.outer_folds, args.outer_fold, args.inner_test)
@@ -114,7 +150,8 @@ def main() -> None:
             start = time.perf_counter()
             metrics = run_crossval(dataset, [split], [args.method], preset, run, device=device)
             seconds = float("nan") if done else time.perf_counter() - start
-            rows.append({"variant": name, "seed": seed, **summarise(metrics), "seconds": seconds})
+            figures = check(run, args.method, args.rescore) if args.check else {}
+            rows.append({"variant": name, "seed": seed, **summarise(metrics), "seconds": seconds, **figures})
             print(pd.DataFrame(rows[-1:]).round(2).to_string(index=False, header=len(rows) == 1), flush=True)
     table = pd.DataFrame(rows)
     table.to_csv(args.out / "recipe.csv", index=False)

@@ -141,3 +141,51 @@ def test_intensity_augmentation_rejects_bad_ranges() -> None:
     for bad in ({"gamma": -0.1}, {"contrast": 1.0}):
         with pytest.raises(SparError):
             AugmentConfig(**bad)
+
+
+NNUNET_LIKE = AugmentConfig(gamma=0.5, contrast=0.25, brightness=0.25, low_res=1.0, blur=1.0, noise=0.05,
+                            p_intensity=0.3)
+
+
+def test_nnunet_intensity_transforms_hit_their_share_of_samples_and_every_channel_alike() -> None:
+    from spar_core.data.augment import augment_intensity
+
+    images = torch.rand(400, 1, 12, 12).expand(400, 3, 12, 12).contiguous()  # three identical "neighbour" slices
+    out = augment_intensity(images, NNUNET_LIKE, torch.Generator().manual_seed(0))
+    assert out.shape == images.shape and float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+    untouched = (out - images).abs().flatten(1).amax(1) == 0
+    # each of six transforms leaves a sample alone with probability 0.7: 0.7**6 ≈ 0.118 of 400 samples
+    assert 0.07 < float(untouched.float().mean()) < 0.17
+    # one draw per sample for all its channels, except the noise (a field per pixel)
+    quiet = AugmentConfig(**{**NNUNET_LIKE.__dict__, "noise": 0.0})
+    calm = augment_intensity(images, quiet, torch.Generator().manual_seed(0))
+    assert torch.allclose(calm[:, 0], calm[:, 2]) and torch.allclose(calm[:, 0], calm[:, 1])
+    assert torch.equal(out, augment_intensity(images, NNUNET_LIKE, torch.Generator().manual_seed(0)))
+
+
+@pytest.mark.parametrize("field, value", [("blur", 2.0), ("low_res", 2.0)])
+def test_blur_and_low_resolution_smooth_an_edge_and_keep_the_mean(field: str, value: float) -> None:
+    from spar_core.data.augment import augment_intensity
+
+    images = torch.zeros(4, 1, 32, 32)
+    images[:, :, :, 16:] = 1.0  # a sharp vertical edge
+    out = augment_intensity(images, AugmentConfig(**{field: value}), torch.Generator().manual_seed(3))
+    step = (out[:, 0, :, 1:] - out[:, 0, :, :-1]).amax(dim=(1, 2))
+    smoothed = step < 0.999
+    assert bool(smoothed.any())  # a draw of σ / factor near 0 may leave a sample almost as it was
+    assert torch.allclose(out.mean(dim=(1, 2, 3)), images.mean(dim=(1, 2, 3)), atol=0.02)
+
+
+def test_noise_and_brightness_change_what_they_say() -> None:
+    from spar_core.data.augment import augment_intensity
+
+    images = torch.full((64, 1, 16, 16), 0.5)
+    noisy = augment_intensity(images, AugmentConfig(noise=0.1), torch.Generator().manual_seed(4))
+    spread = noisy.flatten(1).std(1)
+    assert float(spread.max()) <= 0.1 * 1.3 and float(spread.mean()) > 0.02  # σ drawn in [0, 0.1]
+    bright = augment_intensity(images, AugmentConfig(brightness=0.2), torch.Generator().manual_seed(4))
+    factor = bright.flatten(1).mean(1) / 0.5
+    assert float(factor.min()) >= 0.8 - 1e-6 and float(factor.max()) <= 1.2 + 1e-6 and float(factor.std()) > 0.05
+    for bad in ({"brightness": 1.0}, {"noise": 0.6}, {"blur": -1.0}, {"low_res": 5.0}, {"p_intensity": 1.5}):
+        with pytest.raises(SparError, match=next(iter(bad))):
+            AugmentConfig(**bad)

@@ -1,5 +1,6 @@
 """Batched random augmentation of slices on device: an affine (scaling, rotation, shifting) of slices and their
-masks, and an intensity change (gamma, contrast) of the slices alone.
+masks, and nnU-Net's intensity changes (gamma, brightness, contrast, a coarser acquisition, blur, noise) of the
+slices alone.
 
 The paper augments with random scaling, rotation and shifting. Here one affine per sample is built from a
 CPU ``torch.Generator`` (so a seed gives the same batch on CPU and GPU) and applied to the whole batch at once
@@ -30,6 +31,13 @@ class AugmentConfig:
         gamma: intensity gamma drawn log-uniformly in [1 / (1 + gamma), 1 + gamma] per slice (nnU-Net draws
             0.7–1.5); 0 = off. Another scanner's contrast, not another shape.
         contrast: intensities scaled about the slice mean by a factor in [1 − contrast, 1 + contrast]; 0 = off.
+        brightness: intensities multiplied by a factor in [1 − brightness, 1 + brightness] (nnU-Net 0.25); 0 = off.
+        low_res: a coarser acquisition, the slice averaged down by a factor in [1, 1 + low_res] and interpolated
+            back (nnU-Net: up to 2, i.e. 1); 0 = off.
+        blur: Gaussian blur of σ in [0, blur] pixels (nnU-Net 0.5–1); 0 = off.
+        noise: Gaussian noise of σ in [0, noise] (intensities span [0, 1]); 0 = off.
+        p_intensity: the probability that each intensity transform is applied to a sample (nnU-Net: 0.1–0.3 per
+            transform; 1 = every sample, as the gamma and contrast of earlier runs were).
     """
 
     scale: float = 0.1
@@ -38,6 +46,11 @@ class AugmentConfig:
     p: float = 1.0
     gamma: float = 0.0
     contrast: float = 0.0
+    brightness: float = 0.0
+    low_res: float = 0.0
+    blur: float = 0.0
+    noise: float = 0.0
+    p_intensity: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.scale < 1.0:
@@ -52,6 +65,22 @@ class AugmentConfig:
             raise SparError(f"AugmentConfig gamma={self.gamma}: expected 0 (off) to 4")
         if not 0.0 <= self.contrast < 1.0:
             raise SparError(f"AugmentConfig contrast={self.contrast}: expected 0 <= contrast < 1")
+        if not 0.0 <= self.brightness < 1.0:
+            raise SparError(f"AugmentConfig brightness={self.brightness}: expected 0 <= brightness < 1")
+        if not 0.0 <= self.low_res <= 4.0:
+            raise SparError(f"AugmentConfig low_res={self.low_res}: expected 0 (off) to 4 (a factor up to 5)")
+        if not 0.0 <= self.blur <= 4.0:
+            raise SparError(f"AugmentConfig blur={self.blur}: expected 0 (off) to 4 pixels")
+        if not 0.0 <= self.noise <= 0.5:
+            raise SparError(f"AugmentConfig noise={self.noise}: expected 0 (off) to 0.5")
+        if not 0.0 <= self.p_intensity <= 1.0:
+            raise SparError(f"AugmentConfig p_intensity={self.p_intensity}: expected a probability in [0, 1]")
+
+    @property
+    def has_intensity(self) -> bool:
+        """True when an intensity transform can change a sample."""
+        return self.p_intensity > 0 and any((self.gamma, self.contrast, self.brightness, self.low_res, self.blur,
+                                             self.noise))
 
     @property
     def is_identity(self) -> bool:
@@ -131,17 +160,69 @@ def augment_batch(
     return images, labels
 
 
-def augment_intensity(images: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
-    """A random gamma and contrast per sample of images (B, C, H, W) in [0, 1]; the result stays in [0, 1].
+def _gaussian_kernels(sigma: torch.Tensor, radius: int) -> torch.Tensor:
+    """(N, 2·radius + 1) normalised 1D Gaussian kernels, one per σ (pixels); σ = 0 gives the identity kernel."""
+    x = torch.arange(-radius, radius + 1, device=sigma.device, dtype=sigma.dtype)
+    safe = sigma.clamp_min(1e-3)[:, None]
+    k = torch.exp(-0.5 * (x[None] / safe) ** 2)
+    k = torch.where(sigma[:, None] > 0, k, (x[None] == 0).to(sigma.dtype))
+    return k / k.sum(dim=1, keepdim=True)
 
-    With ``gamma`` and ``contrast`` both 0 the images are returned as they are and nothing is drawn from
-    ``generator`` (runs without intensity augmentation keep their random stream).
+
+def _blur(images: torch.Tensor, sigma: torch.Tensor, radius: int) -> torch.Tensor:
+    """Each sample of (B, C, H, W) blurred in-plane by its own Gaussian σ (B,) in pixels: a separable grouped
+    convolution, reflect-padded, kernels ``radius`` pixels each side (one call for the whole batch)."""
+    b, c, h, w = images.shape
+    kernels = _gaussian_kernels(sigma, radius).repeat_interleave(c, dim=0)  # (B·C, K)
+    flat = images.reshape(1, b * c, h, w)
+    flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="reflect"), kernels[:, None, None, :], groups=b * c)
+    flat = F.conv2d(F.pad(flat, (0, 0, radius, radius), mode="reflect"), kernels[:, None, :, None], groups=b * c)
+    return flat.reshape(b, c, h, w)
+
+
+def augment_intensity(images: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
+    """nnU-Net's intensity augmentation of slices (B, C, H, W) in [0, 1], each transform applied to a sample with
+    probability ``cfg.p_intensity`` and one draw for all its channels (the neighbouring slices of one exam):
+    gamma, multiplicative brightness, contrast about the mean, a coarser acquisition (area-averaged down by a
+    factor, bilinear back), Gaussian blur, Gaussian noise; the result is clipped to [0, 1].
+
+    The numbers are drawn from the CPU ``generator`` (the noise field from a device generator it seeds), so a
+    seed gives the same parameters on every device. With every intensity range 0 the images are returned as
+    they are and nothing is drawn (runs without intensity augmentation keep their random stream).
     """
-    if cfg.gamma == 0.0 and cfg.contrast == 0.0:
+    if not cfg.has_intensity:
         return images
-    u = torch.rand(images.shape[0], 2, generator=generator, dtype=torch.float64) * 2 - 1  # (B, 2) in [-1, 1)
-    gamma = torch.exp(math.log1p(cfg.gamma) * u[:, 0]).to(images.device, images.dtype)[:, None, None, None]
-    factor = (1 + cfg.contrast * u[:, 1]).to(images.device, images.dtype)[:, None, None, None]
-    out = images.clamp(0.0, 1.0) ** gamma
-    mean = out.mean(dim=(1, 2, 3), keepdim=True)
-    return ((out - mean) * factor + mean).clamp(0.0, 1.0)
+    b = images.shape[0]
+    u = torch.rand(b, 12, generator=generator, dtype=torch.float64)  # 6 coin flips, 6 magnitudes
+    noise_seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
+    on = u[:, :6] < cfg.p_intensity
+    mag = u[:, 6:] * 2 - 1  # in [-1, 1)
+    dev, dt = images.device, images.dtype
+
+    def per_sample(values: torch.Tensor, column: int, neutral: float) -> torch.Tensor:
+        return torch.where(on[:, column], values, torch.full_like(values, neutral)).to(dev, dt)[:, None, None, None]
+
+    out = images.clamp(0.0, 1.0)
+    if cfg.gamma > 0:
+        out = out ** per_sample(torch.exp(math.log1p(cfg.gamma) * mag[:, 0]), 0, 1.0)
+    if cfg.brightness > 0:
+        out = out * per_sample(1 + cfg.brightness * mag[:, 1], 1, 1.0)
+    if cfg.contrast > 0:
+        mean = out.mean(dim=(1, 2, 3), keepdim=True)
+        out = (out - mean) * per_sample(1 + cfg.contrast * mag[:, 2], 2, 1.0) + mean
+    if cfg.low_res > 0:
+        factors = 1 + cfg.low_res * (mag[:, 3] + 1) / 2
+        h, w = out.shape[-2:]
+        for i in torch.nonzero(on[:, 3]).flatten().tolist():  # drawn on the CPU: no device synchronisation
+            size = (max(1, round(h / float(factors[i]))), max(1, round(w / float(factors[i]))))
+            small = F.interpolate(out[i:i + 1], size=size, mode="area")
+            out = out.index_copy(0, torch.tensor([i], device=dev),
+                                 F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False))
+    if cfg.blur > 0:
+        sigma = torch.where(on[:, 4], cfg.blur * (mag[:, 4] + 1) / 2, torch.zeros(b, dtype=torch.float64))
+        out = _blur(out, sigma.to(dev, dt), max(1, math.ceil(3 * cfg.blur)))
+    if cfg.noise > 0:
+        device_gen = torch.Generator(device=dev).manual_seed(noise_seed)
+        field = torch.randn(out.shape, generator=device_gen, device=dev, dtype=dt)
+        out = out + field * per_sample(cfg.noise * (mag[:, 5] + 1) / 2, 5, 0.0)
+    return out.clamp(0.0, 1.0)
