@@ -14,8 +14,8 @@ shifted structure and wall time per variant is printed and written to RUNS/recip
 run's inner test exams are also predicted under the robustness check (``spar study robustness`` on the run:
 field-of-view shifts of ±15, ±30, ±45 mm, γ 0.5 and 2, a coarser acquisition × 2 and × 4), and the table gains
 its figures: the exam-mean Dice at ±45 mm and at γ 0.5 / 2, the worst of the shifts, and how many (exam,
-condition) pairs have a shifted structure. ``--rescore`` drops the checks' results first (after a change of the
-post-processing: the models are kept).
+condition) pairs have a shifted structure. ``--rescore`` drops the checks' results and the fold's label facts
+first (after a change of the post-processing: the models are kept).
 """
 
 from __future__ import annotations
@@ -107,8 +107,9 @@ def summarise(metrics: pd.DataFrame) -> dict:
 def check(run: RunFolder, method: str, rescore: bool) -> dict:
     """The robustness check's figures for one run (its inner test exams)."""
     folder = StudyFolder.robustness(run)
-    if rescore and folder.root.is_dir():
-        shutil.rmtree(folder.root)
+    if rescore:  # the post-processing changed: its facts found again, every condition scored again
+        run.label_facts_path(0).unlink(missing_ok=True)
+        shutil.rmtree(folder.root, ignore_errors=True)
     run_robustness(run, *CHECK, [method])
     rows = pd.read_csv(folder.metrics_csv, dtype={"case": str})
     rows = rows[rows["postprocessed"]] if "postprocessed" in rows else rows
@@ -116,7 +117,7 @@ def check(run: RunFolder, method: str, rescore: bool) -> dict:
         dice=("dice", "mean"), shifted=("shifted_to", lambda v: v.notna().any() and (v.astype(str) != "").any()))
     cond = exams.groupby(["corruption", "severity"]).agg(dice=("dice", "mean"), shifted=("shifted", "sum"))
     fov = cond.loc["fov_shift"]
-    return {"fov_m45": 100 * cond.loc[("fov_shift", -4), "dice"], "fov_p45": 100 * cond.loc[("fov_shift", 4), "dice"],
+    return {"clean": 100 * cond.loc[("clean", 0), "dice"], "fov_m45": 100 * cond.loc[("fov_shift", -4), "dice"], "fov_p45": 100 * cond.loc[("fov_shift", 4), "dice"],
             "fov_worst": 100 * fov["dice"].min(), "fov_shifted": int(fov["shifted"].sum()),
             "g05": 100 * cond.loc[("gamma", -2), "dice"], "g2": 100 * cond.loc[("gamma", 2), "dice"],
             "lowres4": 100 * cond.loc[("low_res", 4), "dice"]}

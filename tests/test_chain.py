@@ -58,34 +58,72 @@ def test_merged_bodies_and_stray_islands_are_left_alone() -> None:
     assert relabel_chain(island, Chain((1, 2, 3), 0), "majority")[0, 0, 0] == 3
 
 
-def test_positions_undo_a_shift_the_network_makes_in_every_slice() -> None:
-    # the row of the training exams: L1-L3 in the first three places; a test exam shows a fourth body below
-    # (a sacrum) and the network calls the bodies -, 1, 2, 3 -> counted one level off by the votes alone
-    truths = [row_of_bodies([1, 2, 3, 0]), row_of_bodies([1, 2, 3, 0])]
-    truths[1] = np.roll(truths[1], 1, axis=0)  # the row moves a voxel between exams
-    chain = find_chain(truths, [1, 2, 3], spacings=[(2.0, 1.0, 1.0)] * 2)
-    assert chain.positions == (10.0, 26.0, 42.0) and chain.offset_sd == pytest.approx(3.2)  # floor: 0.2 × 16 mm
-    pred = row_of_bodies([1, 2, 3, 3])
-    pred[10:16] = np.where(pred[10:16] == 2, 1, pred[10:16])
-    pred[18:24] = np.where(pred[18:24] == 3, 2, pred[18:24])  # every body labelled as its lower neighbour
-    pred[2:5] = np.where(pred[2:5] == 1, 0, pred[2:5])  # the first body half missed: fewer votes for it
+def sized_row(heights: list[int], labels: list[int], gap: int = 2) -> np.ndarray:
+    """Bodies of the given ``heights`` (voxels along axis 0), ``gap`` apart, labelled ``labels``."""
+    vol = np.zeros((sum(heights) + gap * (len(heights) + 1), 10, 10), dtype=np.uint8)
+    start = gap
+    for h, value in zip(heights, labels):
+        vol[start:start + h, 2:8, 2:8] = value
+        start += h + gap
+    return vol
+
+
+SIZES = [4, 9, 6]  # L1, L2, L3: a row whose bodies differ in size, as vertebrae do (L3, L4 largest)
+
+
+def training_chain() -> Chain:
+    truths = [sized_row(SIZES, [1, 2, 3]), sized_row([s + 1 for s in SIZES], [1, 2, 3])]
+    return find_chain(truths, [1, 2, 3], spacings=[(1.0, 1.0, 1.0)] * 2)
+
+
+def test_relative_volumes_undo_a_shift_the_network_makes_in_every_slice() -> None:
+    chain = training_chain()
+    assert chain.positions is None and chain.volumes is not None  # what the row looks like, not where it sits
+    assert chain.volumes[1] > chain.volumes[2] > chain.volumes[0] and min(chain.volume_sd) >= 0.08
+    # the exam shows a smaller body above L1 (a T12); the network calls it L1 and every body its upper neighbour
+    heights = [3, *SIZES]
+    truth = sized_row(heights, [0, 1, 2, 3])
+    pred = sized_row(heights, [1, 2, 3, 3])
     voted = relabel_chain(pred, chain.without_positions(), "ordered")
-    assert np.array_equal(voted[10:16], np.where(pred[10:16] > 0, 1, 0))  # votes alone: the shift kept
-    placed = relabel_chain(pred, chain, "ordered", (2.0, 1.0, 1.0))
-    assert np.array_equal(placed, np.where(pred > 0, row_of_bodies([1, 2, 3, 0]), 0))
-    assert np.array_equal(relabel_chain(pred, chain, "ordered"), voted)  # no spacing: no positions
-    far = np.roll(row_of_bodies([1, 2, 3, 0]), -8, axis=0)  # ... but a row a whole level away keeps its votes
-    far[-8:] = 0
-    assert np.array_equal(relabel_chain(far, Chain((1, 2, 3), 0, True, (11.0, 27.0, 43.0), 8.0), "ordered",
-                                        (2.0, 1.0, 1.0)), far)
-    assert Chain.from_dict(chain.as_dict()) == chain
-    partial = row_of_bodies([0, 2, 3, 0])  # an exam without L1: the others still place the row
-    assert find_chain([truths[0], partial], [1, 2, 3], spacings=[(2.0, 1.0, 1.0)] * 2).positions == (9.0, 25.0, 41.0)
-    assert find_chain([partial], [1, 2, 3], spacings=[(2.0, 1.0, 1.0)]) == Chain((1, 2, 3), 0)  # L1 nowhere
+    assert np.array_equal(voted, sized_row(heights, [1, 2, 3, 0]))  # votes alone keep the shift
+    assert np.array_equal(relabel_chain(pred, chain, "ordered", (1.0, 1.0, 1.0)), truth)
+    assert np.array_equal(relabel_chain(pred, chain, "ordered"), truth)  # no spacing: the prior is whole
+    # ... wherever the field of view puts the row: the same exam 20 voxels further down
+    moved = np.pad(pred, ((20, 0), (0, 0), (0, 0)))
+    assert np.array_equal(relabel_chain(moved, chain, "ordered", (1.0, 1.0, 1.0)),
+                          np.pad(truth, ((20, 0), (0, 0), (0, 0))))
+    # bodies eight times the training exams' volume (another anatomy, or a mis-scaled header): the prior fades
+    assert np.array_equal(relabel_chain(pred, chain, "ordered", (2.0, 2.0, 2.0)), voted)
+    assert Chain.from_dict(chain.as_dict()) == Chain.from_dict(json_round_trip(chain.as_dict()))
+
+
+def json_round_trip(data: dict) -> dict:
+    import json
+
+    return json.loads(json.dumps(data))
+
+
+def test_a_correct_row_placed_elsewhere_keeps_its_labels_and_an_earlier_position_prior_still_applies() -> None:
+    chain = training_chain()
+    # the network labels every body right, in a field of view that holds the row one level lower
+    pred = np.pad(sized_row(SIZES, [1, 2, 3]), ((15, 0), (0, 0), (0, 0)))
+    assert np.array_equal(relabel_chain(pred, chain, "ordered", (1.0, 1.0, 1.0)), pred)
+    # an earlier record placed the row from the first voxel: it still loads, and still pushes this exam a level
+    old = Chain.from_dict({"labels": [1, 2, 3], "axis": 0, "ascending": True, "positions_mm": [4.0, 12.5, 22.0],
+                           "offset_sd_mm": 1.5})
+    assert old.positions == (4.0, 12.5, 22.0) and old.volumes is None
+    assert not np.array_equal(relabel_chain(pred, old, "ordered", (1.0, 1.0, 1.0)), pred)
+    partial = sized_row(SIZES, [0, 2, 3])  # an exam without L1 does not enter the volumes
+    assert find_chain([sized_row(SIZES, [1, 2, 3]), partial], [1, 2, 3], spacings=[(1.0,) * 3] * 2) \
+        == Chain((1, 2, 3), 0)  # one whole row: no spread, no volumes
     with pytest.raises(SparError, match="positions"):
         Chain((1, 2, 3), 0, True, (1.0, 2.0), 1.0)
     with pytest.raises(SparError, match="both or neither"):
         Chain((1, 2, 3), 0, True, (1.0, 2.0, 3.0))
+    with pytest.raises(SparError, match="all three or none"):
+        Chain((1, 2, 3), 0, volumes=(0.0, 0.1, -0.1))
+    with pytest.raises(SparError, match="positive spread"):
+        Chain((1, 2, 3), 0, volumes=(0.0, 0.1, -0.1), volume_sd=(0.1, 0.0, 0.1), body_ml=(0.0, 0.1))
 
 
 def test_postprocess_relabels_before_keeping_the_largest_component() -> None:
@@ -121,10 +159,9 @@ def test_a_fold_finds_its_chain_once_and_records_it(tmp_path: Path) -> None:
     run = RunFolder(tmp_path / "run")
     split = Split(fold=0, train=("r0", "r1"), test=("r2",))
     assert fold_label_facts(load_dataset(root), split, run).chain.without_positions() == Chain((1, 2, 3), 0)
-    assert json.loads(run.label_facts_path(0).read_text()) == {
-        "chain": {"labels": [1, 2, 3], "axis": 0, "ascending": True, "positions_mm": [4.5, 12.5, 20.5],
-                  "offset_sd_mm": 1.6},
-        "parts": {}}
+    recorded = json.loads(run.label_facts_path(0).read_text())
+    assert recorded["parts"] == {} and recorded["chain"]["volumes_log"] == [0.0, 0.0, 0.0]  # equal bodies
+    assert recorded["chain"]["volume_sd_log"] == [0.08, 0.08, 0.08] and len(recorded["chain"]["body_ml_log"]) == 2
     disorder = row_of_bodies([3, 1, 2])  # would form no chain: the fold's chain is read back, not found again
     nib.save(nib.Nifti1Image(disorder, np.eye(4)), root / "labelsTr" / "r0.nii.gz")
-    assert fold_label_facts(load_dataset(root), split, run).chain.positions == (4.5, 12.5, 20.5)
+    assert fold_label_facts(load_dataset(root), split, run).chain.volumes == (0.0, 0.0, 0.0)

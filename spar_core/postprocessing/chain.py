@@ -11,11 +11,19 @@ with most of the network's voxel labels. A body the chain leaves out (a vertebra
 L5) becomes background.
 
 Votes alone cannot undo a shift that the network makes consistently in every slice (the sacrum called L5, L5
-called L4, …). Where the exams share a field of view (one protocol), the training labels also say *where* each
-structure sits: :func:`find_chain` records each label's mean position along the axis and how much the whole row
-moves from exam to exam (``offset_sd``), and the shifts are then scored by the votes and by how far they move
-the row from where the training exams hold it (a Gaussian prior on that offset; :data:`VOTE_WEIGHT` weighs the
-two). A protocol whose row moves freely has a large ``offset_sd`` and the prior fades by itself.
+called L4, …). The training labels also say what each structure of the row looks like *relative to the row
+itself*, wherever the field of view puts it: :func:`find_chain` records each label's volume relative to the mean
+of the row's bodies in its exam (log ratio: L3 and L4 about 8 % above the row's mean, L1 and L5 about 9 % below,
+spreads of 4–8 %), and the shifts are scored by the votes and by how well the relative volumes of the bodies fit
+the labels a shift gives them (a Gaussian prior; :data:`VOTE_WEIGHT` weighs the two). The prior fades by itself
+when the exam's bodies are, as a whole, larger or smaller than the training exams' (another age, another
+anatomy or a mis-scaled header): beyond :data:`RANGE_Z` spreads of the training exams' mean body volume, its
+weight falls as a Gaussian.
+
+Records from before kept, instead, each label's mean position from the first voxel (``positions``,
+``offset_sd``): a prior on where the row sits in the field of view. They still load and still apply it, so an
+earlier run reports what it reported; it is not found any more, because a field of view placed another way (30
+mm higher: the row one level up) made it vote for a shift.
 """
 
 from __future__ import annotations
@@ -36,15 +44,21 @@ MERGED_RATIO = 1.8  # a body this many times the median body is two structures g
 TOUCH_FRACTION = 1e-3  # structures whose contact faces exceed this fraction of their voxels touch: no chain
 VOTE_WEIGHT = 3.0  # log-prior units per unit of agreeing-vote fraction when the chain knows its positions
 SD_FLOOR = 0.2  # offset_sd is at least this fraction of the mean gap between consecutive structures
+VOLUME_SD_FLOOR = 0.08  # a relative volume's spread is at least this (log): predictions are rougher than truth
+RANGE_Z = 2.0  # the volume prior is whole while the exam's mean body volume lies within this many spreads
 
 
 @dataclass(frozen=True)
 class Chain:
     """Labels in their order along voxel ``axis`` (increasing index when ``ascending``, else decreasing).
 
-    ``positions``: each label's mean centroid along the axis in mm from the first voxel's centre, over the
-    training exams; ``offset_sd``: the spread (mm) of the whole row's offset from those positions. Both or
-    neither; without them the order is decided by the votes alone.
+    ``volumes``: each label's mean log volume relative to the mean of its exam's row (the log of the geometric
+    mean), over the training exams; ``volume_sd``: their spreads (at least :data:`VOLUME_SD_FLOOR`);
+    ``body_ml``: the mean and the spread (log) of an exam's mean body volume in ml. All three or none; without
+    them the order is decided by the votes alone.
+
+    ``positions``, ``offset_sd``: an earlier record's position prior (mm from the first voxel's centre; the
+    spread of the row's offset), both or neither; loaded and applied, no longer found.
     """
 
     labels: tuple[int, ...]
@@ -52,6 +66,9 @@ class Chain:
     ascending: bool = True
     positions: tuple[float, ...] | None = None
     offset_sd: float | None = None
+    volumes: tuple[float, ...] | None = None
+    volume_sd: tuple[float, ...] | None = None
+    body_ml: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if len(self.labels) < 2 or len(set(self.labels)) != len(self.labels) or min(self.labels) < 1:
@@ -65,24 +82,44 @@ class Chain:
                                            or not (np.isfinite(self.offset_sd) and self.offset_sd > 0)):
             raise SparError(f"chain positions {self.positions} / offset_sd {self.offset_sd}: expected one finite "
                             "position per label and a positive spread")
+        given = [v is not None for v in (self.volumes, self.volume_sd, self.body_ml)]
+        if any(given) and not all(given):
+            raise SparError("chain volumes, volume_sd and body_ml: expected all three or none")
+        if all(given):
+            values = np.array([*self.volumes, *self.volume_sd, *self.body_ml], dtype=float)
+            if len(self.volumes) != len(self.labels) or len(self.volume_sd) != len(self.labels) \
+                    or len(self.body_ml) != 2 or not np.all(np.isfinite(values)) \
+                    or min(*self.volume_sd, self.body_ml[1]) <= 0:
+                raise SparError(f"chain volumes {self.volumes} / volume_sd {self.volume_sd} / body_ml "
+                                f"{self.body_ml}: expected one finite value and one positive spread per label, "
+                                "and a finite mean and positive spread of the body volume")
 
     def as_dict(self) -> dict:
         out = {"labels": list(self.labels), "axis": self.axis, "ascending": self.ascending}
         if self.positions is not None:
             out.update(positions_mm=[round(p, 3) for p in self.positions], offset_sd_mm=round(self.offset_sd, 3))
+        if self.volumes is not None:
+            out.update(volumes_log=[round(v, 4) for v in self.volumes],
+                       volume_sd_log=[round(v, 4) for v in self.volume_sd],
+                       body_ml_log=[round(v, 4) for v in self.body_ml])
         return out
 
     @classmethod
     def from_dict(cls, data: dict) -> "Chain":
+        def floats(key: str) -> tuple[float, ...] | None:
+            return None if data.get(key) is None else tuple(float(v) for v in data[key])
+
         try:
-            positions = data.get("positions_mm")
+            body = floats("body_ml_log")
             return cls(tuple(int(v) for v in data["labels"]), int(data["axis"]), bool(data["ascending"]),
-                       None if positions is None else tuple(float(p) for p in positions),
-                       None if data.get("offset_sd_mm") is None else float(data["offset_sd_mm"]))
+                       floats("positions_mm"), None if data.get("offset_sd_mm") is None else float(data["offset_sd_mm"]),
+                       floats("volumes_log"), floats("volume_sd_log"),
+                       None if body is None else body)  # type: ignore[arg-type]
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise SparError(f"chain {data!r}: expected labels, axis and ascending ({err})") from None
 
     def without_positions(self) -> "Chain":
+        """The order alone: no prior (neither volumes nor positions)."""
         return Chain(self.labels, self.axis, self.ascending)
 
 
@@ -113,7 +150,7 @@ def find_chain(truths: Iterable[np.ndarray], labels: Iterable[int], minimum: int
     the centroids of the labels it holds are strictly monotonic along the axis in that order, in one direction
     for all exams; of the axes that qualify the one with the widest mean spacing of consecutive centroids is
     taken. Fewer than ``minimum`` labels, or no exam, is no chain. With ``spacings`` (one per exam) the chain
-    also records where the labels sit (:class:`Chain` ``positions``, ``offset_sd``).
+    also records the labels' relative volumes (:class:`Chain` ``volumes``, ``volume_sd``, ``body_ml``).
     """
     order = tuple(int(v) for v in labels)
     if len(order) < minimum:
@@ -122,12 +159,13 @@ def find_chain(truths: Iterable[np.ndarray], labels: Iterable[int], minimum: int
     spacings = None if spacings is None else [tuple(float(v) for v in s) for s in spacings]
     if spacings is not None and len(spacings) != len(truths):
         raise SparError(f"find_chain: {len(spacings)} spacings for {len(truths)} label volumes")
-    per_exam = []
+    per_exam, counts = [], []
     for truth in truths:
         truth = check_3d(truth, "label volume")
         if not _apart(truth, order):
             return None
         per_exam.append(_centroids(truth, order))
+        counts.append(np.bincount(truth.ravel().astype(np.int64), minlength=max(order) + 1)[list(order)])
     if not per_exam:
         return None
     best: tuple[float, int, bool] | None = None
@@ -145,22 +183,24 @@ def find_chain(truths: Iterable[np.ndarray], labels: Iterable[int], minimum: int
         return None
     if spacings is None:
         return Chain(order, best[1], best[2])
-    return Chain(order, best[1], best[2], *_positions(per_exam, spacings, best[1], best[0]))
+    volumes = _volumes(counts, spacings)
+    return Chain(order, best[1], best[2], None, None, *volumes) if volumes else Chain(order, best[1], best[2])
 
 
-def _positions(per_exam: list[np.ndarray], spacings: list[tuple[float, ...]], axis: int,
-               gap: float) -> tuple[tuple[float, ...] | None, float | None]:
-    """Each label's mean position (mm) along ``axis`` and the spread of the row's offset between exams (at
-    least ``SD_FLOOR`` of the mean gap): an exam's offset is the mean of its labels' deviations from the means
-    (labels it lacks left out). (None, None) when some label is in no training exam."""
-    mm = np.array([cents[:, axis] * spacing[axis] for cents, spacing in zip(per_exam, spacings)])
-    means = np.nanmean(mm, axis=0) if np.isfinite(mm).any(axis=0).all() else None
-    if means is None:  # a label that no training exam holds: where it sits is unknown, so no positions
-        return None, None
-    offsets = np.array([np.nanmean(row - means) for row in mm if np.isfinite(row).any()])
-    floor = SD_FLOOR * gap * float(np.mean(spacings, axis=0)[axis])
-    spread = float(np.std(offsets, ddof=1)) if len(offsets) > 1 else 0.0
-    return tuple(float(m) for m in means), max(spread, floor)
+def _volumes(counts: list[np.ndarray], spacings: list[tuple[float, ...]]) \
+        -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, float]] | None:
+    """Each label's mean log volume relative to its exam's row (the log of the geometric mean of the labels it
+    holds), their spreads (at least :data:`VOLUME_SD_FLOOR`), and the mean and spread of an exam's log mean body
+    volume (ml). Exams holding all the labels only (a partial row's mean is another row's); None without two."""
+    whole = [(c.astype(float), s) for c, s in zip(counts, spacings) if np.all(c > 0)]
+    if len(whole) < 2:
+        return None
+    logs = np.array([np.log(c) for c, _ in whole])
+    relative = logs - logs.mean(axis=1, keepdims=True)
+    body = np.array([np.log(np.exp(row).mean() * float(np.prod(s)) / 1000.0) for row, (_, s) in zip(logs, whole)])
+    spread = np.maximum(relative.std(axis=0, ddof=1), VOLUME_SD_FLOOR)
+    return (tuple(float(v) for v in relative.mean(axis=0)), tuple(float(v) for v in spread),
+            (float(body.mean()), float(max(body.std(ddof=1), VOLUME_SD_FLOOR))))
 
 
 def relabel_chain(labels: np.ndarray, chain: Chain, mode: str = "ordered",
@@ -173,8 +213,10 @@ def relabel_chain(labels: np.ndarray, chain: Chain, mode: str = "ordered",
     in their order along the chain's axis, consecutive chain labels (the shift of the chain that most voxels
     agree with; bodies outside it become background). A body ``MERGED_RATIO`` times the median body (two
     structures grown together) keeps its labels in ``"majority"``, and leaves the volume unchanged in
-    ``"ordered"``. In ``"ordered"``, a chain with ``positions`` and a ``spacing`` also weighs where each shift
-    puts the row (see the module's docstring; ``vote_weight`` weighs the votes against it).
+    ``"ordered"``. In ``"ordered"``, a chain with ``volumes`` also weighs how the bodies' relative volumes fit
+    each shift, faded by the exam's mean body volume when a ``spacing`` is given (see the module's docstring;
+    ``vote_weight`` weighs the votes against it); an earlier record's ``positions`` with a ``spacing``, where
+    each shift puts the row.
     """
     if mode not in CHAIN_MODES:
         raise SparError(f"chain mode {mode!r}: expected one of {', '.join(CHAIN_MODES)}")
@@ -208,7 +250,12 @@ def relabel_chain(labels: np.ndarray, chain: Chain, mode: str = "ordered",
         # shift k puts the chain's j-th label on body j + k
         shifts = range(-(len(values) - 1), len(bodies))
         scores = [sum(votes[j + k, j] for j in range(len(values)) if 0 <= j + k < len(bodies)) for k in shifts]
-        if chain.positions is not None and spacing is not None:
+        if chain.volumes is not None:
+            sized = np.log(sizes[bodies - 1].astype(float))
+            weight = _volume_weight(sized, chain, spacing)
+            scores = [vote_weight * score / max(1, int(votes.sum())) + weight * _volume_fit(sized, chain, k)
+                      for score, k in zip(scores, shifts)]
+        elif chain.positions is not None and spacing is not None:
             where = position[rank] * float(spacing[chain.axis])
             scores = [vote_weight * score / max(1, int(votes.sum())) - 0.5 * (_offset(where, chain, k)
                                                                             / chain.offset_sd) ** 2
@@ -233,6 +280,31 @@ def _axis_centroids(components: np.ndarray, n: int, axis: int) -> np.ndarray:
     sums = np.bincount(flat, weights=index.ravel(), minlength=n + 1)
     counts = np.bincount(flat, minlength=n + 1)
     return sums / np.maximum(counts, 1)
+
+
+def _volume_fit(log_sizes: np.ndarray, chain: Chain, shift: int) -> float:
+    """Log prior of ``shift`` from the bodies' relative volumes (``log_sizes`` in chain order): −½ Σ z² over
+    the labels it gives a body, each relative to the mean of those assigned, and −½ for each label it leaves
+    without one (the expected z² of a label whose body is there), so that shifts assigning few bodies gain
+    nothing. Fewer than two assigned: no information (−½ per label)."""
+    pairs = [(log_sizes[j + shift], j) for j in range(len(chain.labels)) if 0 <= j + shift < len(log_sizes)]
+    if len(pairs) < 2:
+        return -0.5 * len(chain.labels)
+    observed = np.array([v for v, _ in pairs])
+    expected = np.array([chain.volumes[j] for _, j in pairs])
+    sd = np.array([chain.volume_sd[j] for _, j in pairs])
+    z = ((observed - observed.mean()) - (expected - expected.mean())) / sd
+    return float(-0.5 * (np.sum(z**2) + len(chain.labels) - len(pairs)))
+
+
+def _volume_weight(log_sizes: np.ndarray, chain: Chain, spacing: tuple[float, float, float] | None) -> float:
+    """1 while the exam's mean body volume lies within :data:`RANGE_Z` spreads of the training exams', falling
+    as a Gaussian beyond; 1 without a ``spacing`` (the volumes in ml unknown)."""
+    if spacing is None:
+        return 1.0
+    ml = float(np.log(np.exp(log_sizes).mean() * float(np.prod(spacing)) / 1000.0))
+    z = abs(ml - chain.body_ml[0]) / chain.body_ml[1]
+    return float(np.exp(-0.5 * max(0.0, z - RANGE_Z) ** 2))
 
 
 def _offset(where: np.ndarray, chain: Chain, shift: int) -> float:
