@@ -49,7 +49,7 @@ def per_exam_means(run: Run, method: str) -> pd.DataFrame | None:
 
 def ranked_with_metrics(table: pd.DataFrame, per_exam: pd.DataFrame | None) -> pd.DataFrame:
     """The triage table as the page lists it: rank, case, fold, triage score, the exam's Dice and MSSD (when the
-    run has metrics), the five scores, degraded, worst slices."""
+    run has metrics), the scores, degraded, worst slices."""
     shown = table.merge(per_exam, on="case", how="left") if per_exam is not None else table.copy()
     columns = ["rank", "case", "fold", "triage_score", *(["dice_pct", "mssd_mm"] if per_exam is not None else []),
                *(s for s in SCORES if s in shown), "degraded", "worst_slices"]

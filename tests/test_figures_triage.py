@@ -190,6 +190,8 @@ def test_ranking_chart_is_in_rank_order_with_shares_adding_up() -> None:
     assert [c.split(". ")[1].split()[0] for c in categories] == list(by_rank["case"])
     assert [int(c.split(".")[0]) for c in categories] == [1, 2, 3, 4, 5]
     assert figure.layout.yaxis.autorange == "reversed"  # rank 1 on top
+    titled = ranking_figure(table, title="t")
+    assert titled.layout.legend.x > 1 and titled.layout.legend.y <= 1  # beside the plot, not over its title
     bars = [t for t in figure.data if t.type == "bar"]
     assert [b.name for b in bars] == list(SCORES)
     assert all(list(b.y) == categories for b in bars)

@@ -15,7 +15,7 @@ from spar_core.cli import main
 from spar_core.errors import SparError
 from spar_core.runs.run_folder import RunFolder
 from spar_core.triage.exams import degraded_flags, triage_images, triage_run
-from spar_core.triage.ranking import SCORES, UNCERTAINTY_SCORES, combine_scores, robust_z, spearman_table
+from spar_core.triage.ranking import OOD_SCORES, SCORES, UNCERTAINTY_SCORES, combine_scores, robust_z, spearman_table
 from spar_core.data.nifti import case_id_of, image_file
 
 
@@ -30,7 +30,7 @@ def test_every_held_out_exam_is_scored(scored: pd.DataFrame, ankle_small: Path, 
     assert (scored["method"] == "spar").all()  # the default method
     assert list(scored["rank"]) == list(range(1, len(cases) + 1))
     assert scored["triage_score"].is_monotonic_decreasing
-    for score in [s for s in SCORES if s != "volume_z"]:  # spar is trained and the dataset is readable
+    for score in [s for s in SCORES if s not in ("volume_z", *OOD_SCORES)]:  # spar trained, dataset readable
         assert np.isfinite(scored[score]).all(), score
     for score in UNCERTAINTY_SCORES:
         assert (scored[score] >= 0).all(), score
@@ -41,7 +41,7 @@ def test_every_held_out_exam_is_scored(scored: pd.DataFrame, ankle_small: Path, 
         entropy = nibabel.load(run.uncertainty_path(int(row["fold"]), "spar", row["case"], "entropy"))
         assert entropy.shape == nibabel.load(ankle_small / "imagesTr" / image_file(row["case"])).shape
     # Each fold trains on 2 exams: too few for a volume standard deviation, and the notes say so.
-    assert scored["volume_z"].isna().all()
+    assert scored["volume_z"].isna().all() and scored[list(OOD_SCORES)].isna().all().all()
     assert any("volume_z not scored" in n for n in scored.attrs["notes"])
     assert scored["plausibility"].between(0, 1).all() and scored["recon_error"].between(0, 1).all()
     assert scored["worst_slices"].str.fullmatch(r"\d+(;\d+){0,2}").all()
@@ -100,7 +100,8 @@ def test_images_are_triaged_without_labels(two_fold_run: Path, ankle_small: Path
         shutil.copy(path, images / path.name)
     ranked = triage_images(two_fold_run, images, "spar", fold=0)
     assert sorted(ranked["case"]) == sorted(case_id_of(p) for p in images.iterdir())
-    assert np.isfinite(ranked[[s for s in SCORES if s != "volume_z"]].to_numpy()).all()  # volume_z: 2 per fold
+    # volume_z and the OOD scores need 3 training exams; the folds have 2
+    assert np.isfinite(ranked[[s for s in SCORES if s not in ("volume_z", *OOD_SCORES)]].to_numpy()).all()
     by_case = {case_id_of(p): p for p in images.iterdir()}
     for case, rel in zip(ranked["case"], ranked["prediction"]):
         assert Path(rel).name == f"{case}.nii.gz"  # named after the case, without the channel suffix

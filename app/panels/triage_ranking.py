@@ -47,7 +47,8 @@ def summary_ui(run: Run, table: pd.DataFrame, method: str, sidebar_method: str |
 
 def ranking_ui(run: Run, table: pd.DataFrame, method: str) -> None:
     """The exams by triage score: the stacked-bar chart, then the table with each exam's Dice and MSSD."""
-    st.plotly_chart(ranking_figure(table, title="Exams by triage score (mean of the five scores' robust z)"),
+    shown = sum(f"z_{s}" in table for s in SCORES)
+    st.plotly_chart(ranking_figure(table, title=f"Exams by triage score (mean of the {shown} scores' robust z)"),
                     width="stretch")
     try:
         per_exam = triage_access.per_exam_means(run, method)

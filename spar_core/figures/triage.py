@@ -21,7 +21,8 @@ from spar_core.triage.ranking import SCORES
 # Paul Tol's "muted" scheme (colour-blind friendly), one fixed colour per score.
 SCORE_COLORS: dict[str, str] = {"plausibility": "#332288", "recon_error": "#88CCEE", "knn_distance": "#44AA99",
                                 "components": "#DDCC77", "volume_z": "#CC6677", "entropy": "#117733",
-                                "disagreement": "#999933", "entropy_worst": "#882255", "disagreement_worst": "#AA4499"}
+                                "disagreement": "#999933", "entropy_worst": "#882255", "disagreement_worst": "#AA4499",
+                                "placement_z": "#EE7733", "intensity_z": "#0077BB"}
 DEGRADED_COLOR = "#D55E00"
 
 
@@ -104,7 +105,8 @@ def ranking_figure(table: pd.DataFrame, *, title: str | None = None, height: int
         xaxis=dict(title=dict(text="share of the triage score (z / number of scores); higher = more suspicious"),
                    zeroline=True, zerolinecolor="#888888"),
         yaxis=dict(categoryorder="array", categoryarray=labels, autorange="reversed", automargin=True),
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0.0),
+        # beside the bars, top-aligned with them: a legend above the plot covered the title
+        legend=dict(orientation="v", yanchor="top", y=1.0, xanchor="left", x=1.01),
         hovermode="closest",
     )
     return go.Figure(data=traces, layout=layout)

@@ -2,7 +2,7 @@
 predicted segmentation looks, so a reader opens the worst first.
 
 Each exam gets the scores of :mod:`spar_core.triage.scores` (plausibility, recon_error, knn_distance,
-components, volume_z) and of :mod:`spar_core.triage.uncertainty` (entropy, disagreement and their worst
+components, volume_z; placement_z and intensity_z from :mod:`spar_core.triage.ood`) and of :mod:`spar_core.triage.uncertainty` (entropy, disagreement and their worst
 structure, from a prediction with test-time augmentation), combined into one rank by
 :mod:`spar_core.triage.ranking`; the held-out triage of a cross-validation also gets ``triage_fitted``, the
 combination weighted on the other folds (nested).
@@ -138,13 +138,13 @@ def _score_held_out(run: RunFolder, config: dict, fold: int, method: str, device
             notes.append(f"fold {fold}: {case} has no raw prediction; scored the post-processed one "
                          "(components is then 0)")
         labels, spacing = read_label_volume(path)
+        volume = load_volume(dataset, case, with_label=False) if dataset is not None else None
         scored = score_exam(labels, spacing, resolve_slice_axis(spacing, config.get("slice_axis")), models,
-                            structures, reference)
+                            structures, reference, image=None if volume is None else volume.image)
         uncertainty = None
-        if dataset is not None:
+        if volume is not None:
             maps = {k: run.uncertainty_path(fold, method, case, k) for k in ("entropy", "disagreement")}
-            uncertainty = _uncertainty(unet, meta.size, load_volume(dataset, case, with_label=False), labels,
-                                       structures, device, "auto", maps)
+            uncertainty = _uncertainty(unet, meta.size, volume, labels, structures, device, "auto", maps)
         rows.append(_row(case, fold, method, scored, str(path.relative_to(run.root)), flags.get(case, ""),
                          uncertainty))
         progress(ProgressEvent("triage", 1, 1, i, len(test), label=f"{method} fold {fold}"))
@@ -252,7 +252,8 @@ def triage_images(run: RunFolder | str | Path, images_dir: str | Path, method: s
         written = write_label_volume(labels, volume, out_dir / f"{volume.case_id}{NIFTI_SUFFIX}")
         maps = {k: out_dir / f"{volume.case_id}_{k}{NIFTI_SUFFIX}" for k in ("entropy", "disagreement")}
         uncertainty = _uncertainty(unet, meta.size, volume, labels, structures, device, precision, maps)
-        scored = score_exam(labels, volume.spacing, volume.slice_axis, models, structures, reference)
+        scored = score_exam(labels, volume.spacing, volume.slice_axis, models, structures, reference,
+                            image=volume.image)
         rows.append(_row(case_id_of(path), fold, method, scored, str(written.relative_to(run.root)),
                          flags.get(volume.case_id, ""), uncertainty))
         progress(ProgressEvent("triage", 1, 1, i, len(files), label=f"images {method} fold {fold}"))

@@ -25,11 +25,13 @@ import pandas as pd
 # The outlier scores of one exam, in display order: from the predicted masks (spar_core.triage.scores), then
 # from the model's own uncertainty (spar_core.triage.uncertainty).
 MASK_SCORES: tuple[str, ...] = ("plausibility", "recon_error", "knn_distance", "components", "volume_z")
+# where the exam lies against the training exams (spar_core.triage.ood)
+OOD_SCORES: tuple[str, ...] = ("placement_z", "intensity_z")
 UNCERTAINTY_SCORES: tuple[str, ...] = ("entropy", "disagreement", "entropy_worst", "disagreement_worst")
-SCORES: tuple[str, ...] = MASK_SCORES + UNCERTAINTY_SCORES
+SCORES: tuple[str, ...] = MASK_SCORES + OOD_SCORES + UNCERTAINTY_SCORES
 # +1: higher is more suspicious; -1: lower is more suspicious.
 ORIENTATION = {"plausibility": -1.0, "recon_error": 1.0, "knn_distance": 1.0, "components": 1.0, "volume_z": 1.0,
-               **{score: 1.0 for score in UNCERTAINTY_SCORES}}
+               **{score: 1.0 for score in OOD_SCORES + UNCERTAINTY_SCORES}}
 # What a useful score does against each metric over held-out exams.
 EXPECTED_SIGN = {"dice": "negative", "mssd_mm": "positive"}
 # The columns of the Spearman table (RUN/triage/spearman_<method>.csv).
@@ -49,7 +51,8 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> tuple[float, float, int]:
 Z_CLIP = 5.0
 # Smallest spread of a score that means something: (absolute, relative to |median|).
 MIN_SCALE = {"plausibility": (0.05, 0.0), "recon_error": (0.05, 0.0), "knn_distance": (0.0, 0.05),
-             "components": (1.0, 0.0), "volume_z": (0.5, 0.0), "entropy": (0.0, 0.05), "disagreement": (0.0, 0.05),
+             "components": (1.0, 0.0), "volume_z": (0.5, 0.0), "placement_z": (0.5, 0.0), "intensity_z": (0.5, 0.0),
+             "entropy": (0.0, 0.05), "disagreement": (0.0, 0.05),
              "entropy_worst": (0.0, 0.05), "disagreement_worst": (0.0, 0.05)}
 
 

@@ -18,8 +18,10 @@ Scores (higher = more suspicious, except plausibility):
 - ``components``: Σ over structures of (3D connected components − 1) in the raw prediction.
 - ``volume_z``: max over structures of |z| of the predicted log(1 + volume in mL) against the training exams'
   true ones (log: bone volumes grow multiplicatively, ×6 from 4 to 17 years); needs ≥ 3 training exams.
+- ``placement_z``, ``intensity_z``: where the exam lies against the training exams (:mod:`spar_core.triage.ood`).
 
-The training codes and volumes of a fold are cached in ``RUN/folds/<k>/train_codes.npz``.
+The training codes, volumes, placements and intensity features of a fold are cached in
+``RUN/folds/<k>/train_codes.npz``.
 """
 
 from __future__ import annotations
@@ -35,8 +37,7 @@ from scipy.spatial import cKDTree
 
 from spar_core.paths import load_arrays, save_npz
 from spar_core.training.checkpoint import Checkpoint
-from spar_core.data.dataset import load_dataset
-from spar_core.data.nifti import read_label_volume, resolve_slice_axis
+from spar_core.data.dataset import load_dataset, load_volume
 from spar_core.errors import SparError
 from spar_core.methods import SPAR
 from spar_core.models import CodeDiscriminator, CodeDiscriminatorConfig, ShapeAutoEncoder
@@ -46,6 +47,7 @@ from spar_core.runs.run_folder import RunFolder
 from spar_core.data.slicing import SquareGeometry, to_slices, to_square
 from spar_core.data.voxels import voxel_ml
 from spar_core.training.shape_ae import load_shape_ae
+from spar_core.triage.ood import intensity_features, ood_scores, placement
 from spar_core.models.outputs import one_hot
 
 KNN_K = 5
@@ -65,11 +67,14 @@ class TriageModels:
 
 @dataclass
 class TrainingReference:
-    """True codes (M, L) with their structure (M,), and true volumes per structure (label → mL array)."""
+    """True codes (M, L) with their structure (M,), true volumes per structure (label → mL array), and per
+    training exam where its structures sit (N, 3) and its intensity features (N, F) (:mod:`spar_core.triage.ood`)."""
 
     codes: np.ndarray
     structure: np.ndarray
     volumes: dict[int, np.ndarray]
+    placement: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    intensity: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     _trees: dict[int, cKDTree] = field(default_factory=dict, repr=False)
 
     def kth_distance(self, codes: np.ndarray, label: int, k: int = KNN_K) -> np.ndarray:
@@ -197,6 +202,7 @@ def score_exam(
     models: TriageModels,
     structures: dict[str, int],
     reference: TrainingReference | None = None,
+    image: np.ndarray | None = None,
 ) -> ExamScores:
     """Every outlier score of one predicted label volume (no ground truth needed).
 
@@ -206,7 +212,9 @@ def score_exam(
         slice_axis: the axis the segmenter sliced along.
         models: the fold's shape AE and (optional) SPAR discriminator.
         structures: name → label value of the structures to score (background excluded).
-        reference: the fold's training codes and volumes; without it knn_distance and volume_z are nan.
+        reference: the fold's training codes and volumes; without it knn_distance, volume_z, placement_z and
+            intensity_z are nan.
+        image: the exam's image (on the grid of ``labels``); without it intensity_z is nan.
 
     Returns:
         :class:`ExamScores` with ``SCORES`` (nan when not available) and one row per (slice, structure) pair.
@@ -232,6 +240,8 @@ def score_exam(
         "knn_distance": _mean(np.concatenate(knn)) if knn else np.nan,
         "components": float(components),
         "volume_z": float(np.max(np.abs(zs))) if zs else np.nan,
+        **(ood_scores(image, labels, spacing, reference.placement, reference.intensity) if reference is not None
+           else {"placement_z": np.nan, "intensity_z": np.nan}),
     }
     return ExamScores(scores, table)
 
@@ -249,7 +259,8 @@ def _fingerprint(path: Path) -> str:
 
 
 def training_reference(run: RunFolder, fold: int, models: TriageModels) -> TrainingReference:
-    """True codes and volumes of the fold's training exams, from the cache or computed (and cached).
+    """True codes, volumes, placements and intensity features of the fold's training exams, from the cache or
+    computed (and cached).
 
     The cache is valid for one shape AE (file fingerprint), slice size and training list.
 
@@ -262,7 +273,8 @@ def training_reference(run: RunFolder, fold: int, models: TriageModels) -> Train
     stamp = np.asarray([_fingerprint(run.shape_ae_path(fold)), str(models.size), *train])
     if cache.is_file():  # a cache: one that does not read, or was made for other codes, is made again
         try:
-            cached = load_arrays(cache, ("stamp", "codes", "structure", "vol_label", "vol_ml"), "")
+            cached = load_arrays(cache, ("stamp", "codes", "structure", "vol_label", "vol_ml", "placement",
+                                         "intensity"), "")
         except SparError:
             cached = None
         if cached is not None and np.array_equal(cached["stamp"], stamp):
@@ -271,12 +283,15 @@ def training_reference(run: RunFolder, fold: int, models: TriageModels) -> Train
     structures = dataset.structures
     num_classes = max(structures.values()) + 1
     codes, labels, cases, slices, vol_case, vol_label, vol_ml = [], [], [], [], [], [], []
+    placements, intensities = [], []
     for case_id in train:
-        path = dataset.case(case_id).label_path
-        if path is None:
+        if dataset.case(case_id).label_path is None:
             raise SparError(f"{dataset.root}: training case {case_id!r} has no label file")
-        truth, spacing = read_label_volume(path, dataset.labels.values())
-        masks = exam_masks(truth, resolve_slice_axis(spacing, dataset.slice_axis), models.size)
+        exam = load_volume(dataset, case_id)
+        truth, spacing = exam.label, exam.spacing
+        placements.append(placement(truth, spacing))
+        intensities.append(intensity_features(exam.image, spacing))
+        masks = exam_masks(truth, exam.slice_axis, models.size)
         for value in structures.values():
             rows, got = label_codes(models, masks, value, num_classes)
             codes.append(got)
@@ -289,7 +304,8 @@ def training_reference(run: RunFolder, fold: int, models: TriageModels) -> Train
     arrays = {"codes": np.concatenate(codes).astype(np.float32), "structure": np.concatenate(labels),
               "case": np.asarray(cases, dtype=str), "slice": np.concatenate(slices),
               "vol_case": np.asarray(vol_case, dtype=str), "vol_label": np.asarray(vol_label),
-              "vol_ml": np.asarray(vol_ml), "stamp": stamp}
+              "vol_ml": np.asarray(vol_ml), "placement": np.asarray(placements, dtype=float),
+              "intensity": np.asarray(intensities, dtype=float), "stamp": stamp}
     save_npz(cache, **arrays)
     return _reference_from(arrays)
 
@@ -297,4 +313,4 @@ def training_reference(run: RunFolder, fold: int, models: TriageModels) -> Train
 def _reference_from(arrays: dict[str, np.ndarray]) -> TrainingReference:
     vol_label, vol_ml = arrays["vol_label"], arrays["vol_ml"]
     volumes = {int(v): vol_ml[vol_label == v] for v in np.unique(vol_label)}
-    return TrainingReference(arrays["codes"], arrays["structure"], volumes)
+    return TrainingReference(arrays["codes"], arrays["structure"], volumes, arrays["placement"], arrays["intensity"])
