@@ -19,6 +19,7 @@ from spar_core.cli import main
 from spar_core.methods import parse_methods
 from spar_core.pipeline.crossval import grid
 from spar_core.pipeline.shard import Shard
+from spar_core.pipeline.workers import run_workers
 from spar_core.errors import SparError
 from spar_core.training.regularizers import REGULARIZERS
 from spar_core.runs.lock import LOCK_FILE, holder
@@ -163,3 +164,25 @@ def test_sigterm_stops_a_run_cleanly(ankle_small: Path, tmp_path: Path) -> None:
     # the run folder's lock file stays (empty: no job holds it), as lock files do; nothing else hidden does
     assert (out / LOCK_FILE).read_text() == "" and holder(out) is None
     assert not [p for p in out.rglob(".*") if p.name != LOCK_FILE], "a temporary file was left behind"
+
+
+def test_workers_share_the_grid_then_merge(ankle_small: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    argv = ["crossval", "--dataset", str(ankle_small), "--methods", "baseline,shape", "--folds", "2", "--preset",
+            "tiny", "--out", str(out), "--device", "cpu", "--workers", "2"]
+    assert main(argv) == 0
+    run = RunFolder(out)
+    assert run.read_config()["status"] == "complete"
+    for fold in (0, 1):
+        for method in ("baseline", "shape"):
+            assert run.unit_metrics_path(fold, method).is_file()
+    frame = pd.read_csv(run.metrics_csv)
+    assert set(frame["method"]) == {"baseline", "shape"} and not frame.duplicated(
+        ["case", "method", "label", "postprocessed"]).any()
+    assert {f"{LOCK_FILE}-shard-{i}-of-2" for i in (0, 1)} <= {p.name for p in out.glob(".*")}  # a shard each
+    assert "grid complete" in capsys.readouterr().out
+    with pytest.raises(SparError, match="worker 0 of 2 stopped with exit status 2"):  # its own line above
+        run_workers(["crossval", "--dataset", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r2")], 2)
+    assert main(["crossval", "--dataset", str(ankle_small), "--out", str(out), "--workers", "2",
+                 "--shard", "0/2"]) == 2
+    assert "not beside --shard" in capsys.readouterr().err
