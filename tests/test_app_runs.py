@@ -105,9 +105,11 @@ def test_runs_page_starts_a_crossval_job_and_lists_it(app_roots: tuple[Path, Pat
     form.selectbox[0].set_value("phantoms_ankle")
     form.selectbox[2].set_value("tiny")
     form.text_input[0].set_value("from_app")
+    form.number_input[0].set_value(2)
     form.button[0].click().run()
     assert not at.exception and not at.error
     listed = jobs.list_jobs(runs)
     assert len(listed) == 1
     args = listed[0].info()["args"]
     assert args[0] == "crossval" and "tiny" in args and str(runs / "from_app") in args
+    assert args[args.index("--workers") + 1] == "2"

@@ -3,6 +3,7 @@ as a background job (:mod:`spar_core.runs.jobs`); a started job is announced and
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -44,6 +45,9 @@ def crossval_ui(runs: Path, data: Path) -> None:
         methods = st.multiselect("Methods", list(METHODS), default=list(METHODS))
         folds = st.selectbox("Folds", FOLD_CHOICES, help="holdout, loo (leave one patient out) or K folds")
         preset = st.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("cpu"))
+        workers = st.number_input("Worker processes", min_value=1, max_value=max(1, os.cpu_count() or 1), value=1,
+                                  help="trainings side by side, each with its share of the cores: on a CPU, two "
+                                       "one-thread workers train ≈ 1.3× the steps of one two-thread process")
         run_name = st.text_input("Run name", placeholder="default: <dataset>-<preset>",
                                  help=f"a folder in the runs root {runs}; an existing run is continued")
         submitted = st.form_submit_button("Start the cross-validation")
@@ -61,7 +65,7 @@ def crossval_ui(runs: Path, data: Path) -> None:
         make_splits([case.case_id for case in dataset.cases], folds)  # a bad K fails here, not in the job
         out = runs / run_name
         job = jobs.start(["crossval", "--dataset", dataset.root, "--methods", ",".join(methods), "--folds", folds,
-                          "--preset", preset, "--out", out],
+                          "--preset", preset, "--out", out, "--workers", str(int(workers))],
                          title=f"Cross-validation {run_name} ({name}, {folds}, {preset})", run_dir=out, root=runs)
         demo_offer.announce_started(job)
     except SparError as err:
