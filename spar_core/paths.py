@@ -19,6 +19,11 @@ from spar_core.errors import SparError
 NIFTI_SUFFIX = ".nii.gz"  # what spar writes; it reads .nii too
 DATASET_JSON = "dataset.json"  # a dataset folder's description (Decathlon / nnU-Net layout)
 IMPORT_RECORD = "import.json"  # what spar import records of each case (patient, study, series, mask)
+# A folder of predictions holds label maps only at its top level (a glob of OUT/*.nii.gz, as nnU-Net's evaluation
+# takes it, finds predictions and nothing else); the uncertainty maps and probabilities go to sub-folders.
+PREDICTION_FILES = {"labels": "{case}" + NIFTI_SUFFIX, "entropy": "uncertainty/{case}_entropy" + NIFTI_SUFFIX,
+                    "disagreement": "uncertainty/{case}_disagreement" + NIFTI_SUFFIX,
+                    "probabilities": "probabilities/{case}.npz"}
 MAX_JSON_BYTES = 64 * 2**20  # the largest JSON file read: a dataset.json of 100,000 exams is a few MB
 DATA_ROOT_ENV = "SPAR_DATA_ROOT"
 RUNS_ROOT_ENV = "SPAR_RUNS_ROOT"

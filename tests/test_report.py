@@ -334,9 +334,10 @@ def test_cli_writes_files_and_prints_tables(tmp_path: Path, capsys) -> None:
     assert "- Dataset: ankle phantoms" in (root / "report" / "report.md").read_text()
 
 
-def test_cli_raw_flag(tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize("flag", [["--postprocess", "none"], ["--raw"]], ids=["postprocess none", "earlier --raw"])
+def test_cli_raw_predictions(tmp_path: Path, capsys, flag: list[str]) -> None:
     root = make_run(tmp_path, synthetic())
-    assert cli.main(["report", str(root), "--raw", "--bootstrap", "200"]) == 0
+    assert cli.main(["report", str(root), *flag, "--bootstrap", "200"]) == 0
     assert "raw masks" in capsys.readouterr().out
     assert "## Table 1 with post-processing" in (root / "report" / "report.md").read_text()
 

@@ -106,6 +106,9 @@ def test_images_are_triaged_without_labels(two_fold_run: Path, ankle_small: Path
     for case, rel in zip(ranked["case"], ranked["prediction"]):
         assert Path(rel).name == f"{case}.nii.gz"  # named after the case, without the channel suffix
         assert nibabel.load(Path(two_fold_run) / rel).shape == nibabel.load(by_case[case]).shape
+    out = RunFolder(two_fold_run).triage_images_dir("spar")
+    assert sorted(p.name for p in out.glob("*.nii.gz")) == sorted(f"{c}.nii.gz" for c in ranked["case"])  # labels
+    assert len(list((out / "uncertainty").glob("*_entropy.nii.gz"))) == len(ranked)  # the maps one level down
 
 
 def test_a_dataset_folder_without_labels_and_no_training_truth(two_fold_run: Path, ankle_small: Path,

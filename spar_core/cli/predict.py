@@ -13,7 +13,7 @@ from spar_core.cli.commands import summary
 from spar_core.cli.options import add_device, add_precision, add_progress_file
 from spar_core.errors import SparError
 from spar_core.postprocessing.settings import MODE_HELP, MODES
-from spar_core.paths import DATASET_JSON, NIFTI_SUFFIX, output_folder, save_npz
+from spar_core.paths import DATASET_JSON, PREDICTION_FILES, output_folder, save_npz
 from spar_core.progress import JsonProgress, ProgressEvent, silent
 from spar_core.runs.run_folder import RunFolder
 
@@ -21,11 +21,7 @@ if TYPE_CHECKING:
     import torch
     from spar_core.postprocessing.steps import PostprocessConfig
 
-# OUT holds label maps only at its top level (a glob of OUT/*.nii.gz, as nnU-Net's evaluation takes it, finds
-# predictions and nothing else); the maps and probabilities go to sub-folders.
-OUTPUTS = {"labels": "{case}" + NIFTI_SUFFIX, "entropy": "uncertainty/{case}_entropy" + NIFTI_SUFFIX,
-           "disagreement": "uncertainty/{case}_disagreement" + NIFTI_SUFFIX,
-           "probabilities": "probabilities/{case}.npz"}
+OUTPUTS = PREDICTION_FILES
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:

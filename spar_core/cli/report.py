@@ -17,7 +17,11 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    "over exams, Wilcoxon on per-exam means, Holm correction). Prints Table 1 "
                                    "and the significance table.")
     add_run(p, "spar crossval / demo")
-    p.add_argument("--raw", action="store_true", help="use the raw predictions instead of the post-processed ones")
+    p.add_argument("--postprocess", choices=("run", "none"), default="run",
+                   help="run: the predictions post-processed as the run decided (default); none: the raw "
+                        "predictions")
+    p.add_argument("--raw", dest="postprocess", action="store_const", const="none",
+                   help=argparse.SUPPRESS)  # earlier spelling of --postprocess none
     p.add_argument("--bootstrap", type=int, default=10_000, metavar="N",
                    help="bootstrap resamples of the exams (default: 10000)")
     add_seed(p, "the bootstrap")
@@ -27,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from spar_core.evaluation.report import write_report
 
-    path = write_report(RunFolder(args.run), postprocessed=not args.raw, n_boot=args.bootstrap, seed=args.seed)
+    path = write_report(RunFolder(args.run), postprocessed=args.postprocess == "run", n_boot=args.bootstrap,
+                        seed=args.seed)
     out = path.parent
     print((out / "table1.md").read_text())
     print("Paired comparison with the baseline\n")

@@ -8,7 +8,8 @@ structure, from a prediction with test-time augmentation), combined into one ran
 combination weighted on the other folds (nested).
 
 Outputs: ``RUN/triage/triage_<method>.csv``, ``RUN/triage/spearman_<method>.csv``, and for ``triage_images``
-``RUN/triage/images_<method>.csv`` with the raw predictions in ``RUN/triage/images_<method>/``.
+``RUN/triage/images_<method>.csv`` with the raw predictions in ``RUN/triage/images_<method>/`` laid out as
+``spar predict`` lays out its OUT (labels on top, uncertainty maps in ``uncertainty/``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from spar_core.errors import SparError
 from spar_core.methods import SPAR
 from spar_core.inference.ensemble import predict_ensemble
 from spar_core.data.nifti import write_label_volume, write_map_volume
-from spar_core.paths import DATASET_JSON, NIFTI_SUFFIX, write_csv
+from spar_core.paths import DATASET_JSON, PREDICTION_FILES, write_csv
 from spar_core.progress import Progress, ProgressEvent, silent
 from spar_core.runs.run_folder import RunFolder
 from spar_core.training.segmenter import load_unet
@@ -249,8 +250,8 @@ def triage_images(run: RunFolder | str | Path, images_dir: str | Path, method: s
         volume = load_image(path, config.get("slice_axis"))
         # labels as the held-out exams' were predicted (one pass), uncertainty from the shifted copies
         labels = predict_ensemble([unet], volume, meta.size, device=device, precision=precision).labels
-        written = write_label_volume(labels, volume, out_dir / f"{volume.case_id}{NIFTI_SUFFIX}")
-        maps = {k: out_dir / f"{volume.case_id}_{k}{NIFTI_SUFFIX}" for k in ("entropy", "disagreement")}
+        written = write_label_volume(labels, volume, out_dir / PREDICTION_FILES["labels"].format(case=volume.case_id))
+        maps = {k: out_dir / PREDICTION_FILES[k].format(case=volume.case_id) for k in ("entropy", "disagreement")}
         uncertainty = _uncertainty(unet, meta.size, volume, labels, structures, device, precision, maps)
         scored = score_exam(labels, volume.spacing, volume.slice_axis, models, structures, reference,
                             image=volume.image)
