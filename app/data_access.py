@@ -10,7 +10,8 @@ Caching: datasets and exams go through ``st.cache_data`` keyed by path and file 
 edited or regenerated dataset is read again, and a slider move only rebuilds the figure.
 
 Bootstrap: when the data root holds no dataset at all, the app writes the ankle and shoulder phantom cohorts
-(``phantoms_ankle/``, ``phantoms_shoulder/``, seed 0) into it before the first page renders. Set
+(``phantoms_ankle/``, ``phantoms_shoulder/``, seed 0) into it in a thread of the server, once, and every page
+follows that generation until they are there. Set
 ``SPAR_PHANTOM_SUBJECTS=N`` to generate N exams per cohort instead of the paper's cohort sizes (tests, CI).
 A root that already holds datasets (yours) is left alone; the sidebar then offers the phantoms on request.
 
@@ -20,22 +21,20 @@ Runs are read by :mod:`run_access`, with the same checks against the runs root.
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import streamlit as st
 
 from spar_core.data.dataset import Dataset, load_dataset, load_volume
 from spar_core.data.voxels import voxel_ml
-from spar_core.errors import SparError
+from spar_core.errors import SparError, os_error_line
 from spar_core.figures import busiest_slice
-from spar_core.paths import DATASET_JSON, DATA_ROOT_ENV, data_root, is_within
+from spar_core.paths import DATASET_JSON, DATA_ROOT_ENV, PHANTOM_FOLDERS, data_root, is_within
+from spar_core.paths import missing_phantoms as paths_missing_phantoms
 
-PHANTOM_COHORTS: dict[str, str] = {"phantoms_ankle": "ankle", "phantoms_shoulder": "shoulder"}
 SUBJECTS_ENV = "SPAR_PHANTOM_SUBJECTS"
 
 _BOOTSTRAP_LOCK = threading.Lock()  # one generation at a time, across the sessions of this server
@@ -188,55 +187,76 @@ def phantom_subjects() -> int | None:
 
 
 def missing_phantoms(folder: Path) -> list[str]:
-    """The phantom cohort folders (of :data:`PHANTOM_COHORTS`) not yet in ``folder``."""
-    return [name for name in PHANTOM_COHORTS if not (folder / name / DATASET_JSON).is_file()]
+    """The phantom cohort folders not yet in ``folder``."""
+    return [PHANTOM_FOLDERS[anatomy] for anatomy in paths_missing_phantoms(folder)]
 
 
-def generate_phantoms(folder: Path, progress: Callable[[str, int, int], None] | None = None) -> list[Path]:
-    """Write the missing phantom cohorts into ``folder``; returns the folders written.
+@dataclass
+class PhantomJob:
+    """The generation of a folder's missing cohorts in a thread of this server: one per folder, shared by every
+    rerun and session, so that opening another page meanwhile neither stops nor restarts it."""
 
-    Each cohort is generated into a hidden ``.<name>.partial`` folder and renamed when complete, so an
-    interrupted start never leaves a half cohort that looks like a dataset. ``progress(name, done, total)``
-    is called after each exam.
+    folder: Path
+    text: str = "starting…"
+    fraction: float = 0.0
+    error: str | None = None
+    done: bool = False
 
-    Raises:
-        SparError: a non-empty ``phantoms_*`` folder without ``dataset.json`` is in the way, or a bad
-            ``$SPAR_PHANTOM_SUBJECTS``.
-    """
-    from spar_core.data.phantoms import generate_cohort
+    def run(self) -> None:
+        from spar_core.pipeline.demo import ensure_phantoms
 
-    subjects = phantom_subjects()
-    written: list[Path] = []
+        def report(event) -> None:
+            self.text = f"{event.label}: exam {event.step} of {event.steps}"
+            self.fraction = ((event.epoch - 1) + event.step / max(event.steps, 1)) / max(event.epochs, 1)
+
+        try:
+            ensure_phantoms(self.folder, report, subjects=phantom_subjects())
+        except SparError as err:
+            self.error = str(err)
+        except OSError as err:
+            self.error = f"{self.folder}: {os_error_line(err)}"
+        finally:
+            self.done = True
+
+
+_PHANTOM_JOBS: dict[Path, PhantomJob] = {}
+
+
+def phantom_job(folder: Path, *, start: bool = True) -> PhantomJob | None:
+    """The folder's generation in this server: the one running or finished, else (``start``) a new one started in
+    a thread; also a new one when a finished one succeeded but cohorts are missing again (removed since). A failed
+    one is dropped once its error was shown, so that asking again starts again."""
+    folder = folder.resolve()
     with _BOOTSTRAP_LOCK:
-        for name in missing_phantoms(folder):
-            target = folder / name
-            if target.exists() and (not target.is_dir() or any(target.iterdir())):
-                raise SparError(f"{target}: exists but holds no dataset.json; move it away to generate the phantoms")
-            partial = folder / f".{name}.partial"
-            shutil.rmtree(partial, ignore_errors=True)
-            report = None if progress is None else (lambda done, total, name=name: progress(name, done, total))
-            generate_cohort(PHANTOM_COHORTS[name], partial, subjects=subjects, seed=0, progress=report)
-            os.replace(partial, target)  # onto a missing or empty folder: one step
-            written.append(target)
-    return written
+        job = _PHANTOM_JOBS.get(folder)
+        stale = job is not None and job.done and job.error is None and bool(missing_phantoms(folder))
+        if start and (job is None or stale):
+            job = _PHANTOM_JOBS[folder] = PhantomJob(folder)
+            threading.Thread(target=job.run, name=f"spar phantoms {folder.name}", daemon=True).start()
+        return job
+
+
+def _follow_phantoms(job: PhantomJob) -> None:
+    st.progress(job.fraction, text=f"Generating the built-in phantom exams in the background: {job.text}")
+    if job.done:
+        st.rerun(scope="app")
 
 
 def generate_phantoms_ui(folder: Path) -> None:
-    """:func:`generate_phantoms` behind an ``st.status`` box with a progress bar per cohort."""
-    with st.status("Generating the built-in phantom exams (first start, under a minute)…", expanded=True) as box:
-        bar = st.progress(0.0)
-
-        def report(name: str, done: int, total: int) -> None:
-            bar.progress(done / total, text=f"{name}: exam {done} of {total}")
-
-        try:
-            written = generate_phantoms(folder, report)
-        except SparError as err:
-            box.update(label="Could not generate the phantom exams", state="error")
-            st.error(str(err))
-            return
-        names = ", ".join(path.name for path in written) or "nothing to do"
-        box.update(label=f"Phantom exams ready ({names})", state="complete", expanded=False)
+    """Generate the folder's missing phantom cohorts in the background and follow them; the page stops here until
+    they are there (another page opened meanwhile follows the same generation). A failure is shown once, and
+    asking again starts again."""
+    job = phantom_job(folder)
+    if job.done:
+        if job.error is not None:
+            st.error(f"Could not generate the phantom exams: {job.error}")
+            _PHANTOM_JOBS.pop(job.folder, None)  # shown: the next request tries again
+        return
+    st.info("spar is writing its built-in phantom exams (an ankle and a shoulder cohort) into "
+            f"{folder}: under a minute on a first start. The page opens when they are there.",
+            icon=":material/hourglass_top:")
+    st.fragment(_follow_phantoms, run_every=1.0)(job)
+    st.stop()
 
 
 def bootstrap_if_fresh() -> Path:

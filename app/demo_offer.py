@@ -29,6 +29,8 @@ def progress_text(event: dict | None) -> str:
     label = event.get("label") or event["stage"]
     if event["stage"] == "crossval":
         text = f"unit {event['epoch']}/{event['epochs']}: {label}"
+    elif event["stage"] == "phantoms":
+        text = f"{label}: exam {event['step']} of {event['steps']}"
     else:
         text = f"{label}: epoch {event['epoch']}/{event['epochs']}, step {event['step']}/{event['steps']}"
     loss = event.get("values", {}).get("loss")

@@ -27,6 +27,7 @@ from spar_core.data.dataset import Dataset
 from spar_core.errors import SparError
 from spar_core.methods import display_name
 from spar_core.paths import DATASET_JSON, RUNS_ROOT_ENV, is_within, runs_root
+from spar_core.runs import jobs
 
 ROOT_KEY = "data_root"  # text input: folder holding datasets, inside the configured data root
 DATASET_KEY = "dataset"  # selectbox: dataset folder name
@@ -108,7 +109,9 @@ def sidebar(root: Path) -> Selection:
 def _pick_dataset(root: Path, folder: Path) -> Selection:
     names = data_access.list_datasets(folder, root)
     missing = data_access.missing_phantoms(folder)
-    if missing and st.button("Generate the built-in phantom exams here", help=", ".join(missing)):
+    running = data_access.phantom_job(folder, start=False)
+    if (running is not None and not running.done) or (
+            missing and st.button("Generate the built-in phantom exams here", help=", ".join(missing))):
         data_access.generate_phantoms_ui(folder)
         names = data_access.list_datasets(folder, root)
     if not names:
@@ -193,7 +196,9 @@ def require_run(selection: Selection) -> Run:
     """The selected run; without one, the page explains how to get one and stops."""
     if selection.run is not None:
         return selection.run
-    if selection.run_error is None:  # (an error is already on the page)
+    if selection.run_error is None and jobs.running_job("demo", runs_root()) is not None:
+        st.caption("This page fills as soon as the demo run's first parts land (see the progress above).")
+    elif selection.run_error is None:  # (an error is already on the page)
         where = selection.runs_folder or runs_root()
         st.info(f"This page needs a run, and there is none in {where} yet. Build the demo run below, or start one "
                 f"from a terminal: `spar demo` (writes {runs_root() / 'demo'}) or "

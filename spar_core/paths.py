@@ -18,6 +18,8 @@ from spar_core.errors import SparError
 
 NIFTI_SUFFIX = ".nii.gz"  # what spar writes; it reads .nii too
 DATASET_JSON = "dataset.json"  # a dataset folder's description (Decathlon / nnU-Net layout)
+# The built-in phantom cohorts as the demo and the app write them into a data root: anatomy -> folder.
+PHANTOM_FOLDERS = {"ankle": "phantoms_ankle", "shoulder": "phantoms_shoulder"}
 IMPORT_RECORD = "import.json"  # what spar import records of each case (patient, study, series, mask)
 # A folder of predictions holds label maps only at its top level (a glob of OUT/*.nii.gz, as nnU-Net's evaluation
 # takes it, finds predictions and nothing else); the uncertainty maps and probabilities go to sub-folders.
@@ -218,3 +220,8 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+
+
+def missing_phantoms(data_root: str | Path) -> list[str]:
+    """The built-in cohorts (anatomies of :data:`PHANTOM_FOLDERS`) not yet in ``data_root``."""
+    return [a for a, folder in PHANTOM_FOLDERS.items() if not (Path(data_root) / folder / DATASET_JSON).is_file()]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import nibabel
@@ -143,13 +144,35 @@ def test_first_start_generates_the_phantom_cohorts(tmp_path: Path, monkeypatch: 
     monkeypatch.setenv("SPAR_DATA_ROOT", str(root))
     monkeypatch.setenv("SPAR_PHANTOM_SUBJECTS", "1")
     at = AppTest.from_file(MAIN, default_timeout=60).run()
-    assert not at.exception
-    assert not at.error
+    assert not at.exception and not at.error
+    # generated in the background: the page says so and stops; another page (a rerun) follows the same job
+    assert any("writing its built-in phantom exams" in i.value for i in at.info)
+    import data_access
+
+    job = data_access.phantom_job(root, start=False)
+    assert job is not None
+    at.run()
+    assert data_access.phantom_job(root, start=False) is job  # not started again
+    deadline = time.monotonic() + 120
+    while not job.done:
+        assert time.monotonic() < deadline, "the phantoms were not generated in two minutes"
+        time.sleep(0.2)
+    assert job.error is None and job.fraction == 1.0 and "exam 1 of 1" in job.text
+    at.run()
+    assert not at.exception and not at.error
     assert sorted(p.name for p in root.iterdir()) == ["phantoms_ankle", "phantoms_shoulder"]
     assert all((root / name / "dataset.json").is_file() for name in ("phantoms_ankle", "phantoms_shoulder"))
     assert at.selectbox(key="dataset").options == ["phantoms_ankle", "phantoms_shoulder"]
-    assert len(at.status) == 1
     assert [s["name"] for s in _scene(at)[0]["structures"]] == ["calcaneus", "talus", "tibia"]
     # Second start: the cohorts are there, nothing is generated again.
     again = AppTest.from_file(MAIN, default_timeout=60).run()
-    assert not again.exception and len(again.status) == 0
+    assert not again.exception and not any("phantom exams" in i.value for i in again.info)
+    assert data_access.phantom_job(root, start=False) is job
+
+
+def test_progress_lines_say_what_runs() -> None:
+    import demo_offer
+
+    event = {"stage": "phantoms", "epoch": 2, "epochs": 2, "step": 3, "steps": 15, "label": "phantoms shoulder"}
+    assert demo_offer.progress_text(event) == "phantoms shoulder: exam 3 of 15"
+    assert demo_offer.progress_text({**event, "stage": "crossval", "label": "fold 0 spar"}) == "unit 2/2: fold 0 spar"

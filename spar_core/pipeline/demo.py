@@ -7,6 +7,8 @@ models, and triage can be seen finding the bad exams among held-out ones, as it 
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -27,9 +29,9 @@ from spar_core.latent.convergence import write_convergence
 from spar_core.latent.embedding import write_embeddings
 from spar_core.data.splits import Split, hold_out
 from spar_core.triage.exams import degraded_flags, write_triage
-from spar_core.paths import DATASET_JSON
+from spar_core.errors import SparError
+from spar_core.paths import DATASET_JSON, PHANTOM_FOLDERS, missing_phantoms
 
-PHANTOM_FOLDERS = {"ankle": "phantoms_ankle", "shoulder": "phantoms_shoulder"}
 DEMO_FOLDS = "demo-holdout"  # recorded in run.json: not make_splits("holdout"), see demo_split
 DEMO_TEST_FRACTION = 0.3  # 5 of the 17 ankle exams
 # The demo's 12 training exams give about 50 batches a pass: it trains the `cpu` recipe for 12 epochs of 40
@@ -39,16 +41,34 @@ DEMO_STEPS_PER_EPOCH = 40
 DEMO_AE_STEPS_PER_EPOCH = 25
 
 
-def ensure_phantoms(data_root: str | Path, progress: Progress = silent) -> dict[str, Path]:
-    """Both built-in cohorts under ``data_root`` (generated once, seed 0); returns their folders."""
-    out = {}
-    for anatomy, folder in PHANTOM_FOLDERS.items():
-        path = Path(data_root) / folder
-        if not (path / DATASET_JSON).is_file():
-            progress(ProgressEvent("phantoms", 1, 1, 0, 1, label=f"phantoms {anatomy}"))
-            generate_cohort(anatomy, path, seed=0)
-            progress(ProgressEvent("phantoms", 1, 1, 1, 1, label=f"phantoms {anatomy}"))
-        out[anatomy] = path
+def ensure_phantoms(data_root: str | Path, progress: Progress = silent, subjects: int | None = None
+                    ) -> dict[str, Path]:
+    """Both built-in cohorts under ``data_root`` (generated once, seed 0; ``subjects`` exams each instead of the
+    paper's cohort sizes); returns their folders.
+
+    A cohort is written into a hidden ``.<folder>.partial`` folder and renamed when complete, so that an
+    interrupted generation never leaves a half cohort that looks like a dataset. Progress: one event per exam,
+    stage ``phantoms``, labelled with the cohort.
+
+    Raises:
+        SparError: a non-empty cohort folder without ``dataset.json`` is in the way.
+    """
+    out = {anatomy: Path(data_root) / folder for anatomy, folder in PHANTOM_FOLDERS.items()}
+    missing = missing_phantoms(data_root)
+    for n, anatomy in enumerate(missing, start=1):
+        target = out[anatomy]
+        if target.exists() and (not target.is_dir() or any(target.iterdir())):
+            raise SparError(f"{target}: exists but holds no {DATASET_JSON}; move it away to generate the phantoms")
+        partial = target.with_name(f".{target.name}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        label = f"phantoms {anatomy}"
+
+        def report(done: int, total: int, n: int = n, label: str = label) -> None:
+            progress(ProgressEvent("phantoms", n, len(missing), done, total, label=label))
+
+        report(0, 1)
+        generate_cohort(anatomy, partial, subjects=subjects, seed=0, progress=report)
+        os.replace(partial, target)  # onto a missing or empty folder: one step
     return out
 
 
