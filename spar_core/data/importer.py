@@ -23,13 +23,14 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from spar_core.data.checks import label_dtype
-from spar_core.paths import DATASET_JSON, IMPORT_RECORD, NIFTI_SUFFIX
+from spar_core.paths import DATASET_JSON, IMPORT_RECORD
 from spar_core.data.nifti import check_voxel_count, image_file, label_file, write_nifti
 from spar_core.data.dicom_series import (Segmentation, Series, StackGeometry, check_decodable, check_stack,
                                          read_series, scan_folder, sorted_instance_uids)
 from spar_core.data.masks import find_mask_file, nifti_mask, seg_mask, slice_arrays_mask
 from spar_core.errors import SparError
 from spar_core.paths import write_json
+from spar_core.data.nnunet_raw import v2_keys
 
 NAMINGS = ("number", "patient")
 
@@ -271,8 +272,7 @@ def write_dataset(plan: ImportPlan, out: str | Path, name: str | None = None,
                                           "left_out": list(plan.skipped)})
         write_json(work / DATASET_JSON, {
             "name": name or out.name, "description": f"Imported by spar import from {plan.source.name}",
-            "tensorImageSize": "3D", "channel_names": {"0": "MRI"}, "labels": labels, "slice_axis": 2,
-            "numTraining": len(entries), "file_ending": NIFTI_SUFFIX, "training": entries})
+            "tensorImageSize": "3D", **v2_keys(labels, len(entries)), "slice_axis": 2, "training": entries})
         if out.exists():
             out.rmdir()
         work.rename(out)

@@ -17,9 +17,10 @@ from typing import Callable
 import numpy as np
 
 from spar_core.errors import SparError
-from spar_core.paths import DATASET_JSON, NIFTI_SUFFIX
+from spar_core.paths import DATASET_JSON
 from spar_core.data.nifti import image_file, label_file, write_nifti
 from spar_core.paths import write_json
+from spar_core.data.nnunet_raw import v2_keys
 from spar_core.data.phantoms import ankle, shoulder
 from spar_core.data.phantoms.appearance import acquire, draw_acquisition
 from spar_core.data.phantoms.grid import Grid
@@ -192,11 +193,8 @@ def generate_cohort(anatomy: str, out_dir: str | Path, subjects: int | None = No
         "reference": "spar_core.data.phantoms; anatomy after Boutillon et al., ISBI 2021 (SPAR)",
         "licence": "CC0-1.0",
         "tensorImageSize": "3D",
-        "channel_names": {"0": "MRI"},
-        "labels": dict(mod.LABELS),
+        **v2_keys(mod.LABELS, len(plans)),
         "slice_axis": 2,
-        "numTraining": len(plans),
-        "file_ending": NIFTI_SUFFIX,
         "seed": int(seed),
         "training": [{"image": f"./imagesTr/{image_file(p.case)}", "label": f"./labelsTr/{label_file(p.case)}"}
                      for p in plans],
