@@ -34,6 +34,7 @@ from spar_core.data.splits import Split, hold_out
 from spar_core.pipeline.crossval import run_crossval
 from spar_core.pipeline.experiment import dataset_splits, experiment_summary
 from spar_core.pipeline.robustness import run_robustness
+from spar_core.postprocessing.folds import fold_label_facts
 from spar_core.runs.run_folder import RunFolder
 from spar_core.runs.study_folder import StudyFolder
 from spar_core.training.device import pick_device
@@ -110,6 +111,7 @@ def check(run: RunFolder, method: str, rescore: bool) -> dict:
     folder = StudyFolder.robustness(run)
     if rescore:  # the post-processing changed: its facts found again, every condition scored again
         run.label_facts_path(0).unlink(missing_ok=True)
+        fold_label_facts(load_dataset(run.read_config()["dataset"]), run.read_split(0), run)
         shutil.rmtree(folder.root, ignore_errors=True)
     for kinds, severities in CHECKS:
         run_robustness(run, kinds, severities, [method])
