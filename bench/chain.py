@@ -1,11 +1,11 @@
 """Does ordering the structures in a row help? Re-scores a run's raw predictions post-processed several ways:
 as before (largest component + closing), after giving each body its majority label, after giving the
-bodies consecutive labels in order by the votes alone, and in order with the prior on where the row sits
-("placed@W", one per vote weight W; spar_core.postprocessing.chain).
+bodies consecutive labels in order by the votes alone, and in order with the prior the training labels give
+(their volumes relative to the row: "placed@W", one per vote weight W; spar_core.postprocessing.chain).
 
     python bench/chain.py RUN [RUN ...] [--vote-weights 5,10,20] [--methods baseline,spar]
 
-The chain is the one each fold's training labels form (found again, with their positions). Prints exam-mean
+The chain is the one each fold's training labels form (found again, with its prior). Prints exam-mean
 Dice, MSSD and exams with a shifted structure per run, method and way.
 """
 
@@ -45,7 +45,7 @@ def main() -> None:
                 continue
             train = [load_volume(dataset, case) for case in split.train]
             placed = find_chain([v.label for v in train], chain.labels, spacings=[v.spacing for v in train])
-            chain = chain.without_positions()
+            chain = chain.without_positions()  # the order alone
             methods = run.methods(fold) if args.methods is None else args.methods.split(",")
             for method in methods:
                 for case in split.test:
