@@ -97,6 +97,21 @@ def test_relative_volumes_undo_a_shift_the_network_makes_in_every_slice() -> Non
     assert Chain.from_dict(chain.as_dict()) == Chain.from_dict(json_round_trip(chain.as_dict()))
 
 
+def test_a_body_the_field_of_view_cuts_says_nothing_of_its_size() -> None:
+    sizes, labels = [5, 7, 9, 9, 6], [1, 2, 3, 4, 5]  # a lumbar row: L3 and L4 the largest
+    chain = find_chain([sized_row(sizes, labels), sized_row([s + 1 for s in sizes], labels)], labels,
+                       spacings=[(1.0, 1.0, 1.0)] * 2)
+    right = sized_row(sizes, labels)
+    last = np.flatnonzero((right == 5).any(axis=(1, 2)))
+    cut = right[: last[0] + 3]  # the field of view ends three rows into L5 (of six): half of it left
+    # the network labels every body right; were the cut L5's volume taken at its word, it would look far too
+    # small and the row be counted one level off
+    assert np.array_equal(relabel_chain(cut, chain, "ordered", (1.0, 1.0, 1.0)), cut)
+    whole = sized_row(sizes, labels)
+    whole[last[0] + 3:] = 0  # the same half body inside the field of view: a real, small body
+    assert not np.array_equal(relabel_chain(whole, chain, "ordered", (1.0, 1.0, 1.0)), whole)
+
+
 def json_round_trip(data: dict) -> dict:
     import json
 

@@ -15,7 +15,10 @@ called L4, …). The training labels also say what each structure of the row loo
 itself*, wherever the field of view puts it: :func:`find_chain` records each label's volume relative to the mean
 of the row's bodies in its exam (log ratio: L3 and L4 about 8 % above the row's mean, L1 and L5 about 9 % below,
 spreads of 4–8 %), and the shifts are scored by the votes and by how well the relative volumes of the bodies fit
-the labels a shift gives them (a Gaussian prior; :data:`VOTE_WEIGHT` weighs the two). The prior fades by itself
+the labels a shift gives them (a Gaussian prior; :data:`VOTE_WEIGHT` weighs the two). A body the field of view
+cuts (it reaches the volume's border) has lost part of its volume and says nothing of its size, in the training
+labels and in a prediction alike: a row placed elsewhere in the field of view, its end cut off, keeps the prior
+from voting for a shift. The prior fades by itself
 when the exam's bodies are, as a whole, larger or smaller than the training exams' (another age, another
 anatomy or a mis-scaled header): beyond :data:`RANGE_Z` spreads of the training exams' mean body volume, its
 weight falls as a Gaussian.
@@ -130,6 +133,12 @@ def _centroids(volume: np.ndarray, labels: tuple[int, ...]) -> np.ndarray:
     return np.array([c if np.all(np.isfinite(c)) else (np.nan,) * 3 for c in found], dtype=float)
 
 
+def _cut_labels(volume: np.ndarray, labels: tuple[int, ...]) -> np.ndarray:
+    """(len(labels),) bool: whether each label reaches the volume's border (the field of view cuts it)."""
+    faces = np.concatenate([np.moveaxis(volume, axis, 0)[[0, -1]].ravel() for axis in range(3)])
+    return np.isin(np.asarray(labels), faces)
+
+
 def _apart(volume: np.ndarray, labels: tuple[int, ...]) -> bool:
     """True when the structures of ``labels`` (almost) never touch: the voxel faces between two different
     ones are at most ``TOUCH_FRACTION`` of their voxels (a few from the annotation are tolerated)."""
@@ -165,7 +174,8 @@ def find_chain(truths: Iterable[np.ndarray], labels: Iterable[int], minimum: int
         if not _apart(truth, order):
             return None
         per_exam.append(_centroids(truth, order))
-        counts.append(np.bincount(truth.ravel().astype(np.int64), minlength=max(order) + 1)[list(order)])
+        count = np.bincount(truth.ravel().astype(np.int64), minlength=max(order) + 1)[list(order)]
+        counts.append(np.where(_cut_labels(truth, order), 0, count))  # a cut structure: volume unknown
     if not per_exam:
         return None
     best: tuple[float, int, bool] | None = None
@@ -191,7 +201,8 @@ def _volumes(counts: list[np.ndarray], spacings: list[tuple[float, ...]]) \
         -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, float]] | None:
     """Each label's mean log volume relative to its exam's row (the log of the geometric mean of the labels it
     holds), their spreads (at least :data:`VOLUME_SD_FLOOR`), and the mean and spread of an exam's log mean body
-    volume (ml). Exams holding all the labels only (a partial row's mean is another row's); None without two."""
+    volume (ml). Exams holding all the labels, none cut by the field of view (count 0), only (a partial row's
+    mean is another row's); None without two."""
     whole = [(c.astype(float), s) for c, s in zip(counts, spacings) if np.all(c > 0)]
     if len(whole) < 2:
         return None
@@ -251,7 +262,9 @@ def relabel_chain(labels: np.ndarray, chain: Chain, mode: str = "ordered",
         shifts = range(-(len(values) - 1), len(bodies))
         scores = [sum(votes[j + k, j] for j in range(len(values)) if 0 <= j + k < len(bodies)) for k in shifts]
         if chain.volumes is not None:
-            sized = np.log(sizes[bodies - 1].astype(float))
+            # a body the field of view cuts has lost part of its volume: it says nothing of its size (NaN)
+            cut = _touch_border(components, box, result.shape)
+            sized = np.where(cut[bodies], np.nan, np.log(sizes[bodies - 1].astype(float)))
             weight = _volume_weight(sized, chain, spacing)
             scores = [vote_weight * score / max(1, int(votes.sum())) + weight * _volume_fit(sized, chain, k)
                       for score, k in zip(scores, shifts)]
@@ -282,12 +295,24 @@ def _axis_centroids(components: np.ndarray, n: int, axis: int) -> np.ndarray:
     return sums / np.maximum(counts, 1)
 
 
+def _touch_border(components: np.ndarray, box: tuple[slice, ...], shape: tuple[int, ...]) -> np.ndarray:
+    """(n + 1,) bool: whether each component of ``components`` (cropped to ``box`` of a volume of ``shape``)
+    reaches the volume's border along some axis, i.e. is cut by the field of view (index 0: background)."""
+    touch = np.zeros(int(components.max()) + 1, dtype=bool)
+    for label, where in enumerate(ndimage.find_objects(components), start=1):
+        if where is not None:
+            touch[label] = any(b.start + w.start == 0 or b.start + w.stop == n
+                               for b, w, n in zip(box, where, shape))
+    return touch
+
+
 def _volume_fit(log_sizes: np.ndarray, chain: Chain, shift: int) -> float:
-    """Log prior of ``shift`` from the bodies' relative volumes (``log_sizes`` in chain order): −½ Σ z² over
-    the labels it gives a body, each relative to the mean of those assigned, and −½ for each label it leaves
-    without one (the expected z² of a label whose body is there), so that shifts assigning few bodies gain
-    nothing. Fewer than two assigned: no information (−½ per label)."""
-    pairs = [(log_sizes[j + shift], j) for j in range(len(chain.labels)) if 0 <= j + shift < len(log_sizes)]
+    """Log prior of ``shift`` from the bodies' relative volumes (``log_sizes`` in chain order, NaN for a body
+    whose volume says nothing): −½ Σ z² over the labels it gives a body of known volume, each relative to the
+    mean of those assigned, and −½ for each other label (the expected z² of a label whose body is there), so
+    that shifts assigning few bodies gain nothing. Fewer than two such labels: no information (−½ per label)."""
+    pairs = [(log_sizes[j + shift], j) for j in range(len(chain.labels))
+             if 0 <= j + shift < len(log_sizes) and np.isfinite(log_sizes[j + shift])]
     if len(pairs) < 2:
         return -0.5 * len(chain.labels)
     observed = np.array([v for v, _ in pairs])
@@ -300,9 +325,10 @@ def _volume_fit(log_sizes: np.ndarray, chain: Chain, shift: int) -> float:
 def _volume_weight(log_sizes: np.ndarray, chain: Chain, spacing: tuple[float, float, float] | None) -> float:
     """1 while the exam's mean body volume lies within :data:`RANGE_Z` spreads of the training exams', falling
     as a Gaussian beyond; 1 without a ``spacing`` (the volumes in ml unknown)."""
-    if spacing is None:
+    known = log_sizes[np.isfinite(log_sizes)]
+    if spacing is None or not known.size:
         return 1.0
-    ml = float(np.log(np.exp(log_sizes).mean() * float(np.prod(spacing)) / 1000.0))
+    ml = float(np.log(np.exp(known).mean() * float(np.prod(spacing)) / 1000.0))
     z = abs(ml - chain.body_ml[0]) / chain.body_ml[1]
     return float(np.exp(-0.5 * max(0.0, z - RANGE_Z) ** 2))
 
