@@ -16,8 +16,8 @@ itself*, wherever the field of view puts it: :func:`find_chain` records each lab
 of the row's bodies in its exam (log ratio: L3 and L4 about 8 % above the row's mean, L1 and L5 about 9 % below,
 spreads of 4–8 %), and the shifts are scored by the votes and by how well the relative volumes of the bodies fit
 the labels a shift gives them (a Gaussian prior; :data:`VOTE_WEIGHT` weighs the two). A body the field of view
-cuts (it reaches the volume's border) has lost part of its volume and says nothing of its size, in the training
-labels and in a prediction alike: a row placed elsewhere in the field of view, its end cut off, keeps the prior
+cuts along the row (it reaches the volume's first or last plane along the row's axis) has lost part of its volume
+and says nothing of its size, in the training labels and in a prediction alike: a row placed elsewhere in the field of view, its end cut off, keeps the prior
 from voting for a shift. The prior fades by itself
 when the exam's bodies are, as a whole, larger or smaller than the training exams' (another age, another
 anatomy or a mis-scaled header): beyond :data:`RANGE_Z` spreads of the training exams' mean body volume, its
@@ -134,9 +134,9 @@ def _centroids(volume: np.ndarray, labels: tuple[int, ...]) -> np.ndarray:
 
 
 def _cut_labels(volume: np.ndarray, labels: tuple[int, ...]) -> np.ndarray:
-    """(len(labels),) bool: whether each label reaches the volume's border (the field of view cuts it)."""
-    faces = np.concatenate([np.moveaxis(volume, axis, 0)[[0, -1]].ravel() for axis in range(3)])
-    return np.isin(np.asarray(labels), faces)
+    """(3, len(labels)) bool: whether each label reaches the volume's first or last plane along each axis (the
+    field of view cuts it there)."""
+    return np.array([np.isin(np.asarray(labels), np.moveaxis(volume, axis, 0)[[0, -1]]) for axis in range(3)])
 
 
 def _apart(volume: np.ndarray, labels: tuple[int, ...]) -> bool:
@@ -168,14 +168,14 @@ def find_chain(truths: Iterable[np.ndarray], labels: Iterable[int], minimum: int
     spacings = None if spacings is None else [tuple(float(v) for v in s) for s in spacings]
     if spacings is not None and len(spacings) != len(truths):
         raise SparError(f"find_chain: {len(spacings)} spacings for {len(truths)} label volumes")
-    per_exam, counts = [], []
+    per_exam, counts, cuts = [], [], []
     for truth in truths:
         truth = check_3d(truth, "label volume")
         if not _apart(truth, order):
             return None
         per_exam.append(_centroids(truth, order))
-        count = np.bincount(truth.ravel().astype(np.int64), minlength=max(order) + 1)[list(order)]
-        counts.append(np.where(_cut_labels(truth, order), 0, count))  # a cut structure: volume unknown
+        counts.append(np.bincount(truth.ravel().astype(np.int64), minlength=max(order) + 1)[list(order)])
+        cuts.append(_cut_labels(truth, order))
     if not per_exam:
         return None
     best: tuple[float, int, bool] | None = None
@@ -193,7 +193,8 @@ def find_chain(truths: Iterable[np.ndarray], labels: Iterable[int], minimum: int
         return None
     if spacings is None:
         return Chain(order, best[1], best[2])
-    volumes = _volumes(counts, spacings)
+    # a structure the field of view cuts along the row: its volume unknown (count 0)
+    volumes = _volumes([np.where(cut[best[1]], 0, c) for c, cut in zip(counts, cuts)], spacings)
     return Chain(order, best[1], best[2], None, None, *volumes) if volumes else Chain(order, best[1], best[2])
 
 
@@ -263,7 +264,7 @@ def relabel_chain(labels: np.ndarray, chain: Chain, mode: str = "ordered",
         scores = [sum(votes[j + k, j] for j in range(len(values)) if 0 <= j + k < len(bodies)) for k in shifts]
         if chain.volumes is not None:
             # a body the field of view cuts has lost part of its volume: it says nothing of its size (NaN)
-            cut = _touch_border(components, box, result.shape)
+            cut = _touch_border(components, box, result.shape, chain.axis)
             sized = np.where(cut[bodies], np.nan, np.log(sizes[bodies - 1].astype(float)))
             weight = _volume_weight(sized, chain, spacing)
             scores = [vote_weight * score / max(1, int(votes.sum())) + weight * _volume_fit(sized, chain, k)
@@ -295,14 +296,16 @@ def _axis_centroids(components: np.ndarray, n: int, axis: int) -> np.ndarray:
     return sums / np.maximum(counts, 1)
 
 
-def _touch_border(components: np.ndarray, box: tuple[slice, ...], shape: tuple[int, ...]) -> np.ndarray:
+def _touch_border(components: np.ndarray, box: tuple[slice, ...], shape: tuple[int, ...], axis: int) -> np.ndarray:
     """(n + 1,) bool: whether each component of ``components`` (cropped to ``box`` of a volume of ``shape``)
-    reaches the volume's border along some axis, i.e. is cut by the field of view (index 0: background)."""
+    reaches the volume's first or last plane along ``axis``, i.e. the field of view cuts it along the row (index 0:
+    background). Along the other axes a body may reach the border without it saying anything of the row (a
+    sagittal slab that ends inside the bodies cuts them all alike)."""
     touch = np.zeros(int(components.max()) + 1, dtype=bool)
     for label, where in enumerate(ndimage.find_objects(components), start=1):
         if where is not None:
-            touch[label] = any(b.start + w.start == 0 or b.start + w.stop == n
-                               for b, w, n in zip(box, where, shape))
+            start = box[axis].start + where[axis].start
+            touch[label] = start == 0 or start + (where[axis].stop - where[axis].start) == shape[axis]
     return touch
 
 
