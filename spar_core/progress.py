@@ -40,6 +40,10 @@ def silent(_: ProgressEvent) -> None:
     """The default callback: report nothing."""
 
 
+# What a stage's outer count is, in a log line ("phantoms ankle cohort 1/2", not "epoch 1/2"); epochs otherwise.
+OUTER_STEP = {"phantoms": "cohort", "crossval": "unit", "robustness": "unit", "study": "cell"}
+
+
 class TqdmProgress:
     """A tqdm bar per (stage, epoch) on stderr; epoch summaries printed below it."""
 
@@ -66,7 +70,8 @@ class TqdmProgress:
         if ev.epoch_done:
             text = " ".join(f"{k}={v:.4g}" for k, v in ev.values.items())
             self.close()
-            tqdm.write(f"{self.prefix}{ev.label or ev.stage} epoch {ev.epoch}/{ev.epochs} {text}")
+            noun = OUTER_STEP.get(ev.stage, "epoch")
+            tqdm.write(f"{self.prefix}{ev.label or ev.stage} {noun} {ev.epoch}/{ev.epochs} {text}".rstrip())
 
     def close(self) -> None:
         if self._bar is not None:
