@@ -250,7 +250,8 @@ def generate_phantoms_ui(folder: Path) -> None:
     if job.done:
         if job.error is not None:
             st.error(f"Could not generate the phantom exams: {job.error}")
-            _PHANTOM_JOBS.pop(job.folder, None)  # shown: the next request tries again
+            with _BOOTSTRAP_LOCK:  # shown: the next request tries again
+                _PHANTOM_JOBS.pop(job.folder, None)
         return
     st.info("spar is writing its built-in phantom exams (an ankle and a shoulder cohort) into "
             f"{folder}: under a minute on a first start. The page opens when they are there.",

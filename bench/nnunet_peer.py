@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spar_core.data.dataset import load_dataset, load_volume
+from spar_core.data.dataset import Dataset, load_dataset, load_volume
 from spar_core.data.nifti import read_label_volume
 from spar_core.data.nnunet_raw import write_raw_dataset
 from spar_core.errors import SparError
@@ -49,7 +49,7 @@ PEER = "nnunet"
 TRAINER, PLANS = "nnUNetTrainer", "nnUNetPlans"
 
 
-def dataset_name(dataset_id: int, dataset) -> str:
+def dataset_name(dataset_id: int, dataset: Dataset) -> str:
     text = "".join(c if c.isalnum() else "_" for c in str(dataset.meta.get("name") or dataset.root.name))
     return f"Dataset{dataset_id:03d}_{text}"
 
@@ -64,13 +64,13 @@ def nnunet_environment(work: Path, processes: int) -> None:
     os.environ.setdefault("nnUNet_compile", "f")  # compilation takes minutes a run; the budget is for training
 
 
-def prepare(run: RunFolder, work: Path, dataset_id: int, configuration: str, processes: int) -> tuple[str, float]:
+def prepare(run: RunFolder, dataset: Dataset, work: Path, dataset_id: int, configuration: str,
+            processes: int) -> tuple[str, float]:
     """The run's dataset as nnU-Net raw data, planned and preprocessed by nnU-Net, with the run's folds as its
     splits; returns the dataset's name and the seconds it took (0 when already done)."""
     from nnunetv2.experiment_planning.plan_and_preprocess_api import (extract_fingerprints, plan_experiments,
                                                                        preprocess)
 
-    dataset = load_dataset(run.read_config().get("dataset", ""))
     name = dataset_name(dataset_id, dataset)
     preprocessed = work / "nnUNet_preprocessed" / name
     if (preprocessed / "splits_final.json").is_file():
@@ -109,9 +109,8 @@ def train_fold(dataset_id: int, configuration: str, fold: int, device: str, epoc
     return Path(trainer.output_folder) / "validation", time.perf_counter() - start
 
 
-def score(run: RunFolder, fold: int, predictions: Path) -> list[dict]:
+def score(run: RunFolder, dataset: Dataset, fold: int, predictions: Path) -> list[dict]:
     """spar's metric rows of nnU-Net's predictions of the fold's test exams."""
-    dataset = load_dataset(run.read_config().get("dataset", ""))
     rows = []
     for case in run.read_split(fold).test:
         path = predictions / f"{case}.nii.gz"
@@ -177,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         work = args.work.resolve()
         nnunet_environment(work, args.processes)
         start = time.perf_counter()
-        name, prepare_s = prepare(run, work, args.dataset_id, args.configuration, args.processes)
+        dataset = load_dataset(config.get("dataset", ""))
+        name, prepare_s = prepare(run, dataset, work, args.dataset_id, args.configuration, args.processes)
         timing = {"prepare_s": prepare_s, "folds": {}}
         rows = []
         for fold in folds:
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
                                            args.iterations, args.val_iterations, args.processes, args.batch_size,
                                            not args.no_mirroring)
             timing["folds"][fold] = seconds
-            rows += score(run, fold, done)
+            rows += score(run, dataset, fold, done)
         peer = pd.DataFrame(rows)
         write_csv(work / "metrics.csv", peer)
         result = table(run, peer, folds)

@@ -29,11 +29,12 @@ from pathlib import Path
 import pandas as pd
 
 from spar_core.data.augment import AugmentConfig
+from spar_core.data.corruptions import severities_of
 from spar_core.data.dataset import load_dataset
 from spar_core.data.splits import Split, hold_out
 from spar_core.pipeline.crossval import run_crossval
 from spar_core.pipeline.experiment import dataset_splits, experiment_summary
-from spar_core.pipeline.robustness import run_robustness
+from spar_core.pipeline.robustness import CLEAN, run_robustness
 from spar_core.postprocessing.folds import fold_label_facts
 from spar_core.runs.run_folder import RunFolder
 from spar_core.runs.study_folder import StudyFolder
@@ -116,7 +117,9 @@ def check(run: RunFolder, method: str, rescore: bool) -> dict:
         shutil.rmtree(folder.root, ignore_errors=True)
     for kinds, severities in CHECKS:
         run_robustness(run, kinds, severities, [method])
-    rows = pd.concat([pd.read_csv(p, dtype={"case": str}) for p in sorted((folder.root / "folds").glob("*/*.csv"))],
+    units = [folder.unit(0, kind, severity) for kinds, severities in CHECKS for kind in kinds
+             for severity in severities_of(kind, severities) if severity]
+    rows = pd.concat([pd.read_csv(p, dtype={"case": str}) for p in [folder.unit(0, CLEAN, 0), *units]],
                      ignore_index=True)
     rows = rows[rows["postprocessed"]] if "postprocessed" in rows else rows
     exams = rows.groupby(["corruption", "severity", "case"]).agg(

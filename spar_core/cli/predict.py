@@ -21,8 +21,6 @@ if TYPE_CHECKING:
     import torch
     from spar_core.postprocessing.steps import PostprocessConfig
 
-OUTPUTS = PREDICTION_FILES
-
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help=summary("predict"),
@@ -168,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     bar = tqdm(exams, desc="predict", unit="exam", file=sys.stderr, disable=None, leave=False)
     for n, path in enumerate(bar):
         case = case_id_of(path)
-        target = args.out if single else args.out / OUTPUTS["labels"].format(case=case)
+        target = args.out if single else args.out / PREDICTION_FILES["labels"].format(case=case)
         # an exam is done only when every output it should have is there (a full disk may have cut it short)
         if not single and not args.overwrite and all(p.is_file() for p in _outputs(args, case, members)):
             skipped += 1
@@ -195,7 +193,7 @@ def _outputs(args: argparse.Namespace, case: str, members: int) -> list[Path]:
     """Every file ``spar predict`` writes for one exam into the folder ``args.out``, the labels last."""
     kinds = ["entropy"] + (["disagreement"] if members > 1 else []) + (["probabilities"] if args.save_probabilities
                                                                         else []) + ["labels"]
-    return [args.out / OUTPUTS[kind].format(case=case) for kind in kinds]
+    return [args.out / PREDICTION_FILES[kind].format(case=case) for kind in kinds]
 
 
 def _predict_one(path: Path, target: Path, unets, size: int, cfg: PostprocessConfig | None, codes: str | None,
@@ -214,11 +212,11 @@ def _predict_one(path: Path, target: Path, unets, size: int, cfg: PostprocessCon
     back = (lambda a: a) if move is None else move.undo
     if not single:  # the maps first, the labels last: labels on disk mean the exam is done
         case = case_id_of(path)
-        write_map_volume(back(pred.entropy), volume, args.out / OUTPUTS["entropy"].format(case=case))
+        write_map_volume(back(pred.entropy), volume, args.out / PREDICTION_FILES["entropy"].format(case=case))
         if pred.n_members > 1:
-            write_map_volume(back(pred.disagreement), volume, args.out / OUTPUTS["disagreement"].format(case=case))
+            write_map_volume(back(pred.disagreement), volume, args.out / PREDICTION_FILES["disagreement"].format(case=case))
         if pred.probabilities is not None:
             probs = back(pred.probabilities.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)  # (C, X, Y, Z)
-            save_npz(args.out / OUTPUTS["probabilities"].format(case=case), probabilities=probs,
+            save_npz(args.out / PREDICTION_FILES["probabilities"].format(case=case), probabilities=probs,
                      labels=names if names else [str(i) for i in range(len(probs))])
     write_label_volume(back(labels), volume, target)

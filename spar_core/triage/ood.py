@@ -64,7 +64,7 @@ def ood_scores(image: np.ndarray | None, labels: np.ndarray, spacing: tuple[floa
                train_placement: np.ndarray, train_intensity: np.ndarray) -> dict[str, float]:
     """``placement_z`` of the predicted ``labels`` and ``intensity_z`` of ``image`` (nan without an image)
     against the training exams' rows of ``train_placement`` (N, 3) and ``train_intensity`` (N, features)."""
-    placement_z, intensity_z = OOD_SCORES
-    return {placement_z: _max_abs_z(placement(labels, spacing), train_placement, PLACEMENT_SD_FLOOR),
-            intensity_z: float("nan") if image is None else
-            _max_abs_z(intensity_features(image, spacing), train_intensity, INTENSITY_SD_FLOOR)}
+    where = _max_abs_z(placement(labels, spacing), train_placement, PLACEMENT_SD_FLOOR)
+    looks = float("nan") if image is None else _max_abs_z(intensity_features(image, spacing), train_intensity,
+                                                          INTENSITY_SD_FLOOR)
+    return dict(zip(OOD_SCORES, (where, looks)))

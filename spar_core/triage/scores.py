@@ -48,6 +48,7 @@ from spar_core.data.slicing import SquareGeometry, to_slices, to_square
 from spar_core.data.voxels import voxel_ml
 from spar_core.training.shape_ae import load_shape_ae
 from spar_core.triage.ood import intensity_features, ood_scores, placement
+from spar_core.triage.ranking import OOD_SCORES
 from spar_core.models.outputs import one_hot
 
 KNN_K = 5
@@ -241,7 +242,7 @@ def score_exam(
         "components": float(components),
         "volume_z": float(np.max(np.abs(zs))) if zs else np.nan,
         **(ood_scores(image, labels, spacing, reference.placement, reference.intensity) if reference is not None
-           else {"placement_z": np.nan, "intensity_z": np.nan}),
+           else dict.fromkeys(OOD_SCORES, np.nan)),
     }
     return ExamScores(scores, table)
 
