@@ -36,6 +36,7 @@ from spar_core.pipeline.crossval import run_crossval
 from spar_core.pipeline.experiment import dataset_splits, experiment_summary
 from spar_core.pipeline.robustness import CLEAN, run_robustness
 from spar_core.postprocessing.folds import fold_label_facts
+from spar_core.postprocessing.settings import CHAIN_PRIORS, DEFAULT_CHAIN_PRIOR, PostprocessSettings
 from spar_core.runs.run_folder import RunFolder
 from spar_core.runs.study_folder import StudyFolder
 from spar_core.training.device import pick_device
@@ -51,7 +52,7 @@ WIDE_INT = dataclasses.replace(WIDE, gamma=0.5, contrast=0.25, brightness=0.25, 
 # (corruptions, severities): field-of-view shifts of ±15, ±30, ±45 mm; γ 0.5 and 2 and a coarser acquisition × 2
 CHECKS = ((("fov_shift",), (0, 2, 3, 4)), (("gamma", "low_res"), (0, 2)))
 VARIANTS: dict[str, tuple[str, dict, dict]] = {
-    "cpu": ("cpu", {"snapshot_epochs": ()}, {}),  # the cpu preset as it is (since wide_int: = wide_int)
+    "cpu": ("cpu", {"snapshot_epochs": ()}, {}),  # the cpu preset as it is (= narrow)
     "poly": ("cpu", POLY, {}),
     "cosine": ("cpu", {**POLY, "lr_schedule": "cosine"}, {}),
     "poly_1500": ("cpu", {**POLY, "steps_per_epoch": 125}, {}),
@@ -77,9 +78,9 @@ VARIANTS: dict[str, tuple[str, dict, dict]] = {
     "ctx_w24": ("cpu", POLY, {"base_channels": 24}),  # twice the UNet's width
     "ctx_b16": ("cpu", {**POLY, "batch_size": 16, "steps_per_epoch": 83}, {}),  # ≈ 1,000 updates of 16
     # position carries no information: shifts of ±30 % of the side (one end of the row cut off), zoom ±25 %
-    "narrow": ("cpu", {"snapshot_epochs": (), "augment": AugmentConfig()}, {}),  # the cpu preset before wide_int
+    "narrow": ("cpu", {"snapshot_epochs": (), "augment": AugmentConfig()}, {}),  # the cpu preset's augmentation
     "wide": ("cpu", {**POLY, "augment": WIDE}, {}),
-    "wide_int": ("cpu", {**POLY, "augment": WIDE_INT}, {}),  # + nnU-Net's intensity transforms, p 0.2 each
+    "wide_int": ("cpu", {**POLY, "augment": WIDE_INT}, {}),  # + nnU-Net's intensity transforms (= cpu_fov)
     "wide_int_3000": ("cpu", {**POLY, "augment": WIDE_INT, "steps_per_epoch": 250}, {}),  # twice the updates
 }
 
@@ -144,6 +145,9 @@ def main() -> None:
     parser.add_argument("--inner-test", type=float, default=0.25)
     parser.add_argument("--check", action="store_true", help="the robustness check on each run's inner test exams")
     parser.add_argument("--rescore", action="store_true", help="drop the checks' results first")
+    parser.add_argument("--chain-prior", choices=CHAIN_PRIORS, default=DEFAULT_CHAIN_PRIOR,
+                        help="what orders the vertebrae beside the votes (recorded in each run; --rescore after a "
+                             "change)")
     args = parser.parse_args()
     dataset = load_dataset(args.dataset)
     split = inner_split(dataset, args.outer_folds, args.outer_fold, args.inner_test)
@@ -156,9 +160,12 @@ def main() -> None:
             if not run.exists():
                 run.write_config({"kind": "recipe", "variant": name,
                                   **experiment_summary(dataset, preset, f"inner split of fold {args.outer_fold}")})
+            # the check post-processes as run.json says (no mode recorded: the paper's steps), with the prior asked
+            run.update_config(postprocess={**run.read_config().get("postprocess", {}), "chain_prior": args.chain_prior})
+            settings = PostprocessSettings(chain_prior=args.chain_prior)
             done = run.unit_metrics_path(0, args.method).is_file()
             start = time.perf_counter()
-            metrics = run_crossval(dataset, [split], [args.method], preset, run, device=device)
+            metrics = run_crossval(dataset, [split], [args.method], preset, run, device=device, settings=settings)
             seconds = float("nan") if done else time.perf_counter() - start
             figures = check(run, args.method, args.rescore) if args.check else {}
             rows.append({"variant": name, "seed": seed, **summarise(metrics), "seconds": seconds, **figures})

@@ -71,9 +71,11 @@ def sized_row(heights: list[int], labels: list[int], gap: int = 2) -> np.ndarray
 SIZES = [4, 9, 6]  # L1, L2, L3: a row whose bodies differ in size, as vertebrae do (L3, L4 largest)
 
 
-def training_chain() -> Chain:
+def training_chain(prior: str = "volume") -> Chain:
     truths = [sized_row(SIZES, [1, 2, 3]), sized_row([s + 1 for s in SIZES], [1, 2, 3])]
-    return find_chain(truths, [1, 2, 3], spacings=[(1.0, 1.0, 1.0)] * 2)
+    both = find_chain(truths, [1, 2, 3], spacings=[(1.0, 1.0, 1.0)] * 2)
+    assert both.positions is not None and both.volumes is not None  # the training labels record both priors
+    return both.with_prior(prior)
 
 
 def test_relative_volumes_undo_a_shift_the_network_makes_in_every_slice() -> None:
@@ -100,7 +102,7 @@ def test_relative_volumes_undo_a_shift_the_network_makes_in_every_slice() -> Non
 def test_a_body_the_field_of_view_cuts_says_nothing_of_its_size() -> None:
     sizes, labels = [5, 7, 9, 9, 6], [1, 2, 3, 4, 5]  # a lumbar row: L3 and L4 the largest
     chain = find_chain([sized_row(sizes, labels), sized_row([s + 1 for s in sizes], labels)], labels,
-                       spacings=[(1.0, 1.0, 1.0)] * 2)
+                       spacings=[(1.0, 1.0, 1.0)] * 2).with_prior("volume")
     right = sized_row(sizes, labels)
     last = np.flatnonzero((right == 5).any(axis=(1, 2)))
     cut = right[: last[0] + 3]  # the field of view ends three rows into L5 (of six): half of it left
@@ -118,19 +120,34 @@ def json_round_trip(data: dict) -> dict:
     return json.loads(json.dumps(data))
 
 
-def test_a_correct_row_placed_elsewhere_keeps_its_labels_and_an_earlier_position_prior_still_applies() -> None:
+def test_a_row_placed_elsewhere_keeps_its_labels_by_volume_and_is_pushed_a_level_by_position() -> None:
     chain = training_chain()
     # the network labels every body right, in a field of view that holds the row one level lower
     pred = np.pad(sized_row(SIZES, [1, 2, 3]), ((15, 0), (0, 0), (0, 0)))
     assert np.array_equal(relabel_chain(pred, chain, "ordered", (1.0, 1.0, 1.0)), pred)
+    # the position prior of the same training labels (the default) pushes this exam a level: the price of its
+    # strength where every exam places the row alike
+    placed = training_chain("position")
+    assert placed.volumes is None and placed.offset_sd > 0
+    assert not np.array_equal(relabel_chain(pred, placed, "ordered", (1.0, 1.0, 1.0)), pred)
+    assert np.array_equal(relabel_chain(sized_row(SIZES, [1, 2, 3]), placed, "ordered", (1.0, 1.0, 1.0)),
+                          sized_row(SIZES, [1, 2, 3]))
+    # with both priors, the position applies; a record holding one keeps it whatever is asked
+    both = find_chain([sized_row(SIZES, [1, 2, 3]), sized_row([s + 1 for s in SIZES], [1, 2, 3])], [1, 2, 3],
+                      spacings=[(1.0, 1.0, 1.0)] * 2)
+    assert np.array_equal(relabel_chain(pred, both, "ordered", (1.0, 1.0, 1.0)),
+                          relabel_chain(pred, placed, "ordered", (1.0, 1.0, 1.0)))
+    assert chain.with_prior("position") == chain and placed.with_prior("volume") == placed
+    with pytest.raises(SparError, match="chain prior 'size'"):
+        both.with_prior("size")
     # an earlier record placed the row from the first voxel: it still loads, and still pushes this exam a level
     old = Chain.from_dict({"labels": [1, 2, 3], "axis": 0, "ascending": True, "positions_mm": [4.0, 12.5, 22.0],
                            "offset_sd_mm": 1.5})
     assert old.positions == (4.0, 12.5, 22.0) and old.volumes is None
     assert not np.array_equal(relabel_chain(pred, old, "ordered", (1.0, 1.0, 1.0)), pred)
     partial = sized_row(SIZES, [0, 2, 3])  # an exam without L1 does not enter the volumes
-    assert find_chain([sized_row(SIZES, [1, 2, 3]), partial], [1, 2, 3], spacings=[(1.0,) * 3] * 2) \
-        == Chain((1, 2, 3), 0)  # one whole row: no spread, no volumes
+    found = find_chain([sized_row(SIZES, [1, 2, 3]), partial], [1, 2, 3], spacings=[(1.0,) * 3] * 2)
+    assert found.volumes is None and found.positions is not None  # one whole row: no spread, no volumes
     with pytest.raises(SparError, match="positions"):
         Chain((1, 2, 3), 0, True, (1.0, 2.0), 1.0)
     with pytest.raises(SparError, match="both or neither"):

@@ -72,10 +72,22 @@ def test_records_round_trip_through_json() -> None:
     assert Decision.from_json(json.loads(json.dumps(decision.to_json()))) == decision
     assert decision.kept("chain") and decision.kept("largest_3") and not decision.kept("closing")
     assert Decision.from_json(Decision.undecided_json("no exam")) is None
-    settings = PostprocessSettings("largest", 1.5, 2, False)
+    settings = PostprocessSettings("largest", 1.5, 2, False, "volume")
     assert PostprocessSettings.from_json(settings.to_json()) == settings
-    # a run that recorded no mode began before auto existed: it applied the paper's steps
+    # a run that recorded no mode began before auto existed: it applied the paper's steps; no prior: the position
+    # (its label facts hold one prior, which it keeps)
     assert PostprocessSettings.from_json({"closing_mm": 2.0}).mode == "largest"
+    assert PostprocessSettings.from_json({}).chain_prior == "position"
+
+
+def test_the_settings_choose_the_prior_that_orders_a_row() -> None:
+    both = Chain((1, 2, 3), 0, True, (4.5, 12.5, 20.5), 1.6, (0.0, 0.1, -0.1), (0.08, 0.08, 0.08), (3.4, 0.1))
+    facts = LabelFacts(both)
+    assert postprocess_config(PostprocessSettings("largest"), facts).chain == both.with_prior("position")
+    assert postprocess_config(PostprocessSettings("largest"), facts).chain.volumes is None
+    by_volume = postprocess_config(PostprocessSettings("largest", chain_prior="volume"), facts).chain
+    assert by_volume.positions is None and by_volume.volumes == (0.0, 0.1, -0.1)
+    assert postprocess_config(PostprocessSettings("largest", chain=False), facts).chain is None
 
 
 def test_a_majority_of_folds_decides_an_ensemble() -> None:
@@ -91,6 +103,8 @@ def test_ill_inputs() -> None:
         PostprocessSettings("smallest")
     with pytest.raises(SparError, match="closing radius"):
         PostprocessSettings(closing_mm=-1)
+    with pytest.raises(SparError, match="--chain-prior 'first_voxel'"):
+        PostprocessSettings(chain_prior="first_voxel")
     with pytest.raises(SparError, match="largest"):
         Decision.from_json({"chain": True}, "d.json")
     with pytest.raises(SparError, match="parts"):
@@ -147,6 +161,9 @@ def test_a_run_keeps_its_mode(two_fold_run: Path, ankle_small: Path, capsys) -> 
     assert main(["crossval", "--dataset", str(ankle_small), "--methods", "baseline,spar", "--folds", "2",
                  "--preset", "tiny", "--out", str(two_fold_run), "--device", "cpu", "--postprocess", "none"]) == 2
     assert "--postprocess auto" in capsys.readouterr().err
+    assert main(["crossval", "--dataset", str(ankle_small), "--methods", "baseline,spar", "--folds", "2",
+                 "--preset", "tiny", "--out", str(two_fold_run), "--device", "cpu", "--chain-prior", "volume"]) == 2
+    assert "--chain-prior position" in capsys.readouterr().err
 
 
 def test_none_scores_the_raw_predictions(ankle_small: Path, tmp_path: Path) -> None:

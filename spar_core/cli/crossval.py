@@ -13,8 +13,8 @@ from spar_core.cli.options import (add_dataset, add_device, add_folds, add_preci
 from spar_core.methods import METHODS, parse_methods
 from spar_core.pipeline.shard import Shard
 from spar_core.errors import SparError
-from spar_core.postprocessing.settings import DEFAULT_MODE, LEGACY_MODE, MODE_HELP, MODES, PostprocessSettings
-from spar_core.postprocessing.settings import DEFAULT_CLOSING_MM
+from spar_core.postprocessing.settings import (CHAIN_PRIOR_HELP, CHAIN_PRIORS, DEFAULT_CHAIN_PRIOR, DEFAULT_CLOSING_MM,
+                                               DEFAULT_MODE, LEGACY_MODE, MODE_HELP, MODES, PostprocessSettings)
 from spar_core.progress import cli_progress
 from spar_core.runs.lock import hold
 from spar_core.runs.run_folder import RunFolder
@@ -42,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--no-chain", action="store_true",
                    help="do not relabel structures in a row (vertebrae) in their order, even when the training "
                         "labels form one")
+    p.add_argument("--chain-prior", choices=CHAIN_PRIORS, default=DEFAULT_CHAIN_PRIOR,
+                   help="what orders structures in a row beside the network's votes: " + "; ".join(
+                       f"{k}: {v}" for k, v in CHAIN_PRIOR_HELP.items()) + f" (default: {DEFAULT_CHAIN_PRIOR})")
     p.add_argument("--postprocess", choices=MODES, default=DEFAULT_MODE,
                    help="; ".join(f"{mode}: {MODE_HELP[mode]}" for mode in MODES) + f" (default: {DEFAULT_MODE})")
     add_device(p)
@@ -69,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.dataset)
     splits, twins = dataset_splits(dataset, args.folds, preset.train.seed, args.splits)
     report_twins(twins, splits, args.splits)
-    settings = PostprocessSettings(mode=args.postprocess, closing_mm=args.closing_mm, chain=not args.no_chain)
+    settings = PostprocessSettings(mode=args.postprocess, closing_mm=args.closing_mm, chain=not args.no_chain,
+                                   chain_prior=args.chain_prior)
     run_dir = RunFolder(output_folder(args.out))
     summary = run_summary(dataset, splits, methods, preset, scheme_label(args.folds, args.splits), settings, twins)
     if args.workers > 1:  # the shares first, side by side; then this process merges, as a lone run would
@@ -80,10 +84,15 @@ def run(args: argparse.Namespace) -> int:
     with hold(run_dir.root, "spar crossval", (shard.index, shard.count)):
         if run_dir.exists():
             run_dir.check_same_experiment(summary, defaults=preset.default_settings())
-            before = run_dir.read_config().get("postprocess", {}).get("mode", LEGACY_MODE)
+            recorded = run_dir.read_config().get("postprocess", {})
+            before = recorded.get("mode", LEGACY_MODE)
             if before != args.postprocess:
                 raise SparError(f"{run_dir.config_path}: this run post-processes with {before!r}, not "
                                 f"{args.postprocess!r}; pass --postprocess {before} or use another --out")
+            prior = recorded.get("chain_prior", args.chain_prior)
+            if prior != args.chain_prior:
+                raise SparError(f"{run_dir.config_path}: this run orders a row by {prior!r}, not "
+                                f"{args.chain_prior!r}; pass --chain-prior {prior} or use another --out")
         run_dir.start(summary)
         start = time.perf_counter()
         with run_dir.stopped_on_interrupt():

@@ -11,22 +11,26 @@ with most of the network's voxel labels. A body the chain leaves out (a vertebra
 L5) becomes background.
 
 Votes alone cannot undo a shift that the network makes consistently in every slice (the sacrum called L5, L5
-called L4, …). The training labels also say what each structure of the row looks like *relative to the row
-itself*, wherever the field of view puts it: :func:`find_chain` records each label's volume relative to the mean
-of the row's bodies in its exam (log ratio: L3 and L4 about 8 % above the row's mean, L1 and L5 about 9 % below,
-spreads of 4–8 %), and the shifts are scored by the votes and by how well the relative volumes of the bodies fit
-the labels a shift gives them (a Gaussian prior; :data:`VOTE_WEIGHT` weighs the two). A body the field of view
-cuts along the row (it reaches the volume's first or last plane along the row's axis) has lost part of its volume
-and says nothing of its size, in the training labels and in a prediction alike: a row placed elsewhere in the field of view, its end cut off, keeps the prior
-from voting for a shift. The prior fades by itself
-when the exam's bodies are, as a whole, larger or smaller than the training exams' (another age, another
-anatomy or a mis-scaled header): beyond :data:`RANGE_Z` spreads of the training exams' mean body volume, its
-weight falls as a Gaussian.
+called L4, …). :func:`find_chain` records two priors from the training labels, and the shifts are scored by the
+votes and by one of them (:meth:`Chain.with_prior`; ``--chain-prior``; :data:`VOTE_WEIGHT` weighs the two):
 
-Records from before kept, instead, each label's mean position from the first voxel (``positions``,
-``offset_sd``): a prior on where the row sits in the field of view. They still load and still apply it, so an
-earlier run reports what it reported; it is not found any more, because a field of view placed another way (30
-mm higher: the row one level up) made it vote for a shift.
+- ``position``: *where* each structure sits: each label's mean position along the axis from the first voxel and
+  how much the whole row moves from exam to exam (``offset_sd``); a Gaussian prior on how far a shift moves the
+  row from where the training exams hold it. Strong where the exams share one protocol (one field-of-view
+  placement); a row placed 30 mm higher than in any training exam makes it vote for a shift (the row one level
+  up), and a protocol whose row moves freely has a large ``offset_sd``, so the prior fades by itself.
+- ``volume``: what each structure looks like *relative to the row itself*, wherever the field of view puts it:
+  each label's volume relative to the mean of the row's bodies in its exam (log ratio: L3 and L4 about 8 % above
+  the row's mean, L1 and L5 about 9 % below, spreads of 4–8 %), and how well the relative volumes of the bodies
+  fit the labels a shift gives them. A body the field of view cuts along the row (it reaches the volume's first
+  or last plane along the row's axis) has lost part of its volume and says nothing of its size, in the training
+  labels and in a prediction alike. The prior fades by itself when the exam's bodies are, as a whole, larger or
+  smaller than the training exams' (another age, another anatomy or a mis-scaled header): beyond
+  :data:`RANGE_Z` spreads of the training exams' mean body volume, its weight falls as a Gaussian. Weaker than
+  the position where the field of view never moves (relative volumes differ by a few per cent between
+  neighbours): on the spine 5-fold it left more exams a level off (``bench/results/spine_cv5_fov/``).
+
+Records of earlier versions hold one of the two; they load and apply the one they hold.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from scipy import ndimage
 from spar_core.data.checks import check_3d
 from spar_core.data.voxels import bounding_box
 from spar_core.errors import SparError
+from spar_core.postprocessing.settings import CHAIN_PRIORS
 
 BODY_FRACTION = 0.25  # a component smaller than this fraction of the largest one is not a body (a stray island)
 CHAIN_MODES = ("majority", "ordered")
@@ -55,13 +60,16 @@ RANGE_Z = 2.0  # the volume prior is whole while the exam's mean body volume lie
 class Chain:
     """Labels in their order along voxel ``axis`` (increasing index when ``ascending``, else decreasing).
 
+    ``positions``: each label's mean centroid along the axis in mm from the first voxel's centre, over the
+    training exams; ``offset_sd``: the spread (mm) of the whole row's offset from those positions. Both or
+    neither.
+
     ``volumes``: each label's mean log volume relative to the mean of its exam's row (the log of the geometric
     mean), over the training exams; ``volume_sd``: their spreads (at least :data:`VOLUME_SD_FLOOR`);
-    ``body_ml``: the mean and the spread (log) of an exam's mean body volume in ml. All three or none; without
-    them the order is decided by the votes alone.
+    ``body_ml``: the mean and the spread (log) of an exam's mean body volume in ml. All three or none.
 
-    ``positions``, ``offset_sd``: an earlier record's position prior (mm from the first voxel's centre; the
-    spread of the row's offset), both or neither; loaded and applied, no longer found.
+    Without either prior the order is decided by the votes alone; with both, :func:`relabel_chain` applies the
+    position (:meth:`with_prior` keeps one).
     """
 
     labels: tuple[int, ...]
@@ -125,6 +133,18 @@ class Chain:
         """The order alone: no prior (neither volumes nor positions)."""
         return Chain(self.labels, self.axis, self.ascending)
 
+    def with_prior(self, prior: str) -> "Chain":
+        """The chain with the one prior ``prior`` names (``position`` or ``volume``) when it holds it, else with the
+        one it holds (a record of an earlier version holds one)."""
+        if prior not in CHAIN_PRIORS:
+            raise SparError(f"chain prior {prior!r}: expected one of {', '.join(CHAIN_PRIORS)}")
+        position = self.positions is not None and (prior == "position" or self.volumes is None)
+        volume = self.volumes is not None and not position
+        return Chain(self.labels, self.axis, self.ascending,
+                     self.positions if position else None, self.offset_sd if position else None,
+                     self.volumes if volume else None, self.volume_sd if volume else None,
+                     self.body_ml if volume else None)
+
 
 def _centroids(volume: np.ndarray, labels: tuple[int, ...]) -> np.ndarray:
     """(len(labels), 3) voxel centroids, NaN for a label absent from ``volume``."""
@@ -159,7 +179,8 @@ def find_chain(truths: Iterable[np.ndarray], labels: Iterable[int], minimum: int
     the centroids of the labels it holds are strictly monotonic along the axis in that order, in one direction
     for all exams; of the axes that qualify the one with the widest mean spacing of consecutive centroids is
     taken. Fewer than ``minimum`` labels, or no exam, is no chain. With ``spacings`` (one per exam) the chain
-    also records the labels' relative volumes (:class:`Chain` ``volumes``, ``volume_sd``, ``body_ml``).
+    also records both priors: where the labels sit (:class:`Chain` ``positions``, ``offset_sd``) and their
+    relative volumes (``volumes``, ``volume_sd``, ``body_ml``).
     """
     order = tuple(int(v) for v in labels)
     if len(order) < minimum:
@@ -195,7 +216,23 @@ def find_chain(truths: Iterable[np.ndarray], labels: Iterable[int], minimum: int
         return Chain(order, best[1], best[2])
     # a structure the field of view cuts along the row: its volume unknown (count 0)
     volumes = _volumes([np.where(cut[best[1]], 0, c) for c, cut in zip(counts, cuts)], spacings)
-    return Chain(order, best[1], best[2], None, None, *volumes) if volumes else Chain(order, best[1], best[2])
+    return Chain(order, best[1], best[2], *_positions(per_exam, spacings, best[1], best[0]),
+                 *(volumes or (None, None, None)))
+
+
+def _positions(per_exam: list[np.ndarray], spacings: list[tuple[float, ...]], axis: int,
+               gap: float) -> tuple[tuple[float, ...] | None, float | None]:
+    """Each label's mean position (mm) along ``axis`` and the spread of the row's offset between exams (at
+    least ``SD_FLOOR`` of the mean gap): an exam's offset is the mean of its labels' deviations from the means
+    (labels it lacks left out). (None, None) when some label is in no training exam."""
+    mm = np.array([cents[:, axis] * spacing[axis] for cents, spacing in zip(per_exam, spacings)])
+    means = np.nanmean(mm, axis=0) if np.isfinite(mm).any(axis=0).all() else None
+    if means is None:  # a label that no training exam holds: where it sits is unknown, so no positions
+        return None, None
+    offsets = np.array([np.nanmean(row - means) for row in mm if np.isfinite(row).any()])
+    floor = SD_FLOOR * gap * float(np.mean(spacings, axis=0)[axis])
+    spread = float(np.std(offsets, ddof=1)) if len(offsets) > 1 else 0.0
+    return tuple(float(m) for m in means), max(spread, floor)
 
 
 def _volumes(counts: list[np.ndarray], spacings: list[tuple[float, ...]]) \
@@ -225,10 +262,10 @@ def relabel_chain(labels: np.ndarray, chain: Chain, mode: str = "ordered",
     in their order along the chain's axis, consecutive chain labels (the shift of the chain that most voxels
     agree with; bodies outside it become background). A body ``MERGED_RATIO`` times the median body (two
     structures grown together) keeps its labels in ``"majority"``, and leaves the volume unchanged in
-    ``"ordered"``. In ``"ordered"``, a chain with ``volumes`` also weighs how the bodies' relative volumes fit
-    each shift, faded by the exam's mean body volume when a ``spacing`` is given (see the module's docstring;
-    ``vote_weight`` weighs the votes against it); an earlier record's ``positions`` with a ``spacing``, where
-    each shift puts the row.
+    ``"ordered"``. In ``"ordered"``, a chain with ``positions`` and a ``spacing`` also weighs where each shift
+    puts the row; else a chain with ``volumes`` how the bodies' relative volumes fit each shift, faded by the
+    exam's mean body volume when a ``spacing`` is given (see the module's docstring; ``vote_weight`` weighs the
+    votes against the prior).
     """
     if mode not in CHAIN_MODES:
         raise SparError(f"chain mode {mode!r}: expected one of {', '.join(CHAIN_MODES)}")
@@ -262,17 +299,17 @@ def relabel_chain(labels: np.ndarray, chain: Chain, mode: str = "ordered",
         # shift k puts the chain's j-th label on body j + k
         shifts = range(-(len(values) - 1), len(bodies))
         scores = [sum(votes[j + k, j] for j in range(len(values)) if 0 <= j + k < len(bodies)) for k in shifts]
-        if chain.volumes is not None:
+        if chain.positions is not None and spacing is not None:
+            where = position[rank] * float(spacing[chain.axis])
+            scores = [vote_weight * score / max(1, int(votes.sum())) - 0.5 * (_offset(where, chain, k)
+                                                                            / chain.offset_sd) ** 2
+                      for score, k in zip(scores, shifts)]
+        elif chain.volumes is not None:
             # a body the field of view cuts has lost part of its volume: it says nothing of its size (NaN)
             cut = _touch_border(components, box, result.shape, chain.axis)
             sized = np.where(cut[bodies], np.nan, np.log(sizes[bodies - 1].astype(float)))
             weight = _volume_weight(sized, chain, spacing)
             scores = [vote_weight * score / max(1, int(votes.sum())) + weight * _volume_fit(sized, chain, k)
-                      for score, k in zip(scores, shifts)]
-        elif chain.positions is not None and spacing is not None:
-            where = position[rank] * float(spacing[chain.axis])
-            scores = [vote_weight * score / max(1, int(votes.sum())) - 0.5 * (_offset(where, chain, k)
-                                                                            / chain.offset_sd) ** 2
                       for score, k in zip(scores, shifts)]
         best = max(zip(scores, shifts), key=lambda sk: (sk[0], -abs(sk[1])))[1]  # ties: the smallest shift
         assigned = np.array([values[b - best] if 0 <= b - best < len(values) else 0 for b in range(len(bodies))])

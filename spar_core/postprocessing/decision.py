@@ -152,13 +152,15 @@ def combine_decisions(decisions: Sequence[Decision | None]) -> Decision | None:
 def postprocess_config(settings: PostprocessSettings, facts: LabelFacts | None = None,
                        decision: Decision | None = None) -> PostprocessConfig:
     """The steps to run: ``none`` nothing; ``largest`` every step, sized by ``settings`` and shaped by the fold's
-    ``facts`` (its chain, unless ``settings.chain`` is off, and its parts); ``auto`` the steps of ``decision``
+    ``facts`` (its chain with the prior ``settings.chain_prior`` names, unless ``settings.chain`` is off, and its
+    parts); ``auto`` the steps of ``decision``
     (without one, as ``largest``: a fold with no out-of-fold exams)."""
     if settings.mode == "none":
         return PostprocessConfig(largest_component=False, closing_mm=0.0, connectivity=settings.connectivity)
     facts = facts or LabelFacts()
     full = PostprocessConfig(closing_mm=settings.closing_mm, connectivity=settings.connectivity,
-                             chain=facts.chain if settings.chain else None, parts=facts.parts)
+                             chain=facts.chain.with_prior(settings.chain_prior) if settings.chain and facts.chain
+                             else None, parts=facts.parts)
     if settings.mode == "largest" or decision is None:
         return full
     return replace(full, chain=full.chain if decision.chain else None,

@@ -30,6 +30,17 @@ def check_radius(radius_mm: float) -> float:
     return float(radius_mm)
 
 
+# The prior that orders structures in a row (spar_core.postprocessing.chain): where each sits in the field of
+# view, or its volume relative to the row. A run that recorded none ordered with the one its labels' record holds.
+CHAIN_PRIORS = ("position", "volume")
+DEFAULT_CHAIN_PRIOR = "position"
+CHAIN_PRIOR_HELP = {
+    "position": "where each structure sits along the row in the training exams (strong when every exam places "
+                "the field of view alike; a row placed elsewhere can come out a level off)",
+    "volume": "each structure's volume relative to its own row, wherever the field of view puts it (weaker on "
+              "one protocol's exams)",
+}
+
 MODES = ("auto", "largest", "none")
 DEFAULT_MODE = "auto"
 # A run that recorded no mode began before ``auto`` existed: it applied the paper's steps.
@@ -65,21 +76,25 @@ class PostprocessSettings:
         closing_mm: radius of the closing in mm; 0 switches it off.
         connectivity: 1, 2 or 3 (faces, +edges, +corners) for the component steps.
         chain: order the structures in a row when the training labels form one.
+        chain_prior: what orders them beside the network's votes (:data:`CHAIN_PRIORS`).
     """
 
     mode: str = DEFAULT_MODE
     closing_mm: float = DEFAULT_CLOSING_MM
     connectivity: int = DEFAULT_CONNECTIVITY
     chain: bool = True
+    chain_prior: str = DEFAULT_CHAIN_PRIOR
 
     def __post_init__(self) -> None:
         check_mode(self.mode)
         check_radius(self.closing_mm)
         check_connectivity(self.connectivity)
+        if self.chain_prior not in CHAIN_PRIORS:
+            raise SparError(f"--chain-prior {self.chain_prior!r}: expected one of {', '.join(CHAIN_PRIORS)}")
 
     def to_json(self) -> dict[str, Any]:
         return {"mode": self.mode, "closing_mm": self.closing_mm, "connectivity": self.connectivity,
-                "chain": self.chain}
+                "chain": self.chain, "chain_prior": self.chain_prior}
 
     @classmethod
     def from_json(cls, data: Any, what: str = "postprocess settings") -> "PostprocessSettings":
@@ -89,7 +104,8 @@ class PostprocessSettings:
             return cls(mode=str(data.get("mode", LEGACY_MODE)),
                        closing_mm=float(data.get("closing_mm", DEFAULT_CLOSING_MM)),
                        connectivity=int(data.get("connectivity", DEFAULT_CONNECTIVITY)),
-                       chain=bool(data.get("chain", True)))
+                       chain=bool(data.get("chain", True)),
+                       chain_prior=str(data.get("chain_prior", DEFAULT_CHAIN_PRIOR)))
         except (TypeError, ValueError) as err:
             raise SparError(f"{what}: {err}") from None
 
