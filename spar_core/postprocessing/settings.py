@@ -40,6 +40,7 @@ CHAIN_PRIOR_HELP = {
     "volume": "each structure's volume relative to its own row, wherever the field of view puts it (weaker on "
               "one protocol's exams)",
 }
+CHAIN_PRIOR_PHRASE = {"position": "where each sits", "volume": "their relative volumes"}  # in a report's sentence
 
 MODES = ("auto", "largest", "none")
 DEFAULT_MODE = "auto"
@@ -118,7 +119,8 @@ def run_settings(config: Mapping[str, Any], what: str = "run.json") -> Postproce
 def describe(settings: PostprocessSettings) -> str:
     """One phrase saying what the post-processed masks of a run went through."""
     closing = f"a {settings.closing_mm:g} mm 3D closing" if settings.closing_mm > 0 else "no closing"
-    order = "structures in a row put in their order, " if settings.chain else ""
+    by = CHAIN_PRIOR_PHRASE[settings.chain_prior]
+    order = f"structures in a row put in their order (by the votes and {by}), " if settings.chain else ""
     steps = f"{order}each structure's largest connected component (or its parts), {closing}"
     if settings.mode == "none":
         return "no post-processing (the stacked 2D predictions)"
