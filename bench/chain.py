@@ -1,7 +1,8 @@
 """Does ordering the structures in a row help? Re-scores a run's raw predictions post-processed several ways:
 as before (largest component + closing), after giving each body its majority label, after giving the
-bodies consecutive labels in order by the votes alone, and in order with the prior the training labels give
-(their volumes relative to the row: "placed@W", one per vote weight W; spar_core.postprocessing.chain).
+bodies consecutive labels in order by the votes alone, and in order with each prior the training labels give
+(where each structure sits: "position@W"; its volume relative to the row: "volume@W"; one per vote weight W;
+spar_core.postprocessing.chain).
 
     python bench/chain.py RUN [RUN ...] [--vote-weights 5,10,20] [--methods baseline,spar]
 
@@ -21,6 +22,7 @@ from spar_core.data.nifti import read_label_volume
 from spar_core.postprocessing.chain import VOTE_WEIGHT, find_chain, relabel_chain
 from spar_core.evaluation.identity import shifted_structures
 from spar_core.evaluation.metrics import evaluate_labels
+from spar_core.postprocessing.settings import CHAIN_PRIORS
 from spar_core.postprocessing.steps import PostprocessConfig, postprocess
 from spar_core.postprocessing.folds import fold_label_facts
 from spar_core.runs.run_folder import RunFolder
@@ -54,7 +56,9 @@ def main() -> None:
                     ways = {"plain": raw, "majority": relabel_chain(raw, chain, "majority"),
                             "ordered": relabel_chain(raw, chain, "ordered")}
                     for weight in weights:
-                        ways[f"placed@{weight:g}"] = relabel_chain(raw, placed, "ordered", vol.spacing, weight)
+                        for prior in CHAIN_PRIORS:
+                            ways[f"{prior}@{weight:g}"] = relabel_chain(raw, placed.with_prior(prior), "ordered",
+                                                                        vol.spacing, weight)
                     for way, labels in ways.items():
                         post = postprocess(labels, vol.spacing, PostprocessConfig())
                         rows = evaluate_labels(post, vol.label, vol.spacing, dataset.structures)
