@@ -82,6 +82,9 @@ VARIANTS: dict[str, tuple[str, dict, dict]] = {
     "wide": ("cpu", {**POLY, "augment": WIDE}, {}),
     "wide_int": ("cpu", {**POLY, "augment": WIDE_INT}, {}),  # + nnU-Net's intensity transforms (= cpu_fov)
     "wide_int_3000": ("cpu", {**POLY, "augment": WIDE_INT, "steps_per_epoch": 250}, {}),  # twice the updates
+    # the cpu preset's spatial range with nnU-Net's intensity transforms alone (another contrast, same placement)
+    "narrow_int": ("cpu", {**POLY, "augment": dataclasses.replace(WIDE_INT, scale=0.1, rotation_deg=10.0,
+                                                                  shift=0.1)}, {}),
 }
 
 
