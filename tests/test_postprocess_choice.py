@@ -88,6 +88,7 @@ def test_the_settings_choose_the_prior_that_orders_a_row() -> None:
     by_volume = postprocess_config(PostprocessSettings("largest", chain_prior="volume"), facts).chain
     assert by_volume.positions is None and by_volume.volumes == (0.0, 0.1, -0.1)
     assert postprocess_config(PostprocessSettings("largest", chain=False), facts).chain is None
+    assert postprocess_config(PostprocessSettings("largest", chain_prior="none"), facts).chain == Chain((1, 2, 3), 0)
 
 
 def test_a_majority_of_folds_decides_an_ensemble() -> None:

@@ -12,7 +12,8 @@ L5) becomes background.
 
 Votes alone cannot undo a shift that the network makes consistently in every slice (the sacrum called L5, L5
 called L4, …). :func:`find_chain` records two priors from the training labels, and the shifts are scored by the
-votes and by one of them (:meth:`Chain.with_prior`; ``--chain-prior``; :data:`VOTE_WEIGHT` weighs the two):
+votes and by one of them (:meth:`Chain.with_prior`; ``--chain-prior``, where ``none`` leaves the votes alone;
+:data:`VOTE_WEIGHT` weighs the two):
 
 - ``position``: *where* each structure sits: each label's mean position along the axis from the first voxel and
   how much the whole row moves from exam to exam (``offset_sd``); a Gaussian prior on how far a shift moves the
@@ -28,7 +29,8 @@ votes and by one of them (:meth:`Chain.with_prior`; ``--chain-prior``; :data:`VO
   smaller than the training exams' (another age, another anatomy or a mis-scaled header): beyond
   :data:`RANGE_Z` spreads of the training exams' mean body volume, its weight falls as a Gaussian. Weaker than
   the position where the field of view never moves (relative volumes differ by a few per cent between
-  neighbours): on the spine 5-fold it left more exams a level off (``bench/results/spine_cv5_fov/``).
+  neighbours, within a prediction's volume errors): on the spine 5-fold it did worse than the votes alone
+  (``bench/results/spine_cv5_fov/``).
 
 Records of earlier versions hold one of the two; they load and apply the one they hold.
 """
@@ -135,9 +137,11 @@ class Chain:
 
     def with_prior(self, prior: str) -> "Chain":
         """The chain with the one prior ``prior`` names (``position`` or ``volume``) when it holds it, else with the
-        one it holds (a record of an earlier version holds one)."""
+        one it holds (a record of an earlier version holds one); ``none``: the order alone."""
         if prior not in CHAIN_PRIORS:
             raise SparError(f"chain prior {prior!r}: expected one of {', '.join(CHAIN_PRIORS)}")
+        if prior == "none":
+            return self.without_positions()
         position = self.positions is not None and (prior == "position" or self.volumes is None)
         volume = self.volumes is not None and not position
         return Chain(self.labels, self.axis, self.ascending,

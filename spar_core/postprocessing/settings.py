@@ -30,17 +30,20 @@ def check_radius(radius_mm: float) -> float:
     return float(radius_mm)
 
 
-# The prior that orders structures in a row (spar_core.postprocessing.chain): where each sits in the field of
-# view, or its volume relative to the row. A run that recorded none ordered with the one its labels' record holds.
-CHAIN_PRIORS = ("position", "volume")
+# The prior that orders structures in a row beside the network's votes (spar_core.postprocessing.chain): where
+# each sits in the field of view, its volume relative to the row, or none. A run that recorded none ordered with
+# the one its labels' record holds.
+CHAIN_PRIORS = ("position", "volume", "none")
 DEFAULT_CHAIN_PRIOR = "position"
 CHAIN_PRIOR_HELP = {
     "position": "where each structure sits along the row in the training exams (strong when every exam places "
                 "the field of view alike; a row placed elsewhere can come out a level off)",
     "volume": "each structure's volume relative to its own row, wherever the field of view puts it (weaker on "
               "one protocol's exams)",
+    "none": "the votes alone",
 }
-CHAIN_PRIOR_PHRASE = {"position": "where each sits", "volume": "their relative volumes"}  # in a report's sentence
+CHAIN_PRIOR_PHRASE = {"position": "by the votes and where each sits", "volume": "by the votes and their relative "
+                      "volumes", "none": "by the votes alone"}  # in a report's sentence
 
 MODES = ("auto", "largest", "none")
 DEFAULT_MODE = "auto"
@@ -120,7 +123,7 @@ def describe(settings: PostprocessSettings) -> str:
     """One phrase saying what the post-processed masks of a run went through."""
     closing = f"a {settings.closing_mm:g} mm 3D closing" if settings.closing_mm > 0 else "no closing"
     by = CHAIN_PRIOR_PHRASE[settings.chain_prior]
-    order = f"structures in a row put in their order (by the votes and {by}), " if settings.chain else ""
+    order = f"structures in a row put in their order ({by}), " if settings.chain else ""
     steps = f"{order}each structure's largest connected component (or its parts), {closing}"
     if settings.mode == "none":
         return "no post-processing (the stacked 2D predictions)"

@@ -214,8 +214,8 @@ PRESETS: dict[str, Preset] = {
 # end of the row cut off), zoom ±25 %, rotation 15°, and nnU-Net's intensity transforms, each on a fifth of the
 # slices. Chosen on an inner split over three seeds (bench/results/recipe_fov/: a field of view moved by 45 mm or
 # another contrast cost far less than with ``cpu``); on the spine 5-fold it lost 19 Dice points in-cohort and left
-# 7 of 40 exams a level off (bench/results/spine_cv5_fov/), so it is not the default. Pair it with
-# ``--chain-prior volume`` where exams place the field of view differently.
+# 7 of 40 exams a level off (bench/results/spine_cv5_fov/), so it is not the default. Where exams place the field
+# of view differently, pair it with a ``--chain-prior`` other than ``position``.
 PRESETS["cpu_fov"] = replace(PRESETS["cpu"], name="cpu_fov", train=replace(
     PRESETS["cpu"].train, augment=AugmentConfig(scale=0.25, rotation_deg=15.0, shift=0.3, gamma=0.5, contrast=0.25,
                                                 brightness=0.25, low_res=1.0, blur=1.0, noise=0.05, p_intensity=0.2)))
