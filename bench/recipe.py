@@ -33,7 +33,8 @@ from spar_core.data.corruptions import severities_of
 from spar_core.data.dataset import load_dataset
 from spar_core.data.splits import Split, hold_out
 from spar_core.pipeline.crossval import run_crossval
-from spar_core.pipeline.experiment import dataset_splits, experiment_summary
+from spar_core.pipeline.experiment import dataset_splits, experiment_summary, run_summary
+from spar_core.pipeline.shard import Shard
 from spar_core.pipeline.robustness import CLEAN, run_robustness
 from spar_core.postprocessing.folds import fold_label_facts
 from spar_core.postprocessing.settings import CHAIN_PRIORS, DEFAULT_CHAIN_PRIOR, PostprocessSettings
@@ -136,6 +137,24 @@ def check(run: RunFolder, method: str, rescore: bool) -> dict:
             "lowres2": 100 * cond.loc[("low_res", 2), "dice"]}
 
 
+def outer(dataset, args: argparse.Namespace) -> None:
+    """Each variant and seed cross-validated on the outer folds, as `spar crossval` would with that preset."""
+    splits, twins = dataset_splits(dataset, args.outer_folds, seed=0)
+    settings = PostprocessSettings(chain_prior=args.chain_prior)
+    for name in args.variants.split(","):
+        for seed in (int(s) for s in args.seeds.split(",")):
+            run = RunFolder(args.out / f"{name}_seed{seed}_outer")
+            preset = variant_preset(name, seed)
+            if not run.exists():
+                run.write_config({**run_summary(dataset, splits, [args.method], preset, args.outer_folds, settings,
+                                                twins), "variant": name})
+            start = time.perf_counter()
+            run_crossval(dataset, splits, [args.method], preset, run, device=pick_device(), settings=settings,
+                         shard=Shard.parse(args.shard))
+            print(f"{name} seed {seed}: shard {args.shard} in {time.perf_counter() - start:.0f} s; {run.root}",
+                  flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, required=True)
@@ -148,11 +167,18 @@ def main() -> None:
     parser.add_argument("--inner-test", type=float, default=0.25)
     parser.add_argument("--check", action="store_true", help="the robustness check on each run's inner test exams")
     parser.add_argument("--rescore", action="store_true", help="drop the checks' results first")
+    parser.add_argument("--outer", action="store_true",
+                        help="train each variant on every outer fold instead (all exams held out once): a run that "
+                             "`spar report` and `spar study robustness` read; no --check")
+    parser.add_argument("--shard", default="0/1", help="with --outer: i/n, this process's share of the folds")
     parser.add_argument("--chain-prior", choices=CHAIN_PRIORS, default=DEFAULT_CHAIN_PRIOR,
                         help="what orders the vertebrae beside the votes (recorded in each run; --rescore after a "
                              "change)")
     args = parser.parse_args()
     dataset = load_dataset(args.dataset)
+    if args.outer:
+        outer(dataset, args)
+        return
     split = inner_split(dataset, args.outer_folds, args.outer_fold, args.inner_test)
     print(f"inner split: {len(split.train)} training exams, test {', '.join(split.test)}", flush=True)
     device, rows = pick_device(), []
