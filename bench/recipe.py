@@ -53,7 +53,7 @@ WIDE_INT = dataclasses.replace(WIDE, gamma=0.5, contrast=0.25, brightness=0.25, 
 # (corruptions, severities): field-of-view shifts of ±15, ±30, ±45 mm; γ 0.5 and 2 and a coarser acquisition × 2
 CHECKS = ((("fov_shift",), (0, 2, 3, 4)), (("gamma", "low_res"), (0, 2)))
 VARIANTS: dict[str, tuple[str, dict, dict]] = {
-    "cpu": ("cpu", {"snapshot_epochs": ()}, {}),  # the cpu preset as it is (= narrow)
+    "cpu": ("cpu", {"snapshot_epochs": ()}, {}),  # the cpu preset as it is (= narrow_int)
     "poly": ("cpu", POLY, {}),
     "cosine": ("cpu", {**POLY, "lr_schedule": "cosine"}, {}),
     "poly_1500": ("cpu", {**POLY, "steps_per_epoch": 125}, {}),
@@ -79,11 +79,11 @@ VARIANTS: dict[str, tuple[str, dict, dict]] = {
     "ctx_w24": ("cpu", POLY, {"base_channels": 24}),  # twice the UNet's width
     "ctx_b16": ("cpu", {**POLY, "batch_size": 16, "steps_per_epoch": 83}, {}),  # ≈ 1,000 updates of 16
     # position carries no information: shifts of ±30 % of the side (one end of the row cut off), zoom ±25 %
-    "narrow": ("cpu", {"snapshot_epochs": (), "augment": AugmentConfig()}, {}),  # the cpu preset's augmentation
+    "narrow": ("cpu", {"snapshot_epochs": (), "augment": AugmentConfig()}, {}),  # spatial only (cpu until narrow_int)
     "wide": ("cpu", {**POLY, "augment": WIDE}, {}),
     "wide_int": ("cpu", {**POLY, "augment": WIDE_INT}, {}),  # + nnU-Net's intensity transforms (= cpu_fov)
     "wide_int_3000": ("cpu", {**POLY, "augment": WIDE_INT, "steps_per_epoch": 250}, {}),  # twice the updates
-    # the cpu preset's spatial range with nnU-Net's intensity transforms alone (another contrast, same placement)
+    # the narrow spatial range with nnU-Net's intensity transforms (another contrast, same placement): the cpu preset
     "narrow_int": ("cpu", {**POLY, "augment": dataclasses.replace(WIDE_INT, scale=0.1, rotation_deg=10.0,
                                                                   shift=0.1)}, {}),
 }
