@@ -47,7 +47,7 @@ def main() -> None:
                 continue
             train = [load_volume(dataset, case) for case in split.train]
             placed = find_chain([v.label for v in train], chain.labels, spacings=[v.spacing for v in train])
-            chain = chain.without_positions()  # the order alone
+            chain = chain.with_prior("none")  # the order alone
             methods = run.methods(fold) if args.methods is None else args.methods.split(",")
             for method in methods:
                 for case in split.test:

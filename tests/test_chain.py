@@ -86,7 +86,7 @@ def test_relative_volumes_undo_a_shift_the_network_makes_in_every_slice() -> Non
     heights = [3, *SIZES]
     truth = sized_row(heights, [0, 1, 2, 3])
     pred = sized_row(heights, [1, 2, 3, 3])
-    voted = relabel_chain(pred, chain.without_positions(), "ordered")
+    voted = relabel_chain(pred, chain.with_prior("none"), "ordered")
     assert np.array_equal(voted, sized_row(heights, [1, 2, 3, 0]))  # votes alone keep the shift
     assert np.array_equal(relabel_chain(pred, chain, "ordered", (1.0, 1.0, 1.0)), truth)
     assert np.array_equal(relabel_chain(pred, chain, "ordered"), truth)  # no spacing: the prior is whole
@@ -190,7 +190,7 @@ def test_a_fold_finds_its_chain_once_and_records_it(tmp_path: Path) -> None:
     (root / "dataset.json").write_text(json.dumps({"name": "row", "labels": labels, "training": training}))
     run = RunFolder(tmp_path / "run")
     split = Split(fold=0, train=("r0", "r1"), test=("r2",))
-    assert fold_label_facts(load_dataset(root), split, run).chain.without_positions() == Chain((1, 2, 3), 0)
+    assert fold_label_facts(load_dataset(root), split, run).chain.with_prior("none") == Chain((1, 2, 3), 0)
     recorded = json.loads(run.label_facts_path(0).read_text())
     assert recorded["parts"] == {} and recorded["chain"]["volumes_log"] == [0.0, 0.0, 0.0]  # equal bodies
     assert recorded["chain"]["volume_sd_log"] == [0.08, 0.08, 0.08] and len(recorded["chain"]["body_ml_log"]) == 2

@@ -85,14 +85,13 @@ def run(args: argparse.Namespace) -> int:
         if run_dir.exists():
             run_dir.check_same_experiment(summary, defaults=preset.default_settings())
             recorded = run_dir.read_config().get("postprocess", {})
-            before = recorded.get("mode", LEGACY_MODE)
-            if before != args.postprocess:
-                raise SparError(f"{run_dir.config_path}: this run post-processes with {before!r}, not "
-                                f"{args.postprocess!r}; pass --postprocess {before} or use another --out")
-            prior = recorded.get("chain_prior", args.chain_prior)
-            if prior != args.chain_prior:
-                raise SparError(f"{run_dir.config_path}: this run orders a row by {prior!r}, not "
-                                f"{args.chain_prior!r}; pass --chain-prior {prior} or use another --out")
+            # what a run recorded it keeps (no mode: the paper's steps; no prior: the one its label facts hold)
+            for key, flag, asked, unrecorded in (("mode", "--postprocess", args.postprocess, LEGACY_MODE),
+                                                 ("chain_prior", "--chain-prior", args.chain_prior, args.chain_prior)):
+                before = recorded.get(key, unrecorded)
+                if before != asked:
+                    raise SparError(f"{run_dir.config_path}: this run post-processes with {flag} {before}, not "
+                                    f"{asked}; pass {flag} {before} or use another --out")
         run_dir.start(summary)
         start = time.perf_counter()
         with run_dir.stopped_on_interrupt():

@@ -46,7 +46,7 @@ from scipy import ndimage
 from spar_core.data.checks import check_3d
 from spar_core.data.voxels import bounding_box
 from spar_core.errors import SparError
-from spar_core.postprocessing.settings import CHAIN_PRIORS
+from spar_core.postprocessing.settings import check_chain_prior
 
 BODY_FRACTION = 0.25  # a component smaller than this fraction of the largest one is not a body (a stray island)
 CHAIN_MODES = ("majority", "ordered")
@@ -131,17 +131,11 @@ class Chain:
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise SparError(f"chain {data!r}: expected labels, axis and ascending ({err})") from None
 
-    def without_positions(self) -> "Chain":
-        """The order alone: no prior (neither volumes nor positions)."""
-        return Chain(self.labels, self.axis, self.ascending)
-
     def with_prior(self, prior: str) -> "Chain":
         """The chain with the one prior ``prior`` names (``position`` or ``volume``) when it holds it, else with the
         one it holds (a record of an earlier version holds one); ``none``: the order alone."""
-        if prior not in CHAIN_PRIORS:
-            raise SparError(f"chain prior {prior!r}: expected one of {', '.join(CHAIN_PRIORS)}")
-        if prior == "none":
-            return self.without_positions()
+        if check_chain_prior(prior, "chain prior") == "none":
+            return Chain(self.labels, self.axis, self.ascending)
         position = self.positions is not None and (prior == "position" or self.volumes is None)
         volume = self.volumes is not None and not position
         return Chain(self.labels, self.axis, self.ascending,

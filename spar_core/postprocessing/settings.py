@@ -45,6 +45,13 @@ CHAIN_PRIOR_HELP = {
 CHAIN_PRIOR_PHRASE = {"position": "by the votes and where each sits", "volume": "by the votes and their relative "
                       "volumes", "none": "by the votes alone"}  # in a report's sentence
 
+
+def check_chain_prior(prior: str, name: str = "--chain-prior") -> str:
+    if prior not in CHAIN_PRIORS:
+        raise SparError(f"{name} {prior!r}: expected one of {', '.join(CHAIN_PRIORS)}")
+    return prior
+
+
 MODES = ("auto", "largest", "none")
 DEFAULT_MODE = "auto"
 # A run that recorded no mode began before ``auto`` existed: it applied the paper's steps.
@@ -93,8 +100,7 @@ class PostprocessSettings:
         check_mode(self.mode)
         check_radius(self.closing_mm)
         check_connectivity(self.connectivity)
-        if self.chain_prior not in CHAIN_PRIORS:
-            raise SparError(f"--chain-prior {self.chain_prior!r}: expected one of {', '.join(CHAIN_PRIORS)}")
+        check_chain_prior(self.chain_prior)
 
     def to_json(self) -> dict[str, Any]:
         return {"mode": self.mode, "closing_mm": self.closing_mm, "connectivity": self.connectivity,
