@@ -25,7 +25,7 @@ IMPORT_RECORD = "import.json"  # what spar import records of each case (patient,
 # takes it, finds predictions and nothing else); the uncertainty maps and probabilities go to sub-folders.
 PREDICTION_FILES = {"labels": "{case}" + NIFTI_SUFFIX, "entropy": "uncertainty/{case}_entropy" + NIFTI_SUFFIX,
                     "disagreement": "uncertainty/{case}_disagreement" + NIFTI_SUFFIX,
-                    "probabilities": "probabilities/{case}.npz"}
+                    "probabilities": "probabilities/{case}.npz", "levels": "levels/{case}.json"}
 MAX_JSON_BYTES = 64 * 2**20  # the largest JSON file read: a dataset.json of 100,000 exams is a few MB
 DATA_ROOT_ENV = "SPAR_DATA_ROOT"
 RUNS_ROOT_ENV = "SPAR_RUNS_ROOT"

@@ -83,8 +83,11 @@ def test_records_round_trip_through_json() -> None:
 def test_the_settings_choose_the_prior_that_orders_a_row() -> None:
     both = Chain((1, 2, 3), 0, True, (4.5, 12.5, 20.5), 1.6, (0.0, 0.1, -0.1), (0.08, 0.08, 0.08), (3.4, 0.1))
     facts = LabelFacts(both)
-    assert postprocess_config(PostprocessSettings("largest"), facts).chain == both.with_prior("position")
-    assert postprocess_config(PostprocessSettings("largest"), facts).chain.volumes is None
+    # the default orders by the level model: neither prior, the level flag
+    by_level = postprocess_config(PostprocessSettings("largest"), facts).chain
+    assert by_level.level and by_level.positions is None and by_level.volumes is None
+    by_position = postprocess_config(PostprocessSettings("largest", chain_prior="position"), facts).chain
+    assert by_position == both.with_prior("position") and by_position.volumes is None and not by_position.level
     by_volume = postprocess_config(PostprocessSettings("largest", chain_prior="volume"), facts).chain
     assert by_volume.positions is None and by_volume.volumes == (0.0, 0.1, -0.1)
     assert postprocess_config(PostprocessSettings("largest", chain=False), facts).chain is None
@@ -164,7 +167,7 @@ def test_a_run_keeps_its_mode(two_fold_run: Path, ankle_small: Path, capsys) -> 
     assert "--postprocess auto" in capsys.readouterr().err
     assert main(["crossval", "--dataset", str(ankle_small), "--methods", "baseline,spar", "--folds", "2",
                  "--preset", "tiny", "--out", str(two_fold_run), "--device", "cpu", "--chain-prior", "volume"]) == 2
-    assert "--chain-prior position" in capsys.readouterr().err
+    assert "--chain-prior level" in capsys.readouterr().err  # the default, recorded
 
 
 def test_none_scores_the_raw_predictions(ankle_small: Path, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from spar_core.cli.commands import summary
 from spar_core.cli.options import add_device, add_precision, add_progress_file
 from spar_core.errors import SparError
 from spar_core.postprocessing.settings import MODE_HELP, MODES
-from spar_core.paths import DATASET_JSON, PREDICTION_FILES, output_folder, save_npz
+from spar_core.paths import DATASET_JSON, PREDICTION_FILES, output_folder, save_npz, write_json
 from spar_core.progress import JsonProgress, ProgressEvent, silent
 from spar_core.runs.run_folder import RunFolder
 
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
     from spar_core.data.nifti import NIFTI_SUFFIXES, case_id_of
     from spar_core.inference.ensemble import TTA_SHIFTS
-    from spar_core.postprocessing.folds import run_postprocess
+    from spar_core.postprocessing.folds import ensemble_levels, run_postprocess
     from spar_core.training.device import pick_device
     from spar_core.training.precision import resolve
     from spar_core.training.segmenter import load_unet
@@ -157,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
         raise SparError(f"{run_dir.root}: the fold models of {args.method!r} were trained at sizes {sorted(sizes)}")
     unets, size = [u for u, _ in models], sizes.pop()
     cfg = run_postprocess(run_dir, folds, args.method, args.postprocess)
+    levels = ensemble_levels(run_dir, folds, args.postprocess, device)
     codes = _training_orientation(config)
     names = list(config.get("labels", {}))
     progress = silent if args.progress_file is None else JsonProgress(args.progress_file)
@@ -173,7 +174,8 @@ def run(args: argparse.Namespace) -> int:
             continue
         progress(ProgressEvent("predict", 1, 1, n, len(exams), label="predict"))
         try:
-            _predict_one(path, target, unets, size, cfg, codes, config.get("slice_axis"), args, names, single, device)
+            _predict_one(path, target, unets, size, cfg, codes, config.get("slice_axis"), args, names, single, device,
+                         levels)
             done += 1
         except SparError as err:
             if single:
@@ -193,12 +195,13 @@ def _outputs(args: argparse.Namespace, case: str, members: int) -> list[Path]:
     """Every file ``spar predict`` writes for one exam into the folder ``args.out``, the labels last."""
     kinds = ["entropy"] + (["disagreement"] if members > 1 else []) + (["probabilities"] if args.save_probabilities
                                                                         else []) + ["labels"]
+    # (the level call, where the run orders a row by its level model, is written with the maps: not checked here)
     return [args.out / PREDICTION_FILES[kind].format(case=case) for kind in kinds]
 
 
 def _predict_one(path: Path, target: Path, unets, size: int, cfg: PostprocessConfig | None, codes: str | None,
                  slice_axis: int | None, args: argparse.Namespace, names: list[str], single: bool,
-                 device: torch.device) -> None:
+                 device: torch.device, levels=None) -> None:
     from spar_core.data.nifti import case_id_of, load_image, write_label_volume, write_map_volume
     from spar_core.data.orientation import orient_to
     from spar_core.inference.ensemble import predict_ensemble
@@ -208,8 +211,16 @@ def _predict_one(path: Path, target: Path, unets, size: int, cfg: PostprocessCon
     moved, move = orient_to(volume, codes, slice_axis) if codes else (volume, None)
     pred = predict_ensemble(unets, moved, size, tta=args.tta, device=device,
                             precision=args.precision, keep_probabilities=args.save_probabilities)
-    labels = pred.labels if cfg is None else postprocess(pred.labels, moved.spacing, cfg)
+    found = None if levels is None or cfg is None else levels(pred.labels, moved)
+    labels = pred.labels if cfg is None else postprocess(pred.labels, moved.spacing, cfg,
+                                                         None if found is None else found[0])
     back = (lambda a: a) if move is None else move.undo
+    if found is not None:  # beside the labels, not among them: what fixed the level, or that nothing did
+        first, last = (names[1], names[-1]) if len(names) > 2 else ("the first", "the last")
+        where = target.with_name(target.name.split(".")[0] + ".level.json") if single else \
+            args.out / PREDICTION_FILES["levels"].format(case=case_id_of(path))
+        write_json(where, {**found[1].to_json(), "says": found[1].describe(first, last),
+                           "evidence": found[0].to_json()})
     if not single:  # the maps first, the labels last: labels on disk mean the exam is done
         case = case_id_of(path)
         write_map_volume(back(pred.entropy), volume, args.out / PREDICTION_FILES["entropy"].format(case=case))

@@ -13,10 +13,12 @@ take -1 to -4, the other direction:
 | ``thick_slices`` | k consecutive slices averaged (a thicker acquisition), repeated back on the grid | k 2, 3, 4, 6 |
 | ``low_res`` | a coarser in-plane acquisition: each slice averaged down by a factor, then interpolated back (blur) | × 1.5, 2, 3, 4 |
 | ``fov_shift`` | the content moved in the slice plane, toward the head (toward the feet), by the level along the in-plane axis nearest head–feet and a seeded third of it at most along the other; the field of view's new part filled with the exam's own background | 7.5, 15, 30, 45 mm |
+| ``fov_mirror`` | as ``fov_shift``, the new part filled with the exam's own content mirrored at the old border: no edge, no band, nothing a model could count from | 7.5, 15, 30, 45 mm |
 
-The grid and the affine never change. ``fov_shift`` moves the labels with the content
-(:func:`corrupt_label`): anatomy moved inside the field of view, as another placement of it would; the other kinds
-leave them as they are. A corrupted exam is scored against its own (moved) truth. Every corruption is seeded from
+The grid and the affine never change. ``fov_shift`` and ``fov_mirror`` move the labels with the content
+(:func:`corrupt_label`; the mirrored part is background: it holds no real anatomy): anatomy moved inside the field
+of view, as another placement of it would; the other kinds leave them as they are. :func:`content_extent` says
+which part of the grid still shows the exam's own content. A corrupted exam is scored against its own (moved) truth. Every corruption is seeded from
 (seed, case, kind, severity): the same for every method.
 """
 
@@ -32,9 +34,11 @@ import scipy.ndimage
 from spar_core.data.phantoms.appearance import bias_field, motion_ghosts
 from spar_core.errors import SparError
 
-CORRUPTIONS: tuple[str, ...] = ("noise", "ghosting", "bias", "gamma", "thick_slices", "low_res", "fov_shift")
+CORRUPTIONS: tuple[str, ...] = ("noise", "ghosting", "bias", "gamma", "thick_slices", "low_res", "fov_shift",
+                                 "fov_mirror")
 SEVERITIES: tuple[int, ...] = (0, 1, 2, 3, 4)
-TWO_SIDED: frozenset[str] = frozenset({"gamma", "fov_shift"})  # severity -s: the other direction
+MOVES: frozenset[str] = frozenset({"fov_shift", "fov_mirror"})  # the content (and its truth) moves in the grid
+TWO_SIDED: frozenset[str] = frozenset({"gamma", *MOVES})  # severity -s: the other direction
 LEVELS: dict[str, tuple[float, ...]] = {  # the parameter at severities 1..4
     "noise": (20.0, 10.0, 5.0, 2.5),  # SNR: mean body signal / noise σ
     "ghosting": (2.0, 4.0, 7.0, 10.0),  # mm of motion on the ghost lines
@@ -43,9 +47,10 @@ LEVELS: dict[str, tuple[float, ...]] = {  # the parameter at severities 1..4
     "thick_slices": (2.0, 3.0, 4.0, 6.0),  # slices averaged
     "low_res": (1.5, 2.0, 3.0, 4.0),  # in-plane voxel size factor
     "fov_shift": (7.5, 15.0, 30.0, 45.0),  # mm toward the head (negative severities: toward the feet)
+    "fov_mirror": (7.5, 15.0, 30.0, 45.0),
 }
 UNITS = {"noise": "SNR", "ghosting": "mm", "bias": "± fraction", "gamma": "γ", "thick_slices": "slices",
-         "low_res": "× voxel", "fov_shift": "mm toward the head"}
+         "low_res": "× voxel", "fov_shift": "mm toward the head", "fov_mirror": "mm toward the head"}
 BACKGROUND_PERCENTILE = 5.0  # the darkest voxels of an exam: its background, drawn to fill a moved field of view
 SECOND_AXIS_SHARE = 1 / 3  # fov_shift: the most the content moves along the other in-plane axis, as a share
 GHOST_PERIOD = 4
@@ -121,13 +126,32 @@ def _moved(volume: np.ndarray, offsets: Sequence[int], fill: np.ndarray | float)
     return out
 
 
+def _mirrored(volume: np.ndarray, offsets: Sequence[int]) -> np.ndarray:
+    """``volume`` with its content moved by integer ``offsets``; what comes into view is the content mirrored at
+    the old border (repeatedly, for a move longer than the volume)."""
+    pads = [(max(0, int(d)), max(0, -int(d))) for d in offsets]
+    padded = np.pad(volume, pads, mode="symmetric")
+    return np.ascontiguousarray(padded[tuple(slice(after, after + n) for (_, after), n in zip(pads, volume.shape))])
+
+
+def content_extent(shape: Sequence[int], spacing: Sequence[float], slice_axis: int, kind: str, severity: int, *,
+                   affine: np.ndarray | None = None, case: str = "", seed: int = 0) -> tuple[tuple[int, int], ...]:
+    """Per axis, the [start, stop) voxels of the corrupted exam that show its own content (the rest is fill): the
+    whole grid but for a moved field of view."""
+    value = level(kind, severity)
+    if kind not in MOVES or value is None:
+        return tuple((0, int(n)) for n in shape)
+    offsets = fov_offsets(shape, spacing, affine, slice_axis, value, _rng(seed, case, kind, severity))
+    return tuple((min(int(n), max(0, d)), max(0, int(n) - max(0, -d))) for n, d in zip(shape, offsets))
+
+
 def corrupt_label(label: np.ndarray, spacing: tuple[float, float, float], slice_axis: int, kind: str,
                   severity: int, *, affine: np.ndarray | None = None, case: str = "", seed: int = 0) -> np.ndarray:
     """The truth of the exam that ``corrupt`` makes with the same arguments: moved with the content for
-    ``fov_shift`` (background where the field of view is new), a copy otherwise."""
+    ``fov_shift`` and ``fov_mirror`` (background where the field of view is new), a copy otherwise."""
     value = level(kind, severity)
     label = np.asarray(label)
-    if kind != "fov_shift" or value is None:
+    if kind not in MOVES or value is None:
         return label.copy()
     offsets = fov_offsets(label.shape, spacing, affine, slice_axis, value, _rng(seed, case, kind, severity))
     return _moved(label, offsets, 0)
@@ -148,6 +172,8 @@ def corrupt(image: np.ndarray, spacing: tuple[float, float, float], slice_axis: 
     if value is None:
         return image.copy()
     rng = _rng(seed, case, kind, severity)
+    if kind == "fov_mirror":
+        return _mirrored(image, fov_offsets(image.shape, spacing, affine, slice_axis, value, rng))
     if kind == "fov_shift":
         offsets = fov_offsets(image.shape, spacing, affine, slice_axis, value, rng)
         background = np.sort(image.ravel())[: max(1, int(image.size * BACKGROUND_PERCENTILE / 100))]

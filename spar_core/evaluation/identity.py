@@ -52,9 +52,19 @@ def identity_table(metrics: pd.DataFrame, postprocessed: bool = True) -> pd.Data
 
     Returns:
         Columns method, pairs, shifted, shifted_pct, exams, exams_with_shift, shifted_exams ("case: L3→L2, …"
-        per exam, ";"-separated). Empty when the table has no ``shifted_to`` column (an older run).
+        per exam, ";"-separated); where the rows carry the level model's call (``level_unknown``), also
+        level_unknown (exams flagged), shifted_flagged and shifted_confident (exams with a shift, flagged or not:
+        the second is what must not happen); where they carry the truth's anchors in view (``anchor_in_view``),
+        shifted_last_in_view and shifted_first_in_view (exams with a shift though the structure beyond that end
+        of the row was in view). Empty when the table has no ``shifted_to`` column (an older run).
     """
     columns = ["method", "pairs", "shifted", "shifted_pct", "exams", "exams_with_shift", "shifted_exams"]
+    flags = "level_unknown" in metrics
+    anchors = "anchor_in_view" in metrics
+    if flags:
+        columns += ["level_unknown", "shifted_flagged", "shifted_confident"]
+    if anchors:
+        columns += ["shifted_last_in_view", "shifted_first_in_view"]
     if "shifted_to" not in metrics:
         return pd.DataFrame(columns=columns)
     rows = metrics[metrics["postprocessed"] == postprocessed] if "postprocessed" in metrics else metrics
@@ -67,8 +77,25 @@ def identity_table(metrics: pd.DataFrame, postprocessed: bool = True) -> pd.Data
         hits = group[group["is_shifted"]]
         per_exam = {case: ", ".join(f"{s}→{t}" for s, t in zip(g["structure"], g["shifted_to"]))
                     for case, g in hits.groupby("case", sort=True)}
-        out.append({"method": method, "pairs": len(group), "shifted": len(hits),
-                    "shifted_pct": 100.0 * len(hits) / len(group) if len(group) else float("nan"),
-                    "exams": group["case"].nunique(), "exams_with_shift": hits["case"].nunique(),
-                    "shifted_exams": "; ".join(f"{c}: {v}" for c, v in per_exam.items())})
+        row = {"method": method, "pairs": len(group), "shifted": len(hits),
+               "shifted_pct": 100.0 * len(hits) / len(group) if len(group) else float("nan"),
+               "exams": group["case"].nunique(), "exams_with_shift": hits["case"].nunique(),
+               "shifted_exams": "; ".join(f"{c}: {v}" for c, v in per_exam.items())}
+        shifted = set(hits["case"])
+        if flags:
+            flagged = set(group.loc[group["level_unknown"].map(is_true), "case"])
+            row.update(level_unknown=len(flagged), shifted_flagged=len(shifted & flagged),
+                       shifted_confident=len(shifted - flagged))
+        if anchors:
+            seen = group.drop_duplicates("case").set_index("case")["anchor_in_view"].astype(str)
+            row.update(shifted_last_in_view=sum(seen.get(c) in ("last", "both") for c in shifted),
+                       shifted_first_in_view=sum(seen.get(c) in ("first", "both") for c in shifted))
+        out.append(row)
     return pd.DataFrame(out, columns=columns)
+
+
+def is_true(value: object) -> bool:
+    """A flag as a table holds it: True, 1 or the text true / 1 / yes (any case); empty or NaN is false."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    return bool(value) and value == value  # NaN is not a flag

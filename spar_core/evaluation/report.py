@@ -216,10 +216,15 @@ def table1_latex(summary: pd.DataFrame, caption: str) -> str:
                       header, r"\midrule", *body, r"\bottomrule", r"\end{tabular}", r"\end{table}", ""])
 
 
+LEVEL_CALL = ("level_anchor", "level_margin", "level_unknown")  # per exam, where a level model ordered a row
+
+
 def per_exam(sel: pd.DataFrame) -> pd.DataFrame:
-    """Method × exam: mean over the exam's structures (undefined values left out), with n_structures."""
+    """Method × exam: mean over the exam's structures (undefined values left out), with n_structures, and the level
+    model's call (which anchor fixed the level, the margin, whether the level is unknown) where the rows hold it."""
     agg = {"fold": ("fold", "first"), "n_structures": ("structure", "size"),
-           **{m.name: (m.name, "mean") for m in METRICS}}
+           **{m.name: (m.name, "mean") for m in METRICS},
+           **{c: (c, "first") for c in LEVEL_CALL if c in sel}}
     table = sel.groupby(["method", "case"], observed=True).agg(**agg).reset_index()
     table.insert(1, "display", table["method"].map(display_name).astype(str))
     table["method"] = table["method"].astype(str)
@@ -320,6 +325,9 @@ def _identity_md(identity: pd.DataFrame) -> str:
         "Exams with a shift": [f"{e} of {n}" for e, n in zip(identity["exams_with_shift"], identity["exams"])],
         "Where": [w or "–" for w in identity["shifted_exams"]],
     })
+    if "level_unknown" in identity:  # the level model's flag: a shifted exam flagged is said, not hidden
+        shown.insert(3, "Level unknown (of them shifted)",
+                     [f"{u} ({f})" for u, f in zip(identity["level_unknown"], identity["shifted_flagged"])])
     return ("## Structure identity\n\nA structure is shifted when its prediction overlaps another structure's "
             "truth more than its own (a right shape in the wrong place: L3 predicted on the true L2).\n\n"
             + markdown_table(shown) + "\n")

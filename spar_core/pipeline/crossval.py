@@ -27,7 +27,8 @@ from spar_core.paths import read_table, write_csv, write_json
 from spar_core.pipeline.shard import Shard
 from spar_core.postprocessing.settings import PostprocessSettings
 from spar_core.postprocessing.decision import postprocess_config
-from spar_core.postprocessing.folds import decide_fold, fold_label_facts, out_of_fold, out_of_fold_reader
+from spar_core.postprocessing.folds import (RunLevels, decide_fold, fold_label_facts, level_columns, out_of_fold,
+                                            out_of_fold_reader)
 from spar_core.postprocessing.steps import PostprocessConfig, postprocess
 from spar_core.progress import Progress, ProgressEvent, silent
 from spar_core.runs.run_folder import RunFolder
@@ -75,13 +76,16 @@ def run_unit(
     """Train (or resume) one method on one fold, predict its test exams, score them; returns the rows.
 
     ``post_cfg`` None (``--postprocess auto``): only the raw predictions are written and scored; the
-    post-processed ones wait for the decision (:func:`decide_and_score`)."""
+    post-processed ones wait for the decision (:func:`decide_and_score`). Otherwise a row ordered by the level
+    model gets its evidence (the fold's level model trained first if needed)."""
     train, snapshot = slices if slices is not None else fold_slices(dataset, split, preset)
     ae = (fold_shape_ae(run, split.fold, train, preset, device=device, progress=progress)
           if needs_shape_ae([method], preset) else None)
     train_segmenter(method, train, ae, preset, run.method_dir(split.fold, method), device=device,
                     snapshot=snapshot, resume=True, progress=progress)
     unet, _ = load_unet(run.model_path(split.fold, method), device)
+    levels = RunLevels(run, dataset, settings, preset, device=device, progress=progress)
+    facts = fold_label_facts(dataset, split, run, settings.connectivity) if post_cfg is not None else None
     rows = []
     for i, case_id in enumerate(split.test):
         vol = load_volume(dataset, case_id)
@@ -91,10 +95,11 @@ def run_unit(
         rows += metric_rows(raw, vol.label, vol.spacing, dataset.structures, keys, postprocessed=False, raw=raw,
                             connectivity=settings.connectivity)
         if post_cfg is not None:
-            post = postprocess(raw, vol.spacing, post_cfg)
+            found = levels.evidence(split.fold, facts, raw, vol, (method, case_id))
+            post = postprocess(raw, vol.spacing, post_cfg, None if found is None else found[0])
             write_label_volume(post, vol, run.prediction_path(split.fold, method, case_id))
-            rows += metric_rows(post, vol.label, vol.spacing, dataset.structures, keys, postprocessed=True,
-                                raw=raw, connectivity=settings.connectivity)
+            rows += metric_rows(post, vol.label, vol.spacing, dataset.structures, {**keys, **level_columns(found)},
+                                postprocessed=True, raw=raw, connectivity=settings.connectivity)
         progress(ProgressEvent("predict", 1, 1, i + 1, len(split.test), label=f"{method} fold {split.fold}"))
     frame = pd.DataFrame(rows)
     write_csv(run.unit_metrics_path(split.fold, method), frame)
@@ -113,13 +118,16 @@ def merge_metrics(run: RunFolder) -> pd.DataFrame:
 
 
 def decide_and_score(dataset: Dataset, splits: Sequence[Split], method: str, run: RunFolder,
-                     settings: PostprocessSettings, progress: Progress = silent) -> None:
+                     settings: PostprocessSettings, progress: Progress = silent, *, preset: Preset | None = None,
+                     device: torch.device | str = "cpu") -> None:
     """``--postprocess auto`` once every fold of ``method`` has its raw predictions: per fold, the steps chosen
     on the out-of-fold raw predictions of its training exams
     (:func:`~spar_core.postprocessing.folds.decide_fold`), applied to its test exams and scored. Folds already
-    decided are skipped."""
+    decided are skipped. Rows ordered by the level model: each fold's model (``preset``'s steps) trained the first
+    time it is needed, its evidence recorded per prediction."""
     deciding_exams = out_of_fold(splits)
-    read_exams = out_of_fold_reader(dataset, splits, method, run)
+    levels = RunLevels(run, dataset, settings, preset, device=device, progress=progress)
+    read_exams = out_of_fold_reader(dataset, splits, method, run, levels)
     for n, split in enumerate(splits):
         folder = run.method_folder(split.fold, method)
         if finished(folder.post_metrics, split.test):
@@ -132,11 +140,12 @@ def decide_and_score(dataset: Dataset, splits: Sequence[Split], method: str, run
         for case in split.test:
             vol = load_volume(dataset, case)
             raw = read_label_volume(run.prediction_path(split.fold, method, case, raw=True))[0]
-            post = postprocess(raw, vol.spacing, cfg)
+            found = levels.evidence(split.fold, facts, raw, vol, (method, case))
+            post = postprocess(raw, vol.spacing, cfg, None if found is None else found[0])
             write_label_volume(post, vol, run.prediction_path(split.fold, method, case))
             rows += metric_rows(post, vol.label, vol.spacing, dataset.structures,
-                                {"case": case, "fold": split.fold, "method": method}, postprocessed=True, raw=raw,
-                                connectivity=settings.connectivity)
+                                {"case": case, "fold": split.fold, "method": method, **level_columns(found)},
+                                postprocessed=True, raw=raw, connectivity=settings.connectivity)
         write_csv(folder.post_metrics, pd.DataFrame(rows))
 
 
@@ -173,7 +182,7 @@ def run_crossval(
     if settings.mode == "auto":
         for method in methods:
             if all(run.unit_metrics_path(s.fold, method).is_file() for s in splits):
-                decide_and_score(dataset, splits, method, run, settings, progress)
+                decide_and_score(dataset, splits, method, run, settings, progress, preset=preset, device=device)
     return merge_metrics(run)
 
 

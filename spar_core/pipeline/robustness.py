@@ -20,7 +20,9 @@ from typing import Sequence
 import pandas as pd
 import torch
 
-from spar_core.data.corruptions import CORRUPTIONS, SEVERITIES, corrupt, corrupt_label, level, severities_of
+from spar_core.data.corruptions import (CORRUPTIONS, SEVERITIES, content_extent, corrupt, corrupt_label, level,
+                                       severities_of)
+from spar_core.data.level_crops import anchor_in_view, ends_in_view
 from spar_core.data.dataset import load_dataset, load_volume
 from spar_core.errors import SparError
 from spar_core.inference.predict import predict_volume
@@ -30,7 +32,9 @@ from spar_core.postprocessing.steps import postprocess
 from spar_core.evaluation.study_table import study_table
 from spar_core.paths import write_csv, write_json
 from spar_core.pipeline.shard import Shard
-from spar_core.postprocessing.folds import run_postprocess
+from spar_core.postprocessing.folds import RunLevels, level_columns, read_label_facts, run_postprocess
+from spar_core.postprocessing.settings import run_settings
+from spar_core.training.presets import PRESETS
 from spar_core.progress import Progress, ProgressEvent, silent
 from spar_core.runs.run_folder import RunFolder
 from spar_core.runs.study_folder import StudyFolder
@@ -71,6 +75,7 @@ def run_robustness(run: RunFolder | str | Path, corruptions: Sequence[str] = COR
                         f"(trained: {', '.join(trained) or 'none'})")
     device = torch.device(device)
     folder = StudyFolder.robustness(run)
+    levels = RunLevels(run, dataset, run_settings(config), PRESETS.get(str(config.get("preset"))), device=device)
     # severity 0 is the clean exam, whatever the kind: scored once per fold ("clean"), shown in every kind's curve
     conditions = ([(CLEAN, 0)] if 0 in severities else []) + [(k, v) for k in corruptions for v in severities_of(k, severities) if v]
     units = [(s, kind, sev) for s in splits for kind, sev in conditions]
@@ -87,21 +92,31 @@ def run_robustness(run: RunFolder | str | Path, corruptions: Sequence[str] = COR
             loaded[split.fold] = {m: (load_unet(run.model_path(split.fold, m), device),
                                       run_postprocess(run, [split.fold], m)) for m in methods}
         rows = []
+        facts = read_label_facts(run, split.fold)
         for i, case in enumerate(split.test):
             vol = load_volume(dataset, case)
+            where = {"case": case, "seed": seed, "affine": vol.affine}
             if kind == CLEAN:
                 corrupted = vol
             else:
-                where = {"case": case, "seed": seed, "affine": vol.affine}
                 corrupted = replace(vol, image=corrupt(vol.image, vol.spacing, vol.slice_axis, kind, severity, **where),
                                     label=corrupt_label(vol.label, vol.spacing, vol.slice_axis, kind, severity,
                                                         **where))
+            ends = {}
+            if facts is not None and facts.chain is not None:  # which end of the row the moved truth keeps in view
+                extent = content_extent(vol.image.shape, vol.spacing, vol.slice_axis, kind, severity, **where)
+                before, after = ends_in_view(corrupted.label, facts.chain.labels, facts.chain.axis,
+                                             facts.chain.ascending, extent, vol.spacing)
+                ends = {"before_in_view_mm": round(before, 1), "after_in_view_mm": round(after, 1),
+                        "anchor_in_view": anchor_in_view(before, after)}
             for method, ((unet, meta), cfg) in loaded[split.fold].items():
                 raw = predict_volume(unet, corrupted, meta.size, device=device, precision=precision)
-                rows += metric_rows(postprocess(raw, vol.spacing, cfg), corrupted.label, vol.spacing,
-                                    dataset.structures,
+                found = levels.evidence(split.fold, facts, raw, corrupted)
+                rows += metric_rows(postprocess(raw, vol.spacing, cfg, None if found is None else found[0]),
+                                    corrupted.label, vol.spacing, dataset.structures,
                                     {"case": case, "fold": split.fold, "method": method, "corruption": kind,
-                                     "severity": severity, "level": None if kind == CLEAN else level(kind, severity)})
+                                     "severity": severity, "level": None if kind == CLEAN else level(kind, severity),
+                                     **ends, **level_columns(found)})
             progress(ProgressEvent("robustness", n + 1, len(mine), i + 1, len(split.test),
                                    label=f"fold {split.fold} {kind} {severity}"))
         write_csv(path, pd.DataFrame(rows))
@@ -121,7 +136,22 @@ def run_robustness(run: RunFolder | str | Path, corruptions: Sequence[str] = COR
     write_csv(folder.table_csv, table)
     identity = [identity_table(part).assign(corruption=kind, severity=severity)
                 for (kind, severity), part in metrics.groupby(["corruption", "severity"], sort=True)]
-    write_csv(folder.identity_csv, pd.concat(identity, ignore_index=True)[
-        ["corruption", "severity", "method", "exams", "exams_with_shift", "shifted", "pairs", "shifted_exams"]])
+    identity = pd.concat(identity, ignore_index=True)
+    extra = [c for c in identity.columns if c not in IDENTITY_COLUMNS and c not in ("shifted_pct", "corruption",
+                                                                                      "severity", "method")]
+    write_csv(folder.identity_csv, identity[["corruption", "severity", "method", *IDENTITY_COLUMNS[:-1], *extra,
+                                             IDENTITY_COLUMNS[-1]]])
+    per_exam = [c for c in LEVEL_COLUMNS if c in metrics]
+    if per_exam:  # one row per condition, method and exam: its level call and the ends in view
+        keys = ["corruption", "severity", "method", "case"]
+        shifted = metrics.assign(shifted=metrics["shifted_to"].astype(str).str.strip().replace("nan", "") != "") \
+            .groupby(keys, sort=True)["shifted"].sum().rename("shifted_structures")
+        levels_table = metrics.drop_duplicates(keys).set_index(keys)[per_exam].join(shifted).reset_index()
+        write_csv(folder.levels_csv, levels_table)
     return table
+
+
+IDENTITY_COLUMNS = ["exams", "exams_with_shift", "shifted", "pairs", "shifted_exams"]
+LEVEL_COLUMNS = ["anchor_in_view", "before_in_view_mm", "after_in_view_mm", "level_anchor", "level_margin",
+                 "level_unknown"]
 

@@ -38,7 +38,7 @@ Records of earlier versions hold one of the two; they load and apply the one the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -46,6 +46,7 @@ from scipy import ndimage
 from spar_core.data.checks import check_3d
 from spar_core.data.voxels import bounding_box
 from spar_core.errors import SparError
+from spar_core.postprocessing.levels import LevelCall, LevelEvidence, level_call, shift_scores
 from spar_core.postprocessing.settings import check_chain_prior
 
 BODY_FRACTION = 0.25  # a component smaller than this fraction of the largest one is not a body (a stray island)
@@ -56,6 +57,7 @@ VOTE_WEIGHT = 3.0  # log-prior units per unit of agreeing-vote fraction when the
 SD_FLOOR = 0.2  # offset_sd is at least this fraction of the mean gap between consecutive structures
 VOLUME_SD_FLOOR = 0.08  # a relative volume's spread is at least this (log): predictions are rougher than truth
 RANGE_Z = 2.0  # the volume prior is whole while the exam's mean body volume lies within this many spreads
+LEVEL_VOTE_WEIGHT = 1.0  # nats per unit of agreeing-vote fraction beside the level model: a tie-breaker only
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,8 @@ class Chain:
     ``body_ml``: the mean and the spread (log) of an exam's mean body volume in ml. All three or none.
 
     Without either prior the order is decided by the votes alone; with both, :func:`relabel_chain` applies the
-    position (:meth:`with_prior` keeps one).
+    position (:meth:`with_prior` keeps one). ``level``: the level model's evidence orders the row
+    (:mod:`spar_core.postprocessing.levels`), neither prior (set by :meth:`with_prior`, never recorded).
     """
 
     labels: tuple[int, ...]
@@ -82,6 +85,7 @@ class Chain:
     volumes: tuple[float, ...] | None = None
     volume_sd: tuple[float, ...] | None = None
     body_ml: tuple[float, float] | None = None
+    level: bool = False
 
     def __post_init__(self) -> None:
         if len(self.labels) < 2 or len(set(self.labels)) != len(self.labels) or min(self.labels) < 1:
@@ -133,9 +137,10 @@ class Chain:
 
     def with_prior(self, prior: str) -> "Chain":
         """The chain with the one prior ``prior`` names (``position`` or ``volume``) when it holds it, else with the
-        one it holds (a record of an earlier version holds one); ``none``: the order alone."""
-        if check_chain_prior(prior, "chain prior") == "none":
-            return Chain(self.labels, self.axis, self.ascending)
+        one it holds (a record of an earlier version holds one); ``none``: the order alone; ``level``: the level
+        model's evidence (no prior of its own)."""
+        if check_chain_prior(prior, "chain prior") in ("none", "level"):
+            return Chain(self.labels, self.axis, self.ascending, level=prior == "level")
         position = self.positions is not None and (prior == "position" or self.volumes is None)
         volume = self.volumes is not None and not position
         return Chain(self.labels, self.axis, self.ascending,
@@ -250,85 +255,151 @@ def _volumes(counts: list[np.ndarray], spacings: list[tuple[float, ...]]) \
             (float(body.mean()), float(max(body.std(ddof=1), VOLUME_SD_FLOOR))))
 
 
+@dataclass(frozen=True)
+class RowBodies:
+    """The bodies of a predicted row: the 6-connected components of the voxels holding a chain label, at least
+    :data:`BODY_FRACTION` of the largest, in the row's order along the chain's axis.
+
+    ``components``: the component map of the chain's bounding box ``box``; ``ids``: the bodies' component ids;
+    ``votes[b, j]``: voxels of body b holding the chain's j-th label; ``centroids``: (bodies, 3) voxel centroids in
+    the whole volume; ``merged``: bodies :data:`MERGED_RATIO` times the median (two grown together);
+    ``sizes``: every component's voxels (index id − 1).
+    """
+
+    components: np.ndarray
+    box: tuple[slice, ...]
+    ids: np.ndarray
+    votes: np.ndarray
+    centroids: np.ndarray
+    merged: np.ndarray
+    sizes: np.ndarray
+
+
+def row_bodies(labels: np.ndarray, chain: Chain) -> RowBodies | None:
+    """The bodies of the chain's labels in ``labels``, in the row's order; None when no voxel holds one."""
+    labels = check_3d(labels, "labels")
+    values = np.array(chain.labels)
+    inside = np.isin(labels, values)
+    if not inside.any():
+        return None
+    box = bounding_box(inside)  # the chain's bounding box: every step below works on it alone
+    crop = labels[box]
+    components, n = ndimage.label(inside[box], structure=ndimage.generate_binary_structure(3, 1))
+    sizes = np.bincount(components.ravel())[1:]
+    bodies = np.flatnonzero(sizes >= BODY_FRACTION * sizes.max()) + 1
+    # votes[b, j]: voxels of body b that the network gave the chain's j-th label (one pass over the volume)
+    top = int(max(crop.max(), values.max())) + 1
+    joint = np.bincount(components.ravel().astype(np.int64) * top + crop.ravel().astype(np.int64),
+                        minlength=(n + 1) * top).reshape(n + 1, top)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        centroids = np.array(ndimage.center_of_mass(np.ones(components.shape, np.uint8), components, bodies),
+                             dtype=float).reshape(-1, 3) + np.array([b.start for b in box], dtype=float)
+    rank = np.argsort(centroids[:, chain.axis] * (1 if chain.ascending else -1), kind="stable")
+    body_sizes = sizes[bodies - 1]
+    return RowBodies(components, box, bodies[rank], joint[bodies][:, values][rank], centroids[rank],
+                     (body_sizes > MERGED_RATIO * np.median(body_sizes))[rank], sizes)
+
+
+def _shifts(bodies: RowBodies, chain: Chain) -> range:
+    """The shifts of the chain along the bodies that give at least one body a label: shift k puts the chain's
+    j-th label on body j + k."""
+    return range(-(len(chain.labels) - 1), len(bodies.ids))
+
+
 def relabel_chain(labels: np.ndarray, chain: Chain, mode: str = "ordered",
-                  spacing: tuple[float, float, float] | None = None, vote_weight: float = VOTE_WEIGHT) -> np.ndarray:
+                  spacing: tuple[float, float, float] | None = None, vote_weight: float = VOTE_WEIGHT,
+                  evidence: LevelEvidence | None = None) -> np.ndarray:
     """``labels`` with each body of the chain's foreground given one chain label (a new array).
 
-    Bodies are the 6-connected components of the voxels that hold a chain label, at least
-    ``BODY_FRACTION`` of the largest; smaller islands and other labels are left as they are. ``mode``
+    Bodies are those of :func:`row_bodies`; smaller islands and other labels are left as they are. ``mode``
     ``"majority"`` gives each body the chain label most of its voxels hold; ``"ordered"`` gives the bodies,
     in their order along the chain's axis, consecutive chain labels (the shift of the chain that most voxels
     agree with; bodies outside it become background). A body ``MERGED_RATIO`` times the median body (two
     structures grown together) keeps its labels in ``"majority"``, and leaves the volume unchanged in
-    ``"ordered"``. In ``"ordered"``, a chain with ``positions`` and a ``spacing`` also weighs where each shift
+    ``"ordered"``. In ``"ordered"``, a chain with ``level`` and the row's ``evidence`` chooses the shift by the level
+    model (:func:`level_shift`); else a chain with ``positions`` and a ``spacing`` also weighs where each shift
     puts the row; else a chain with ``volumes`` how the bodies' relative volumes fit each shift, faded by the
     exam's mean body volume when a ``spacing`` is given (see the module's docstring; ``vote_weight`` weighs the
     votes against the prior).
+
+    Raises:
+        SparError: ``evidence`` of other bodies than these.
     """
     if mode not in CHAIN_MODES:
         raise SparError(f"chain mode {mode!r}: expected one of {', '.join(CHAIN_MODES)}")
     labels = check_3d(labels, "labels")
     result = np.array(labels, copy=True)
     values = np.array(chain.labels)
-    inside = np.isin(labels, values)
-    if not inside.any():
+    found = row_bodies(labels, chain)
+    if found is None:
         return result
-    box = bounding_box(inside)  # the chain's bounding box: every step below works on it alone
-    labels, out = labels[box], result[box]
-    components, n = ndimage.label(inside[box], structure=ndimage.generate_binary_structure(3, 1))
-    offset = box[chain.axis].start
-    sizes = np.bincount(components.ravel())[1:]
-    bodies = np.flatnonzero(sizes >= BODY_FRACTION * sizes.max()) + 1
-    # votes[b, j]: voxels of body b that the network gave the chain's j-th label (one pass over the volume)
-    top = int(max(labels.max(), values.max())) + 1
-    joint = np.bincount(components.ravel().astype(np.int64) * top + labels.ravel().astype(np.int64),
-                        minlength=(n + 1) * top).reshape(n + 1, top)
-    votes = joint[bodies][:, values]
-    merged = sizes[bodies - 1] > MERGED_RATIO * np.median(sizes[bodies - 1])
+    out = result[found.box]  # a view of result
+    bodies, votes, merged = found.ids, found.votes, found.merged
     if mode == "majority":
         bodies, votes = bodies[~merged], votes[~merged]  # a merged body keeps the network's labels
         assigned = values[votes.argmax(axis=1)]
     else:
         if len(bodies) < 2 or merged.any():
             return result
-        position = _axis_centroids(components, n, chain.axis)[bodies] + offset
-        rank = np.argsort(position * (1 if chain.ascending else -1), kind="stable")
-        bodies, votes = bodies[rank], votes[rank]
-        # shift k puts the chain's j-th label on body j + k
-        shifts = range(-(len(values) - 1), len(bodies))
-        scores = [sum(votes[j + k, j] for j in range(len(values)) if 0 <= j + k < len(bodies)) for k in shifts]
-        if chain.positions is not None and spacing is not None:
-            where = position[rank] * float(spacing[chain.axis])
-            scores = [vote_weight * score / max(1, int(votes.sum())) - 0.5 * (_offset(where, chain, k)
-                                                                            / chain.offset_sd) ** 2
-                      for score, k in zip(scores, shifts)]
-        elif chain.volumes is not None:
-            # a body the field of view cuts has lost part of its volume: it says nothing of its size (NaN)
-            cut = _touch_border(components, box, result.shape, chain.axis)
-            sized = np.where(cut[bodies], np.nan, np.log(sizes[bodies - 1].astype(float)))
-            weight = _volume_weight(sized, chain, spacing)
-            scores = [vote_weight * score / max(1, int(votes.sum())) + weight * _volume_fit(sized, chain, k)
-                      for score, k in zip(scores, shifts)]
-        best = max(zip(scores, shifts), key=lambda sk: (sk[0], -abs(sk[1])))[1]  # ties: the smallest shift
+        best = _best_shift(found, chain, spacing, vote_weight, evidence, result.shape)
         assigned = np.array([values[b - best] if 0 <= b - best < len(values) else 0 for b in range(len(bodies))])
-    lut = np.arange(n + 1, dtype=np.int64)  # component -> its new label; -1: left as the network had it
-    lut[:] = -1
+    lut = np.full(len(found.sizes) + 1, -1, dtype=np.int64)  # component -> its new label; -1: left as it was
     lut[bodies] = assigned
-    new = lut[components]
+    new = lut[found.components]
     changed = new >= 0
-    out[changed] = new[changed].astype(out.dtype, copy=False)  # a view of result
+    out[changed] = new[changed].astype(out.dtype, copy=False)
     return result
 
 
-def _axis_centroids(components: np.ndarray, n: int, axis: int) -> np.ndarray:
-    """(n + 1,) mean voxel index along ``axis`` of each component (0: background), by one weighted count."""
-    shape = [1, 1, 1]
-    shape[axis] = components.shape[axis]
-    index = np.broadcast_to(np.arange(components.shape[axis], dtype=np.float64).reshape(shape), components.shape)
-    flat = components.ravel()
-    sums = np.bincount(flat, weights=index.ravel(), minlength=n + 1)
-    counts = np.bincount(flat, minlength=n + 1)
-    return sums / np.maximum(counts, 1)
+def _best_shift(found: RowBodies, chain: Chain, spacing: tuple[float, float, float] | None, vote_weight: float,
+                evidence: LevelEvidence | None, shape: tuple[int, ...]) -> int:
+    """The shift of the chain along the bodies that the votes and the chain's prior (or its level evidence) favour
+    most (ties: the smallest shift)."""
+    shifts = _shifts(found, chain)
+    votes = found.votes
+    agree = np.array([sum(votes[j + k, j] for j in range(len(chain.labels)) if 0 <= j + k < len(votes))
+                      for k in shifts], dtype=float)
+    scores = agree
+    if chain.level and evidence is not None:
+        scores = level_shift_scores(found, evidence, shifts, chain.axis) + LEVEL_VOTE_WEIGHT * agree / max(1, int(votes.sum()))
+    elif chain.positions is not None and spacing is not None:
+        where = found.centroids[:, chain.axis] * float(spacing[chain.axis])
+        scores = np.array([vote_weight * score / max(1, int(votes.sum())) - 0.5 * (_offset(where, chain, k)
+                                                                                 / chain.offset_sd) ** 2
+                           for score, k in zip(agree, shifts)])
+    elif chain.volumes is not None:
+        # a body the field of view cuts has lost part of its volume: it says nothing of its size (NaN)
+        cut = _touch_border(found.components, found.box, shape, chain.axis)
+        sized = np.where(cut[found.ids], np.nan, np.log(found.sizes[found.ids - 1].astype(float)))
+        weight = _volume_weight(sized, chain, spacing)
+        scores = np.array([vote_weight * score / max(1, int(votes.sum())) + weight * _volume_fit(sized, chain, k)
+                           for score, k in zip(agree, shifts)])
+    return max(zip(scores, shifts), key=lambda sk: (sk[0], -abs(sk[1])))[1]
+
+
+def level_shift_scores(found: RowBodies, evidence: LevelEvidence, shifts: Sequence[int], axis: int) -> np.ndarray:
+    """The level model's score of each shift (:func:`~spar_core.postprocessing.levels.shift_scores`), after checking
+    that ``evidence`` was made for these bodies (its positions along the chain's ``axis``)."""
+    where = found.centroids[:, axis]
+    if len(evidence.positions) != len(where) or not np.allclose(evidence.positions, where, atol=0.51):
+        raise SparError(f"level evidence for {len(evidence.positions)} bodies at {list(evidence.positions)}; the "
+                        f"prediction has {len(where)} at {[round(float(w), 3) for w in where]}: evidence of "
+                        "another prediction")
+    return shift_scores(evidence, shifts)
+
+
+def call_row_level(labels: np.ndarray, chain: Chain, evidence: LevelEvidence,
+                   spacing: tuple[float, float, float] | None = None) -> LevelCall:
+    """What the level model's ``evidence`` says of the row in ``labels`` (raw, as the evidence was made for it): the
+    shift :func:`relabel_chain` chooses, its margin and its anchor (:func:`~spar_core.postprocessing.levels.
+    level_call`). A row of fewer than two bodies, or with two grown together, is not ordered: its level is
+    unknown."""
+    found = row_bodies(labels, chain)
+    if found is None or len(found.ids) < 2 or found.merged.any():
+        return LevelCall(0, 0.0, "none", True)
+    level = chain if chain.level else chain.with_prior("level")
+    best = _best_shift(found, level, spacing, VOTE_WEIGHT, evidence, labels.shape)
+    return level_call(evidence, list(_shifts(found, chain)), best)
 
 
 def _touch_border(components: np.ndarray, box: tuple[slice, ...], shape: tuple[int, ...], axis: int) -> np.ndarray:

@@ -30,15 +30,17 @@ from spar_core.postprocessing.settings import PostprocessSettings
 from spar_core.postprocessing.steps import PostprocessConfig, postprocess
 
 ALPHA = 0.05  # a step must help beyond chance: one-sided paired Wilcoxon test over the deciding exams
-Exam = tuple[np.ndarray, np.ndarray, tuple[float, float, float]]  # raw prediction, truth, spacing (mm)
+# raw prediction, truth, spacing (mm), and where a level model orders a row its evidence on the raw prediction
+# (a fourth item; three items or None: no evidence)
+Exam = tuple  # (np.ndarray, np.ndarray, tuple[float, float, float][, LevelEvidence | None])
 
 
 def exam_scores(exams: Sequence[Exam], values: Sequence[int], cfg: PostprocessConfig | None) -> np.ndarray:
     """(exams, structures, 2): Dice and MSSD (mm, nan where undefined) after ``cfg`` (None: raw)."""
     structures = {str(v): int(v) for v in values}
     rows = []
-    for pred, truth, spacing in exams:
-        labels = pred if cfg is None else postprocess(pred, spacing, cfg)
+    for pred, truth, spacing, *evidence in exams:
+        labels = pred if cfg is None else postprocess(pred, spacing, cfg, evidence[0] if evidence else None)
         rows.append([(r["dice"], r["mssd_mm"]) for r in evaluate_labels(labels, truth, spacing, structures)])
     return np.asarray(rows, dtype=float)
 
@@ -72,9 +74,11 @@ def _exam_means(table: np.ndarray) -> np.ndarray:
 
 def choose_postprocess(exams: Sequence[Exam], values: Sequence[int], settings: PostprocessSettings,
                        facts: LabelFacts | None = None, raw: np.ndarray | None = None) -> Decision:
-    """The steps that help ``exams`` ((raw prediction, truth, spacing) triples), by the rule of the module
+    """The steps that help ``exams`` (:data:`Exam`), by the rule of the module
     docstring, added one after the other from raw: the ordering of the chain in ``facts``, the closing of
-    ``settings``, then the component step per structure. ``raw``: the exams' raw scores as :func:`exam_scores`
+    ``settings``, then the component step per structure. Ordered by the level model (``settings.chain_prior``
+    ``level``), the chain is kept untested: the level is what the anatomy says, not a smoothing step to be
+    judged by Dice on exams whose level the network mostly has right. ``raw``: the exams' raw scores as :func:`exam_scores`
     gives them with no config, when the caller has them already (the folds of a run share their deciding exams).
 
     Raises:
@@ -94,8 +98,10 @@ def choose_postprocess(exams: Sequence[Exam], values: Sequence[int], settings: P
 
     available = {"chain": facts.chain is not None and settings.chain, "closing": settings.closing_mm > 0}
     current, kept, tests = raw, {"chain": False, "closing": False}, []
+    if available["chain"] and settings.chain_prior == "level":
+        current, kept["chain"] = scores(chain=True, closing=False, largest=()), True
     for step in ("chain", "closing"):
-        if not available[step]:
+        if not available[step] or kept[step]:
             continue
         trial = scores(**{**kept, step: True}, largest=())
         keep, p_dice, p_mssd = _helps(_exam_means(trial), _exam_means(current))

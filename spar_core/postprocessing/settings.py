@@ -30,19 +30,24 @@ def check_radius(radius_mm: float) -> float:
     return float(radius_mm)
 
 
-# The prior that orders structures in a row beside the network's votes (spar_core.postprocessing.chain): where
-# each sits in the field of view, its volume relative to the row, or none. A run that recorded none ordered with
-# the one its labels' record holds.
-CHAIN_PRIORS = ("position", "volume", "none")
-DEFAULT_CHAIN_PRIOR = "position"
+# What orders structures in a row beside the network's votes (spar_core.postprocessing.chain): the level model, a
+# classifier of crops around each body that counts from what lies beyond the row's ends (levels.py); where each
+# sits in the field of view; its volume relative to the row; or nothing. A run that recorded none ordered by
+# position (or by the prior its labels' record holds).
+CHAIN_PRIORS = ("level", "position", "volume", "none")
+DEFAULT_CHAIN_PRIOR = "level"
+LEGACY_CHAIN_PRIOR = "position"
 CHAIN_PRIOR_HELP = {
+    "level": "a level model trained per fold on crops around each structure and one step beyond each end of the "
+             "row (T12, S1 on the spine): the level counted from the anatomy, wherever the field of view sits; "
+             "'level unknown' where no end is in view",
     "position": "where each structure sits along the row in the training exams (strong when every exam places "
                 "the field of view alike; a row placed elsewhere can come out a level off)",
     "volume": "each structure's volume relative to its own row, wherever the field of view puts it (weaker on "
               "one protocol's exams)",
     "none": "the votes alone",
 }
-CHAIN_PRIOR_PHRASE = {"position": "by the votes and where each sits", "volume": "by the votes and their relative "
+CHAIN_PRIOR_PHRASE = {"level": "by a level model counting from the row's ends", "position": "by the votes and where each sits", "volume": "by the votes and their relative "
                       "volumes", "none": "by the votes alone"}  # in a report's sentence
 
 
@@ -115,7 +120,7 @@ class PostprocessSettings:
                        closing_mm=float(data.get("closing_mm", DEFAULT_CLOSING_MM)),
                        connectivity=int(data.get("connectivity", DEFAULT_CONNECTIVITY)),
                        chain=bool(data.get("chain", True)),
-                       chain_prior=str(data.get("chain_prior", DEFAULT_CHAIN_PRIOR)))
+                       chain_prior=str(data.get("chain_prior", LEGACY_CHAIN_PRIOR)))
         except (TypeError, ValueError) as err:
             raise SparError(f"{what}: {err}") from None
 

@@ -25,6 +25,7 @@ from spar_core.errors import SparError
 from spar_core.postprocessing.settings import (DEFAULT_CLOSING_MM, DEFAULT_CONNECTIVITY, check_connectivity,
                                                check_radius)
 from spar_core.postprocessing.chain import Chain, relabel_chain
+from spar_core.postprocessing.levels import LevelEvidence
 
 # The largest structuring element built (voxels): 2**22 is a 161-voxel ball, 2 mm on 0.025 mm voxels.
 MAX_ELEMENT_VOXELS = 2**22
@@ -148,7 +149,8 @@ def _close_crop(crop: np.ndarray, ball: np.ndarray) -> np.ndarray:
 
 
 def postprocess(
-    labels: np.ndarray, spacing: Sequence[float], cfg: PostprocessConfig = PostprocessConfig()
+    labels: np.ndarray, spacing: Sequence[float], cfg: PostprocessConfig = PostprocessConfig(),
+    evidence: LevelEvidence | None = None,
 ) -> np.ndarray:
     """Post-process a 3D label volume structure by structure; returns a new array of the same shape and dtype.
 
@@ -156,6 +158,8 @@ def postprocess(
         labels: (X, Y, Z) integer label volume, 0 = background.
         spacing: voxel size in mm along X, Y, Z (the closing radius is converted per axis).
         cfg: which steps run (see :class:`PostprocessConfig`).
+        evidence: the level model's evidence on ``labels`` (:mod:`spar_core.postprocessing.level_evidence`), which
+            orders a chain of the ``level`` prior (without it, such a chain is ordered by the votes alone).
 
     Steps: with ``cfg.chain``, the chain's bodies relabelled in order; then, for every nonzero label value
     present, keep the largest connected component (the ``cfg.parts`` largest for a structure of several parts;
@@ -170,7 +174,7 @@ def postprocess(
     spacing = check_spacing(spacing)
     out = np.array(source, copy=True)
     if cfg.chain is not None:
-        out[...] = relabel_chain(values, cfg.chain, "ordered", spacing)
+        out[...] = relabel_chain(values, cfg.chain, "ordered", spacing, evidence=evidence)
         values = label_array(out)
     present = [(v, box) for v, box in enumerate(ndimage.find_objects(values), start=1) if box is not None]
 

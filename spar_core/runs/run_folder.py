@@ -12,12 +12,15 @@ RUN/triage/images_<method>/<case>.nii.gz        predictions of new exams ranked 
 RUN/folds/<k>/split.json                        train / test case ids
 RUN/folds/<k>/label_facts.json                  what the fold's training labels say: structures in a row, parts
 RUN/folds/<k>/shape_ae.pt                       the fold's frozen shape auto-encoder
+RUN/folds/<k>/level_model.pt                    the fold's level model (structures in a row, --chain-prior level)
+RUN/folds/<k>/level_model.json                  its training record: crops, seconds, held-out accuracy per class
 RUN/folds/<k>/train_codes.npz                   the training exams' true codes and volumes (triage's cache)
 RUN/folds/<k>/<method>/model.pt                 weights (+ optimizer states for resuming)
 RUN/folds/<k>/<method>/history.jsonl            one line per epoch
 RUN/folds/<k>/<method>/latent/epoch_<e>.npz     codes of predicted and true masks
 RUN/folds/<k>/<method>/pred/<case>.nii.gz       post-processed predictions
 RUN/folds/<k>/<method>/pred_raw/<case>.nii.gz   the stacked 2D predictions, before post-processing
+RUN/folds/<k>/<method>/levels/<case>.json       the level model's evidence on that raw prediction, and its call
 RUN/folds/<k>/<method>/metrics.csv              that (fold, method) unit's rows: it is finished
 RUN/folds/<k>/<method>/uncertainty/<case>_<map>.nii.gz   entropy / disagreement maps of a test exam (spar triage)
 RUN/folds/<k>/<method>/postprocess_decision.json   --postprocess auto: the steps its out-of-fold predictions chose
@@ -163,6 +166,12 @@ class RunFolder:
 
     def shape_ae_path(self, fold: int) -> Path:
         return self.fold_dir(fold) / "shape_ae.pt"
+
+    def level_model_path(self, fold: int) -> Path:
+        return self.fold_dir(fold) / "level_model.pt"
+
+    def level_report_path(self, fold: int) -> Path:
+        return self.fold_dir(fold) / "level_model.json"
 
     def label_facts_path(self, fold: int) -> Path:
         return self.fold_dir(fold) / LABEL_FACTS_FILE
@@ -341,6 +350,13 @@ class MethodFolder:
 
     def prediction(self, case: str, raw: bool = False) -> Path:
         return self.pred_dir(raw) / f"{case}{NIFTI_SUFFIX}"
+
+    @property
+    def levels_dir(self) -> Path:
+        return self.path / "levels"
+
+    def level_evidence(self, case: str) -> Path:
+        return self.levels_dir / f"{case}.json"
 
     @property
     def uncertainty_dir(self) -> Path:

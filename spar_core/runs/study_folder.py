@@ -8,6 +8,8 @@ RUN/studies/robustness/study.json               a run's robustness study
 RUN/studies/robustness/folds/<k>/<kind>_<s>.csv one finished unit (clean_0: the exams as they are)
 RUN/studies/robustness/metrics.csv, table.csv   every unit's rows; the study table
 RUN/studies/robustness/identity.csv             per condition and method: the exams with a shifted structure
+RUN/studies/robustness/levels.csv               rows only: per condition, method and exam, the level call and the
+                                                ends of the row in view (from the truth moved along)
 ```
 """
 
@@ -52,6 +54,10 @@ class StudyFolder:
     @property
     def identity_csv(self) -> Path:
         return self.root / "identity.csv"
+
+    @property
+    def levels_csv(self) -> Path:
+        return self.root / "levels.csv"
 
     @property
     def cells_dir(self) -> Path:

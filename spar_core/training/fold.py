@@ -6,7 +6,7 @@ from typing import Sequence
 
 import torch
 
-from spar_core.data.dataset import Dataset
+from spar_core.data.dataset import Dataset, load_volume
 from spar_core.methods import METHODS
 from spar_core.training.distributed import DistInfo, barrier
 from spar_core.models import ShapeAutoEncoder
@@ -16,7 +16,9 @@ from spar_core.runs.run_folder import RunFolder
 from spar_core.data.slice_set import SliceSet, build_slice_set, snapshot_indices
 from spar_core.data.splits import Split
 from spar_core.training.segmenter import train_segmenter
+from spar_core.training.level import LevelModel, LevelTrainConfig, train_level_model
 from spar_core.training.shape_ae import load_shape_ae, save_shape_ae, train_shape_ae
+from spar_core.paths import write_json
 from spar_core.errors import SparError, note
 
 
@@ -57,6 +59,33 @@ def fold_shape_ae(
         save_shape_ae(train_shape_ae(train.labels, preset, device=device, progress=progress), path)
     barrier(dist)
     return load_shape_ae(path, device)
+
+
+def fold_level_model(
+    run: RunFolder, dataset: Dataset, split: Split, row: tuple[tuple[int, ...], int, bool], preset: Preset, *,
+    device: torch.device, progress: Progress = silent,
+) -> LevelModel:
+    """The fold's level model for ``row`` (labels in order, axis, ascending): loaded when it exists, trained on
+    the truth of the fold's training exams otherwise (or when the file is unreadable: said so), with its held-out
+    accuracy on the fold's test exams recorded beside it (``level_model.json``)."""
+    path = run.level_model_path(split.fold)
+    if path.is_file():
+        try:
+            return LevelModel.load(path, device)
+        except SparError as err:
+            note(f"{err}; training the fold's level model again")
+    labels, axis, ascending = row
+    train = [load_volume(dataset, case) for case in split.train]
+    held_out = [load_volume(dataset, case) for case in split.test
+                if dataset.case(case).label_path is not None]
+    augment = preset.train.augment if preset.train.augment is not None and preset.train.augment.has_intensity \
+        else None
+    cfg = LevelTrainConfig(steps=preset.train.level_steps, seed=preset.train.seed, augment=augment)
+    model = train_level_model(train, labels, axis, ascending, cfg, device=device, held_out=held_out,
+                              progress=progress)
+    model.save(path)
+    write_json(run.level_report_path(split.fold), {"fold": split.fold, **model.report})
+    return LevelModel.load(path, device)
 
 
 def train_fold(

@@ -22,11 +22,12 @@ import torch
 
 from spar_core.data.nifti import NIFTI_SUFFIXES, Volume, case_id_of, load_image, read_label_volume, resolve_slice_axis
 from spar_core.data.dataset import Dataset, load_dataset, load_volume
-from spar_core.errors import SparError
+from spar_core.errors import SparError, note
 from spar_core.methods import SPAR
+from spar_core.postprocessing.levels import LevelCall
 from spar_core.inference.ensemble import predict_ensemble
 from spar_core.data.nifti import write_label_volume, write_map_volume
-from spar_core.paths import DATASET_JSON, PREDICTION_FILES, write_csv
+from spar_core.paths import DATASET_JSON, PREDICTION_FILES, read_json_object, write_csv
 from spar_core.progress import Progress, ProgressEvent, silent
 from spar_core.runs.run_folder import RunFolder
 from spar_core.training.segmenter import load_unet
@@ -101,8 +102,22 @@ def _uncertainty(unet, size: int, volume: Volume, labels, structures: dict[str, 
 def _row(case: str, fold: int, method: str, scored, prediction: str, degraded: str,
          uncertainty: dict[str, float] | None = None) -> dict:
     return {"case": case, "fold": fold, "method": method, **scored.scores, **(uncertainty or {}),
+            "level_doubt": float("nan"),
             "worst_slices": ";".join(str(s) for s in scored.worst_slices()), "degraded": degraded,
             "prediction": prediction}
+
+
+def _level_doubt(run: RunFolder, fold: int, method: str, case: str) -> dict[str, float]:
+    """``level_doubt`` of a held-out exam from the level call the run recorded (none where it recorded none)."""
+    path = run.method_folder(fold, method).level_evidence(case)
+    if not path.is_file():
+        return {}
+    try:
+        call = LevelCall.from_json(read_json_object(path, "a level call").get("call"), str(path))
+    except SparError as err:
+        note(f"{err}; level_doubt not scored")
+        return {}
+    return {"level_doubt": float(call.unknown)}
 
 
 def _resolve(run: RunFolder | str | Path) -> tuple[RunFolder, dict]:
@@ -146,8 +161,8 @@ def _score_held_out(run: RunFolder, config: dict, fold: int, method: str, device
         if volume is not None:
             maps = {k: run.uncertainty_path(fold, method, case, k) for k in ("entropy", "disagreement")}
             uncertainty = _uncertainty(unet, meta.size, volume, labels, structures, device, "auto", maps)
-        rows.append(_row(case, fold, method, scored, str(path.relative_to(run.root)), flags.get(case, ""),
-                         uncertainty))
+        rows.append({**_row(case, fold, method, scored, str(path.relative_to(run.root)), flags.get(case, ""),
+                            uncertainty), **_level_doubt(run, fold, method, case)})
         progress(ProgressEvent("triage", 1, 1, i, len(test), label=f"{method} fold {fold}"))
     return rows
 

@@ -28,10 +28,13 @@ MASK_SCORES: tuple[str, ...] = ("plausibility", "recon_error", "knn_distance", "
 # where the exam lies against the training exams (spar_core.triage.ood)
 OOD_SCORES: tuple[str, ...] = ("placement_z", "intensity_z")
 UNCERTAINTY_SCORES: tuple[str, ...] = ("entropy", "disagreement", "entropy_worst", "disagreement_worst")
-SCORES: tuple[str, ...] = MASK_SCORES + OOD_SCORES + UNCERTAINTY_SCORES
+# the level model's call on a row (spar_core.postprocessing.levels): 1 where the level is unknown, else 0; an exam
+# whose level is unknown ranks before every exam whose level is known (a person must count its levels)
+LEVEL_SCORES: tuple[str, ...] = ("level_doubt",)
+SCORES: tuple[str, ...] = MASK_SCORES + OOD_SCORES + UNCERTAINTY_SCORES + LEVEL_SCORES
 # +1: higher is more suspicious; -1: lower is more suspicious.
 ORIENTATION = {"plausibility": -1.0, "recon_error": 1.0, "knn_distance": 1.0, "components": 1.0, "volume_z": 1.0,
-               **{score: 1.0 for score in OOD_SCORES + UNCERTAINTY_SCORES}}
+               **{score: 1.0 for score in OOD_SCORES + UNCERTAINTY_SCORES + LEVEL_SCORES}}
 # What a useful score does against each metric over held-out exams.
 EXPECTED_SIGN = {"dice": "negative", "mssd_mm": "positive"}
 # The columns of the Spearman table (RUN/triage/spearman_<method>.csv).
@@ -53,7 +56,7 @@ Z_CLIP = 5.0
 MIN_SCALE = {"plausibility": (0.05, 0.0), "recon_error": (0.05, 0.0), "knn_distance": (0.0, 0.05),
              "components": (1.0, 0.0), "volume_z": (0.5, 0.0), "placement_z": (0.5, 0.0), "intensity_z": (0.5, 0.0),
              "entropy": (0.0, 0.05), "disagreement": (0.0, 0.05),
-             "entropy_worst": (0.0, 0.05), "disagreement_worst": (0.0, 0.05)}
+             "entropy_worst": (0.0, 0.05), "disagreement_worst": (0.0, 0.05), "level_doubt": (0.2, 0.0)}
 
 
 # ---------------------------------------------------------------------------------------------- combining
@@ -86,7 +89,8 @@ def combine_scores(frame: pd.DataFrame, reference: pd.DataFrame | None = None) -
     ``rank`` (1 = most suspicious).
 
     ``reference`` (default: ``frame``) holds the exams whose median and MAD define the z's. Returns a copy
-    sorted by rank; ties are broken by case id, exams without any score rank last.
+    sorted by rank: exams whose level is unknown (``level_doubt`` 1) first, then by ``triage_score``; ties are
+    broken by case id, exams without any score rank last.
     """
     out = frame.copy()
     reference = frame if reference is None else reference
@@ -101,7 +105,9 @@ def combine_scores(frame: pd.DataFrame, reference: pd.DataFrame | None = None) -
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-nan rows
         out["triage_score"] = np.nanmean(out[zs].to_numpy(dtype=float), axis=1) if zs else np.nan
-    out = out.sort_values(["triage_score", "case"], ascending=[False, True], na_position="last", kind="stable")
+    doubt = out["level_doubt"].fillna(0.0) if "level_doubt" in out else pd.Series(0.0, index=out.index)
+    out = out.assign(_doubt=doubt).sort_values(["_doubt", "triage_score", "case"], ascending=[False, False, True],
+                                               na_position="last", kind="stable").drop(columns="_doubt")
     out["rank"] = np.arange(1, len(out) + 1)
     return out.reset_index(drop=True)
 

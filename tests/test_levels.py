@@ -1,0 +1,252 @@
+"""The level of a row from anatomy: crops around each body, the level model, the evidence and its call, and the
+ordering it drives (spar_core.data.level_crops, training.level, postprocessing.levels / level_evidence)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from spar_core.data.corruptions import content_extent, corrupt, corrupt_label
+from spar_core.data.level_crops import CropGeometry, anchor_in_view, crops, ends_in_view, inside, row_centres
+from spar_core.data.nifti import Volume
+from spar_core.errors import SparError
+from spar_core.postprocessing.chain import Chain, call_row_level, relabel_chain, row_bodies
+from spar_core.postprocessing.level_evidence import row_evidence
+from spar_core.postprocessing.levels import (LevelCall, LevelEvidence, combine_evidence, crop_class, level_call,
+                                            shift_scores)
+from spar_core.training.level import LevelModel, LevelTrainConfig, train_level_model
+
+GAP = 10  # voxels between the centres of consecutive bodies of the synthetic row
+ROW = (1, 2, 3, 4, 5)
+
+
+def row_exam(start: int, case: str = "x", length: int = 96, seed: int = 0) -> Volume:
+    """A sagittal-like exam (row along axis 0, slices along axis 2): a small dim body before the row (as T12), five
+    equal bright bodies labelled 1..5, then a large wedge after it (as the sacrum); ``start``: where the first
+    member's centre lies. Faint noise everywhere."""
+    rng = np.random.default_rng(seed)
+    image = rng.uniform(0.0, 0.05, (length, 40, 8)).astype(np.float32)
+    label = np.zeros(image.shape, dtype=np.uint8)
+    before = start - GAP
+    if 0 <= before < length:
+        image[max(0, before - 2):before + 2, 16:22] = 0.5
+    for i, value in enumerate(ROW):
+        c = start + i * GAP
+        image[c - 3:c + 3, 14:26] = 0.8
+        label[c - 3:c + 3, 14:26] = value
+    after = start + 5 * GAP
+    for r in range(after - 3, min(length, after + 5)):  # a wedge widening toward the feet
+        if r >= 0:
+            image[r, 14:14 + 6 + (r - after + 3)] = 1.0
+    return Volume(case, image, label, (2.0, 2.0, 2.0), np.eye(4), None, 2)
+
+
+@pytest.fixture(scope="module")
+def level_model() -> LevelModel:
+    train = [row_exam(start, f"t{start}", seed=start) for start in (18, 22, 26, 30, 34, 20, 28)]
+    return train_level_model(train, ROW, 0, True, LevelTrainConfig(steps=150, batch=32, seed=0),
+                             held_out=[row_exam(24, "h", seed=99)])
+
+
+# ---------------------------------------------------------------------------------------------- crops
+
+
+def test_a_crop_runs_along_the_row_in_its_order_whatever_the_axis_direction() -> None:
+    image = np.zeros((40, 20, 6), dtype=np.float32)
+    image[11:14, :, :] = 1.0  # a bright slab 8 voxels before the centre along axis 0
+    geometry = CropGeometry(0, True, 2, gap_mm=10.0, along=3.2, across=2.0, pixels=(16, 8), channel_mm=(0.0,))
+    up = crops(image, (1.0, 1.0, 1.0), np.array([[20.0, 10.0, 3.0]]), geometry)[0, 0]
+    down = crops(image, (1.0, 1.0, 1.0), np.array([[20.0, 10.0, 3.0]]),
+                 CropGeometry(0, False, 2, 10.0, 3.2, 2.0, (16, 8), (0.0,)))[0, 0]
+    assert up.shape == (16, 8)
+    assert np.argmax(up.mean(axis=1)) < 8 and np.argmax(down.mean(axis=1)) >= 8  # before the centre: top
+    assert np.allclose(up[::-1], down)
+    assert geometry.axes == (0, 1, 2) and CropGeometry(2, True, 2, 10.0).axes[0] == 2
+
+
+def test_crop_geometry_refuses_what_cannot_be_sampled() -> None:
+    for bad in ({"gap_mm": 0.0}, {"gap_mm": math.nan}, {"pixels": (4, 32)}, {"row_axis": 3}):
+        with pytest.raises(SparError):
+            CropGeometry(**{"row_axis": 0, "ascending": True, "slice_axis": 2, "gap_mm": 30.0, **bad})
+    geometry = CropGeometry(0, True, 2, 34.5)
+    assert CropGeometry.from_json(geometry.to_json()) == geometry
+    with pytest.raises(SparError, match="crop geometry"):
+        CropGeometry.from_json({"row_axis": 0})
+
+
+def test_row_centres_continue_the_row_beyond_each_end() -> None:
+    exam = row_exam(20)
+    centres = row_centres(exam.label, ROW)
+    assert centres.shape == (7, 3)
+    assert np.allclose(centres[:, 0], [9.5 + GAP * i for i in range(7)])  # boxes [c-3, c+3): centroid c - 0.5
+    assert inside(centres, exam.label.shape, 0).all()
+    assert not inside(centres, exam.label.shape, 0, inset=12).all()  # the first, at 9.5, is within 12 of the border
+
+
+# ---------------------------------------------------------------------------------------------- the evidence
+
+
+def _evidence(classes: list[int | None], members: int = 5, p: float = 0.96,
+              positions: tuple[float, ...] | None = None) -> LevelEvidence:
+    """Evidence that names class ``c`` with probability ``p`` for each crop (None: outside the image)."""
+    rows = []
+    for c in classes:
+        if c is None:
+            rows.append(None)
+            continue
+        probs = np.full(members + 2, (1 - p) / (members + 1))
+        probs[c] = p
+        rows.append(tuple(np.log(probs)))
+    where = tuple(float(10 * i) for i in range(len(classes) - 2)) if positions is None else positions
+    return LevelEvidence(where, tuple(rows))
+
+
+def test_evidence_round_trips_and_refuses_malformed_records() -> None:
+    evidence = _evidence([0, 1, 2, 3, 4, 5, 6])
+    assert LevelEvidence.from_json(evidence.to_json()).matrix() == pytest.approx(evidence.matrix(), abs=1e-4)
+    assert evidence.members == 5
+    for bad in ({"positions": [1.0]}, {"positions": [], "log_probs": [[0.0, -1.0, -2.0]]},
+                {"positions": [], "log_probs": [[0.5, -1.0, -2.0], None]}, {"positions": "x", "log_probs": []}):
+        with pytest.raises(SparError, match="level evidence"):
+            LevelEvidence.from_json(bad)
+    call = LevelCall(1, 3.5, "last", False)
+    assert LevelCall.from_json(call.to_json()) == call
+    with pytest.raises(SparError):
+        LevelCall(0, 1.0, "middle", False)
+
+
+@pytest.mark.parametrize("body, shift, expected", [(-1, 0, 0), (0, 0, 1), (4, 0, 5), (5, 0, 6), (7, 0, 6),
+                                                   (0, 1, 0), (-1, -1, 1), (5, 1, 5)])
+def test_a_shift_gives_each_crop_its_class(body: int, shift: int, expected: int) -> None:
+    assert crop_class(body, shift, 5) == expected
+
+
+def test_the_anatomy_fixes_a_row_the_network_put_one_level_off() -> None:
+    # five bodies; the model sees the sacrum after the last and L5 on it: bodies 0..4 are L1..L5
+    evidence = _evidence([0, 1, 2, 3, 4, 5, 6])
+    shifts = list(range(-4, 5))
+    scores = shift_scores(evidence, shifts)
+    assert shifts[int(np.argmax(scores))] == 0
+    call = level_call(evidence, shifts, 0)
+    assert call.anchor == "both" and not call.unknown and call.margin > 5
+    # the network called L1..L4 "L2".."L5", and L5 and the sacrum below it "L5": labels one level off
+    from tests.test_chain import row_of_bodies
+    wrong = row_of_bodies([2, 3, 4, 5, 5, 5])
+    chain = Chain(ROW, 0, level=True)
+    where = tuple(row_bodies(wrong, chain).centroids[:, 0])
+    six = _evidence([0, 1, 2, 3, 4, 5, 6, 6], positions=where)
+    fixed = relabel_chain(wrong, chain, "ordered", evidence=six)
+    assert np.array_equal(fixed, row_of_bodies([1, 2, 3, 4, 5, 0]))
+    assert call_row_level(wrong, chain, six).shift == 0
+    # without the evidence the same chain orders by the votes: the level stays off
+    assert not np.array_equal(relabel_chain(wrong, chain, "ordered"), row_of_bodies([1, 2, 3, 4, 5, 0]))
+
+
+def test_no_anchor_or_a_small_margin_is_a_level_unknown() -> None:
+    flat = LevelEvidence((0.0, 10.0, 20.0), tuple([tuple(np.log(np.full(7, 1 / 7)))] * 5))
+    call = level_call(flat, list(range(-4, 3)), 0)
+    assert call.unknown and call.anchor == "none" and call.margin == pytest.approx(0.0)
+    assert "level unknown" in call.describe("L1", "L5")
+    # the ends out of view, the middle bodies named: no anchor, so unknown whatever the margin
+    middle = _evidence([None, 2, 3, 4, None], p=0.99)
+    call = level_call(middle, list(range(-4, 3)), -1)
+    assert call.unknown and call.anchor == "none" and call.margin > 5
+    anchored = level_call(_evidence([None, 3, 4, 5, 6]), list(range(-4, 3)), -2)
+    assert not anchored.unknown and anchored.anchor == "last" and "below L5" in anchored.describe("L1", "L5")
+
+
+def test_evidence_of_another_prediction_is_refused() -> None:
+    from tests.test_chain import row_of_bodies
+    pred = row_of_bodies([1, 2, 3, 4, 5])
+    stale = LevelEvidence((3.0, 11.0), (None, None, None, None))
+    with pytest.raises(SparError, match="another prediction"):
+        relabel_chain(pred, Chain(ROW, 0, level=True), "ordered", evidence=stale)
+
+
+def test_an_ensemble_averages_the_probabilities() -> None:
+    a, b = _evidence([0, 1, 2], members=1, p=0.9), _evidence([0, 1, 1], members=1, p=0.9)
+    both = combine_evidence([a, b]).matrix()
+    assert np.exp(both[2]) == pytest.approx([0.05, 0.475, 0.475])
+    assert np.exp(both).sum(axis=1) == pytest.approx(1.0)
+    with pytest.raises(SparError):
+        combine_evidence([a, _evidence([0, 1, 2, 2], members=1)])
+
+
+# ---------------------------------------------------------------------------------------------- the model
+
+
+def test_the_level_model_names_the_members_from_what_lies_beyond_the_row(level_model: LevelModel) -> None:
+    assert level_model.report["held_out_accuracy"] >= 0.7
+    assert level_model.report["held_out_crops_by_class"]["after"] == 1
+    # a row placed higher than in any training exam, labelled by where it sits: the body at the usual place of
+    # the first member (truly the second) called 1, and so on, the wedge after the row called 5
+    exam = row_exam(8, "moved", seed=5)
+    wrong = np.zeros_like(exam.label)
+    for value in (2, 3, 4, 5):
+        wrong[exam.label == value] = value - 1
+    wedge = exam.image == 1.0
+    wrong[wedge] = 5
+    chain = Chain(ROW, 0, level=True)
+    evidence = row_evidence(level_model, exam.image, exam.spacing, wrong, chain)
+    assert len(evidence.positions) == 5
+    fixed = relabel_chain(wrong, chain, "ordered", exam.spacing, evidence=evidence)
+    for value in (2, 3, 4, 5):
+        assert (fixed[exam.label == value] == value).all()
+    assert (fixed[wedge] == 0).all()  # the structure after the row is not a member
+    call = call_row_level(wrong, chain, evidence, exam.spacing)
+    assert call.shift == -1 and call.anchor in ("last", "both") and not call.unknown
+
+
+def test_a_level_model_file_round_trips_and_a_wrong_file_is_one_error(level_model: LevelModel, tmp_path) -> None:
+    path = tmp_path / "level_model.pt"
+    level_model.save(path)
+    again = LevelModel.load(path)
+    exam = row_exam(30)
+    centres = row_centres(exam.label, ROW)
+    assert np.allclose(again.log_probs(exam.image, exam.spacing, centres),
+                       level_model.log_probs(exam.image, exam.spacing, centres), atol=1e-5)
+    assert again.geometry == level_model.geometry and again.labels == ROW
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(SparError, match="junk.pt"):
+        LevelModel.load(tmp_path / "junk.pt")
+
+
+def test_a_cohort_without_the_ends_in_view_cannot_train_a_level_model() -> None:
+    cut = [row_exam(4, f"c{s}", seed=s) for s in range(2)]  # the body before the row out of view
+    with pytest.raises(SparError, match="before"):
+        train_level_model(cut, ROW, 0, True, LevelTrainConfig(steps=2))
+
+
+# ---------------------------------------------------------------------------------------------- the shift check
+
+
+def test_the_mirror_fill_moves_the_content_with_no_edge() -> None:
+    exam = row_exam(20)
+    moved = corrupt(exam.image, exam.spacing, 2, "fov_mirror", 3, case="x")  # 30 mm = 15 voxels toward the head
+    truth = corrupt_label(exam.label, exam.spacing, 2, "fov_mirror", 3, case="x")
+    extent = content_extent(exam.image.shape, exam.spacing, 2, "fov_mirror", 3, case="x")
+    start, stop = extent[0]
+    assert stop - start == exam.image.shape[0] - 15
+    inner = moved[start:stop]
+    assert (truth[:start] == 0).all() and (truth[stop:] == 0).all()  # the mirrored part holds no anatomy
+    assert np.count_nonzero(truth) > 0
+    # the fill continues the content: the row next to the old border equals its mirror image beyond it
+    if start > 0:
+        assert np.allclose(moved[start - 1], moved[start])
+    else:
+        assert np.allclose(moved[stop], moved[stop - 1])
+    assert inner.std() > 0 and not np.allclose(moved, corrupt(exam.image, exam.spacing, 2, "fov_shift", 3, case="x"))
+
+
+def test_ends_in_view_follow_the_moved_truth() -> None:
+    exam = row_exam(20)  # L1 at 19.5: the body before it would start one disc (4) and one body (6) above L1's top
+    before, after = ends_in_view(exam.label, ROW, 0, True, None, exam.spacing)
+    assert before == pytest.approx(12.0) and after == pytest.approx(12.0)  # whole: 6 voxels of 2 mm
+    assert anchor_in_view(before, after) == "both"
+    cut = ends_in_view(exam.label, ROW, 0, True, ((10, 70), (0, 40), (0, 8)), exam.spacing)
+    assert cut[0] == pytest.approx(2 * (13 - 10)) and cut[1] == pytest.approx(2 * (70 - 67))
+    assert anchor_in_view(*cut) == "none" and anchor_in_view(12.0, 0.0) == "first"
+    flipped = ends_in_view(exam.label[::-1].copy(), ROW, 0, False, None, exam.spacing)
+    assert flipped == pytest.approx((before, after))
