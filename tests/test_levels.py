@@ -3,7 +3,9 @@ ordering it drives (spar_core.data.level_crops, training.level, postprocessing.l
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -250,3 +252,88 @@ def test_ends_in_view_follow_the_moved_truth() -> None:
     assert anchor_in_view(*cut) == "none" and anchor_in_view(12.0, 0.0) == "first"
     flipped = ends_in_view(exam.label[::-1].copy(), ROW, 0, False, None, exam.spacing)
     assert flipped == pytest.approx((before, after))
+
+
+# ---------------------------------------------------------------------------------------------- in a run
+
+
+@pytest.fixture(scope="module")
+def row_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A two-fold run (tiny preset, baseline) on six synthetic row exams placed at different heights."""
+    import nibabel as nib
+
+    from spar_core.cli import main
+
+    root = tmp_path_factory.mktemp("rows") / "data"
+    (root / "imagesTr").mkdir(parents=True)
+    (root / "labelsTr").mkdir()
+    training = []
+    for i, start in enumerate((18, 22, 26, 30, 34, 24)):
+        exam = row_exam(start, f"row{i}", seed=i)
+        nib.save(nib.Nifti1Image(exam.image * 200, np.diag([2.0, 2.0, 2.0, 1.0])), root / "imagesTr" / f"row{i}.nii.gz")
+        nib.save(nib.Nifti1Image(exam.label, np.diag([2.0, 2.0, 2.0, 1.0])), root / "labelsTr" / f"row{i}.nii.gz")
+        training.append({"image": f"./imagesTr/row{i}.nii.gz", "label": f"./labelsTr/row{i}.nii.gz"})
+    labels = {"background": 0, **{f"L{v}": v for v in ROW}}
+    (root / "dataset.json").write_text(json.dumps({"name": "rows", "labels": labels, "training": training,
+                                                   "slice_axis": 2}))
+    run = root.parent / "run"
+    assert main(["crossval", "--dataset", str(root), "--methods", "baseline", "--folds", "2", "--preset", "tiny",
+                 "--out", str(run), "--device", "cpu", "--postprocess", "largest"]) == 0
+    return root, run
+
+
+def test_a_run_trains_a_level_model_per_fold_and_records_its_call(row_run: tuple[Path, Path]) -> None:
+    import pandas as pd
+
+    from spar_core.runs.run_folder import RunFolder
+
+    root, path = row_run
+    run = RunFolder(path)
+    assert run.read_config()["postprocess"]["chain_prior"] == "level"  # the default where a row exists
+    for fold in (0, 1):
+        assert run.level_model_path(fold).is_file()
+        report = json.loads(run.level_report_path(fold).read_text())
+        assert report["steps"] == 20 and report["train_exams"] == 3 and report["held_out_crops"] >= 3
+        for case in run.read_split(fold).test:
+            record = json.loads(run.method_folder(fold, "baseline").level_evidence(case).read_text())
+            assert set(record) == {"evidence", "call"} and record["call"]["anchor"] in ("both", "first", "last", "none")
+    rows = pd.read_csv(run.metrics_csv)
+    post = rows[rows["postprocessed"]]
+    assert post["level_unknown"].notna().all() and rows.loc[~rows["postprocessed"], "level_unknown"].isna().all()
+
+
+def test_predict_writes_the_level_call_beside_the_labels(row_run: tuple[Path, Path], tmp_path: Path) -> None:
+    from spar_core.cli import main
+
+    root, run = row_run
+    out = tmp_path / "out"
+    assert main(["predict", str(run), "--method", "baseline", "-i", str(root / "imagesTr"), "-o", str(out),
+                 "--device", "cpu"]) == 0
+    for i in range(6):
+        record = json.loads((out / "levels" / f"row{i}.json").read_text())
+        assert {"shift", "margin_nats", "anchor", "level_unknown", "says", "evidence"} <= set(record)
+        assert record["says"].startswith(("level unknown", "levels counted from"))
+    assert sorted(p.name for p in out.glob("*.nii.gz")) == [f"row{i}.nii.gz" for i in range(6)]  # labels only
+
+
+def test_the_shift_study_says_which_end_stayed_in_view(row_run: tuple[Path, Path]) -> None:
+    import pandas as pd
+
+    from spar_core.pipeline.robustness import run_robustness
+    from spar_core.runs.study_folder import StudyFolder
+    from spar_core.runs.run_folder import RunFolder
+
+    _, run = row_run
+    run_robustness(run, ["fov_mirror"], [0, 3])
+    folder = StudyFolder.robustness(RunFolder(run))
+    levels = pd.read_csv(folder.levels_csv)
+    assert set(levels["corruption"]) == {"clean", "fov_mirror"} and len(levels) == 6 * 3
+    clean = levels[levels["corruption"] == "clean"]
+    assert (clean["anchor_in_view"] == "both").all()  # every synthetic exam shows both ends
+    # 30 mm (15 voxels of 2 mm) either way: an end leaves the exam's own content in some exams, never in the clean
+    assert (clean[["before_in_view_mm", "after_in_view_mm"]] == 12.0).all().all()
+    moved = levels[levels["corruption"] == "fov_mirror"]
+    assert set(moved["severity"]) == {-3, 3}
+    assert (moved[["before_in_view_mm", "after_in_view_mm"]].min(axis=1) < 12.0).any()
+    identity = pd.read_csv(folder.identity_csv)
+    assert {"level_unknown", "shifted_confident", "shifted_last_in_view"} <= set(identity.columns)

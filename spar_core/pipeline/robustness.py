@@ -104,7 +104,8 @@ def run_robustness(run: RunFolder | str | Path, corruptions: Sequence[str] = COR
                                                         **where))
             ends = {}
             if facts is not None and facts.chain is not None:  # which end of the row the moved truth keeps in view
-                extent = content_extent(vol.image.shape, vol.spacing, vol.slice_axis, kind, severity, **where)
+                extent = None if kind == CLEAN else content_extent(vol.image.shape, vol.spacing, vol.slice_axis, kind,
+                                                                   severity, **where)
                 before, after = ends_in_view(corrupted.label, facts.chain.labels, facts.chain.axis,
                                              facts.chain.ascending, extent, vol.spacing)
                 ends = {"before_in_view_mm": round(before, 1), "after_in_view_mm": round(after, 1),
