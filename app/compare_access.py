@@ -7,7 +7,10 @@ import pandas as pd
 
 import run_access
 from run_access import Run
+from spar_core.errors import SparError
 from spar_core.evaluation.report import select
+from spar_core.paths import read_json_object
+from spar_core.postprocessing.levels import LevelCall
 from spar_core.evaluation.significance import METRICS
 from spar_core.methods import display_name
 
@@ -37,3 +40,22 @@ def metric_table(rows: pd.DataFrame) -> pd.DataFrame:
         columns={"display": "method", **{m.name: m.label for m in METRICS}})
     table["structure"] = table["structure"].astype(str)
     return table
+
+
+def level_lines(run: Run, fold: int, case_id: str) -> list[tuple[str, str, bool]]:
+    """(method's display name, what its level call says, whether the level is unknown) for each method whose
+    prediction of the exam the run ordered by its level model; a record it cannot read says so in its line."""
+    names = [str(n) for n in run.config.get("labels", {}) if str(n) != "background"]
+    first, last = (names[0], names[-1]) if len(names) > 1 else ("the first", "the last")
+    lines = []
+    for method in run.methods:
+        path = run.folder.method_folder(fold, method).level_evidence(case_id)
+        if not path.is_file():
+            continue
+        try:
+            call = LevelCall.from_json(read_json_object(path, "a level call").get("call"), str(path))
+        except SparError as err:
+            lines.append((display_name(method), f"level call unreadable: {err}", True))
+            continue
+        lines.append((display_name(method), call.describe(first, last), call.unknown))
+    return lines

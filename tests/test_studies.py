@@ -48,8 +48,9 @@ def test_corruptions_are_seeded_graded_and_keep_the_grid(kind: str) -> None:
     assert mild.shape == strong.shape == image.shape and np.isfinite(strong).all()
     assert np.array_equal(mild, corrupt(image, spacing, 2, kind, 1, case="a"))  # the same for every caller
     change = lambda x: float(np.abs(x - image).mean())  # noqa: E731
-    assert 0 < change(mild) < change(strong) or kind == "fov_shift"  # 45 mm moves all of it out: its own test
-    if kind in ("noise", "bias", "ghosting", "fov_shift"):  # random: another case gets another draw
+    # 45 mm moves all of it out (or mirrors it back): their own tests
+    assert 0 < change(mild) < change(strong) or kind in ("fov_shift", "fov_mirror")
+    if kind in ("noise", "bias", "ghosting", "fov_shift", "fov_mirror"):  # random: another case gets another draw
         assert not np.array_equal(strong, corrupt(image, spacing, 2, kind, 4, case="b"))
     with pytest.raises(SparError, match="severity"):
         corrupt(image, spacing, 2, kind, 5)
@@ -77,6 +78,14 @@ def test_fov_shift_moves_content_and_truth_toward_the_head_and_fills_with_the_ex
         new[-15:] = severity > 0
         assert moved[new].max() <= np.percentile(image, 5) + 1e-6  # filled from the exam's own darkest voxels
     assert level("fov_shift", -4) == -45.0 and level("gamma", -2) == 0.5
+    # the mirror fill: the same move of content and truth, the new part the content mirrored at the old border
+    for severity in (3, -3):
+        shifted = corrupt_label(label, spacing, 2, "fov_shift", severity, case="a", affine=affine)
+        mirrored = corrupt(image, spacing, 2, "fov_mirror", severity, case="a", affine=affine)
+        truth = corrupt_label(label, spacing, 2, "fov_mirror", severity, case="a", affine=affine)
+        assert sorted(set(np.argwhere(truth == 3)[:, 0])) == sorted(set(np.argwhere(shifted == 3)[:, 0]))
+        edge, inner = (slice(0, 15), slice(15, 30)) if severity < 0 else (slice(45, 60), slice(30, 45))
+        assert (truth[edge] == 0).all() and np.array_equal(mirrored[edge], mirrored[inner][::-1])  # no edge
     assert severities_of("gamma", [0, 2]) == [-2, 0, 2] and severities_of("noise", [0, 2]) == [0, 2]
     with pytest.raises(SparError, match="severity -1 of noise"):
         level("noise", -1)

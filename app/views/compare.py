@@ -61,6 +61,9 @@ titles = {method: compare_access.panel_title(rows, method) for method in run.met
 with state.shown_errors():
     scene, missing = scene_access.compare_scene(run, dataset, exam, post, titles, uncertainty)
 volume_viewer_ui(scene, key="compare_viewer")
+# the level model's call beside the overlay: which end of the row fixed the labels, or that none did
+for method_name, says, unknown in compare_access.level_lines(run, fold, case_id):
+    (st.warning if unknown else st.caption)(f"{method_name}: {says}")
 if missing and uncertainty:
     st.caption(f"No entropy map of {case_id} yet for: {', '.join(map(display_name, missing))} "
                f"(`spar triage {run.root} --method M` writes them).")

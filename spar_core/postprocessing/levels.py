@@ -10,10 +10,10 @@ beyond the row keeps the class "beyond"), and is scored by the sum of their log-
 (:func:`shift_scores`); no term says where the row sits in the field of view.
 
 :func:`level_call` says what the evidence shows (:class:`LevelCall`): the margin between the shift chosen and the
-best other one, and which anchor is in view and confirmed by the model (a crop that the chosen shift calls the
-first member or beyond it, or the last member or beyond it, and the model calls so with probability ≥
-:data:`ANCHOR_P`; crops whose centre lies within :data:`~spar_core.data.level_crops.INSET_GAPS` of a gap of the
-image border have no evidence: the structure there is cut, and a cut L5 can pass for the sacrum). The level is
+best other one, and which anchor is in view and confirmed by the model (the crop that the chosen shift calls
+beyond the first or beyond the last member, which the model calls so with probability ≥ :data:`ANCHOR_P`; crops
+whose centre lies within :data:`~spar_core.data.level_crops.INSET_GAPS` of a gap of the image border have no
+evidence: the structure there is cut, and a cut L5 can pass for the sacrum). The level is
 *unknown* when no anchor is confirmed or the margin is below :data:`MARGIN_NATS`: an exam cut above the sacrum and
 below T12 cannot be counted from the image, and says so instead of guessing.
 """
@@ -162,10 +162,10 @@ def level_call(evidence: LevelEvidence, shifts: Sequence[int], chosen: int) -> L
         return -1 <= body <= bodies and bool(np.isfinite(matrix[body + 1]).all()) \
             and math.exp(matrix[body + 1, cls]) >= ANCHOR_P
 
-    # an end is anchored when the crop the shift calls the end member, or the one beyond it, is in view and the
-    # model agrees: a crop on L5 holds the top of the sacrum, one on L1 the lower thoracic spine
-    first = confirmed(chosen - 1, 0) or confirmed(chosen, 1)
-    last = confirmed(chosen + members, members + 1) or confirmed(chosen + members - 1, members)
+    # an end is anchored only by the structure beyond it, in view and recognized: a crop on the end member itself
+    # (L5) is named partly from where the image ends below it, and a cut L5 above the border passes for one
+    first = confirmed(chosen - 1, 0)
+    last = confirmed(chosen + members, members + 1)
     anchor = "both" if first and last else "first" if first else "last" if last else "none"
     return LevelCall(chosen, margin, anchor, anchor == "none" or margin < MARGIN_NATS)
 
