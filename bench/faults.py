@@ -5,7 +5,7 @@ or NaN; output paths of the wrong kind, a full disk, a read-only folder) run aga
     python bench/faults.py [--work DIR] [--show-handled]
 
 Prints handled / total per kind of fault and every case not handled (a traceback, a hang, a wrong exit status or
-a line that does not name the file or field). About three minutes on two cores (most of it building the run).
+a line that does not name the file or field), the level model's files among them. About three minutes on two cores (most of it building the run).
 """
 
 from __future__ import annotations
@@ -21,22 +21,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import fault_corpus as corpus  # noqa: E402
 from dicom_support import write_series  # noqa: E402
+from row_support import write_row_dataset  # noqa: E402
 
 from spar_core.cli import main as spar  # noqa: E402
 from spar_core.data.phantoms import generate_cohort  # noqa: E402
 
 
-def material(work: Path) -> tuple[Path, Path]:
-    """Four ankle phantoms and a finished run on them (baseline and spar, two folds, --postprocess auto, triaged)."""
+def material(work: Path) -> tuple[Path, Path, Path, Path]:
+    """Four ankle phantoms and a finished run on them (baseline and spar, two folds, --postprocess auto, triaged);
+    six synthetic row exams and a run ordering their row by its level model (baseline, two folds)."""
     dataset = work / "ankle"
     generate_cohort("ankle", dataset, subjects=4, seed=0)
     run = work / "run"
+    rows = write_row_dataset(work / "rows")
+    row_run = work / "row_run"
     for argv in (["crossval", "--dataset", str(dataset), "--methods", "baseline,spar", "--folds", "2", "--preset",
                   "tiny", "--out", str(run), "--device", "cpu"],
-                 ["triage", str(run), "--method", "baseline", "--fold", "0"]):
+                 ["triage", str(run), "--method", "baseline", "--fold", "0"],
+                 ["crossval", "--dataset", str(rows), "--methods", "baseline", "--folds", "2", "--preset", "tiny",
+                  "--out", str(row_run), "--device", "cpu", "--postprocess", "largest"]):
         if spar(argv) != 0:
             raise SystemExit(f"could not build the material: spar {' '.join(argv)} failed")
-    return dataset, run
+    return dataset, run, rows, row_run
 
 
 def main() -> None:
@@ -47,9 +53,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
         start = time.perf_counter()
-        dataset, run = material(work)
+        dataset, run, rows, row_run = material(work)
         built = time.perf_counter() - start
         cases = [*((c, corpus.run_case) for c in corpus.run_folder_cases(run, dataset)),
+                 *((c, corpus.run_case) for c in corpus.run_folder_cases(row_run, rows, corpus.LEVEL_FILES)),
                  *((c, corpus.run_case) for c in corpus.nifti_cases(dataset)),
                  *((c, corpus.run_case) for c in corpus.dicom_cases(write_series)),
                  *((c, corpus.run_output_case) for c in corpus.output_cases(dataset, run))]

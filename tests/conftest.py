@@ -45,6 +45,21 @@ def two_fold_run(ankle_small: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @pytest.fixture(scope="session")
+def row_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(dataset, run): six synthetic row exams at different heights (tests/row_support.py) and a two-fold run on
+    them (baseline, preset ``tiny``, ``--postprocess largest``): its rows ordered by the level model."""
+    from row_support import write_row_dataset
+    from spar_core.cli import main
+
+    base = tmp_path_factory.mktemp("rows")
+    root = write_row_dataset(base / "data")
+    run = base / "run"
+    assert main(["crossval", "--dataset", str(root), "--methods", "baseline", "--folds", "2", "--preset", "tiny",
+                 "--out", str(run), "--device", "cpu", "--postprocess", "largest"]) == 0
+    return root, run
+
+
+@pytest.fixture(scope="session")
 def app_roots(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(data root holding phantoms_ankle, runs root holding the finished run 'tiny'), built once per session.
 

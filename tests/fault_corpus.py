@@ -144,21 +144,37 @@ RUN_FILES: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def run_folder_cases(run: Path, dataset: Path) -> list[Case]:
-    """Each file of a finished run (``run``: baseline and spar, two folds, ``--postprocess auto``, triaged) × each
-    fault."""
+# The files a run ordering a row by its level model adds ({case}: a tested exam of fold 0): a broken level model is
+# refused where it is only read (predict), trained again where the run's dataset is at hand (a study of the run),
+# and a broken record of a level call is said and left out (triage's level_doubt).
+LEVEL_FILES: tuple[tuple[str, str, str], ...] = (
+    ("folds/0/level_model.pt", "predict --run {run} --method baseline -i {image} -o {out}", "refused"),
+    ("folds/0/level_model.pt", "study robustness {run} --corruptions fov_mirror --severities 0 --device cpu",
+     "redone"),
+    ("folds/0/baseline/levels/{case}.json", "triage {run} --method baseline --fold 0", "accepted"),
+)
+
+
+def run_folder_cases(run: Path, dataset: Path, files: tuple[tuple[str, str, str], ...] = RUN_FILES) -> list[Case]:
+    """Each file of a finished run (``run``: baseline and spar, two folds, ``--postprocess auto``, triaged; or, with
+    ``files`` :data:`LEVEL_FILES`, the row run of tests/row_support.py) × each fault."""
     cases = []
-    for rel, command, expect in RUN_FILES:
+    for rel, command, expect in files:
         for fault in FAULTS:
             def make(work: Path, rel: str = rel, command: str = command, fault: str = fault) -> list[str]:
                 image = sorted((dataset / "imagesTr").glob("*.nii.gz"))[0]
                 copy = work / "run"
                 shutil.copytree(run, copy)
+                if "{case}" in rel:
+                    rel = rel.format(case=json.loads((copy / "folds/0/split.json").read_text())["test"][0])
                 _damage(copy / rel, fault)
                 return command.format(run=copy, image=image, dataset=dataset, out=work / "out").split()
 
             names = (Path(rel).name,) if expect == "refused" else ()
-            cases.append(Case("run folder", f"{rel} {fault}", make, expect, names))
+            if files is RUN_FILES:
+                cases.append(Case("run folder", f"{rel} {fault}", make, expect, names))
+            else:
+                cases.append(Case("level model", f"{rel} {fault} ({command.split()[0]})", make, expect, names))
     return cases
 
 

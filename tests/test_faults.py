@@ -40,6 +40,15 @@ def test_run_folder_files(index: int, finished_run: Path, ankle_small: Path, tmp
     _check(corpus.run_case(corpus.run_folder_cases(finished_run, ankle_small)[index], tmp_path))
 
 
+LEVEL_CASES = corpus.run_folder_cases(Path("RUN"), Path("DATASET"), corpus.LEVEL_FILES)
+
+
+@pytest.mark.parametrize("index", range(len(LEVEL_CASES)), ids=_ids(LEVEL_CASES))
+def test_level_model_files(index: int, row_run: tuple[Path, Path], tmp_path: Path) -> None:
+    dataset, run = row_run
+    _check(corpus.run_case(corpus.run_folder_cases(run, dataset, corpus.LEVEL_FILES)[index], tmp_path))
+
+
 NIFTI_CASES = corpus.nifti_cases(Path("DATASET"))
 
 

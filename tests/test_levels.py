@@ -19,31 +19,7 @@ from spar_core.postprocessing.level_evidence import row_evidence
 from spar_core.postprocessing.levels import (LevelCall, LevelEvidence, combine_evidence, crop_class, level_call,
                                             shift_scores)
 from spar_core.training.level import LevelModel, LevelTrainConfig, train_level_model
-
-GAP = 10  # voxels between the centres of consecutive bodies of the synthetic row
-ROW = (1, 2, 3, 4, 5)
-
-
-def row_exam(start: int, case: str = "x", length: int = 96, seed: int = 0) -> Volume:
-    """A sagittal-like exam (row along axis 0, slices along axis 2): a small dim body before the row (as T12), five
-    equal bright bodies labelled 1..5, then a large wedge after it (as the sacrum); ``start``: where the first
-    member's centre lies. Faint noise everywhere."""
-    rng = np.random.default_rng(seed)
-    image = rng.uniform(0.0, 0.05, (length, 40, 8)).astype(np.float32)
-    label = np.zeros(image.shape, dtype=np.uint8)
-    before = start - GAP
-    if 0 <= before < length:
-        image[max(0, before - 2):before + 2, 16:22] = 0.5
-    for i, value in enumerate(ROW):
-        c = start + i * GAP
-        image[c - 3:c + 3, 14:26] = 0.8
-        label[c - 3:c + 3, 14:26] = value
-    after = start + 5 * GAP
-    for r in range(after - 3, min(length, after + 5)):  # a wedge widening toward the feet
-        if r >= 0:
-            image[r, 14:14 + 6 + (r - after + 3)] = 1.0
-    return Volume(case, image, label, (2.0, 2.0, 2.0), np.eye(4), None, 2)
-
+from row_support import GAP, ROW, row_exam
 
 @pytest.fixture(scope="module")
 def level_model() -> LevelModel:
@@ -255,31 +231,6 @@ def test_ends_in_view_follow_the_moved_truth() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- in a run
-
-
-@pytest.fixture(scope="module")
-def row_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A two-fold run (tiny preset, baseline) on six synthetic row exams placed at different heights."""
-    import nibabel as nib
-
-    from spar_core.cli import main
-
-    root = tmp_path_factory.mktemp("rows") / "data"
-    (root / "imagesTr").mkdir(parents=True)
-    (root / "labelsTr").mkdir()
-    training = []
-    for i, start in enumerate((18, 22, 26, 30, 34, 24)):
-        exam = row_exam(start, f"row{i}", seed=i)
-        nib.save(nib.Nifti1Image(exam.image * 200, np.diag([2.0, 2.0, 2.0, 1.0])), root / "imagesTr" / f"row{i}.nii.gz")
-        nib.save(nib.Nifti1Image(exam.label, np.diag([2.0, 2.0, 2.0, 1.0])), root / "labelsTr" / f"row{i}.nii.gz")
-        training.append({"image": f"./imagesTr/row{i}.nii.gz", "label": f"./labelsTr/row{i}.nii.gz"})
-    labels = {"background": 0, **{f"L{v}": v for v in ROW}}
-    (root / "dataset.json").write_text(json.dumps({"name": "rows", "labels": labels, "training": training,
-                                                   "slice_axis": 2}))
-    run = root.parent / "run"
-    assert main(["crossval", "--dataset", str(root), "--methods", "baseline", "--folds", "2", "--preset", "tiny",
-                 "--out", str(run), "--device", "cpu", "--postprocess", "largest"]) == 0
-    return root, run
 
 
 def test_a_run_trains_a_level_model_per_fold_and_records_its_call(row_run: tuple[Path, Path]) -> None:

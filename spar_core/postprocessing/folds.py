@@ -91,14 +91,19 @@ class RunLevels:
                 and self.settings.mode != "none" and self.settings.chain_prior == "level")
 
     def model(self, fold: int, facts: LabelFacts) -> LevelModel:
+        """The fold's level model: read, or (with a dataset and a preset) trained where missing or unreadable."""
         if fold not in self.models:
-            if not self.run.level_model_path(fold).is_file() and (self.dataset is None or self.preset is None):
-                raise SparError(f"{self.run.level_model_path(fold)}: missing; the run orders its rows by a level "
-                                "model: finish it with spar crossval")
-            chain = facts.chain
-            self.models[fold] = fold_level_model(self.run, self.dataset, self.run.read_split(fold),  # type: ignore
-                                                 (chain.labels, chain.axis, chain.ascending), self.preset,
-                                                 device=self.device, progress=self.progress)
+            path = self.run.level_model_path(fold)
+            if self.dataset is None or self.preset is None:  # read only: a missing or broken file is one error
+                if not path.is_file():
+                    raise SparError(f"{path}: missing; the run orders its rows by a level model: finish it with "
+                                    "spar crossval")
+                self.models[fold] = LevelModel.load(path, self.device)
+            else:
+                chain = facts.chain
+                self.models[fold] = fold_level_model(self.run, self.dataset, self.run.read_split(fold),
+                                                     (chain.labels, chain.axis, chain.ascending),  # type: ignore
+                                                     self.preset, device=self.device, progress=self.progress)
         return self.models[fold]
 
     def evidence(self, fold: int, facts: LabelFacts | None, raw: np.ndarray, vol: Volume,
@@ -142,6 +147,8 @@ def ensemble_levels(run: RunFolder, folds: Sequence[int], mode: str | None = Non
     if not folds or not all(levels.active(facts[f]) for f in folds):
         return None
     chain = facts[folds[0]].chain.with_prior("level")  # type: ignore[union-attr]
+    for f in folds:  # read before any exam: a broken model is one error, not one per exam
+        levels.model(f, facts[f])  # type: ignore[arg-type]
 
     def call(labels: np.ndarray, volume: Volume) -> tuple[LevelEvidence, LevelCall]:
         evidence = combine_evidence([levels.evidence(f, facts[f], labels, volume)[0] for f in folds])  # type: ignore

@@ -89,7 +89,8 @@ class LevelModel:
         state = load_checkpoint(path, device)
         try:
             if state.get("network") != "level":
-                raise SparError(f"{path}: not a level model (it holds a {state.get('network', 'segmenter')})")
+                what = state.get("network") if isinstance(state.get("network"), str) else "no network spar knows"
+                raise SparError(f"{path}: not a level model (it holds {what})")
             config = dict(state["config"])
             net = LevelNet(LevelNetConfig(**{**config, "pixels": tuple(config["pixels"])}))
             net.load_state_dict(state["state_dict"])
