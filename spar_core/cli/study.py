@@ -47,13 +47,16 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_precision(d)
     r = kinds.add_parser("robustness", help="a run's models on corrupted held-out exams",
                          description="Every held-out exam of RUN corrupted at graded severities (Rician noise, motion "
-                                     "ghosting, bias field, gamma, thicker slices; seeded, the same image for every "
-                                     "method), segmented by its fold's models, post-processed as the run decided "
-                                     "and scored. Writes RUN/studies/robustness/ (units, metrics.csv, table.csv).")
+                                     "ghosting, bias field, gamma, thicker slices, a coarser acquisition, the field "
+                                     "of view moved with either fill; seeded, the same image for every method), "
+                                     "segmented by its fold's models, post-processed as the run decided and scored. "
+                                     "Writes RUN/studies/robustness/ (units, metrics.csv, table.csv, identity.csv; "
+                                     "for a row, levels.csv: each exam's level call and the ends of the row in "
+                                     "view).")
     r.add_argument("run", type=Path, metavar="RUN", help="a cross-validation run folder")
     r.add_argument("--corruptions", default="all", help=f"'all' or a list of {', '.join(CORRUPTIONS)}")
-    r.add_argument("--severities", default=",".join(map(str, SEVERITIES)), help="severities 0..4 (0: clean); gamma and fov_shift run at both signs "
-                   "(-2: the other direction)")
+    r.add_argument("--severities", default=",".join(map(str, SEVERITIES)), help="severities 0..4 (0: clean); gamma, fov_shift and fov_mirror run at "
+                   "both signs (-2: the other direction)")
     r.add_argument("--methods", default="all", help="'all' (the run's) or a comma-separated list")
     r.add_argument("--seed", type=int, default=0, help="seed of the corruptions (default 0)")
     r.add_argument("--shard", default="0/1", help="i/n: the i-th of n shares of the units (job arrays)")

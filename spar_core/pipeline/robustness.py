@@ -145,7 +145,7 @@ def run_robustness(run: RunFolder | str | Path, corruptions: Sequence[str] = COR
     per_exam = [c for c in LEVEL_COLUMNS if c in metrics]
     if per_exam:  # one row per condition, method and exam: its level call and the ends in view
         keys = ["corruption", "severity", "method", "case"]
-        shifted = metrics.assign(shifted=metrics["shifted_to"].astype(str).str.strip().replace("nan", "") != "") \
+        shifted = metrics.assign(shifted=metrics["shifted_to"].astype(object).fillna("").astype(str).str.strip() != "") \
             .groupby(keys, sort=True)["shifted"].sum().rename("shifted_structures")
         levels_table = metrics.drop_duplicates(keys).set_index(keys)[per_exam].join(shifted).reset_index()
         write_csv(folder.levels_csv, levels_table)
