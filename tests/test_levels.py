@@ -288,3 +288,14 @@ def test_the_shift_study_says_which_end_stayed_in_view(row_run: tuple[Path, Path
     assert (moved[["before_in_view_mm", "after_in_view_mm"]].min(axis=1) < 12.0).any()
     identity = pd.read_csv(folder.identity_csv)
     assert {"level_unknown", "shifted_confident", "shifted_last_in_view"} <= set(identity.columns)
+
+
+def test_the_compare_page_says_each_methods_level_call(row_run: tuple[Path, Path],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from apptest_support import start_app
+
+    dataset, run = row_run
+    at = start_app(monkeypatch, dataset.parent, run.parent, page="compare")
+    assert not at.exception and not at.error
+    said = [e.value for e in [*at.caption, *at.warning] if "Base. UNet:" in str(e.value)]
+    assert len(said) == 1 and ("level unknown" in said[0] or "levels counted from" in said[0])
