@@ -145,3 +145,19 @@ def test_check_drafts_a_data_card_and_never_overwrites_one(tmp_path: Path, capsy
     capsys.readouterr()
     assert cli.main(["check", str(root), "--card", str(card)]) == 2
     assert "never overwritten" in capsys.readouterr().err and card.read_text() == "my edits"
+
+
+@pytest.mark.parametrize("value", [2**40, 2**40 + 1])
+def test_a_label_value_past_what_spar_reads_is_one_line(tmp_path: Path, capsys, value: int) -> None:
+    import nibabel as nib
+
+    from test_dataset import label
+
+    root = write_dataset(tmp_path / "knees")
+    old = nib.load(label(root))
+    data = np.asarray(old.dataobj).astype(np.int64)
+    data[data == 1] = value  # cast to int32 it would wrap to 1 (or 0) and pass
+    nib.save(nib.Nifti1Image(data, old.affine, old.header, dtype=np.int64), label(root))
+    assert cli.main(["check", str(root)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and str(label(root)) in lines[0] and str(value) in lines[0]

@@ -19,7 +19,7 @@ VOXEL_ML = 0.5 * 0.5 * 2.0 / 1000
 
 
 def save(path: Path, data: np.ndarray, spacing=SPACING) -> Path:
-    img = nib.Nifti1Image(data, np.diag([*spacing, 1.0]))
+    img = nib.Nifti1Image(data, np.diag([*spacing, 1.0]), dtype=data.dtype)
     img.header.set_zooms(spacing)
     nib.save(img, path)
     return path
@@ -135,3 +135,30 @@ def test_bad_labels_file_exit_2(tmp_path: Path, capsys) -> None:
     labels.write_text("{not json")
     assert cli.main(["evaluate", "--pred", str(pred), "--truth", str(truth), "--labels", str(labels)]) == 2
     assert str(labels) in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("value", [2**40, 2**40 + 1])
+@pytest.mark.parametrize("which", ["pred", "truth"])
+def test_label_values_past_what_spar_reads_are_refused_not_wrapped(tmp_path: Path, capsys, value: int,
+                                                                   which: str) -> None:
+    """A corrupt export writes 2**40 + 1 where the truth has 1: cast to int32 it would wrap to 1 and score a Dice
+    of 1.000 with exit 0; read as it is, it is refused in one line naming the file and the value."""
+    pred, truth = crafted_pair(tmp_path)
+    broken = nib.load(pred if which == "pred" else truth).get_fdata().astype(np.int64)
+    broken[broken == 1] = value
+    save(pred if which == "pred" else truth, broken)
+    assert cli.main(["evaluate", "--pred", str(pred), "--truth", str(truth)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and f"{which}.nii.gz" in lines[0] and str(value) in lines[0]
+
+
+def test_a_label_value_of_the_largest_kind_spar_reads_is_scored(tmp_path: Path, capsys) -> None:
+    pred, truth = crafted_pair(tmp_path)
+    for path in (pred, truth):
+        data = nib.load(path).get_fdata().astype(np.int32)
+        data[data == 2] = 32767
+        save(path, data)
+    assert cli.main(["evaluate", "--pred", str(pred), "--truth", str(truth)]) == 0
+    assert "label_32767" in capsys.readouterr().out

@@ -229,3 +229,18 @@ def test_a_multi_frame_image_imports_like_its_slices(tmp_path: Path) -> None:
     image = nibabel.load(write_dataset(plan, tmp_path / "ds") / "imagesTr" / "case_001_0000.nii.gz")
     assert image.shape == (10, 8, 6)
     assert_round_trip(image, series)
+
+
+@pytest.mark.parametrize("value", [2**40, 2**40 + 1])
+def test_a_mask_value_past_what_spar_reads_is_refused_not_wrapped(tmp_path: Path, capsys, value: int) -> None:
+    write_series(tmp_path / "dicom")
+    probe = write_dataset(plan_import(tmp_path / "dicom"), tmp_path / "probe")
+    image = nibabel.load(probe / "imagesTr" / "case_001_0000.nii.gz")
+    mask = np.zeros(image.shape, np.int64)
+    mask[1:3, 2:7, 4] = value  # 2**40 + 1 would wrap to 1 on a cast to int32
+    (tmp_path / "masks").mkdir()
+    nibabel.save(nibabel.Nifti1Image(mask, image.affine, dtype=np.int64), tmp_path / "masks" / "case_001.nii.gz")
+    err = _one_line_error(capsys, tmp_path / "dicom", "--out", tmp_path / "ds", "--masks", tmp_path / "masks",
+                          "--labels", "1=bone")
+    assert "case_001.nii.gz" in err and str(value) in err
+    assert not (tmp_path / "ds").exists()

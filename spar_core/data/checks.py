@@ -132,9 +132,12 @@ def check_same_affine(affine: np.ndarray, ref_affine: np.ndarray, *, what: str,
                         f"{np.round(b[:3, 3], 3).tolist()} mm{where}; expected the same position in space")
 
 
+LABEL_MAX = int(np.iinfo(np.int16).max)  # the largest label value spar reads: it holds labels as uint8 or int16
+
+
 def label_dtype(top: int) -> type[np.integer]:
-    """The smallest type for label values up to ``top``: uint8, int16 (up to 32767), else int32."""
-    return np.uint8 if top <= 255 else np.int16 if top <= np.iinfo(np.int16).max else np.int32
+    """The smallest type for label values up to ``top``: uint8, int16 (up to :data:`LABEL_MAX`), else int32."""
+    return np.uint8 if top <= 255 else np.int16 if top <= LABEL_MAX else np.int32
 
 
 def integer_labels(data: np.ndarray, path: str | Path, allowed: Collection[int] | None = None,
@@ -163,6 +166,10 @@ def integer_labels(data: np.ndarray, path: str | Path, allowed: Collection[int] 
         raise SparError(f"{path}: voxel type {data.dtype}; expected integer label values")
     low = data.min() if data.size else 0
     high = data.max() if data.size else 0
+    if high > LABEL_MAX:  # read as it is, never after a cast that would wrap it (2**40 + 1 to 1)
+        value = f"{high:g}" if data.dtype.kind == "f" else str(int(high))
+        raise SparError(f"{path}: label value {value} is beyond "
+                        f"{LABEL_MAX}, the largest label value spar reads; expected the labels' values")
     if allowed is None:
         if low < 0:
             raise SparError(f"{path}: negative label value {low:g}; expected labels ≥ 0")

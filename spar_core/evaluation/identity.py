@@ -33,14 +33,26 @@ def shifted_structures(pred: np.ndarray, truth: np.ndarray, structures: Mapping[
     wanted = {name: int(v) for name, v in structures.items() if int(v) != 0}
     if not wanted:
         return {}
-    top = max(wanted.values())
-    matrix = overlap_matrix(pred, truth, top)
-    names = {v: n for n, v in wanted.items()}
+    # the structures' values ranked 1..n (everything else 0): the matrix is (n + 1)², whatever the values
+    order = sorted(set(wanted.values()))
+    rank = {v: i + 1 for i, v in enumerate(order)}
+    matrix = overlap_matrix(_ranked(pred, order), _ranked(truth, order), len(order))
+    names = {rank[v]: n for n, v in wanted.items()}
     out = {}
     for name, value in wanted.items():
-        others = {v: matrix[value, v] for v in names if v != value}
-        best = max(others, key=lambda v: (others[v], -abs(v - value)), default=None)
-        out[name] = names[best] if best is not None and others[best] > matrix[value, value] else ""
+        own = rank[value]
+        others = {r: matrix[own, r] for r in names if r != own}
+        best = max(others, key=lambda r: (others[r], -abs(order[r - 1] - value)), default=None)
+        out[name] = names[best] if best is not None and others[best] > matrix[own, own] else ""
+    return out
+
+
+def _ranked(labels: np.ndarray, order: list[int]) -> np.ndarray:
+    """``labels`` with the values of ``order`` replaced by their rank 1..n and every other value by 0."""
+    labels = np.asarray(labels)
+    out = np.zeros(labels.shape, dtype=np.int64)
+    for i, value in enumerate(order, start=1):
+        out[labels == value] = i
     return out
 
 
