@@ -153,9 +153,14 @@ def splits_final(splits: Sequence[Split]) -> list[dict[str, list[str]]]:
 def read_splits_file(path: str | Path, case_ids: Sequence[str]) -> list[Split]:
     """nnU-Net's ``splits_final.json``: a list of ``{"train": [...], "val": [...]}``, one per fold, as folds.
 
+    Exams that no fold tests are allowed (nnU-Net's custom splits may leave exams out: :func:`untested` names
+    them, and a run records and says so); an exam tested in two folds is not (it would count twice in every
+    table).
+
     Raises:
         SparError: unreadable or not that form, a case not in the dataset, a case on both sides of a fold, an
-            empty training side; named with the file and the fold.
+            empty training or test side, an exam in the test sides of two folds; named with the file, the fold
+            and the case.
     """
     path = Path(path)
     try:
@@ -180,8 +185,23 @@ def read_splits_file(path: str | Path, case_ids: Sequence[str]) -> list[Split]:
         if both or not train or len(set(train)) < len(train) or len(set(test)) < len(test):
             what = f"{both[0]!r} on both sides" if both else "an empty or repeated training list"
             raise SparError(f"--splits {path}: fold {fold} has {what}; expected disjoint train and val lists")
+        if not test:
+            raise SparError(f"--splits {path}: fold {fold} has an empty val list; expected every fold to test at "
+                            "least one exam (to train on every exam and test none, use --folds all)")
+        tested_in = {c: s.fold for s in splits for c in s.test}
+        again = sorted(c for c in test if c in tested_in)
+        if again:
+            raise SparError(f"--splits {path}: {again[0]!r} is in the val lists of folds {tested_in[again[0]]} and "
+                            f"{fold}" + (f" ({len(again)} such exams)" if len(again) > 1 else "") + "; expected "
+                            "each exam tested by one fold at most (it would count twice in every table)")
         splits.append(Split(fold=fold, train=tuple(sorted(train)), test=tuple(sorted(test))))
     return splits
+
+
+def untested(splits: Sequence[Split], case_ids: Sequence[str]) -> list[str]:
+    """The cases of ``case_ids`` that no fold of ``splits`` tests."""
+    tested = {c for s in splits for c in s.test}
+    return sorted(c for c in case_ids if c not in tested)
 
 
 def straddling(splits: Sequence[Split], groups: Mapping[str, str]) -> list[str]:

@@ -344,7 +344,12 @@ def _assemble(config: Mapping[str, Any], sel: pd.DataFrame, postprocessed: bool,
     header = ["# Results", "", f"- Dataset: {name}", f"- Preset: {config.get('preset', '?')}",
               f"- Folds: {folds}", f"- Exams: {n_exams} ({n_struct} structures: "
               f"{', '.join(map(str, sel['structure'].cat.categories))})", f"- Methods: {methods}",
-              f"- Masks: {_masks(config, postprocessed)}", ""]
+              f"- Masks: {_masks(config, postprocessed)}"]
+    if config.get("untested_exams"):  # a splits file that leaves exams out: said, never scored
+        left = [str(c) for c in config["untested_exams"]]
+        header.append(f"- Untested: the splits file tests no fold on {len(left)} exam(s), which no table holds: "
+                      f"{', '.join(left)}")
+    header.append("")
     parts = ["\n".join(header), "## Table 1\n\n" + t1_md]
     other = metrics[metrics["postprocessed"] != postprocessed]
     if postprocessed and raw_md:

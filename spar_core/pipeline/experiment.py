@@ -12,8 +12,8 @@ from spar_core.data.dataset import Dataset
 from spar_core.data.duplicates import Twins, find_twins
 from spar_core.data.orientation import dataset_orientation
 from spar_core.data.patients import declared_patients
-from spar_core.data.splits import Split, make_splits, merge_groups, read_splits_file
-from spar_core.errors import SparError
+from spar_core.data.splits import Split, make_splits, merge_groups, read_splits_file, untested
+from spar_core.errors import SparError, note
 from spar_core.postprocessing.settings import PostprocessSettings
 from spar_core.runs.run_folder import RunRecord
 from spar_core.training.presets import Preset
@@ -32,6 +32,10 @@ def dataset_splits(dataset: Dataset, scheme: str, seed: int, splits_file: str | 
         raise SparError(f"{dataset.root}: no case has a label; training needs labelled cases")
     if splits_file is not None:
         splits = read_splits_file(splits_file, case_ids)  # checked before the exams are read
+        left = untested(splits, case_ids)
+        if left:  # legitimate (a published split may leave exams out), said and recorded, never scored
+            note(f"--splits {splits_file}: {len(left)} of {len(case_ids)} labelled exams are tested by no fold and "
+                 f"appear in no table: {', '.join(left[:10])}{', ...' if len(left) > 10 else ''}")
         return splits, find_twins(dataset)
     twins = find_twins(dataset)
     groups = merge_groups(twins.groups(), declared_patients(dataset))  # twins and a patient's exams stay together
@@ -60,6 +64,11 @@ def run_summary(dataset: Dataset, splits: Sequence[Split], methods: Sequence[str
                 folds: str, settings: PostprocessSettings = PostprocessSettings(), twins: Twins = Twins()) -> RunRecord:
     """What run.json records about a cross-validation: :func:`experiment_summary`, the methods and folds, and
     the post-processing settings."""
-    return {"kind": "crossval", **experiment_summary(dataset, preset, folds, twins), "n_folds": len(splits),
-            "methods": list(methods), "postprocess": settings.to_json()}
+    record: RunRecord = {"kind": "crossval", **experiment_summary(dataset, preset, folds, twins),
+                         "n_folds": len(splits), "methods": list(methods), "postprocess": settings.to_json()}
+    if folds.startswith("splits:"):  # a splits file may leave exams out: the report names them
+        left = untested(splits, [c.case_id for c in dataset.cases if c.label_path is not None])
+        if left:
+            record["untested_exams"] = left
+    return record
 

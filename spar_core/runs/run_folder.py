@@ -81,6 +81,7 @@ class RunRecord(TypedDict, total=False):
     preset: str
     preset_settings: dict[str, Any]  # Preset.settings(): a run refuses to resume under changed settings
     folds: str  # the split scheme, or splits:<file>:<digest>
+    untested_exams: list[str]  # a splits file's labelled exams that no fold tests (said in the report)
     identical_exams: list[list[str]]
     similar_exams: list[list[str]]
     n_folds: int
