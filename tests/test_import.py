@@ -87,6 +87,18 @@ def test_patients_with_seg_and_nifti_masks(tmp_path: Path, capsys) -> None:
     b_count = int(b_mask.astype(bool).sum())
     background = vol_a.label.size + vol_b.label.size - 12 - 4 - b_count
     assert check_dataset(tmp_path / "ds").voxel_counts == {"background": background, "femur": 12, "tibia": 4 + b_count}
+    # import.json's patients hand-edited: a case that is not the dataset's, or a patient that is not text, is one
+    # line (the grouping it says would not be applied)
+    original = (tmp_path / "ds" / "import.json").read_text()
+    for case, patient, said in (("case_009", "A-patient", 'case "case_009" is not in the dataset'),
+                                ("case_001", 7, "case 'case_001' has the patient 7")):
+        edited = json.loads(original)
+        edited["cases"][0].update(case=case, patient_id=patient)
+        (tmp_path / "ds" / "import.json").write_text(json.dumps(edited))
+        capsys.readouterr()
+        assert cli.main(["check", str(tmp_path / "ds")]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and "import.json" in lines[0] and said in lines[0]
 
 
 def test_slice_arrays_by_index_and_uid(tmp_path: Path) -> None:

@@ -100,10 +100,32 @@ def test_a_patients_exams_stay_in_one_fold(ankle_small: Path, tmp_path: Path) ->
         for split in splits:
             assert ("ankle_000" in split.test) == ("ankle_003" in split.test), (scheme, split)
     assert len(dataset_splits(dataset, "loo", seed=0)[0]) == 3  # 4 exams, 3 patients
-    meta["patients"] = {"nobody": "P1"}
+
+
+
+@pytest.mark.parametrize("patients, expected", [
+    ({"ankle_000": "P1", "ankle_0003": "P1"}, r"names 1 case id\(s\) not in the dataset: 'ankle_0003'"),  # a typo
+    ({"ankle_000": 5}, "gives 'ankle_000' the patient 5; expected a patient id as text"),
+    ({"ankle_000": None}, "gives 'ankle_000' the patient null"),
+    ({"ankle_000": ["P1"]}, 'gives \'ankle_000\' the patient \\["P1"\\]'),
+    ({"ankle_000": " "}, "expected a patient id as text"),
+    (["ankle_000"], '"patients" is a list'),
+])
+def test_a_patients_table_that_would_not_group_what_it_says_is_one_line(
+        ankle_small: Path, tmp_path: Path, capsys, patients: object, expected: str) -> None:
+    """spar check, and every command that loads the dataset, refuses it before any work."""
+    from spar_core.cli import main
+
+    root = tmp_path / "ds"
+    shutil.copytree(ankle_small, root)
+    meta = json.loads((root / "dataset.json").read_text())
+    meta["patients"] = patients
     (root / "dataset.json").write_text(json.dumps(meta))
-    with pytest.raises(Exception, match="not in the dataset"):
-        declared_patients(load_dataset(root))
+    with pytest.raises(Exception, match=expected):
+        load_dataset(root)
+    assert main(["check", str(root)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "dataset.json" in lines[0] and '"patients"' in lines[0]
 
 
 def test_groups_merge_across_relations() -> None:

@@ -11,6 +11,8 @@ expected. The volumes themselves are read by :mod:`spar_core.data.nifti`.
 
 from __future__ import annotations
 
+import json
+
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,7 +204,28 @@ def load_dataset(root: str | Path) -> Dataset:
         raise SparError(f'{where}: label values {list(labels.values())}; expected consecutive values 0..'
                         f'{len(labels) - 1} (one class per value, as nnU-Net requires): renumber the labels')
     cases = _parse_cases(meta["training"], root, where) if "training" in meta else _list_cases(meta, root, where)
+    _check_patients(meta.get("patients"), {c.case_id for c in cases}, where)
     return Dataset(root, str(meta.get("name") or root.name), labels, cases, slice_axis, meta)
+
+
+def _check_patients(table: object, case_ids: set[str], where: Path) -> None:
+    """``"patients"`` (optional): an object of case id -> patient id (text), every case id one of the dataset's.
+    A typo in a case id would leave the grouping the user wrote unapplied, and two exams of one patient on both
+    sides of a split."""
+    if table is None:
+        return
+    if not isinstance(table, dict):
+        raise SparError(f'{where}: "patients" is a {type(table).__name__}; expected an object of case id -> '
+                        "patient id")
+    unknown = sorted(set(table) - case_ids)
+    if unknown:
+        raise SparError(f'{where}: "patients" names {len(unknown)} case id(s) not in the dataset: '
+                        f'{", ".join(map(repr, unknown[:3]))}{", ..." if len(unknown) > 3 else ""}; expected case '
+                        "ids of its images")
+    bad = [(case, value) for case, value in table.items() if not isinstance(value, str) or not value.strip()]
+    if bad:
+        raise SparError(f'{where}: "patients" gives {bad[0][0]!r} the patient {json.dumps(bad[0][1])}'
+                        + (f" ({len(bad)} such cases)" if len(bad) > 1 else "") + "; expected a patient id as text")
 
 
 def load_volume(dataset: Dataset, case: Case | str, *, with_label: bool = True) -> Volume:

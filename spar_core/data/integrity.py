@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np
 
 from spar_core.data.checks import dims
+from spar_core.data.patients import declared_patients
 from spar_core.data.dataset import load_dataset, load_volume
 from spar_core.data.duplicates import TwinFinder, Twins
 from spar_core.data.orientation import axis_codes
@@ -96,6 +97,7 @@ def check_dataset(root: str | Path, progress: Callable[[int, int], None] | None 
         SparError: the first problem found, naming its file.
     """
     dataset = load_dataset(root)
+    declared_patients(dataset)  # import.json's patients checked too (dataset.json's were, by load_dataset)
     total = len(dataset.cases)
     counts = np.zeros(max(dataset.labels.values()) + 1, dtype=np.int64)
     shapes, spacings, axes, n_labeled = [], [], [], 0
