@@ -49,3 +49,35 @@ def test_every_command_of_the_table_has_its_module_and_its_line() -> None:
         parser = importlib.import_module(f"spar_core.cli.{module}")
         assert callable(parser.register) and callable(parser.run) and text
     assert len({name for name, _, _ in COMMANDS}) == len(COMMANDS)
+
+
+import pytest  # noqa: E402
+
+from spar_core.cli import main  # noqa: E402
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["crossval", "--dataset", "d", "--out", "o", "--chain-prior", "bogus"],
+     "spar crossval: error: argument --chain-prior: invalid choice: 'bogus' (choose from 'level', 'position', "
+     "'volume', 'none')"),
+    (["predict", "RUN", "--method", "spar", "-i", "a", "-o", "b", "--postprocess", "every"],
+     "spar predict: error: argument --postprocess: invalid choice: 'every'"),
+    (["crossval", "--dataset", "d", "--out", "o", "--workers", "two"],
+     "spar crossval: error: argument --workers: invalid int value: 'two'"),
+    (["study", "robustness", "RUN", "--splits", "splits_final.json"], "error: unrecognized arguments: --splits"),
+    (["crossval", "--out"], "spar crossval: error: argument --out: expected one argument"),
+    (["transmogrify"], "spar: error: argument COMMAND: invalid choice: 'transmogrify'"),
+])
+def test_a_bad_flag_is_one_line_and_exit_2(argv: list[str], said: str, capsys) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and said in err and "usage:" not in err
+
+
+def test_help_is_argparse_own(capsys) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["crossval", "--help"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.startswith("usage: spar crossval")

@@ -18,16 +18,25 @@ import logging
 import signal
 import sys
 import threading
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from spar_core.cli.commands import COMMANDS
 from spar_core.errors import LOG, SparError, os_error_line
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's parser, but a bad flag, a missing argument or an invalid choice is one line (``spar crossval:
+    error: argument --chain-prior: invalid choice: 'bogus' (choose from ...)``) and exit status 2, as every other
+    error of spar; ``--help`` is argparse's own. Sub-command parsers are of this class too."""
+
+    def error(self, message: str) -> "NoReturn":  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
+
+
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     """The ``spar`` parser: the sub-command named in ``argv`` registered in full (its module imported), every
     other one as its line of help."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="spar",
         description="Shape-regularized multi-bone MR segmentation: data, training, evaluation, triage.",
     )
@@ -84,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = args.func(args)
     except SparError as err:
-        print(f"spar {args.command}: error: {err}", file=sys.stderr)
+        print(f"spar {args.command}: error: {' '.join(str(err).splitlines())}", file=sys.stderr)
         return 2
     except OSError as err:  # the disk, not the input: no space, read-only, no permission, a file in a folder's place
         print(f"spar {args.command}: error: {os_error_line(err)}", file=sys.stderr)
