@@ -5,7 +5,7 @@ or NaN; output paths of the wrong kind, a full disk, a read-only folder) run aga
     python bench/faults.py [--work DIR] [--show-handled]
 
 Prints handled / total per kind of fault and every case not handled (a traceback, a hang, a wrong exit status or
-a line that does not name the file or field), the level model's files among them. About three minutes on two cores (most of it building the run).
+a line that does not name the file or field), the level model's files and what a user hands in (label values past what spar holds, splits files, patients, flags) among them. About three minutes on two cores (most of it building the run).
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ def main() -> None:
         built = time.perf_counter() - start
         cases = [*((c, corpus.run_case) for c in corpus.run_folder_cases(run, dataset)),
                  *((c, corpus.run_case) for c in corpus.run_folder_cases(row_run, rows, corpus.LEVEL_FILES)),
+                 *((c, corpus.run_case) for c in corpus.input_cases(dataset)),
                  *((c, corpus.run_case) for c in corpus.nifti_cases(dataset)),
                  *((c, corpus.run_case) for c in corpus.dicom_cases(write_series)),
                  *((c, corpus.run_output_case) for c in corpus.output_cases(dataset, run))]

@@ -178,6 +178,74 @@ def run_folder_cases(run: Path, dataset: Path, files: tuple[tuple[str, str, str]
     return cases
 
 
+# ---------------------------------------------------------------------------------------------- what a user hands in
+
+
+def _label_value_case(dataset: Path, value: int) -> Callable[[Path], list[str]]:
+    """A prediction whose label 1 is written as ``value`` (a 64-bit export), scored against the truth."""
+    def make(work: Path) -> list[str]:
+        truth = sorted((dataset / "labelsTr").glob("*.nii.gz"))[0]
+        img = nibabel.load(truth)
+        data = np.asarray(img.dataobj).astype(np.int64)
+        data[data == 1] = value
+        pred = work / "pred.nii.gz"
+        nibabel.save(nibabel.Nifti1Image(data, img.affine, dtype=np.int64), pred)
+        return ["evaluate", "--pred", str(pred), "--truth", str(truth)]
+    return make
+
+
+def _splits_case(dataset: Path, folds: Callable[[list[str]], list[dict]]) -> Callable[[Path], list[str]]:
+    def make(work: Path) -> list[str]:
+        cases = sorted(p.name.split(".")[0] for p in (dataset / "labelsTr").glob("*.nii.gz"))
+        path = work / "splits_final.json"
+        path.write_text(json.dumps(folds(cases)))
+        return ["crossval", "--dataset", str(dataset), "--methods", "baseline", "--splits", str(path), "--preset",
+                "tiny", "--out", str(work / "run"), "--device", "cpu"]
+    return make
+
+
+def _patients_case(dataset: Path, patients: object) -> Callable[[Path], list[str]]:
+    def make(work: Path) -> list[str]:
+        copy = work / "ds"
+        shutil.copytree(dataset, copy)
+        meta = json.loads((copy / "dataset.json").read_text())
+        meta["patients"] = patients
+        (copy / "dataset.json").write_text(json.dumps(meta))
+        return ["check", str(copy)]
+    return make
+
+
+def input_cases(dataset: Path) -> list[Case]:
+    """What a user hands in that reads as something else: label values past what spar holds (a cast would wrap
+    2**40 + 1 to 1 and score a Dice of 1.000), a splits file that tests an exam twice or a fold that tests none,
+    patients that name no case of the dataset or are not text, a flag's invalid choice (``dataset``: the ankle
+    phantoms)."""
+    return [
+        Case("input", "prediction label value 2**40 + 1", _label_value_case(dataset, 2**40 + 1), "refused",
+             ("pred.nii.gz", str(2**40 + 1))),
+        Case("input", "prediction label value 2**40", _label_value_case(dataset, 2**40), "refused",
+             ("pred.nii.gz", str(2**40))),
+        Case("input", "splits: an exam tested by two folds",
+             _splits_case(dataset, lambda c: [{"train": c[2:], "val": c[:2]}, {"train": c[1:], "val": c[:1]}]),
+             "refused", ("splits_final.json", "folds 0 and 1")),
+        Case("input", "splits: a fold testing no exam",
+             _splits_case(dataset, lambda c: [{"train": c[1:], "val": c[:1]}, {"train": c, "val": []}]),
+             "refused", ("splits_final.json", "fold 1")),
+        Case("input", "patients: a case id not in the dataset",
+             _patients_case(dataset, {"ankle_0000": "P1"}), "refused", ("dataset.json", "ankle_0000")),
+        Case("input", "patients: a patient that is not text", _patients_case(dataset, {"ankle_000": 5}), "refused",
+             ("dataset.json", "ankle_000")),
+        Case("input", "patients: a patient that is null", _patients_case(dataset, {"ankle_000": None}), "refused",
+             ("dataset.json", "null")),
+        Case("input", "--chain-prior: an invalid choice",
+             lambda work: ["crossval", "--dataset", str(dataset), "--out", str(work / "run"), "--chain-prior",
+                           "bogus"], "refused", ("--chain-prior", "bogus")),
+        Case("input", "--workers: not a number",
+             lambda work: ["crossval", "--dataset", str(dataset), "--out", str(work / "run"), "--workers", "two"],
+             "refused", ("--workers", "two")),
+    ]
+
+
 # ---------------------------------------------------------------------------------------------- NIfTI headers
 
 

@@ -49,6 +49,14 @@ def test_level_model_files(index: int, row_run: tuple[Path, Path], tmp_path: Pat
     _check(corpus.run_case(corpus.run_folder_cases(run, dataset, corpus.LEVEL_FILES)[index], tmp_path))
 
 
+INPUT_CASES = corpus.input_cases(Path("DATASET"))
+
+
+@pytest.mark.parametrize("index", range(len(INPUT_CASES)), ids=_ids(INPUT_CASES))
+def test_what_a_user_hands_in(index: int, ankle_small: Path, tmp_path: Path) -> None:
+    _check(corpus.run_case(corpus.input_cases(ankle_small)[index], tmp_path))
+
+
 NIFTI_CASES = corpus.nifti_cases(Path("DATASET"))
 
 
