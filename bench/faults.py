@@ -1,11 +1,12 @@
 """How many faults behind the front door spar handles: the corpus of tests/fault_corpus.py (every run-folder file
-truncated, empty, binary or of the wrong type; every header field spar parses missing, text, zero, negative, huge
-or NaN; output paths of the wrong kind, a full disk, a read-only folder) run against a fresh tiny run.
+truncated, empty, binary or of the wrong type, the level model's files among them; what a user hands in: label
+values past what spar holds, splits files, patients, flags; every header field spar parses missing, text, zero,
+negative, huge or NaN; output paths of the wrong kind, a full disk, a read-only folder) run against fresh tiny runs.
 
     python bench/faults.py [--work DIR] [--show-handled]
 
 Prints handled / total per kind of fault and every case not handled (a traceback, a hang, a wrong exit status or
-a line that does not name the file or field), the level model's files and what a user hands in (label values past what spar holds, splits files, patients, flags) among them. About three minutes on two cores (most of it building the run).
+a line that does not name the file or field). About four minutes on two cores (most of it building the runs).
 """
 
 from __future__ import annotations
