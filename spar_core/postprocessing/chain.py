@@ -46,7 +46,7 @@ from scipy import ndimage
 from spar_core.data.checks import check_3d
 from spar_core.data.voxels import bounding_box
 from spar_core.errors import SparError
-from spar_core.postprocessing.levels import LevelCall, LevelEvidence, level_call, shift_scores
+from spar_core.postprocessing.levels import LevelCall, LevelEvidence, level_call, level_shift
 from spar_core.postprocessing.settings import check_chain_prior
 
 BODY_FRACTION = 0.25  # a component smaller than this fraction of the largest one is not a body (a stray island)
@@ -57,7 +57,6 @@ VOTE_WEIGHT = 3.0  # log-prior units per unit of agreeing-vote fraction when the
 SD_FLOOR = 0.2  # offset_sd is at least this fraction of the mean gap between consecutive structures
 VOLUME_SD_FLOOR = 0.08  # a relative volume's spread is at least this (log): predictions are rougher than truth
 RANGE_Z = 2.0  # the volume prior is whole while the exam's mean body volume lies within this many spreads
-LEVEL_VOTE_WEIGHT = 1.0  # nats per unit of agreeing-vote fraction beside the level model: a tie-breaker only
 
 
 @dataclass(frozen=True)
@@ -361,8 +360,9 @@ def _best_shift(found: RowBodies, chain: Chain, spacing: tuple[float, float, flo
                       for k in shifts], dtype=float)
     scores = agree
     if chain.level and evidence is not None:
-        scores = level_shift_scores(found, evidence, shifts, chain.axis) + LEVEL_VOTE_WEIGHT * agree / max(1, int(votes.sum()))
-    elif chain.positions is not None and spacing is not None:
+        check_evidence(found, evidence, chain.axis)
+        return level_shift(evidence, list(shifts), agree / max(1, int(votes.sum())))
+    if chain.positions is not None and spacing is not None:
         where = found.centroids[:, chain.axis] * float(spacing[chain.axis])
         scores = np.array([vote_weight * score / max(1, int(votes.sum())) - 0.5 * (_offset(where, chain, k)
                                                                                  / chain.offset_sd) ** 2
@@ -377,15 +377,13 @@ def _best_shift(found: RowBodies, chain: Chain, spacing: tuple[float, float, flo
     return max(zip(scores, shifts), key=lambda sk: (sk[0], -abs(sk[1])))[1]
 
 
-def level_shift_scores(found: RowBodies, evidence: LevelEvidence, shifts: Sequence[int], axis: int) -> np.ndarray:
-    """The level model's score of each shift (:func:`~spar_core.postprocessing.levels.shift_scores`), after checking
-    that ``evidence`` was made for these bodies (its positions along the chain's ``axis``)."""
+def check_evidence(found: RowBodies, evidence: LevelEvidence, axis: int) -> None:
+    """SparError unless ``evidence`` was made for these bodies (its positions along the chain's ``axis``)."""
     where = found.centroids[:, axis]
     if len(evidence.positions) != len(where) or not np.allclose(evidence.positions, where, atol=0.51):
         raise SparError(f"level evidence for {len(evidence.positions)} bodies at {list(evidence.positions)}; the "
                         f"prediction has {len(where)} at {[round(float(w), 3) for w in where]}: evidence of "
                         "another prediction")
-    return shift_scores(evidence, shifts)
 
 
 def call_row_level(labels: np.ndarray, chain: Chain, evidence: LevelEvidence,
@@ -396,7 +394,7 @@ def call_row_level(labels: np.ndarray, chain: Chain, evidence: LevelEvidence,
     unknown."""
     found = row_bodies(labels, chain)
     if found is None or len(found.ids) < 2 or found.merged.any():
-        return LevelCall(0, 0.0, "none", True)
+        return LevelCall(0, 0.0, "none", True, False)
     level = chain if chain.level else chain.with_prior("level")
     best = _best_shift(found, level, spacing, VOTE_WEIGHT, evidence, labels.shape)
     return level_call(evidence, list(_shifts(found, chain)), best)

@@ -40,4 +40,9 @@ def row_evidence(model: LevelModel, image: np.ndarray, spacing: Sequence[float],
         values = model.log_probs(normalize_intensity(image), spacing, centres[seen])
         for i, row in zip(np.flatnonzero(seen), values):
             log_probs[i] = tuple(float(v) for v in np.minimum(row, 0.0))
-    return LevelEvidence(tuple(float(p) for p in bodies[:, chain.axis]), tuple(log_probs))
+    # how far the image reaches from each crop's centre toward the row's first and last end, in mean gaps
+    gap = model.geometry.gap_mm / float(spacing[chain.axis])
+    low, high = centres[:, chain.axis], labels.shape[chain.axis] - 1 - centres[:, chain.axis]
+    toward_first, toward_last = (low, high) if chain.ascending else (high, low)
+    room = tuple((float(a / gap), float(b / gap)) for a, b in zip(toward_first, toward_last))
+    return LevelEvidence(tuple(float(p) for p in bodies[:, chain.axis]), tuple(log_probs), room)

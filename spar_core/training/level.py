@@ -136,19 +136,38 @@ def exam_crops(vol: Volume, geometry: CropGeometry, labels: Sequence[int], rng: 
 
 
 def _bands(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Crops (B, C, H, W) with a band of background on a random side of a random share of them."""
+    """Crops (B, C, H, W) with a band on a random side of a random share of them: background (a dark fill, as a
+    field of view moved in a study), or the crop mirrored at the band's edge (as the image is mirrored beyond its
+    border): an edge of either kind can lie anywhere, through any member, so neither names the class."""
     b, _, h, w = x.shape
     u = torch.rand(b, 4, generator=generator)
     sides = torch.multinomial(torch.tensor(BAND_SIDES), b, replacement=True, generator=generator)
     width = BAND_WIDTH[0] + (BAND_WIDTH[1] - BAND_WIDTH[0]) * u[:, 1]
-    rows = torch.arange(h)[None, :, None] / h  # (1, H, 1)
-    cols = torch.arange(w)[None, None, :] / w  # (1, 1, W)
-    w_ = width[:, None, None]
-    covered = torch.stack(torch.broadcast_tensors(rows < w_, rows >= 1 - w_, cols < w_, cols >= 1 - w_),
-                          dim=1)  # (B, 4, H, W)
-    band = covered[torch.arange(b), sides] & (u[:, 0] < BAND_P)[:, None, None]  # (B, H, W)
-    fill = (u[:, 2] * 0.03)[:, None, None]  # the background's faint signal
-    return torch.where(band[:, None].to(x.device), fill[:, None].to(x.device, x.dtype), x)
+    on = u[:, 0] < BAND_P
+    mirror = u[:, 3] < 0.5
+    # band sizes in pixels along the side's axis; a mirrored band at most half the side (it reflects the rest)
+    size = torch.where(sides < 2, h, w).float()
+    k = torch.clamp((width * size).round().long(), min=1)
+    k = torch.where(mirror, torch.minimum(k, (size / 2).long()), k)
+    rows = torch.arange(h).expand(b, h)
+    cols = torch.arange(w).expand(b, w)
+    kr, kc = k[:, None], k[:, None]
+    # where each pixel is read from: itself, or its mirror image across the band's edge
+    row_src = torch.where((sides == 0)[:, None] & (rows < kr), 2 * kr - 1 - rows,
+                          torch.where((sides == 1)[:, None] & (rows >= h - kr), 2 * (h - kr) - 1 - rows, rows))
+    col_src = torch.where((sides == 2)[:, None] & (cols < kc), 2 * kc - 1 - cols,
+                          torch.where((sides == 3)[:, None] & (cols >= w - kc), 2 * (w - kc) - 1 - cols, cols))
+    row_src, col_src = row_src.clamp(0, h - 1).to(x.device), col_src.clamp(0, w - 1).to(x.device)
+    index = row_src[:, None, :, None].expand(-1, x.shape[1], -1, w)
+    mirrored = x.gather(2, index).gather(3, col_src[:, None, None, :].expand(-1, x.shape[1], h, -1))
+    covered = torch.stack([rows < kr, rows >= h - kr], dim=1)  # (B, 2, H)
+    in_rows = covered[torch.arange(b), sides.clamp(max=1)] & (sides < 2)[:, None]  # (B, H)
+    in_cols = torch.stack([cols < kc, cols >= w - kc], dim=1)[torch.arange(b), (sides - 2).clamp(min=0)] \
+        & (sides >= 2)[:, None]  # (B, W)
+    band = (in_rows[:, :, None] | in_cols[:, None, :]) & on[:, None, None]  # (B, H, W)
+    fill = (u[:, 2] * 0.03)[:, None, None, None].to(x.device, x.dtype)  # the background's faint signal
+    banded = torch.where(mirror[:, None, None, None].to(x.device), mirrored, fill.expand_as(x))
+    return torch.where(band[:, None].to(x.device), banded, x)
 
 
 def train_level_model(train: Sequence[Volume], labels: Sequence[int], row_axis: int, ascending: bool,
