@@ -16,8 +16,8 @@ from spar_core.data.nifti import Volume
 from spar_core.errors import SparError
 from spar_core.postprocessing.chain import Chain, call_row_level, relabel_chain, row_bodies
 from spar_core.postprocessing.level_evidence import row_evidence
-from spar_core.postprocessing.levels import (LevelCall, LevelEvidence, combine_evidence, crop_class, level_call,
-                                            shift_scores)
+from spar_core.postprocessing.levels import (LevelCall, LevelEvidence, agrees, combine_evidence, crop_class,
+                                            level_call, shift_scores)
 from spar_core.training.level import LevelModel, LevelTrainConfig, train_level_model
 from row_support import GAP, ROW, row_exam
 
@@ -91,6 +91,8 @@ def test_evidence_round_trips_and_refuses_malformed_records() -> None:
             LevelEvidence.from_json(bad)
     call = LevelCall(1, 3.5, "last", False)
     assert LevelCall.from_json(call.to_json()) == call
+    roomy = LevelEvidence(evidence.positions, evidence.log_probs, tuple((float(i), 6.0 - i) for i in range(7)))
+    assert LevelEvidence.from_json(roomy.to_json()).room == roomy.room
     with pytest.raises(SparError):
         LevelCall(0, 1.0, "middle", False)
 
@@ -133,6 +135,51 @@ def test_no_anchor_or_a_small_margin_is_a_level_unknown() -> None:
     assert call.unknown and call.anchor == "none" and call.margin > 5
     anchored = level_call(_evidence([None, 3, 4, 5, 6]), list(range(-4, 3)), -2)
     assert not anchored.unknown and anchored.anchor == "last" and "below L5" in anchored.describe("L1", "L5")
+
+
+def test_crops_that_disagree_with_every_shift_leave_the_row_to_the_votes() -> None:
+    from tests.test_chain import row_of_bodies
+    # a crop named L2 between crops named T12 and L3: no shift explains it (an exam of another anatomy)
+    wrong = row_of_bodies([1, 2, 3, 4, 5])
+    chain = Chain(ROW, 0, level=True)
+    where = tuple(row_bodies(wrong, chain).centroids[:, 0])
+    odd = _evidence([0, 2, 2, 3, 4, 5, 6], positions=where, p=0.99)
+    assert not agrees(odd, 0) and agrees(_evidence([0, 1, 2, 3, 4, 5, 6], positions=where), 0)
+    assert np.array_equal(relabel_chain(wrong, chain, "ordered", evidence=odd), wrong)  # the votes: as predicted
+    call = call_row_level(wrong, chain, odd)
+    assert call.unknown and not call.agree and "crops disagree" in call.describe("L1", "L5")
+    # a crop two steps beyond the row is not judged: the model never learned what lies there
+    assert agrees(_evidence([0, 1, 2, 3, 4, 5, 6, 2], positions=where + (50.0,)), 0)
+
+
+def test_an_end_member_anchors_its_end_only_with_the_image_reaching_beyond_it() -> None:
+    classes = [None, 1, 2, 3, 4, 5, None]  # the crops beyond the row out of view; the members named
+    short = LevelEvidence(_evidence(classes).positions, _evidence(classes).log_probs,
+                          tuple((0.2 + i, 5.2 - i) for i in range(7)))
+    call = level_call(short, list(range(-4, 5)), 0)
+    assert call.anchor == "first" and not call.unknown  # L1's crop 1.2 gaps from the top; L5's 0.2 from the end
+    reached = LevelEvidence(short.positions, short.log_probs, tuple((1.5 + i, 6.5 - i) for i in range(7)))
+    assert level_call(reached, list(range(-4, 5)), 0).anchor == "both"
+    assert level_call(LevelEvidence(short.positions, short.log_probs), list(range(-4, 5)), 0).anchor == "none"
+
+
+def test_the_training_bands_are_dark_or_mirrored_at_their_edge() -> None:
+    import torch
+
+    from spar_core.training.level import _bands
+
+    x = torch.arange(8.0).view(1, 1, 8, 1).expand(256, 2, 8, 4).clone()
+    y = _bands(x, torch.Generator().manual_seed(0))
+    changed = (y != x).any(dim=(1, 2, 3))
+    assert 0.3 < changed.float().mean() < 0.7  # about half the crops
+    rows = y[:, 0, :, 0]
+    mirrored = [r for r in rows[changed] if r.min() >= 0.5 and len(set(r.tolist())) < 8]
+    dark = [r for r in rows[changed] if r.min() < 0.05]
+    assert mirrored and dark
+    for r in mirrored:  # a mirror image across the edge: the values on either side of it repeat
+        r = r.tolist()
+        assert any(r[i] == r[i + 1] for i in range(7)) and sorted(set(r)) == sorted(set(r) & set(range(8)))
+    assert torch.equal(y[:, 0], y[:, 1])  # one band for every channel of a crop
 
 
 def test_evidence_of_another_prediction_is_refused() -> None:
