@@ -83,9 +83,9 @@ def test_records_round_trip_through_json() -> None:
 def test_the_settings_choose_the_prior_that_orders_a_row() -> None:
     both = Chain((1, 2, 3), 0, True, (4.5, 12.5, 20.5), 1.6, (0.0, 0.1, -0.1), (0.08, 0.08, 0.08), (3.4, 0.1))
     facts = LabelFacts(both)
-    # the default orders by the level model: neither prior, the level flag
+    # the default orders by the level model (the level flag), the positions kept for rows its crops cannot explain
     by_level = postprocess_config(PostprocessSettings("largest"), facts).chain
-    assert by_level.level and by_level.positions is None and by_level.volumes is None
+    assert by_level.level and by_level.positions == both.positions and by_level.volumes is None
     by_position = postprocess_config(PostprocessSettings("largest", chain_prior="position"), facts).chain
     assert by_position == both.with_prior("position") and by_position.volumes is None and not by_position.level
     by_volume = postprocess_config(PostprocessSettings("largest", chain_prior="volume"), facts).chain

@@ -138,8 +138,10 @@ class Chain:
         """The chain with the one prior ``prior`` names (``position`` or ``volume``) when it holds it, else with the
         one it holds (a record of an earlier version holds one); ``none``: the order alone; ``level``: the level
         model's evidence (no prior of its own)."""
-        if check_chain_prior(prior, "chain prior") in ("none", "level"):
-            return Chain(self.labels, self.axis, self.ascending, level=prior == "level")
+        if check_chain_prior(prior, "chain prior") == "none":
+            return Chain(self.labels, self.axis, self.ascending)
+        if prior == "level":  # the positions kept: they order a row whose crops the level model cannot explain
+            return Chain(self.labels, self.axis, self.ascending, self.positions, self.offset_sd, level=True)
         position = self.positions is not None and (prior == "position" or self.volumes is None)
         volume = self.volumes is not None and not position
         return Chain(self.labels, self.axis, self.ascending,
@@ -316,7 +318,8 @@ def relabel_chain(labels: np.ndarray, chain: Chain, mode: str = "ordered",
     agree with; bodies outside it become background). A body ``MERGED_RATIO`` times the median body (two
     structures grown together) keeps its labels in ``"majority"``, and leaves the volume unchanged in
     ``"ordered"``. In ``"ordered"``, a chain with ``level`` and the row's ``evidence`` chooses the shift by the level
-    model (:func:`level_shift`); else a chain with ``positions`` and a ``spacing`` also weighs where each shift
+    model (:func:`~spar_core.postprocessing.levels.level_shift`; where its crops disagree, by the votes and the
+    positions it keeps); else a chain with ``positions`` and a ``spacing`` also weighs where each shift
     puts the row; else a chain with ``volumes`` how the bodies' relative volumes fit each shift, faded by the
     exam's mean body volume when a ``spacing`` is given (see the module's docstring; ``vote_weight`` weighs the
     votes against the prior).
@@ -359,9 +362,6 @@ def _best_shift(found: RowBodies, chain: Chain, spacing: tuple[float, float, flo
     agree = np.array([sum(votes[j + k, j] for j in range(len(chain.labels)) if 0 <= j + k < len(votes))
                       for k in shifts], dtype=float)
     scores = agree
-    if chain.level and evidence is not None:
-        check_evidence(found, evidence, chain.axis)
-        return level_shift(evidence, list(shifts), agree / max(1, int(votes.sum())))
     if chain.positions is not None and spacing is not None:
         where = found.centroids[:, chain.axis] * float(spacing[chain.axis])
         scores = np.array([vote_weight * score / max(1, int(votes.sum())) - 0.5 * (_offset(where, chain, k)
@@ -374,6 +374,9 @@ def _best_shift(found: RowBodies, chain: Chain, spacing: tuple[float, float, flo
         weight = _volume_weight(sized, chain, spacing)
         scores = np.array([vote_weight * score / max(1, int(votes.sum())) + weight * _volume_fit(sized, chain, k)
                            for score, k in zip(agree, shifts)])
+    if chain.level and evidence is not None:  # the level model, or where its crops disagree the prior above
+        check_evidence(found, evidence, chain.axis)
+        return level_shift(evidence, list(shifts), agree / max(1, int(votes.sum())), np.asarray(scores, float))
     return max(zip(scores, shifts), key=lambda sk: (sk[0], -abs(sk[1])))[1]
 
 

@@ -122,7 +122,10 @@ class RunLevels:
                 found = row_bodies(raw, chain)
                 where = () if found is None else tuple(found.centroids[:, chain.axis])
                 if len(where) == len(evidence.positions) and np.allclose(where, evidence.positions, atol=0.51):
-                    return evidence, LevelCall.from_json(data.get("call"), str(path))
+                    call = call_row_level(raw, chain, evidence, vol.spacing)  # the call of this version
+                    if data.get("call") != call.to_json():
+                        write_json(path, {"evidence": evidence.to_json(), "call": call.to_json()})
+                    return evidence, call
                 note(f"{path}: made for another prediction; made again")
             except SparError as err:
                 note(f"{err}; made again")

@@ -116,7 +116,8 @@ def agrees(evidence: LevelEvidence, shift: int) -> bool:
     """Whether every crop in view (up to one step beyond the row) gives the class ``shift`` says at least
     :data:`AGREE_P`: a row the level
     model explains. Where it does not (a crop named L2 between crops named T12 and L3, as in an exam of another
-    anatomy or a crop the model misreads), no shift is the level model's and the votes order the row."""
+    anatomy or a crop the model misreads), no shift is the level model's: the votes and the chain's positions order
+    the row, and its level is unknown."""
     matrix, members = evidence.matrix(), evidence.members
     if members is None:
         return False
@@ -137,8 +138,8 @@ class LevelCall:
             last: S1) or ``none``.
         unknown: no anchor, a margin below :data:`MARGIN_NATS`, or crops that disagree with every shift: the
             level cannot be counted from the image.
-        agree: whether the crops agree with the shift the level model prefers (:func:`agrees`); where they do
-            not, the network's votes chose the shift.
+        agree: whether the crops agree with the chosen shift (:func:`agrees`); where they do not, the votes and
+            the training exams' positions chose it.
     """
 
     shift: int
@@ -175,14 +176,15 @@ class LevelCall:
         return f"levels counted from what lies {where[self.anchor]} (margin {self.margin:.1f} nats)"
 
 
-def level_shift(evidence: LevelEvidence, shifts: Sequence[int], votes: np.ndarray) -> int:
+def level_shift(evidence: LevelEvidence, shifts: Sequence[int], votes: np.ndarray, fallback: np.ndarray) -> int:
     """The shift chosen: the level model's best (``votes``, each shift's agreeing-vote fraction, break ties) where
-    the crops agree with it (:func:`agrees`), else the votes' best (ties: the smallest shift)."""
+    the crops agree with it (:func:`agrees`); else the best by ``fallback`` (each shift's score by the votes and the
+    chain's prior: on one protocol's exams, where the row sits). Ties: the smallest shift."""
     level = shift_scores(evidence, shifts)
     best = max(zip(level + VOTE_TIE * votes, shifts), key=lambda sk: (sk[0], -abs(sk[1])))[1]
     if agrees(evidence, best):
         return best
-    return max(zip(votes, shifts), key=lambda sk: (sk[0], -abs(sk[1])))[1]
+    return max(zip(fallback, shifts), key=lambda sk: (sk[0], -abs(sk[1])))[1]
 
 
 def level_call(evidence: LevelEvidence, shifts: Sequence[int], chosen: int) -> LevelCall:
