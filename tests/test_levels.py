@@ -298,6 +298,10 @@ def test_a_run_trains_a_level_model_per_fold_and_records_its_call(row_run: tuple
     rows = pd.read_csv(run.metrics_csv)
     post = rows[rows["postprocessed"]]
     assert post["level_unknown"].notna().all() and rows.loc[~rows["postprocessed"], "level_unknown"].isna().all()
+    from spar_core.evaluation.report import load_metrics, per_exam, select
+
+    table = per_exam(select(load_metrics(run.metrics_csv)))  # spar report's per-exam table
+    assert {"level_anchor", "level_margin", "level_unknown"} <= set(table.columns) and len(table) == 6
 
 
 def test_predict_writes_the_level_call_beside_the_labels(row_run: tuple[Path, Path], tmp_path: Path) -> None:

@@ -93,10 +93,14 @@ def load_metrics(path: str | Path) -> pd.DataFrame:
     return check_metrics(frame, str(path))
 
 
+LEVEL_CALL = ("level_anchor", "level_margin", "level_unknown")  # per exam, where a level model ordered a row
+
+
 def select(metrics: pd.DataFrame, postprocessed: bool = True) -> pd.DataFrame:
     """Rows of one post-processing setting, metrics in display units, non-finite values set to nan.
 
-    Columns: method, display, case, fold, structure, dice_pct, ravd_pct, assd_mm, mssd_mm.
+    Columns: method, display, case, fold, structure, dice_pct, ravd_pct, assd_mm, mssd_mm, and the level call's
+    (``level_anchor``, ``level_margin``, ``level_unknown``) where the rows hold it.
     """
     rows = metrics[metrics["postprocessed"] == postprocessed]
     order = ["label", "structure"] if "label" in rows.columns else ["structure"]
@@ -106,6 +110,9 @@ def select(metrics: pd.DataFrame, postprocessed: bool = True) -> pd.DataFrame:
     for m in METRICS:
         values = rows[m.source].to_numpy(float) * m.scale
         out[m.name] = np.where(np.isfinite(values), values, np.nan)
+    for column in LEVEL_CALL:
+        if column in rows:
+            out[column] = rows[column].to_numpy()
     out["method"] = pd.Categorical(out["method"], categories=method_order(out["method"].unique()), ordered=True)
     out.insert(1, "display", out["method"].map(display_name).astype(str))
     return out.sort_values(["method", "case", "structure"], kind="stable").reset_index(drop=True)
@@ -214,9 +221,6 @@ def table1_latex(summary: pd.DataFrame, caption: str) -> str:
     return "\n".join([r"\begin{table}[t]", r"\centering", rf"\caption{{{esc(caption)}}}",
                       r"\label{tab:spar-table1}", r"\begin{tabular}{l" + "c" * len(METRICS) + "}", r"\toprule",
                       header, r"\midrule", *body, r"\bottomrule", r"\end{tabular}", r"\end{table}", ""])
-
-
-LEVEL_CALL = ("level_anchor", "level_margin", "level_unknown")  # per exam, where a level model ordered a row
 
 
 def per_exam(sel: pd.DataFrame) -> pd.DataFrame:
