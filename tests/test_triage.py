@@ -156,6 +156,14 @@ def test_combined_score_orients_and_ranks() -> None:
     assert "z_recon_error" not in ranked and ranked["z_plausibility"].abs().max() <= 5
 
 
+def test_an_exam_whose_level_is_unknown_ranks_before_every_other() -> None:
+    frame = pd.DataFrame({"case": ["a", "b", "c", "d"], "plausibility": [0.9, 0.1, 0.85, 0.88],
+                          "level_doubt": [0.0, 0.0, 1.0, np.nan]})
+    ranked = combine_scores(frame)
+    assert list(ranked["case"]) == ["c", "b", "d", "a"]  # unknown level first, then the implausible one
+    assert ranked.loc[ranked["case"] == "c", "z_level_doubt"].item() == 5.0
+
+
 def test_spearman_table() -> None:
     triage = pd.DataFrame({"case": list("abcde"), "method": "spar", "components": [5.0, 4, 3, 2, 1],
                            "triage_score": [1.0, 1, 1, 1, 1]})
