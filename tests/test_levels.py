@@ -112,7 +112,7 @@ def test_the_anatomy_fixes_a_row_the_network_put_one_level_off() -> None:
     call = level_call(evidence, shifts, 0)
     assert call.anchor == "both" and not call.unknown and call.margin > 5
     # the network called L1..L4 "L2".."L5", and L5 and the sacrum below it "L5": labels one level off
-    from tests.test_chain import row_of_bodies
+    from test_chain import row_of_bodies
     wrong = row_of_bodies([2, 3, 4, 5, 5, 5])
     chain = Chain(ROW, 0, level=True)
     where = tuple(row_bodies(wrong, chain).centroids[:, 0])
@@ -138,7 +138,7 @@ def test_no_anchor_or_a_small_margin_is_a_level_unknown() -> None:
 
 
 def test_crops_that_disagree_with_every_shift_leave_the_row_to_the_votes() -> None:
-    from tests.test_chain import row_of_bodies
+    from test_chain import row_of_bodies
     # a crop named L2 between crops named T12 and L3: no shift explains it (an exam of another anatomy)
     wrong = row_of_bodies([1, 2, 3, 4, 5])
     chain = Chain(ROW, 0, level=True)
@@ -183,7 +183,7 @@ def test_the_training_bands_are_dark_or_mirrored_at_their_edge() -> None:
 
 
 def test_evidence_of_another_prediction_is_refused() -> None:
-    from tests.test_chain import row_of_bodies
+    from test_chain import row_of_bodies
     pred = row_of_bodies([1, 2, 3, 4, 5])
     stale = LevelEvidence((3.0, 11.0), (None, None, None, None))
     with pytest.raises(SparError, match="another prediction"):
