@@ -62,7 +62,7 @@ def shifts(run: RunFolder) -> pd.DataFrame:
     rows = []
     for (kind, severity, method), g in table.groupby(["corruption", "severity", "method"], sort=True):
         off = g["shifted_structures"] > 0
-        flagged = g["level_unknown"].map(is_true)
+        flagged = g["level_unknown"].map(is_true) if "level_unknown" in g else pd.Series(False, index=g.index)
         last = g["anchor_in_view"].isin(["last", "both"])
         first = g["anchor_in_view"].isin(["first", "both"])
         rows.append({"fill": kind, "severity": severity, "method": method, "exams": len(g),
