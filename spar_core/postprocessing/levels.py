@@ -9,13 +9,16 @@ falls outside the image has none. A shift of the row's labels gives every crop a
 beyond the row keeps the class "beyond"), and is scored by the sum of their log-probabilities
 (:func:`shift_scores`); no term says where the row sits in the field of view.
 
-:func:`level_call` says what the evidence shows (:class:`LevelCall`): the margin between the shift chosen and the
-best other one, and which anchor is in view and confirmed by the model (the crop that the chosen shift calls
-beyond the first or beyond the last member, which the model calls so with probability ≥ :data:`ANCHOR_P`; crops
-whose centre lies within :data:`~spar_core.data.level_crops.INSET_GAPS` of a gap of the image border have no
-evidence: the structure there is cut, and a cut L5 can pass for the sacrum). The level is
-*unknown* when no anchor is confirmed or the margin is below :data:`MARGIN_NATS`: an exam cut above the sacrum and
-below T12 cannot be counted from the image, and says so instead of guessing.
+:func:`level_shift` chooses the shift: the level model's best where every crop in view agrees with it
+(:func:`agrees`), else the one the chain's prior gives (the votes and, on one protocol's exams, where each member
+sits). :func:`level_call` says what the evidence shows (:class:`LevelCall`): the margin between the shift chosen
+and the best other one, whether the crops agree, and which anchor is in view and confirmed by the model (the
+crop the chosen shift calls beyond the first or the last member, or the end member itself with the image reaching
+:data:`REACH_GAPS` beyond it, named so with probability ≥ :data:`ANCHOR_P`; crops whose centre lies within
+:data:`~spar_core.data.level_crops.INSET_GAPS` of a gap of the image border have no evidence: the structure there
+is cut, and a cut L5 can pass for the sacrum). The level is *unknown* when no anchor is confirmed, the margin is
+below :data:`MARGIN_NATS`, or the crops disagree: an exam cut above the sacrum and below T12 cannot be counted
+from the image, and says so instead of guessing. Measured on the spine: ``bench/results/levels/``.
 """
 
 from __future__ import annotations
