@@ -22,7 +22,7 @@ from spar_core.triage.ranking import SCORES
 SCORE_COLORS: dict[str, str] = {"plausibility": "#332288", "recon_error": "#88CCEE", "knn_distance": "#44AA99",
                                 "components": "#DDCC77", "volume_z": "#CC6677", "entropy": "#117733",
                                 "disagreement": "#999933", "entropy_worst": "#882255", "disagreement_worst": "#AA4499",
-                                "placement_z": "#EE7733", "intensity_z": "#0077BB"}
+                                "placement_z": "#EE7733", "intensity_z": "#0077BB", "level_doubt": "#661100"}
 DEGRADED_COLOR = "#D55E00"
 
 
