@@ -12,7 +12,6 @@ import pytest
 
 from spar_core.data.corruptions import content_extent, corrupt, corrupt_label
 from spar_core.data.level_crops import CropGeometry, anchor_in_view, crops, ends_in_view, inside, row_centres
-from spar_core.data.nifti import Volume
 from spar_core.errors import SparError
 from spar_core.postprocessing.chain import Chain, call_row_level, relabel_chain, row_bodies
 from spar_core.postprocessing.level_evidence import row_evidence

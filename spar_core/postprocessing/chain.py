@@ -38,7 +38,7 @@ Records of earlier versions hold one of the two; they load and apply the one the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 from scipy import ndimage
