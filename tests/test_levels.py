@@ -317,14 +317,17 @@ def test_predict_writes_the_level_call_beside_the_labels(row_run: tuple[Path, Pa
     assert sorted(p.name for p in out.glob("*.nii.gz")) == [f"row{i}.nii.gz" for i in range(6)]  # labels only
 
 
-def test_the_shift_study_says_which_end_stayed_in_view(row_run: tuple[Path, Path]) -> None:
+def test_the_shift_study_says_which_end_stayed_in_view(row_run: tuple[Path, Path], tmp_path: Path) -> None:
+    import shutil
+
     import pandas as pd
 
     from spar_core.pipeline.robustness import run_robustness
     from spar_core.runs.study_folder import StudyFolder
     from spar_core.runs.run_folder import RunFolder
 
-    _, run = row_run
+    run = tmp_path / "run"
+    shutil.copytree(row_run[1], run)  # the session's run stays as crossval left it (the fault corpus copies it)
     run_robustness(run, ["fov_mirror"], [0, 3])
     folder = StudyFolder.robustness(RunFolder(run))
     levels = pd.read_csv(folder.levels_csv)

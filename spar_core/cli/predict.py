@@ -133,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
     from spar_core.data.nifti import NIFTI_SUFFIXES, case_id_of
     from spar_core.inference.ensemble import TTA_SHIFTS
-    from spar_core.postprocessing.folds import ensemble_levels, run_postprocess
+    from spar_core.postprocessing.folds import run_postprocess
+    from spar_core.postprocessing.run_levels import ensemble_levels
     from spar_core.training.device import pick_device
     from spar_core.training.precision import resolve
     from spar_core.training.segmenter import load_unet

@@ -27,8 +27,8 @@ from spar_core.paths import read_table, write_csv, write_json
 from spar_core.pipeline.shard import Shard
 from spar_core.postprocessing.settings import PostprocessSettings
 from spar_core.postprocessing.decision import postprocess_config
-from spar_core.postprocessing.folds import (RunLevels, decide_fold, fold_label_facts, level_columns, out_of_fold,
-                                            out_of_fold_reader)
+from spar_core.postprocessing.folds import decide_fold, fold_label_facts, out_of_fold, out_of_fold_reader
+from spar_core.postprocessing.run_levels import RunLevels, level_columns
 from spar_core.postprocessing.steps import PostprocessConfig, postprocess
 from spar_core.progress import Progress, ProgressEvent, silent
 from spar_core.runs.run_folder import RunFolder

@@ -32,7 +32,8 @@ from spar_core.postprocessing.steps import postprocess
 from spar_core.evaluation.study_table import study_table
 from spar_core.paths import write_csv, write_json
 from spar_core.pipeline.shard import Shard
-from spar_core.postprocessing.folds import RunLevels, level_columns, read_label_facts, run_postprocess
+from spar_core.postprocessing.folds import read_label_facts, run_postprocess
+from spar_core.postprocessing.run_levels import RunLevels, level_columns
 from spar_core.postprocessing.settings import run_settings
 from spar_core.training.presets import PRESETS
 from spar_core.progress import Progress, ProgressEvent, silent

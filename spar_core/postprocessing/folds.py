@@ -10,30 +10,24 @@ test exam (out of fold), so no exam a fold reports on takes part in its own choi
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
-import torch
 
 from spar_core.data.dataset import Dataset, load_volume
 from spar_core.data.nifti import read_label_volume
 from spar_core.data.splits import Split
 from spar_core.errors import SparError, note
 from spar_core.paths import read_json_object, write_json
-from spar_core.data.nifti import Volume
-from spar_core.postprocessing.chain import call_row_level, row_bodies
 from spar_core.postprocessing.choice import Exam, choose_postprocess, exam_scores
 from spar_core.postprocessing.decision import Decision, LabelFacts, combine_decisions, postprocess_config
-from spar_core.postprocessing.level_evidence import row_evidence
-from spar_core.postprocessing.levels import LevelCall, LevelEvidence, combine_evidence
 from spar_core.postprocessing.settings import PostprocessSettings
 from spar_core.postprocessing.settings import DEFAULT_CONNECTIVITY
 from spar_core.postprocessing.steps import PostprocessConfig
-from spar_core.progress import Progress, silent
 from spar_core.runs.run_folder import RunFolder
-from spar_core.training.fold import fold_level_model
-from spar_core.training.level import LevelModel
-from spar_core.training.presets import Preset
+
+if TYPE_CHECKING:
+    from spar_core.postprocessing.run_levels import RunLevels
 
 NO_DECIDING_EXAMS = "no out-of-fold prediction of a training exam"
 
@@ -72,100 +66,6 @@ def fold_label_facts(dataset: Dataset, split: Split, run: RunFolder,
         facts = LabelFacts.of(truths, dataset.labels.values(), spacings, connectivity)
         write_json(run.label_facts_path(split.fold), facts.to_json())
     return facts
-
-
-class RunLevels:
-    """The level models of a run's folds (``--chain-prior level``) and their evidence on its raw predictions, each
-    read where the run folder holds it and made (then recorded) otherwise: a fold's model is trained the first
-    time one of its predictions needs it, so a run resumes, and a run whose raw predictions exist can be ordered
-    anew. Inactive (every answer None) unless the settings order rows by the level model."""
-
-    def __init__(self, run: RunFolder, dataset: Dataset | None, settings: PostprocessSettings, preset: Preset | None,
-                 *, device: torch.device | str = "cpu", progress: Progress = silent) -> None:
-        self.run, self.dataset, self.settings, self.preset = run, dataset, settings, preset
-        self.device, self.progress = torch.device(device), progress
-        self.models: dict[int, LevelModel] = {}
-
-    def active(self, facts: LabelFacts | None) -> bool:
-        return (facts is not None and facts.chain is not None and self.settings.chain
-                and self.settings.mode != "none" and self.settings.chain_prior == "level")
-
-    def model(self, fold: int, facts: LabelFacts) -> LevelModel:
-        """The fold's level model: read, or (with a dataset and a preset) trained where missing or unreadable."""
-        if fold not in self.models:
-            path = self.run.level_model_path(fold)
-            if self.dataset is None or self.preset is None:  # read only: a missing or broken file is one error
-                if not path.is_file():
-                    raise SparError(f"{path}: missing; the run orders its rows by a level model: finish it with "
-                                    "spar crossval")
-                self.models[fold] = LevelModel.load(path, self.device)
-            else:
-                chain = facts.chain
-                self.models[fold] = fold_level_model(self.run, self.dataset, self.run.read_split(fold),
-                                                     (chain.labels, chain.axis, chain.ascending),  # type: ignore
-                                                     self.preset, device=self.device, progress=self.progress)
-        return self.models[fold]
-
-    def evidence(self, fold: int, facts: LabelFacts | None, raw: np.ndarray, vol: Volume,
-                 record: tuple[str, str] | None = None) -> tuple[LevelEvidence, LevelCall] | None:
-        """The evidence of fold ``fold``'s level model on ``raw`` (a prediction of ``vol``) and its call; with
-        ``record`` (method, case), read from (or written to) that method's ``levels/<case>.json``. None when
-        inactive."""
-        if not self.active(facts):
-            return None
-        chain = facts.chain.with_prior("level")  # type: ignore[union-attr]
-        path = None if record is None else self.run.method_folder(fold, record[0]).level_evidence(record[1])
-        if path is not None and path.is_file():
-            try:
-                data = read_json_object(path, "the level model's evidence on a prediction")
-                evidence = LevelEvidence.from_json(data.get("evidence"), str(path))
-                found = row_bodies(raw, chain)
-                where = () if found is None else tuple(found.centroids[:, chain.axis])
-                if len(where) == len(evidence.positions) and np.allclose(where, evidence.positions, atol=0.51):
-                    call = call_row_level(raw, chain, evidence, vol.spacing)  # the call of this version
-                    if data.get("call") != call.to_json():
-                        write_json(path, {"evidence": evidence.to_json(), "call": call.to_json()})
-                    return evidence, call
-                note(f"{path}: made for another prediction; made again")
-            except SparError as err:
-                note(f"{err}; made again")
-        evidence = row_evidence(self.model(fold, facts), vol.image, vol.spacing, raw, chain)
-        call = call_row_level(raw, chain, evidence, vol.spacing)
-        if path is not None:
-            write_json(path, {"evidence": evidence.to_json(), "call": call.to_json()})
-        return evidence, call
-
-
-def ensemble_levels(run: RunFolder, folds: Sequence[int], mode: str | None = None,
-                    device: torch.device | str = "cpu") -> Callable[[np.ndarray, Volume], tuple[LevelEvidence, LevelCall]] | None:
-    """(prediction, exam) -> the evidence of the level models of ``folds`` combined (the mean probability) and its
-    call, for an ensemble of those folds' segmenters; None where the run does not order a row by its level model
-    (or ``mode`` is ``none``)."""
-    settings = PostprocessSettings.from_json(run.read_config().get("postprocess", {}),
-                                             f"{run.config_path}: postprocess")
-    if mode is not None:
-        settings = replace(settings, mode=mode)
-    levels = RunLevels(run, None, settings, None, device=device)
-    facts = {f: read_label_facts(run, f) for f in folds}
-    if not folds or not all(levels.active(facts[f]) for f in folds):
-        return None
-    chain = facts[folds[0]].chain.with_prior("level")  # type: ignore[union-attr]
-    for f in folds:  # read before any exam: a broken model is one error, not one per exam
-        levels.model(f, facts[f])  # type: ignore[arg-type]
-
-    def call(labels: np.ndarray, volume: Volume) -> tuple[LevelEvidence, LevelCall]:
-        evidence = combine_evidence([levels.evidence(f, facts[f], labels, volume)[0] for f in folds])  # type: ignore
-        return evidence, call_row_level(labels, chain, evidence, volume.spacing)
-
-    return call
-
-
-def level_columns(found: tuple[LevelEvidence, LevelCall] | None) -> dict[str, object]:
-    """The per-exam columns a metrics row gains from the level call (none without a level model)."""
-    if found is None:
-        return {}
-    call = found[1]
-    return {"level_anchor": call.anchor, "level_margin": round(call.margin, 3), "level_unknown": call.unknown}
 
 
 def run_postprocess(run: RunFolder, folds: Sequence[int], method: str, mode: str | None = None) -> PostprocessConfig:
