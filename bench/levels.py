@@ -41,10 +41,11 @@ def clean(run: RunFolder) -> pd.DataFrame:
     shifted = post["shifted_to"].astype(object).fillna("").astype(str).str.strip() != ""
     rows = []
     for method, group in post.assign(shifted=shifted).groupby("method", sort=False):
+        if "level_unknown" not in group:  # a run ordered without the level model: nothing flagged
+            group = group.assign(level_unknown=False)
         per_exam = group.groupby("case").agg(dice=("dice", "mean"), shifted=("shifted", "sum"),
-                                             unknown=("level_unknown", "first") if "level_unknown" in group
-                                             else ("shifted", "size"))
-        flagged = per_exam["unknown"].map(is_true) if "level_unknown" in group else pd.Series(False, per_exam.index)
+                                             unknown=("level_unknown", "first"))
+        flagged = per_exam["unknown"].map(is_true)
         off = per_exam["shifted"] > 0
         rows.append({"method": method, "exam_mean_dice": round(100 * per_exam["dice"].mean(), 2),
                      "exams": len(per_exam), "exams_shifted": int(off.sum()),

@@ -107,7 +107,11 @@ def identity_table(metrics: pd.DataFrame, postprocessed: bool = True) -> pd.Data
 
 
 def is_true(value: object) -> bool:
-    """A flag as a table holds it: True, 1 or the text true / 1 / yes (any case); empty or NaN is false."""
+    """A flag as a table holds it: True, 1 or the text true / 1 / 1.0 / yes (any case); empty, NaN or anything
+    else is false."""
     if isinstance(value, str):
-        return value.strip().lower() in ("true", "1", "yes")
-    return bool(value) and value == value  # NaN is not a flag
+        return value.strip().lower() in ("true", "1", "1.0", "yes")
+    try:
+        return bool(value == 1)  # True, 1, 1.0 (a NaN is not 1)
+    except (TypeError, ValueError):
+        return False

@@ -35,9 +35,10 @@ from spar_core.evaluation.significance import (
     significance_reading,
 )
 
-from spar_core.evaluation.identity import identity_table
+from spar_core.evaluation.identity import identity_table, is_true
 from spar_core.methods import BASELINE, display_name, method_order
 from spar_core.paths import read_table, write_csv, write_text
+from spar_core.postprocessing.levels import LEVEL_CALL_COLUMNS
 from spar_core.postprocessing.settings import describe, run_settings
 
 if TYPE_CHECKING:  # only for the annotation: importing the run folder (or the registry) pulls in torch
@@ -64,7 +65,7 @@ def check_metrics(frame: pd.DataFrame, source: str = "metrics") -> pd.DataFrame:
         raise SparError(f"{source}: {int(blank.sum())} row(s) without {', '.join(keys)} (a truncated table?); "
                         "expected every row complete")
     out = frame.copy()
-    flags = out["postprocessed"].map(lambda v: str(v).strip().lower() in ("true", "1", "1.0", "yes"))
+    flags = out["postprocessed"].map(is_true)
     out["postprocessed"] = flags.astype(bool)
     out["case"] = out["case"].astype(str)
     out["structure"] = out["structure"].astype(str)
@@ -93,9 +94,6 @@ def load_metrics(path: str | Path) -> pd.DataFrame:
     return check_metrics(frame, str(path))
 
 
-LEVEL_CALL = ("level_anchor", "level_margin", "level_unknown")  # per exam, where a level model ordered a row
-
-
 def select(metrics: pd.DataFrame, postprocessed: bool = True) -> pd.DataFrame:
     """Rows of one post-processing setting, metrics in display units, non-finite values set to nan.
 
@@ -110,7 +108,7 @@ def select(metrics: pd.DataFrame, postprocessed: bool = True) -> pd.DataFrame:
     for m in METRICS:
         values = rows[m.source].to_numpy(float) * m.scale
         out[m.name] = np.where(np.isfinite(values), values, np.nan)
-    for column in LEVEL_CALL:
+    for column in LEVEL_CALL_COLUMNS:
         if column in rows:
             out[column] = rows[column].to_numpy()
     out["method"] = pd.Categorical(out["method"], categories=method_order(out["method"].unique()), ordered=True)
@@ -228,7 +226,7 @@ def per_exam(sel: pd.DataFrame) -> pd.DataFrame:
     model's call (which anchor fixed the level, the margin, whether the level is unknown) where the rows hold it."""
     agg = {"fold": ("fold", "first"), "n_structures": ("structure", "size"),
            **{m.name: (m.name, "mean") for m in METRICS},
-           **{c: (c, "first") for c in LEVEL_CALL if c in sel}}
+           **{c: (c, "first") for c in LEVEL_CALL_COLUMNS if c in sel}}
     table = sel.groupby(["method", "case"], observed=True).agg(**agg).reset_index()
     table.insert(1, "display", table["method"].map(display_name).astype(str))
     table["method"] = table["method"].astype(str)

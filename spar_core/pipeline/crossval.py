@@ -85,7 +85,6 @@ def run_unit(
                     snapshot=snapshot, resume=True, progress=progress)
     unet, _ = load_unet(run.model_path(split.fold, method), device)
     levels = RunLevels(run, dataset, settings, preset, device=device, progress=progress)
-    facts = fold_label_facts(dataset, split, run, settings.connectivity) if post_cfg is not None else None
     rows = []
     for i, case_id in enumerate(split.test):
         vol = load_volume(dataset, case_id)
@@ -95,7 +94,7 @@ def run_unit(
         rows += metric_rows(raw, vol.label, vol.spacing, dataset.structures, keys, postprocessed=False, raw=raw,
                             connectivity=settings.connectivity)
         if post_cfg is not None:
-            found = levels.evidence(split.fold, facts, raw, vol, (method, case_id))
+            found = levels.evidence(split.fold, raw, vol, (method, case_id))
             post = postprocess(raw, vol.spacing, post_cfg, None if found is None else found[0])
             write_label_volume(post, vol, run.prediction_path(split.fold, method, case_id))
             rows += metric_rows(post, vol.label, vol.spacing, dataset.structures, {**keys, **level_columns(found)},
@@ -127,7 +126,7 @@ def decide_and_score(dataset: Dataset, splits: Sequence[Split], method: str, run
     time it is needed, its evidence recorded per prediction."""
     deciding_exams = out_of_fold(splits)
     levels = RunLevels(run, dataset, settings, preset, device=device, progress=progress)
-    read_exams = out_of_fold_reader(dataset, splits, method, run, levels)
+    read_exams = out_of_fold_reader(dataset, splits, method, run, levels.recorded(method))
     for n, split in enumerate(splits):
         folder = run.method_folder(split.fold, method)
         if finished(folder.post_metrics, split.test):
@@ -140,7 +139,7 @@ def decide_and_score(dataset: Dataset, splits: Sequence[Split], method: str, run
         for case in split.test:
             vol = load_volume(dataset, case)
             raw = read_label_volume(run.prediction_path(split.fold, method, case, raw=True))[0]
-            found = levels.evidence(split.fold, facts, raw, vol, (method, case))
+            found = levels.evidence(split.fold, raw, vol, (method, case))
             post = postprocess(raw, vol.spacing, cfg, None if found is None else found[0])
             write_label_volume(post, vol, run.prediction_path(split.fold, method, case))
             rows += metric_rows(post, vol.label, vol.spacing, dataset.structures,

@@ -32,7 +32,8 @@ from spar_core.postprocessing.steps import postprocess
 from spar_core.evaluation.study_table import study_table
 from spar_core.paths import write_csv, write_json
 from spar_core.pipeline.shard import Shard
-from spar_core.postprocessing.folds import read_label_facts, run_postprocess
+from spar_core.postprocessing.folds import run_postprocess
+from spar_core.postprocessing.levels import LEVEL_CALL_COLUMNS
 from spar_core.postprocessing.run_levels import RunLevels, level_columns
 from spar_core.postprocessing.settings import run_settings
 from spar_core.training.presets import PRESETS
@@ -93,7 +94,7 @@ def run_robustness(run: RunFolder | str | Path, corruptions: Sequence[str] = COR
             loaded[split.fold] = {m: (load_unet(run.model_path(split.fold, m), device),
                                       run_postprocess(run, [split.fold], m)) for m in methods}
         rows = []
-        facts = read_label_facts(run, split.fold)
+        facts = levels.facts(split.fold)
         for i, case in enumerate(split.test):
             vol = load_volume(dataset, case)
             where = {"case": case, "seed": seed, "affine": vol.affine}
@@ -113,7 +114,7 @@ def run_robustness(run: RunFolder | str | Path, corruptions: Sequence[str] = COR
                         "anchor_in_view": anchor_in_view(before, after)}
             for method, ((unet, meta), cfg) in loaded[split.fold].items():
                 raw = predict_volume(unet, corrupted, meta.size, device=device, precision=precision)
-                found = levels.evidence(split.fold, facts, raw, corrupted)
+                found = levels.evidence(split.fold, raw, corrupted)
                 rows += metric_rows(postprocess(raw, vol.spacing, cfg, None if found is None else found[0]),
                                     corrupted.label, vol.spacing, dataset.structures,
                                     {"case": case, "fold": split.fold, "method": method, "corruption": kind,
@@ -154,6 +155,5 @@ def run_robustness(run: RunFolder | str | Path, corruptions: Sequence[str] = COR
 
 
 IDENTITY_COLUMNS = ["exams", "exams_with_shift", "shifted", "pairs", "shifted_exams"]
-LEVEL_COLUMNS = ["anchor_in_view", "before_in_view_mm", "after_in_view_mm", "level_anchor", "level_margin",
-                 "level_unknown"]
+LEVEL_COLUMNS = ["anchor_in_view", "before_in_view_mm", "after_in_view_mm", *LEVEL_CALL_COLUMNS]
 

@@ -10,24 +10,22 @@ test exam (out of fold), so no exam a fold reports on takes part in its own choi
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from spar_core.data.dataset import Dataset, load_volume
-from spar_core.data.nifti import read_label_volume
+from spar_core.data.nifti import Volume, read_label_volume
 from spar_core.data.splits import Split
 from spar_core.errors import SparError, note
 from spar_core.paths import read_json_object, write_json
 from spar_core.postprocessing.choice import Exam, choose_postprocess, exam_scores
 from spar_core.postprocessing.decision import Decision, LabelFacts, combine_decisions, postprocess_config
+from spar_core.postprocessing.levels import LevelEvidence
 from spar_core.postprocessing.settings import PostprocessSettings
 from spar_core.postprocessing.settings import DEFAULT_CONNECTIVITY
 from spar_core.postprocessing.steps import PostprocessConfig
 from spar_core.runs.run_folder import RunFolder
-
-if TYPE_CHECKING:
-    from spar_core.postprocessing.run_levels import RunLevels
 
 NO_DECIDING_EXAMS = "no out-of-fold prediction of a training exam"
 
@@ -88,11 +86,12 @@ def out_of_fold(splits: Sequence[Split]) -> dict[int, list[str]]:
 
 
 def out_of_fold_reader(dataset: Dataset, splits: Sequence[Split], method: str, run: RunFolder,
-                       levels: RunLevels | None = None) -> Callable[[Sequence[str]], tuple[list[Exam], np.ndarray]]:
+                       evidence: Callable[[int, str, np.ndarray, Volume], LevelEvidence | None] | None = None
+                       ) -> Callable[[Sequence[str]], tuple[list[Exam], np.ndarray]]:
     """cases -> (their (out-of-fold raw prediction by ``method``, truth, spacing, level evidence) as
     :data:`~spar_core.postprocessing.choice.Exam`, their raw scores as :func:`choose_postprocess` takes them): each
-    exam read and scored once, then shared by every fold it helps decide. The evidence is that of the level model
-    of the fold that tested the exam (which never saw it)."""
+    exam read and scored once, then shared by every fold it helps decide. ``evidence`` (fold, case, raw prediction,
+    exam) gives the level evidence: that of the level model of the fold that tested the exam (which never saw it)."""
     tested_in = {case: s.fold for s in splits for case in s.test}
     values = list(dataset.structures.values())
     cache: dict[str, tuple[Exam, np.ndarray]] = {}
@@ -103,9 +102,7 @@ def out_of_fold_reader(dataset: Dataset, splits: Sequence[Split], method: str, r
                 vol = load_volume(dataset, case)
                 fold = tested_in[case]
                 raw = read_label_volume(run.prediction_path(fold, method, case, raw=True))[0]
-                found = None if levels is None else levels.evidence(fold, read_label_facts(run, fold), raw, vol,
-                                                                   (method, case))
-                exam = (raw, vol.label, vol.spacing, None if found is None else found[0])
+                exam = (raw, vol.label, vol.spacing, None if evidence is None else evidence(fold, case, raw, vol))
                 cache[case] = (exam, exam_scores([exam], values, None)[0])
         return [cache[c][0] for c in cases], np.array([cache[c][1] for c in cases])
 

@@ -37,6 +37,7 @@ ANCHOR_P = 0.5  # an end crop confirms the anchor when the model gives its class
 AGREE_P = 0.05  # every crop in view gives the class its shift says at least this probability, or they disagree
 REACH_GAPS = 1.0  # a crop on an end member anchors that end when the image reaches this far beyond it (in gaps)
 ANCHORS = ("both", "first", "last", "none")
+LEVEL_CALL_COLUMNS = ("level_anchor", "level_margin", "level_unknown")  # what a metrics row carries of a call
 VOTE_TIE = 1.0  # nats per unit of agreeing-vote fraction beside the level model: a tie-breaker only
 
 

@@ -15,11 +15,11 @@ from spar_core.data.dataset import Dataset
 from spar_core.data.nifti import Volume
 from spar_core.errors import SparError, note
 from spar_core.paths import read_json_object, write_json
-from spar_core.postprocessing.chain import call_row_level, row_bodies
+from spar_core.postprocessing.chain import call_row_level
 from spar_core.postprocessing.decision import LabelFacts
-from spar_core.postprocessing.folds import read_label_facts
+from spar_core.postprocessing.folds import fold_label_facts, read_label_facts
 from spar_core.postprocessing.level_evidence import row_evidence
-from spar_core.postprocessing.levels import LevelCall, LevelEvidence, combine_evidence
+from spar_core.postprocessing.levels import LEVEL_CALL_COLUMNS, LevelCall, LevelEvidence, combine_evidence
 from spar_core.postprocessing.settings import PostprocessSettings
 from spar_core.progress import Progress, silent
 from spar_core.runs.run_folder import RunFolder
@@ -39,12 +39,25 @@ class RunLevels:
         self.run, self.dataset, self.settings, self.preset = run, dataset, settings, preset
         self.device, self.progress = torch.device(device), progress
         self.models: dict[int, LevelModel] = {}
+        self.fold_facts: dict[int, LabelFacts | None] = {}
 
-    def active(self, facts: LabelFacts | None) -> bool:
-        return (facts is not None and facts.chain is not None and self.settings.chain
-                and self.settings.mode != "none" and self.settings.chain_prior == "level")
+    def facts(self, fold: int) -> LabelFacts | None:
+        """The fold's label facts: found (and recorded) where the dataset is at hand, else as the run recorded them;
+        read once."""
+        if fold not in self.fold_facts:
+            self.fold_facts[fold] = (read_label_facts(self.run, fold) if self.dataset is None else
+                                     fold_label_facts(self.dataset, self.run.read_split(fold), self.run,
+                                                      self.settings.connectivity))
+        return self.fold_facts[fold]
 
-    def model(self, fold: int, facts: LabelFacts) -> LevelModel:
+    def active(self, fold: int) -> bool:
+        """Whether the fold's row is ordered by its level model."""
+        if not (self.settings.chain and self.settings.mode != "none" and self.settings.chain_prior == "level"):
+            return False
+        facts = self.facts(fold)
+        return facts is not None and facts.chain is not None
+
+    def model(self, fold: int) -> LevelModel:
         """The fold's level model: read, or (with a dataset and a preset) trained where missing or unreadable."""
         if fold not in self.models:
             path = self.run.level_model_path(fold)
@@ -54,40 +67,44 @@ class RunLevels:
                                     "spar crossval")
                 self.models[fold] = LevelModel.load(path, self.device)
             else:
-                chain = facts.chain
+                chain = self.facts(fold).chain  # type: ignore[union-attr]
                 self.models[fold] = fold_level_model(self.run, self.dataset, self.run.read_split(fold),
                                                      (chain.labels, chain.axis, chain.ascending),  # type: ignore
                                                      self.preset, device=self.device, progress=self.progress)
         return self.models[fold]
 
-    def evidence(self, fold: int, facts: LabelFacts | None, raw: np.ndarray, vol: Volume,
+    def evidence(self, fold: int, raw: np.ndarray, vol: Volume,
                  record: tuple[str, str] | None = None) -> tuple[LevelEvidence, LevelCall] | None:
         """The evidence of fold ``fold``'s level model on ``raw`` (a prediction of ``vol``) and its call; with
-        ``record`` (method, case), read from (or written to) that method's ``levels/<case>.json``. None when
-        inactive."""
-        if not self.active(facts):
+        ``record`` (method, case), read from (or written to) that method's ``levels/<case>.json`` (evidence of
+        another prediction, or unreadable, is made again, said so). None when inactive."""
+        if not self.active(fold):
             return None
-        chain = facts.chain.with_prior("level")  # type: ignore[union-attr]
+        chain = self.facts(fold).chain.with_prior("level")  # type: ignore[union-attr]
         path = None if record is None else self.run.method_folder(fold, record[0]).level_evidence(record[1])
         if path is not None and path.is_file():
             try:
                 data = read_json_object(path, "the level model's evidence on a prediction")
                 evidence = LevelEvidence.from_json(data.get("evidence"), str(path))
-                found = row_bodies(raw, chain)
-                where = () if found is None else tuple(found.centroids[:, chain.axis])
-                if len(where) == len(evidence.positions) and np.allclose(where, evidence.positions, atol=0.51):
-                    call = call_row_level(raw, chain, evidence, vol.spacing)  # the call of this version
-                    if data.get("call") != call.to_json():
-                        write_json(path, {"evidence": evidence.to_json(), "call": call.to_json()})
-                    return evidence, call
-                note(f"{path}: made for another prediction; made again")
+                call = call_row_level(raw, chain, evidence, vol.spacing)  # refuses evidence of another prediction
+                if data.get("call") != call.to_json():  # the call of this version
+                    write_json(path, {"evidence": evidence.to_json(), "call": call.to_json()})
+                return evidence, call
             except SparError as err:
                 note(f"{err}; made again")
-        evidence = row_evidence(self.model(fold, facts), vol.image, vol.spacing, raw, chain)
+        evidence = row_evidence(self.model(fold), vol.image, vol.spacing, raw, chain)
         call = call_row_level(raw, chain, evidence, vol.spacing)
         if path is not None:
             write_json(path, {"evidence": evidence.to_json(), "call": call.to_json()})
         return evidence, call
+
+    def recorded(self, method: str) -> Callable[[int, str, np.ndarray, Volume], LevelEvidence | None]:
+        """(fold, case, raw prediction, exam) -> the recorded evidence on ``method``'s prediction, as
+        :func:`~spar_core.postprocessing.folds.out_of_fold_reader` takes it."""
+        def evidence(fold: int, case: str, raw: np.ndarray, vol: Volume) -> LevelEvidence | None:
+            found = self.evidence(fold, raw, vol, (method, case))
+            return None if found is None else found[0]
+        return evidence
 
 
 def ensemble_levels(run: RunFolder, folds: Sequence[int], mode: str | None = None,
@@ -100,15 +117,14 @@ def ensemble_levels(run: RunFolder, folds: Sequence[int], mode: str | None = Non
     if mode is not None:
         settings = replace(settings, mode=mode)
     levels = RunLevels(run, None, settings, None, device=device)
-    facts = {f: read_label_facts(run, f) for f in folds}
-    if not folds or not all(levels.active(facts[f]) for f in folds):
+    if not folds or not all(levels.active(f) for f in folds):
         return None
-    chain = facts[folds[0]].chain.with_prior("level")  # type: ignore[union-attr]
+    chain = levels.facts(folds[0]).chain.with_prior("level")  # type: ignore[union-attr]
     for f in folds:  # read before any exam: a broken model is one error, not one per exam
-        levels.model(f, facts[f])  # type: ignore[arg-type]
+        levels.model(f)
 
     def call(labels: np.ndarray, volume: Volume) -> tuple[LevelEvidence, LevelCall]:
-        evidence = combine_evidence([levels.evidence(f, facts[f], labels, volume)[0] for f in folds])  # type: ignore
+        evidence = combine_evidence([levels.evidence(f, labels, volume)[0] for f in folds])  # type: ignore
         return evidence, call_row_level(labels, chain, evidence, volume.spacing)
 
     return call
@@ -119,4 +135,4 @@ def level_columns(found: tuple[LevelEvidence, LevelCall] | None) -> dict[str, ob
     if found is None:
         return {}
     call = found[1]
-    return {"level_anchor": call.anchor, "level_margin": round(call.margin, 3), "level_unknown": call.unknown}
+    return dict(zip(LEVEL_CALL_COLUMNS, (call.anchor, round(call.margin, 3), call.unknown)))
