@@ -24,6 +24,7 @@ from spar_core.data.corruptions import (CORRUPTIONS, SEVERITIES, content_extent,
                                        severities_of)
 from spar_core.data.level_crops import anchor_in_view, ends_in_view
 from spar_core.data.dataset import load_dataset, load_volume
+from spar_core.data.nifti import Volume
 from spar_core.errors import SparError
 from spar_core.inference.predict import predict_volume
 from spar_core.evaluation.identity import identity_table
@@ -32,6 +33,7 @@ from spar_core.postprocessing.steps import postprocess
 from spar_core.evaluation.study_table import study_table
 from spar_core.paths import write_csv, write_json
 from spar_core.pipeline.shard import Shard
+from spar_core.postprocessing.decision import LabelFacts
 from spar_core.postprocessing.folds import run_postprocess
 from spar_core.postprocessing.levels import LEVEL_CALL_COLUMNS
 from spar_core.postprocessing.run_levels import RunLevels, level_columns
@@ -97,21 +99,7 @@ def run_robustness(run: RunFolder | str | Path, corruptions: Sequence[str] = COR
         facts = levels.facts(split.fold)
         for i, case in enumerate(split.test):
             vol = load_volume(dataset, case)
-            where = {"case": case, "seed": seed, "affine": vol.affine}
-            if kind == CLEAN:
-                corrupted = vol
-            else:
-                corrupted = replace(vol, image=corrupt(vol.image, vol.spacing, vol.slice_axis, kind, severity, **where),
-                                    label=corrupt_label(vol.label, vol.spacing, vol.slice_axis, kind, severity,
-                                                        **where))
-            ends = {}
-            if facts is not None and facts.chain is not None:  # which end of the row the moved truth keeps in view
-                extent = None if kind == CLEAN else content_extent(vol.image.shape, vol.spacing, vol.slice_axis, kind,
-                                                                   severity, **where)
-                before, after = ends_in_view(corrupted.label, facts.chain.labels, facts.chain.axis,
-                                             facts.chain.ascending, extent, vol.spacing)
-                ends = {"before_in_view_mm": round(before, 1), "after_in_view_mm": round(after, 1),
-                        "anchor_in_view": anchor_in_view(before, after)}
+            corrupted, ends = corrupted_exam(vol, kind, severity, seed, facts)
             for method, ((unet, meta), cfg) in loaded[split.fold].items():
                 raw = predict_volume(unet, corrupted, meta.size, device=device, precision=precision)
                 found = levels.evidence(split.fold, raw, corrupted)
@@ -152,6 +140,28 @@ def run_robustness(run: RunFolder | str | Path, corruptions: Sequence[str] = COR
         levels_table = metrics.drop_duplicates(keys).set_index(keys)[per_exam].join(shifted).reset_index()
         write_csv(folder.levels_csv, levels_table)
     return table
+
+
+def corrupted_exam(vol: Volume, kind: str, severity: int, seed: int, facts: LabelFacts | None
+                   ) -> tuple[Volume, dict[str, object]]:
+    """The exam (image and truth) as the study sees it under ``kind`` at ``severity`` (``clean``: as it is), and
+    where the row's ends stay in view of the moved truth (``before_in_view_mm``, ``after_in_view_mm``,
+    ``anchor_in_view``; {} where the labels form no row). Seeded from (seed, case, kind, severity): every model
+    scored on a condition sees the very same exam."""
+    where = {"case": vol.case_id, "seed": seed, "affine": vol.affine}
+    if kind == CLEAN:
+        corrupted = vol
+    else:
+        corrupted = replace(vol, image=corrupt(vol.image, vol.spacing, vol.slice_axis, kind, severity, **where),
+                            label=corrupt_label(vol.label, vol.spacing, vol.slice_axis, kind, severity, **where))
+    if facts is None or facts.chain is None:
+        return corrupted, {}
+    extent = None if kind == CLEAN else content_extent(vol.image.shape, vol.spacing, vol.slice_axis, kind, severity,
+                                                       **where)
+    before, after = ends_in_view(corrupted.label, facts.chain.labels, facts.chain.axis, facts.chain.ascending, extent,
+                                 vol.spacing)
+    return corrupted, {"before_in_view_mm": round(before, 1), "after_in_view_mm": round(after, 1),
+                       "anchor_in_view": anchor_in_view(before, after)}
 
 
 IDENTITY_COLUMNS = ["exams", "exams_with_shift", "shifted", "pairs", "shifted_exams"]

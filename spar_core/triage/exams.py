@@ -69,7 +69,7 @@ def degraded_flags(dataset_dir: str | Path | None) -> dict[str, str]:
     return {str(s["case"]): str(s.get("degraded") or "") for s in subjects if isinstance(s, dict) and "case" in s}
 
 
-def _fold_reference(run: RunFolder, fold: int, models, notes: list[str]) -> TrainingReference | None:
+def fold_reference(run: RunFolder, fold: int, models, notes: list[str]) -> TrainingReference | None:
     try:
         reference = training_reference(run, fold, models)
     except SparError as err:
@@ -82,7 +82,7 @@ def _fold_reference(run: RunFolder, fold: int, models, notes: list[str]) -> Trai
     return reference
 
 
-def _structures(config: dict) -> dict[str, int]:
+def run_structures(config: dict) -> dict[str, int]:
     labels = config.get("labels") or {}
     structures = {str(k): int(v) for k, v in labels.items() if int(v) != 0}
     if not structures:
@@ -137,8 +137,8 @@ def _score_held_out(run: RunFolder, config: dict, fold: int, method: str, device
     models = load_triage_models(run, fold, method, device)
     if models.discriminator is None:
         notes.append(f"fold {fold}: no 'spar' model, so no code discriminator: plausibility not scored")
-    reference = _fold_reference(run, fold, models, notes)
-    structures = _structures(config)
+    reference = fold_reference(run, fold, models, notes)
+    structures = run_structures(config)
     flags = degraded_flags(config.get("dataset"))
     test = run.read_split(fold).test
     dataset = _dataset(config, notes)
@@ -255,10 +255,10 @@ def triage_images(run: RunFolder | str | Path, images_dir: str | Path, method: s
     models = load_triage_models(run, fold, method, device)
     if models.discriminator is None:
         notes.append(f"fold {fold}: no 'spar' model, so no code discriminator: plausibility not scored")
-    reference = _fold_reference(run, fold, models, notes)
+    reference = fold_reference(run, fold, models, notes)
     unet, meta = load_unet(model, device)
     flags = degraded_flags(images_dir)
-    structures = _structures(config)
+    structures = run_structures(config)
     out_dir = run.triage_images_dir(method)
     rows = []
     for i, path in enumerate(files, start=1):
