@@ -307,9 +307,10 @@ def table(run: RunFolder, peer: pd.DataFrame, folds: list[int], minutes: dict[st
         for metric in METRICS:
             per_exam = own.groupby("case", observed=True)[metric.name].mean().dropna()
             row[metric.name] = float(per_exam.mean()) if len(per_exam) else np.nan
-        if "shifted_to" in own:
-            shifted = own["shifted_to"].astype(object).fillna("").astype(str).str.strip() != ""
-            row["exams_level_off"] = int(own.loc[shifted, "case"].nunique())
+        if "shifted_to" in both:
+            mine = both[both["method"].astype(str) == method]
+            shifted = mine["shifted_to"].astype(object).fillna("").astype(str).str.strip() != ""
+            row["exams_level_off"] = int(mine.loc[shifted, "case"].nunique())
         row.update(minutes.get(method, {}))
         out.append(row)
     return pd.DataFrame(out)

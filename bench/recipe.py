@@ -2,7 +2,7 @@
 scored on exams that the reported cross-validation's test fold never sees.
 
     python bench/recipe.py --dataset DIR --out RUNS [--variants cpu,poly,...] [--seeds 0] [--method baseline]
-        [--outer-folds 5] [--outer-fold 0] [--inner-test 0.25]
+        [--outer-folds 5|demo] [--outer-fold 0] [--inner-test 0.25]
 
 The inner split: the training exams of outer fold ``--outer-fold`` of the ``--outer-folds``-fold split that
 `spar crossval` makes (identical exams grouped), divided again into inner training and inner test exams. A
@@ -10,7 +10,9 @@ recipe chosen here has never seen the outer fold's test exams, so that fold's re
 cross-validation is an unbiased estimate (the other folds' test exams include inner test exams).
 
 One run folder per (variant, seed) under RUNS, resumable; a table of exam-mean Dice, MSSD, exams with a
-shifted structure and wall time per variant is printed and written to RUNS/recipe.csv. With ``--check`` each
+shifted structure and wall time per variant is printed and written to RUNS/recipe.csv. ``--outer-folds demo``
+(the phantom ankle cohort): the outer split is the demo's hold-out, and the ``demo_*`` variants train as
+``spar demo`` does. With ``--check`` each
 run's inner test exams are also predicted under the robustness check (``spar study robustness`` on the run:
 field-of-view shifts of ±15, ±30, ±45 mm, γ 0.5 and 2, a coarser acquisition × 2), and the table gains
 its figures: the exam-mean Dice at ±45 mm and at γ 0.5 / 2, the worst of the shifts, and how many (exam,
@@ -33,6 +35,7 @@ from spar_core.data.corruptions import severities_of
 from spar_core.data.dataset import load_dataset
 from spar_core.data.splits import Split, hold_out
 from spar_core.pipeline.crossval import run_crossval
+from spar_core.pipeline.demo import DEMO_AE_STEPS_PER_EPOCH, DEMO_STEPS_PER_EPOCH, demo_split
 from spar_core.pipeline.experiment import dataset_splits, experiment_summary, run_summary
 from spar_core.pipeline.shard import Shard
 from spar_core.pipeline.robustness import CLEAN, run_robustness
@@ -46,6 +49,7 @@ from spar_core.training.presets import Preset, get_preset
 # name -> (preset, TrainConfig overrides, UNet overrides); no latent snapshots (the baseline then needs no
 # shape auto-encoder, and a variant's wall time is its segmenter's)
 POLY = {"lr_schedule": "poly", "snapshot_epochs": ()}
+DEMO = {**POLY, "steps_per_epoch": DEMO_STEPS_PER_EPOCH, "ae_steps_per_epoch": DEMO_AE_STEPS_PER_EPOCH}
 INTENSITY = AugmentConfig(gamma=0.5, contrast=0.25)
 WIDE = AugmentConfig(scale=0.25, rotation_deg=15.0, shift=0.3)
 WIDE_INT = dataclasses.replace(WIDE, gamma=0.5, contrast=0.25, brightness=0.25, low_res=1.0, blur=1.0, noise=0.05,
@@ -86,6 +90,11 @@ VARIANTS: dict[str, tuple[str, dict, dict]] = {
     # the narrow spatial range with nnU-Net's intensity transforms (another contrast, same placement): the cpu preset
     "narrow_int": ("cpu", {**POLY, "augment": dataclasses.replace(WIDE_INT, scale=0.1, rotation_deg=10.0,
                                                                   shift=0.1)}, {}),
+    # the demo (phantoms, --outer-folds demo): 12 epochs of DEMO_STEPS_PER_EPOCH updates, as `spar demo` trains
+    "demo_int": ("cpu", {**DEMO, "augment": dataclasses.replace(WIDE_INT, scale=0.1, rotation_deg=10.0, shift=0.1)},
+                 {}),  # the cpu preset's augmentation (the demo until now)
+    "demo_spatial": ("cpu", {**DEMO, "augment": AugmentConfig()}, {}),  # the random affine alone
+    "demo_spatial_400": ("cpu", {**DEMO, "augment": AugmentConfig(), "epochs": 10}, {}),  # 400 updates
 }
 
 
@@ -99,8 +108,11 @@ def variant_preset(name: str, seed: int) -> Preset:
 
 
 def inner_split(dataset, outer_folds: str, outer_fold: int, test_fraction: float) -> Split:
-    splits, twins = dataset_splits(dataset, outer_folds, seed=0)
-    outer = splits[outer_fold]
+    """The inner split of the outer fold's training exams; ``outer_folds`` "demo": the demo's hold-out (its test
+    exams never seen here), split again."""
+    splits, twins = dataset_splits(dataset, "2" if outer_folds == "demo" else outer_folds, seed=0)
+    outer = (demo_split(dataset.root, [c.case_id for c in dataset.cases], seed=0)[0] if outer_folds == "demo"
+             else splits[outer_fold])
     inner = hold_out(outer.train, test_fraction=test_fraction, seed=1, groups=twins.groups())[0]
     return Split(fold=0, train=inner.train, test=inner.test)
 

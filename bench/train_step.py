@@ -3,6 +3,12 @@ both), as ratios to the same method in fp32 and to `baseline` in fp32, and the s
 the networks (batch indexing and augmentation).
 
     python bench/train_step.py [--steps 20] [--presets cpu,paper] [--variants fp32,bf16,cl,bf16+cl]
+    python bench/train_step.py --profile [--steps 40] [--presets cpu]
+
+``--profile``: where one step of each method goes, at the preset's own precision, in milliseconds and as a share
+of the step: batch assembly, the spatial augmentation, each intensity transform (its time over all steps, as
+a transform runs on the samples drawn for it), the forward pass, the discriminator update, the loss, the
+regularizer's term, the backward pass and the optimizer.
 
 Each preset runs at its own slice size, batch and networks (`cpu`: 96×96, batch 8; `paper`: 256×256, batch 32).
 Targets: `spar` ≤ 1.3× `baseline`; data and augmentation ≤ 10 % of a step. The slices are random blobs of the
@@ -18,7 +24,7 @@ import time
 import torch
 from synthetic import NUM_CLASSES, blobs
 
-from spar_core.data.augment import AugmentConfig, augment_batch
+from spar_core.data.augment import INTENSITY_TRANSFORMS, AugmentConfig, augment_batch, augment_intensity
 from spar_core.models import ShapeAutoEncoder
 from spar_core.training.precision import cpu_has_native_bf16
 from spar_core.training.presets import get_preset
@@ -75,12 +81,63 @@ def bench(preset_name: str, steps: int, variants: list[str]) -> None:
                   f"{share:10.1%}")
 
 
+def profile(preset_name: str, steps: int) -> None:
+    """Milliseconds per step of each part, per method, at the preset's precision (a profile's laps)."""
+    preset = get_preset(preset_name).for_classes(NUM_CLASSES)
+    tc = preset.train
+    gen = torch.Generator().manual_seed(0)
+    images, labels = blobs(4 * tc.batch_size, tc.size, gen, channels=preset.unet.input_channels)
+    ae = ShapeAutoEncoder(preset.shape_ae).eval()
+    parts = ["batch", "spatial", *INTENSITY_TRANSFORMS, "forward", "discriminator", "loss", "regularizer",
+             "backward", "optimizer"]
+    print(f"\npreset {preset_name}: {tc.size}×{tc.size}, {preset.unet.input_channels} input channels, batch "
+          f"{tc.batch_size}, precision {tc.precision}, {torch.get_num_threads()} threads; ms per step "
+          f"(share of the step)")
+    print(f"{'part':<14}" + "".join(f"{m:>20}" for m in REGULARIZERS))
+    table: dict[str, dict[str, float]] = {}
+    for method in REGULARIZERS:
+        trainer = SegmenterTrainer(method, preset, ae, device=torch.device("cpu"))
+        trainer.train()
+        spent = dict.fromkeys(parts, 0.0)
+        for step in range(steps + 2):
+            mark = [time.perf_counter()]
+
+            def clock(part: str) -> None:
+                now = time.perf_counter()
+                if step >= 2:  # two warm-up steps left out
+                    spent[part] += now - mark[0]
+                mark[0] = now
+
+            idx = torch.randint(0, len(images), (tc.batch_size,), generator=gen)
+            x, y = images[idx], labels[idx]
+            clock("batch")
+            x, y = augment_batch(x, y, tc.augment, gen)
+            clock("spatial")
+            x = augment_intensity(x, tc.augment, gen, clock)
+            trainer.step(x, y, clock)
+        table[method] = {k: v / steps for k, v in spent.items()}
+    for part in [*parts, "augmentation", "step"]:
+        cells = []
+        for method in REGULARIZERS:
+            got = table[method]
+            total = sum(got.values())
+            value = (total if part == "step" else
+                     sum(got[k] for k in ("spatial", *INTENSITY_TRANSFORMS)) if part == "augmentation" else got[part])
+            cells.append(f"{value * 1000:9.2f} ({value / total:6.1%})")
+        print(f"{part:<14}" + "".join(f"{c:>20}" for c in cells))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--presets", default="cpu,paper")
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--profile", action="store_true", help="where a step's time goes, part by part")
     args = parser.parse_args()
+    if args.profile:
+        for name in args.presets.split(","):
+            profile(name, args.steps)
+        return
     variants = [v for v in args.variants.split(",") if v]
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:

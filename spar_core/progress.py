@@ -80,6 +80,36 @@ class TqdmProgress:
             self._key = None
 
 
+# stages whose label names what ran (a method, a cohort): timed apart
+_LABELLED = frozenset({"segmenter", "phantoms"})
+
+
+class StageClock:
+    """A progress callback that times the stages of long work: the wall time between two events is credited to
+    the later event's stage ("segmenter" per method label), so a stage's own setup counts as its time.
+    ``lap(stage)`` credits the time since the last event to ``stage`` (work that sends no events)."""
+
+    def __init__(self, inner: Progress = silent) -> None:
+        self.inner = inner
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self._last
+        self._last = now
+
+    def __call__(self, event: ProgressEvent) -> None:
+        self.lap(f"{event.stage} {event.label}".strip() if event.stage in _LABELLED else event.stage)
+        self.inner(event)
+
+
+
+def stage_line(seconds: dict[str, float]) -> str:
+    """``stage 12 s, stage 3 s, …``: a :class:`StageClock`'s stages in the order they first ran."""
+    return ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())
+
+
 def combine(*callbacks: Progress) -> Progress:
     """One callback that passes each event to every one of ``callbacks``, in order (e.g. tqdm + JSON)."""
 

@@ -189,3 +189,58 @@ def test_noise_and_brightness_change_what_they_say() -> None:
     for bad in ({"brightness": 1.0}, {"noise": 0.6}, {"blur": -1.0}, {"low_res": 5.0}, {"p_intensity": 1.5}):
         with pytest.raises(SparError, match=next(iter(bad))):
             AugmentConfig(**bad)
+
+
+def _whole_batch_reference(images: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
+    """The intensity transforms as they ran on the whole batch (a neutral value for the samples not drawn), the
+    form before each transform ran on its own samples alone; without noise."""
+    import math
+
+    import torch.nn.functional as F
+
+    from spar_core.data.augment import _blur
+
+    b = images.shape[0]
+    u = torch.rand(b, 12, generator=generator, dtype=torch.float64)
+    torch.randint(0, 2**62, (1,), generator=generator)
+    on, mag = u[:, :6] < cfg.p_intensity, u[:, 6:] * 2 - 1
+
+    def per_sample(values: torch.Tensor, column: int, neutral: float) -> torch.Tensor:
+        return torch.where(on[:, column], values, torch.full_like(values, neutral)).float()[:, None, None, None]
+
+    out = images.clamp(0.0, 1.0)
+    out = out ** per_sample(torch.exp(math.log1p(cfg.gamma) * mag[:, 0]), 0, 1.0)
+    out = out * per_sample(1 + cfg.brightness * mag[:, 1], 1, 1.0)
+    mean = out.mean(dim=(1, 2, 3), keepdim=True)
+    out = (out - mean) * per_sample(1 + cfg.contrast * mag[:, 2], 2, 1.0) + mean
+    factors = 1 + cfg.low_res * (mag[:, 3] + 1) / 2
+    h, w = out.shape[-2:]
+    for i in torch.nonzero(on[:, 3]).flatten().tolist():
+        small = F.interpolate(out[i:i + 1], size=(round(h / float(factors[i])), round(w / float(factors[i]))),
+                              mode="area")
+        out[i:i + 1] = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+    sigma = torch.where(on[:, 4], cfg.blur * (mag[:, 4] + 1) / 2, torch.zeros(b, dtype=torch.float64))
+    return _blur(out, sigma.float(), max(1, math.ceil(3 * cfg.blur))).clamp(0.0, 1.0)
+
+
+def test_each_intensity_transform_on_its_own_samples_gives_what_the_whole_batch_form_gave() -> None:
+    """Running a transform on the samples drawn for it alone changes its cost, not its output: the same draws give
+    the same images (noise aside: the same σ per sample, another field), and the samples not drawn stay as
+    they were."""
+    from spar_core.data.augment import augment_intensity
+
+    images = torch.rand(64, 3, 24, 24)
+    quiet = AugmentConfig(**{**NNUNET_LIKE.__dict__, "noise": 0.0})
+    for seed in range(3):
+        new = augment_intensity(images, quiet, torch.Generator().manual_seed(seed))
+        old = _whole_batch_reference(images, quiet, torch.Generator().manual_seed(seed))
+        assert torch.allclose(new, old, atol=1e-5)
+    # the noise: only the samples drawn for it change, each by a field of the σ drawn for it
+    flat = torch.full((400, 1, 32, 32), 0.5)
+    cfg = AugmentConfig(noise=0.1, p_intensity=0.3)
+    noisy = augment_intensity(flat, cfg, torch.Generator().manual_seed(5))
+    u = torch.rand(400, 12, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    drawn, sigma = u[:, 5] < 0.3, 0.1 * u[:, 11]
+    spread = (noisy - flat).flatten(1).std(1).double()
+    assert torch.equal(spread == 0, ~drawn | (sigma == 0))
+    assert torch.allclose(spread[drawn], sigma[drawn], rtol=0.1, atol=2e-3)

@@ -44,3 +44,31 @@ def test_demo_writes_maps_triage_and_report(demo_run: Path) -> None:
     assert (demo_run / "report" / "report.md").is_file()
     metrics = pd.read_csv(demo_run / "metrics.csv")
     assert set(metrics["method"]) == {"baseline", "adversarial", "shape", "spar"}
+
+
+def test_demo_times_each_stage_in_its_run_folder(demo_run: Path) -> None:
+    timing = json.loads((demo_run / "timing.json").read_text())
+    stages = timing["stages_s"]
+    # every method's training apart, then what follows it, each with its wall time
+    assert {f"segmenter {m}" for m in ("baseline", "adversarial", "shape", "spar")} <= set(stages)
+    assert {"shape_ae", "predict", "embed", "triage", "report"} <= set(stages)
+    assert all(v >= 0 for v in stages.values()) and stages["segmenter baseline"] > 0
+    assert timing["total_s"] == pytest.approx(sum(stages.values()), abs=0.5)
+
+
+def test_a_stage_clock_credits_the_time_between_events_to_the_later_stage() -> None:
+    import time
+
+    from spar_core.progress import ProgressEvent, StageClock, stage_line
+
+    seen = []
+    clock = StageClock(seen.append)
+    time.sleep(0.05)
+    clock(ProgressEvent("segmenter", 1, 1, 1, 2, label="baseline"))
+    clock(ProgressEvent("segmenter", 1, 1, 2, 2, label="baseline"))
+    time.sleep(0.02)
+    clock(ProgressEvent("predict", 1, 1, 1, 1))
+    clock.lap("report")
+    assert len(seen) == 3 and list(clock.seconds) == ["segmenter baseline", "predict", "report"]
+    assert clock.seconds["segmenter baseline"] >= 0.05 and 0.02 <= clock.seconds["predict"] < 0.05
+    assert stage_line({"a": 1.4, "b": 10.0}) == "a 1 s, b 10 s"

@@ -4,13 +4,14 @@ the report."""
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
 from spar_core.cli.commands import summary
 from spar_core.cli.options import add_precision, add_device, add_preset, add_progress_file
 from spar_core.paths import data_root, output_folder, runs_root
-from spar_core.progress import cli_progress
+from spar_core.progress import cli_progress, stage_line
 from spar_core.runs.lock import hold
 
 
@@ -31,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from spar_core.pipeline.demo import run_demo
+    from spar_core.pipeline.demo import TIMING_FILE, run_demo
 
     out = output_folder(args.out or runs_root() / "demo")
     start = time.perf_counter()
@@ -39,5 +40,7 @@ def run(args: argparse.Namespace) -> int:
         report = run_demo(out, args.data or data_root(), preset_name=args.preset, device=args.device,
                           precision=args.precision, progress=cli_progress(args.progress_file))
     print(report.read_text())
-    print(f"demo finished in {time.perf_counter() - start:.0f} s; run folder {out}; report {report}")
+    stages = json.loads((out / TIMING_FILE).read_text()).get("stages_s", {})
+    print(f"demo finished in {time.perf_counter() - start:.0f} s ({stage_line(stages)}); run folder {out}; "
+          f"report {report}")
     return 0

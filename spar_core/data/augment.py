@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -180,15 +181,53 @@ def _blur(images: torch.Tensor, sigma: torch.Tensor, radius: int) -> torch.Tenso
     return flat.reshape(b, c, h, w)
 
 
-def augment_intensity(images: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
+# nnU-Net's intensity transforms in the order they are applied; column k of the draws belongs to transform k
+INTENSITY_TRANSFORMS: tuple[str, ...] = ("gamma", "brightness", "contrast", "low_res", "blur", "noise")
+
+
+def _intensity(name: str, x: torch.Tensor, m: torch.Tensor, cfg: AugmentConfig, noise: torch.Generator
+               ) -> torch.Tensor:
+    """Transform ``name`` applied to the samples (N, C, H, W) it was drawn for, each at its magnitude ``m`` (N,)
+    in [-1, 1) (float64 on the CPU)."""
+    dev, dt = x.device, x.dtype
+
+    def per_sample(values: torch.Tensor) -> torch.Tensor:
+        return values.to(dev, dt)[:, None, None, None]
+
+    if name == "gamma":
+        return x ** per_sample(torch.exp(math.log1p(cfg.gamma) * m))
+    if name == "brightness":
+        return x * per_sample(1 + cfg.brightness * m)
+    if name == "contrast":
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        return (x - mean) * per_sample(1 + cfg.contrast * m) + mean
+    if name == "low_res":
+        h, w = x.shape[-2:]
+        factors = (1 + cfg.low_res * (m + 1) / 2).tolist()  # drawn on the CPU: no device synchronisation
+        return torch.cat([F.interpolate(F.interpolate(x[i:i + 1], size=(max(1, round(h / f)), max(1, round(w / f))),
+                                                      mode="area"), size=(h, w), mode="bilinear", align_corners=False)
+                          for i, f in enumerate(factors)])
+    if name == "blur":
+        return _blur(x, (cfg.blur * (m + 1) / 2).to(dev, dt), max(1, math.ceil(3 * cfg.blur)))
+    if name == "noise":
+        field = torch.randn(x.shape, generator=noise, device=dev, dtype=dt)
+        return x + field * per_sample(cfg.noise * (m + 1) / 2)
+    raise ValueError(f"intensity transform {name!r}: expected one of {', '.join(INTENSITY_TRANSFORMS)}")
+
+
+def augment_intensity(images: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator,
+                      clock: Callable[[str], None] | None = None) -> torch.Tensor:
     """nnU-Net's intensity augmentation of slices (B, C, H, W) in [0, 1], each transform applied to a sample with
     probability ``cfg.p_intensity`` and one draw for all its channels (the neighbouring slices of one exam):
     gamma, multiplicative brightness, contrast about the mean, a coarser acquisition (area-averaged down by a
     factor, bilinear back), Gaussian blur, Gaussian noise; the result is clipped to [0, 1].
 
-    The numbers are drawn from the CPU ``generator`` (the noise field from a device generator it seeds), so a
-    seed gives the same parameters on every device. With every intensity range 0 the images are returned as
-    they are and nothing is drawn (runs without intensity augmentation keep their random stream).
+    Each transform runs on the samples drawn for it alone (nnU-Net's probabilities of 0.1–0.3 leave most of a
+    batch untouched, and a blur or a noise field of the whole batch cost as much as a forward pass of the
+    ``cpu`` network). The numbers are drawn from the CPU ``generator`` (the noise field from a device generator
+    it seeds), so a seed gives the same parameters on every device. With every intensity range 0 the images are
+    returned as they are and nothing is drawn (runs without intensity augmentation keep their random stream).
+    ``clock(name)`` is called after each transform that ran (a profile's laps).
     """
     if not cfg.has_intensity:
         return images
@@ -197,32 +236,17 @@ def augment_intensity(images: torch.Tensor, cfg: AugmentConfig, generator: torch
     noise_seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
     on = u[:, :6] < cfg.p_intensity
     mag = u[:, 6:] * 2 - 1  # in [-1, 1)
-    dev, dt = images.device, images.dtype
-
-    def per_sample(values: torch.Tensor, column: int, neutral: float) -> torch.Tensor:
-        return torch.where(on[:, column], values, torch.full_like(values, neutral)).to(dev, dt)[:, None, None, None]
-
+    noise = torch.Generator(device=images.device).manual_seed(noise_seed)
     out = images.clamp(0.0, 1.0)
-    if cfg.gamma > 0:
-        out = out ** per_sample(torch.exp(math.log1p(cfg.gamma) * mag[:, 0]), 0, 1.0)
-    if cfg.brightness > 0:
-        out = out * per_sample(1 + cfg.brightness * mag[:, 1], 1, 1.0)
-    if cfg.contrast > 0:
-        mean = out.mean(dim=(1, 2, 3), keepdim=True)
-        out = (out - mean) * per_sample(1 + cfg.contrast * mag[:, 2], 2, 1.0) + mean
-    if cfg.low_res > 0:
-        factors = 1 + cfg.low_res * (mag[:, 3] + 1) / 2
-        h, w = out.shape[-2:]
-        for i in torch.nonzero(on[:, 3]).flatten().tolist():  # drawn on the CPU: no device synchronisation
-            size = (max(1, round(h / float(factors[i]))), max(1, round(w / float(factors[i]))))
-            small = F.interpolate(out[i:i + 1], size=size, mode="area")
-            out = out.index_copy(0, torch.tensor([i], device=dev),
-                                 F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False))
-    if cfg.blur > 0:
-        sigma = torch.where(on[:, 4], cfg.blur * (mag[:, 4] + 1) / 2, torch.zeros(b, dtype=torch.float64))
-        out = _blur(out, sigma.to(dev, dt), max(1, math.ceil(3 * cfg.blur)))
-    if cfg.noise > 0:
-        device_gen = torch.Generator(device=dev).manual_seed(noise_seed)
-        field = torch.randn(out.shape, generator=device_gen, device=dev, dtype=dt)
-        out = out + field * per_sample(cfg.noise * (mag[:, 5] + 1) / 2, 5, 0.0)
+    for k, name in enumerate(INTENSITY_TRANSFORMS):
+        rows = torch.nonzero(on[:, k]).flatten()
+        if getattr(cfg, name) <= 0 or rows.numel() == 0:
+            continue
+        if rows.numel() == b:
+            out = _intensity(name, out, mag[:, k], cfg, noise)
+        else:
+            where = rows.to(images.device)
+            out = out.index_copy(0, where, _intensity(name, out.index_select(0, where), mag[rows, k], cfg, noise))
+        if clock is not None:
+            clock(name)
     return out.clamp(0.0, 1.0)

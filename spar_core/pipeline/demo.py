@@ -21,7 +21,7 @@ from spar_core.data.phantoms import generate_cohort
 from spar_core.postprocessing.settings import PostprocessSettings
 from spar_core.training.precision import resolve
 from spar_core.training.presets import get_preset
-from spar_core.progress import Progress, ProgressEvent, silent
+from spar_core.progress import Progress, ProgressEvent, StageClock, silent
 from spar_core.methods import METHODS
 from spar_core.evaluation.report import write_report
 from spar_core.runs.run_folder import RunFolder
@@ -30,8 +30,9 @@ from spar_core.latent.embedding import write_embeddings
 from spar_core.data.splits import Split, hold_out
 from spar_core.triage.exams import degraded_flags, write_triage
 from spar_core.errors import SparError
-from spar_core.paths import DATASET_JSON, PHANTOM_FOLDERS, missing_phantoms
+from spar_core.paths import DATASET_JSON, PHANTOM_FOLDERS, missing_phantoms, write_json
 
+TIMING_FILE = "timing.json"  # RUN/: the demo's stages and their wall time
 DEMO_FOLDS = "demo-holdout"  # recorded in run.json: not make_splits("holdout"), see demo_split
 DEMO_TEST_FRACTION = 0.3  # 5 of the 17 ankle exams
 # The demo's 12 training exams give about 50 batches a pass: it trains the `cpu` recipe for 12 epochs of 40
@@ -80,7 +81,11 @@ def demo_split(dataset_dir: str | Path, case_ids: list[str], seed: int) -> list[
 
 def run_demo(out: str | Path, data_root: str | Path, *, preset_name: str = "cpu", device: str | None = None,
              precision: str | None = None, progress: Progress = silent) -> Path:
-    """Build (or finish) the demo run in ``out``; returns the report's path."""
+    """Build (or finish) the demo run in ``out``; returns the report's path. Each stage's wall time (phantoms,
+    shape auto-encoder, each method's training, prediction, post-processing, level model, embeddings, triage,
+    report) is written to ``RUN/timing.json``."""
+    clock = StageClock(progress)
+    progress = clock
     cohorts = ensure_phantoms(data_root, progress)
     dataset = load_dataset(cohorts["ankle"])
     preset = get_preset(preset_name).with_precision(precision)
@@ -109,6 +114,10 @@ def run_demo(out: str | Path, data_root: str | Path, *, preset_name: str = "cpu"
                 write_convergence(run, split.fold)
             progress(ProgressEvent("triage", 1, 1, 0, 1, label="outlier triage"))
             write_triage(run, device=torch_device, progress=progress)
+        clock.lap("other")
         report = write_report(run)
+        clock.lap("report")
     run.finish(is_complete(run, splits, methods, settings), seconds=round(time.perf_counter() - start, 1))
+    write_json(run.root / TIMING_FILE, {"stages_s": {k: round(v, 1) for k, v in clock.seconds.items()},
+                                        "total_s": round(sum(clock.seconds.values()), 1)})
     return report

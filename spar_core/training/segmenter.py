@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -72,14 +73,19 @@ class SegmenterTrainer:
             for group in (opt.param_groups if opt is not None else []):
                 group["lr"] = lr
 
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-        """One alternate update on images x (B, 1, S, S) and labels y (B, S, S); returns the loss terms."""
+    def step(self, x: torch.Tensor, y: torch.Tensor, clock: Callable[[str], None] | None = None
+             ) -> dict[str, float]:
+        """One alternate update on images x (B, 1, S, S) and labels y (B, S, S); returns the loss terms.
+        ``clock(part)`` is called at the end of each part (forward, discriminator, loss, regularizer, backward,
+        optimizer): a profile's laps (on a GPU the caller synchronises in it)."""
         device = self.device
+        lap = clock or (lambda part: None)
         # forward once; F and D always see fp32 probabilities, never logits or argmax
         onehot = one_hot(y, self.num_classes)  # (B, C, S, S)
         with self.precision.autocast():
             logits = self.model(x)
         probs = probabilities(logits)
+        lap("forward")
 
         # discriminator update: real = the truth, fake = the detached prediction (no path to the UNet)
         d_value = 0.0
@@ -92,19 +98,24 @@ class SegmenterTrainer:
             self.scaler_d.step(self.opt_d)
             self.scaler_d.update()
             d_value = float(d_loss.detach())
+            lap("discriminator")
 
         # segmenter update: L_seg + λ·L_reg; L_reg's gradient reaches the UNet through the frozen F
         self.opt_s.zero_grad(set_to_none=True)
         data_term, parts = segmentation_loss(self.seg_loss, logits, probs, y, onehot)
+        lap("loss")
         if self.lam > 0:
             with self.precision.autocast():
                 reg_term = self.reg.segmenter_term(probs, onehot, x).float()
+            lap("regularizer")
         else:
             reg_term = torch.zeros((), device=device)
         loss = data_term + self.lam * reg_term
         self.scaler_s.scale(loss).backward()
+        lap("backward")
         self.scaler_s.step(self.opt_s)
         self.scaler_s.update()
+        lap("optimizer")
         return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()},
                 "reg": float(reg_term.detach()), "d_loss": d_value}
 
