@@ -3,7 +3,7 @@ both), as ratios to the same method in fp32 and to `baseline` in fp32, and the s
 the networks (batch indexing and augmentation).
 
     python bench/train_step.py [--steps 20] [--presets cpu,paper] [--variants fp32,bf16,cl,bf16+cl]
-    python bench/train_step.py --profile [--steps 40] [--presets cpu]
+    python bench/train_step.py --profile [--steps 40] [--presets cpu] [--dataset DIR]
 
 ``--profile``: where one step of each method goes, at the preset's own precision, in milliseconds and as a share
 of the step: batch assembly, the spatial augmentation, each intensity transform (its time over all steps, as
@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import torch
 from synthetic import NUM_CLASSES, blobs
 
 from spar_core.data.augment import INTENSITY_TRANSFORMS, AugmentConfig, augment_batch, augment_intensity
+from spar_core.data.dataset import load_dataset
+from spar_core.data.slice_set import build_slice_set
 from spar_core.models import ShapeAutoEncoder
 from spar_core.training.precision import cpu_has_native_bf16
 from spar_core.training.presets import get_preset
@@ -81,16 +84,28 @@ def bench(preset_name: str, steps: int, variants: list[str]) -> None:
                   f"{share:10.1%}")
 
 
-def profile(preset_name: str, steps: int) -> None:
-    """Milliseconds per step of each part, per method, at the preset's precision (a profile's laps)."""
-    preset = get_preset(preset_name).for_classes(NUM_CLASSES)
-    tc = preset.train
+def profile(preset_name: str, steps: int, dataset_dir: Path | None = None) -> None:
+    """Milliseconds per step of each part, per method, at the preset's precision (a profile's laps); on the
+    slices of ``dataset_dir``'s first eight exams where given (what the pixels hold can matter: denormal
+    numbers, empty slices), else on random blobs."""
     gen = torch.Generator().manual_seed(0)
-    images, labels = blobs(4 * tc.batch_size, tc.size, gen, channels=preset.unet.input_channels)
+    if dataset_dir is not None:
+        dataset = load_dataset(dataset_dir)
+        preset = get_preset(preset_name).for_classes(max(dataset.labels.values()) + 1)
+        tc, unet = preset.train, preset.unet
+        slices = build_slice_set(dataset, [c.case_id for c in dataset.cases][:8], tc.size,
+                                 empty_fraction=tc.empty_fraction, seed=tc.seed, context=unet.context,
+                                 stride=unet.context_stride, context_mm=unet.context_mm)
+        images, labels = slices.images, slices.labels
+    else:
+        preset = get_preset(preset_name).for_classes(NUM_CLASSES)
+        tc = preset.train
+        images, labels = blobs(4 * tc.batch_size, tc.size, gen, channels=preset.unet.input_channels)
     ae = ShapeAutoEncoder(preset.shape_ae).eval()
     parts = ["batch", "spatial", *INTENSITY_TRANSFORMS, "forward", "discriminator", "loss", "regularizer",
              "backward", "optimizer"]
-    print(f"\npreset {preset_name}: {tc.size}×{tc.size}, {preset.unet.input_channels} input channels, batch "
+    print(f"\npreset {preset_name} on {dataset_dir or 'random blobs'}: {tc.size}×{tc.size}, "
+          f"{preset.unet.input_channels} input channels, batch "
           f"{tc.batch_size}, precision {tc.precision}, {torch.get_num_threads()} threads; ms per step "
           f"(share of the step)")
     print(f"{'part':<14}" + "".join(f"{m:>20}" for m in REGULARIZERS))
@@ -133,10 +148,11 @@ def main() -> None:
     parser.add_argument("--presets", default="cpu,paper")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--profile", action="store_true", help="where a step's time goes, part by part")
+    parser.add_argument("--dataset", type=Path, default=None, help="with --profile: slices of this dataset")
     args = parser.parse_args()
     if args.profile:
         for name in args.presets.split(","):
-            profile(name, args.steps)
+            profile(name, args.steps, args.dataset)
         return
     variants = [v for v in args.variants.split(",") if v]
     unknown = [v for v in variants if v not in VARIANTS]
