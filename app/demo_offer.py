@@ -15,7 +15,7 @@ from pathlib import Path
 import streamlit as st
 
 from spar_core.runs import jobs
-from spar_core.runs.run_folder import RunFolder, run_folders
+from spar_core.layout.run_folder import RunFolder, run_folders
 from spar_core.errors import SparError
 
 STARTED_KEY = "_job_started"

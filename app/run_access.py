@@ -1,6 +1,6 @@
 """Everything the app reads from a run folder, cached, and only inside the runs root.
 
-Every path of a run comes from :class:`spar_core.runs.run_folder.RunFolder` (``run.folder``): this module
+Every path of a run comes from :class:`spar_core.layout.run_folder.RunFolder` (``run.folder``): this module
 spells none. Run folders are listed and read only inside the runs root (``$SPAR_RUNS_ROOT``, default ``./runs``),
 and every file of a run only inside its folder (symlinks resolved, :func:`inside`); anything else is a
 :class:`SparError` the pages show as a message.
@@ -29,7 +29,7 @@ from spar_core.errors import SparError
 from spar_core.methods import method_order
 from spar_core.paths import DATASET_JSON, DATA_ROOT_ENV, is_within, read_jsonl
 from spar_core.postprocessing.settings import describe, run_settings
-from spar_core.runs.run_folder import MethodFolder, RunFolder, run_folders
+from spar_core.layout.run_folder import MethodFolder, RunFolder, run_folders
 from spar_core.triage.ranking import SPEARMAN_COLUMNS
 
 if TYPE_CHECKING:  # the report module pulls in scipy; imported where a report is built
@@ -67,7 +67,7 @@ class Run:
 
 
 def list_runs(folder: Path, allowed: Path) -> list[str]:
-    """Names of the run folders (:func:`spar_core.runs.run_folder.run_folders`) in ``folder`` that lie inside
+    """Names of the run folders (:func:`spar_core.layout.run_folder.run_folders`) in ``folder`` that lie inside
     ``allowed`` (also through symlinks); an unreadable folder has none."""
     try:
         return [path.name for path in run_folders(folder) if is_within(path, allowed)]

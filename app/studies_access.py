@@ -13,7 +13,7 @@ from data_access import mtime
 from run_access import Run
 from spar_core.errors import SparError
 from spar_core.paths import is_within
-from spar_core.runs.study_folder import ALL, STUDY_FILE, StudyFolder
+from spar_core.layout.study_folder import ALL, STUDY_FILE, StudyFolder
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

@@ -54,7 +54,7 @@ def build(spine: Path, case: str, out: Path, shape: tuple[int, int, int] | None)
     holding one run whose four methods predict the truth shifted by 1-4 voxels."""
     from scipy.ndimage import zoom
 
-    from spar_core.runs.run_folder import RunFolder
+    from spar_core.layout.run_folder import RunFolder
     from spar_core.data.splits import Split
 
     meta = json.loads((spine / "dataset.json").read_text())

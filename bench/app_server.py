@@ -106,7 +106,7 @@ def reference_ms(run_dir: Path, dataset_dir: Path, repeats: int) -> float:
     from spar_core.data.dataset import load_dataset, load_volume
     from spar_core.data.slicing import normalize_intensity
     from spar_core.figures import busiest_slice, extract_slice, in_plane_spacing, slice_figure
-    from spar_core.runs.run_folder import RunFolder
+    from spar_core.layout.run_folder import RunFolder
 
     run = RunFolder(run_dir)
     case = run.read_split(run.folds()[0]).test[0]
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"the app did not start cleanly: {[e.value for e in [*at.exception, *at.error]]}")
     run_name = at.selectbox(key="run").value
     run_dir = args.runs_root.resolve() / run_name
-    from spar_core.runs.run_folder import RunFolder
+    from spar_core.layout.run_folder import RunFolder
 
     dataset_dir = Path(RunFolder(run_dir).read_config()["dataset"])
     print(f"run {run_dir}, dataset {dataset_dir}; {args.moves} changes per widget after a warm-up")

@@ -20,12 +20,12 @@ import numpy as np
 from spar_core.data.dataset import load_dataset, load_volume
 from spar_core.data.nifti import read_label_volume
 from spar_core.postprocessing.chain import VOTE_WEIGHT, find_chain, relabel_chain
-from spar_core.evaluation.identity import shifted_structures
-from spar_core.evaluation.metrics import evaluate_labels
+from spar_core.scoring.identity import shifted_structures
+from spar_core.scoring.metrics import evaluate_labels
 from spar_core.postprocessing.settings import CHAIN_PRIORS
 from spar_core.postprocessing.steps import PostprocessConfig, postprocess
 from spar_core.postprocessing.folds import fold_label_facts
-from spar_core.runs.run_folder import RunFolder
+from spar_core.layout.run_folder import RunFolder
 
 
 def main() -> None:

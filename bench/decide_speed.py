@@ -18,7 +18,7 @@ from spar_core.data.dataset import load_dataset
 from spar_core.postprocessing.choice import choose_postprocess
 from spar_core.postprocessing.settings import PostprocessSettings
 from spar_core.postprocessing.folds import fold_label_facts, out_of_fold, out_of_fold_reader
-from spar_core.runs.run_folder import RunFolder
+from spar_core.layout.run_folder import RunFolder
 
 
 def main() -> None:

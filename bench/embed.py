@@ -28,7 +28,7 @@ from spar_core.latent.embedding import (
     parse_kinds,
     tsne_map,
 )
-from spar_core.runs.run_folder import RunFolder
+from spar_core.layout.run_folder import RunFolder
 
 
 def synthetic(n: int, dim: int, epochs: int, seed: int = 0) -> tuple[np.ndarray, list[np.ndarray]]:

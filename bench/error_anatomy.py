@@ -30,7 +30,7 @@ from scipy import ndimage
 from spar_core.data.dataset import load_dataset, load_volume
 from spar_core.data.nifti import read_label_volume
 from spar_core.data.slicing import SquareGeometry, from_slices, from_square, to_slices, to_square
-from spar_core.runs.run_folder import RunFolder
+from spar_core.layout.run_folder import RunFolder
 
 BINS = 10
 

@@ -19,7 +19,7 @@ from spar_core.data.dataset import load_dataset, load_volume
 from spar_core.data.nifti import read_label_volume
 from spar_core.data.slicing import normalize_intensity, to_slices
 from spar_core.methods import display_name, method_order
-from spar_core.runs.run_folder import RunFolder
+from spar_core.layout.run_folder import RunFolder
 
 PALETTE = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
                     [145, 30, 180], [70, 240, 240]], dtype=np.float32)

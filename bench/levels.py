@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from spar_core.evaluation.identity import is_true
-from spar_core.runs.run_folder import RunFolder
-from spar_core.runs.study_folder import StudyFolder
+from spar_core.scoring.identity import is_true
+from spar_core.layout.run_folder import RunFolder
+from spar_core.layout.study_folder import StudyFolder
 
 
 def level_models(run: RunFolder) -> pd.DataFrame:

@@ -24,7 +24,7 @@ from spar_core.data.dataset import load_dataset, load_volume
 from spar_core.postprocessing.chain import call_row_level, relabel_chain
 from spar_core.postprocessing.folds import read_label_facts
 from spar_core.postprocessing.level_evidence import row_evidence
-from spar_core.runs.run_folder import RunFolder
+from spar_core.layout.run_folder import RunFolder
 from spar_core.training.level import LevelModel
 
 OFFSETS = (-1, 0, 1)  # the truth labelled one level up (a body taken for the next), as it is, one level down

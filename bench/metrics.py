@@ -25,7 +25,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from spar_core.evaluation.metrics import evaluate_labels
+from spar_core.scoring.metrics import evaluate_labels
 
 REPO = Path(__file__).resolve().parents[1]
 SPINE = REPO.parent / "shared" / "data" / "myosegmentum_spine"

@@ -59,7 +59,7 @@ from spar_core.data.dataset import Dataset, load_dataset, load_volume
 from spar_core.data.nifti import image_file, label_file, read_label_volume, write_label_volume, write_map_volume
 from spar_core.data.nnunet_raw import write_raw_dataset
 from spar_core.errors import SparError
-from spar_core.evaluation.identity import identity_table
+from spar_core.scoring.identity import identity_table
 from spar_core.evaluation.report import load_metrics, select
 from spar_core.evaluation.rows import metric_rows
 from spar_core.evaluation.significance import METRICS, markdown_table
@@ -68,8 +68,8 @@ from spar_core.paths import write_csv, write_json
 from spar_core.pipeline.robustness import corrupted_exam
 from spar_core.postprocessing.run_levels import RunLevels
 from spar_core.postprocessing.settings import run_settings
-from spar_core.runs.run_folder import RunFolder
-from spar_core.runs.study_folder import StudyFolder
+from spar_core.layout.run_folder import RunFolder
+from spar_core.layout.study_folder import StudyFolder
 from spar_core.training.presets import PRESETS
 
 PEER = "nnunet"

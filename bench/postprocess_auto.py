@@ -18,13 +18,13 @@ import numpy as np
 
 from spar_core.data.dataset import load_dataset, load_volume
 from spar_core.data.nifti import read_label_volume
-from spar_core.evaluation.metrics import evaluate_labels
+from spar_core.scoring.metrics import evaluate_labels
 from spar_core.postprocessing.steps import postprocess
 from spar_core.postprocessing.choice import choose_postprocess
 from spar_core.postprocessing.settings import PostprocessSettings
 from spar_core.postprocessing.decision import postprocess_config
 from spar_core.postprocessing.folds import fold_label_facts, out_of_fold
-from spar_core.runs.run_folder import RunFolder
+from spar_core.layout.run_folder import RunFolder
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ from spar_core.data.dataset import load_dataset
 from spar_core.methods import parse_methods
 from spar_core.pipeline.crossval import run_crossval
 from spar_core.pipeline.demo import demo_split, ensure_phantoms
-from spar_core.runs.run_folder import RunFolder
+from spar_core.layout.run_folder import RunFolder
 from spar_core.training.device import pick_device
 from spar_core.training.precision import resolve
 from spar_core.training.presets import get_preset

@@ -19,7 +19,7 @@ import torch
 
 from spar_core.data.nifti import load_image
 from spar_core.inference.ensemble import predict_ensemble
-from spar_core.runs.run_folder import RunFolder
+from spar_core.layout.run_folder import RunFolder
 from spar_core.training.segmenter import load_unet
 
 

@@ -41,8 +41,8 @@ from spar_core.pipeline.shard import Shard
 from spar_core.pipeline.robustness import CLEAN, run_robustness
 from spar_core.postprocessing.folds import fold_label_facts
 from spar_core.postprocessing.settings import CHAIN_PRIORS, DEFAULT_CHAIN_PRIOR, PostprocessSettings
-from spar_core.runs.run_folder import RunFolder
-from spar_core.runs.study_folder import StudyFolder
+from spar_core.layout.run_folder import RunFolder
+from spar_core.layout.study_folder import StudyFolder
 from spar_core.training.device import pick_device
 from spar_core.training.presets import Preset, get_preset
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from spar_core.runs.run_folder import RunFolder
+from spar_core.layout.run_folder import RunFolder
 from spar_core.triage.ranking import exam_means, fitted_combination
 
 

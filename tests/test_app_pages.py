@@ -184,7 +184,7 @@ def test_results_studies_view_draws_both_curves(roots: tuple[Path, Path], tmp_pa
     import pandas as pd
 
     from spar_core.evaluation.study_table import study_table
-    from spar_core.runs.study_folder import ALL
+    from spar_core.layout.study_folder import ALL
 
     runs = tmp_path / "runs"
     shutil.copytree(roots[1] / "tiny", runs / "tiny")

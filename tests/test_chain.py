@@ -175,7 +175,7 @@ def test_a_fold_finds_its_chain_once_and_records_it(tmp_path: Path) -> None:
     from spar_core.data.dataset import load_dataset
     from spar_core.data.splits import Split
     from spar_core.postprocessing.folds import fold_label_facts
-    from spar_core.runs.run_folder import RunFolder
+    from spar_core.layout.run_folder import RunFolder
 
     root = tmp_path / "row"
     (root / "imagesTr").mkdir(parents=True)

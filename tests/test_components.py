@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from spar_core.postprocessing.components import parts, structure_parts
-from spar_core.evaluation.metrics import evaluate_labels
+from spar_core.scoring.metrics import evaluate_labels
 from spar_core.postprocessing.steps import PostprocessConfig, postprocess
 
 

@@ -23,7 +23,7 @@ from spar_core.pipeline.workers import run_workers
 from spar_core.errors import SparError
 from spar_core.training.regularizers import REGULARIZERS
 from spar_core.runs.lock import LOCK_FILE, holder
-from spar_core.runs.run_folder import RunFolder
+from spar_core.layout.run_folder import RunFolder
 from spar_core.data.splits import k_fold
 from spar_core.data.nifti import case_id_of, image_file
 

@@ -10,7 +10,7 @@ import pytest
 
 from spar_core.cli import main
 from spar_core.data.phantoms import generate_cohort
-from spar_core.runs.run_folder import RunFolder
+from spar_core.layout.run_folder import RunFolder
 
 pytestmark = pytest.mark.slow
 

@@ -26,7 +26,7 @@ from spar_core.errors import SparError
 from spar_core.training.fold import train_fold
 from spar_core.training.presets import get_preset
 from spar_core.training.regularizers import REGULARIZERS
-from spar_core.runs.run_folder import RunFolder
+from spar_core.layout.run_folder import RunFolder
 from spar_core.data.splits import k_fold
 
 EPOCHS = 6

@@ -236,7 +236,7 @@ def test_robustness_and_efficiency_curves_label_their_axes() -> None:
 
     from spar_core.data.corruptions import LEVELS, UNITS
     from spar_core.figures.studies import efficiency_curves, robustness_curves
-    from spar_core.runs.study_folder import ALL
+    from spar_core.layout.study_folder import ALL
 
     rows = [{"corruption": kind, "severity": sev, "method": m, "metric": "dice_pct", "mean": 80.0, "ci_low": 78.0,
              "ci_high": 82.0} for kind in ("noise", "gamma") for sev in (-2, 0, 2) for m in ("baseline", "spar")]

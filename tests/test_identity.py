@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spar_core.evaluation.identity import overlap_matrix, shifted_structures
+from spar_core.scoring.identity import overlap_matrix, shifted_structures
 
 LEVELS = {"background": 0, "L1": 1, "L2": 2, "L3": 3}
 

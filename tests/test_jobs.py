@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from spar_core.runs import jobs, uploads
-from spar_core.runs.run_folder import run_folders
+from spar_core.layout.run_folder import run_folders
 from spar_core.errors import SparError
 from spar_core.progress import JsonProgress, ProgressEvent, combine, read_progress
 

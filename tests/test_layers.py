@@ -15,11 +15,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "spar_core"
 RANKS: dict[str, int] = {
     "errors": 0, "paths": 0, "progress": 0, "methods": 0, "__init__": 0,
     "data": 1,
-    "runs.run_folder": 2, "runs.study_folder": 2, "models": 2,
+    "layout": 2, "scoring": 2, "models": 2,
     "training": 3,
     "inference": 4,
-    # The metric engine is pure numpy: post-processing's data-driven decision scores its candidates with it.
-    "evaluation.metrics": 4, "evaluation.surface": 4, "evaluation.identity": 4,
     "postprocessing": 5,
     "evaluation": 6,
     "latent": 7,
@@ -28,21 +26,19 @@ RANKS: dict[str, int] = {
     "runs": 10, "figures": 10,
     "cli": 11, "__main__": 11,
 }
-TORCH_FREE = ("spar_core.methods", "spar_core.paths", "spar_core.progress", "spar_core.runs.run_folder",
+TORCH_FREE = ("spar_core.methods", "spar_core.paths", "spar_core.progress", "spar_core.layout.run_folder",
               "spar_core.evaluation.report", "spar_core.evaluation.significance", "spar_core.runs.jobs",
-              "spar_core.data.checks", "spar_core.triage.ranking", "spar_core.runs.study_folder",
+              "spar_core.data.checks", "spar_core.triage.ranking", "spar_core.layout.study_folder",
               "spar_core.postprocessing.settings", "spar_core.runs.lock", "spar_core.training.names",
               "spar_core.cli.commands", "spar_core.cli.options")
 
 
 def _part(module: str) -> str:
-    """The RANKS key of a dotted module name below spar_core (the longest prefix listed)."""
-    rest = module.removeprefix("spar_core.")
-    parts = rest.split(".")
-    for n in range(len(parts), 0, -1):
-        if ".".join(parts[:n]) in RANKS:
-            return ".".join(parts[:n])
-    raise AssertionError(f"{module}: not in RANKS; add its stage to tests/test_layers.py")
+    """The RANKS key of a dotted module name below spar_core: its folder (or the top-level module)."""
+    part = module.removeprefix("spar_core.").split(".")[0]
+    if part not in RANKS:
+        raise AssertionError(f"{module}: not in RANKS; add its folder to tests/test_layers.py")
+    return part
 
 
 def _imports(path: Path) -> list[str]:

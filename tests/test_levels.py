@@ -282,7 +282,7 @@ def test_ends_in_view_follow_the_moved_truth() -> None:
 def test_a_run_trains_a_level_model_per_fold_and_records_its_call(row_run: tuple[Path, Path]) -> None:
     import pandas as pd
 
-    from spar_core.runs.run_folder import RunFolder
+    from spar_core.layout.run_folder import RunFolder
 
     root, path = row_run
     run = RunFolder(path)
@@ -323,8 +323,8 @@ def test_the_shift_study_says_which_end_stayed_in_view(row_run: tuple[Path, Path
     import pandas as pd
 
     from spar_core.pipeline.robustness import run_robustness
-    from spar_core.runs.study_folder import StudyFolder
-    from spar_core.runs.run_folder import RunFolder
+    from spar_core.layout.study_folder import StudyFolder
+    from spar_core.layout.run_folder import RunFolder
 
     run = tmp_path / "run"
     shutil.copytree(row_run[1], run)  # the session's run stays as crossval left it (the fault corpus copies it)

@@ -10,8 +10,8 @@ import pytest
 from scipy import ndimage
 
 from spar_core.errors import SparError
-from spar_core.evaluation.metrics import StructureMetrics, aggregate, evaluate_labels, structure_metrics
-from spar_core.evaluation.surface import surface_distances, surface_mask
+from spar_core.scoring.metrics import StructureMetrics, aggregate, evaluate_labels, structure_metrics
+from spar_core.scoring.surface import surface_distances, surface_mask
 
 RTOL = 1e-6
 ANISO = (0.5, 0.7, 3.0)

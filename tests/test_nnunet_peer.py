@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from spar_core.runs.run_folder import RunFolder
+from spar_core.layout.run_folder import RunFolder
 
 ROOT = Path(__file__).resolve().parents[1]
 

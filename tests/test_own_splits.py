@@ -14,7 +14,7 @@ from spar_core.cli import main
 from spar_core.data.dataset import load_dataset
 from spar_core.data.splits import Split, read_splits_file, straddling
 from spar_core.errors import SparError
-from spar_core.runs.run_folder import RunFolder
+from spar_core.layout.run_folder import RunFolder
 
 
 def test_folds_all_trains_on_every_exam_and_predicts(ankle_small: Path, tmp_path: Path, capsys) -> None:

@@ -12,14 +12,14 @@ import pytest
 
 from spar_core.cli import main
 from spar_core.errors import SparError
-from spar_core.evaluation.metrics import evaluate_labels
+from spar_core.scoring.metrics import evaluate_labels
 from spar_core.postprocessing.chain import Chain
 from spar_core.postprocessing.choice import choose_postprocess, exam_scores
 from spar_core.postprocessing.decision import Decision, LabelFacts, StepTest, combine_decisions, postprocess_config
 from spar_core.postprocessing.settings import PostprocessSettings
 from spar_core.postprocessing.folds import read_decision, read_label_facts, run_postprocess
 from spar_core.postprocessing.steps import postprocess
-from spar_core.runs.run_folder import RunFolder
+from spar_core.layout.run_folder import RunFolder
 
 CLOSING = PostprocessSettings(closing_mm=2.0)
 

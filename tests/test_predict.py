@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from spar_core.cli import main
-from spar_core.runs.run_folder import RunFolder
+from spar_core.layout.run_folder import RunFolder
 from spar_core.data.nifti import case_id_of
 
 

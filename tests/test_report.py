@@ -20,7 +20,7 @@ from spar_core.evaluation.report import (
     select,
     write_report,
 )
-from spar_core.runs.run_folder import RunFolder
+from spar_core.layout.run_folder import RunFolder
 from spar_core.evaluation.significance import exams_needed, holm
 
 STRUCTURES = (("calcaneus", 1), ("talus", 2), ("tibia", 3))

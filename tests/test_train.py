@@ -17,7 +17,7 @@ from spar_core.errors import SparError
 from spar_core.data.dataset import load_dataset
 from spar_core.training.fold import fold_slices, train_fold
 from spar_core.training.presets import get_preset
-from spar_core.runs.run_folder import RunFolder
+from spar_core.layout.run_folder import RunFolder
 from spar_core.data.splits import hold_out
 from spar_core.training.segmenter import load_unet, train_segmenter
 from spar_core.training.shape_ae import load_shape_ae, train_shape_ae

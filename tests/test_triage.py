@@ -13,7 +13,7 @@ import pytest
 
 from spar_core.cli import main
 from spar_core.errors import SparError
-from spar_core.runs.run_folder import RunFolder
+from spar_core.layout.run_folder import RunFolder
 from spar_core.triage.exams import degraded_flags, triage_images, triage_run
 from spar_core.triage.ranking import LEVEL_SCORES, OOD_SCORES, SCORES, UNCERTAINTY_SCORES, combine_scores, robust_z, spearman_table
 from spar_core.data.nifti import case_id_of, image_file

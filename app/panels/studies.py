@@ -14,7 +14,7 @@ from spar_core.data.corruptions import CORRUPTIONS
 from spar_core.errors import SparError
 from spar_core.evaluation.significance import METRICS
 from spar_core.figures.studies import efficiency_curves, robustness_curves
-from spar_core.runs.study_folder import StudyFolder
+from spar_core.layout.study_folder import StudyFolder
 
 METRIC_KEY, CORRUPTION_KEY, STUDY_KEY = "studies_metric", "studies_corruption", "studies_study"
 CURVE_KEY = "studies_curve"

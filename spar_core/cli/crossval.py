@@ -17,7 +17,7 @@ from spar_core.postprocessing.settings import (CHAIN_PRIOR_HELP, CHAIN_PRIORS, D
                                                DEFAULT_MODE, LEGACY_MODE, MODE_HELP, MODES, PostprocessSettings)
 from spar_core.progress import cli_progress
 from spar_core.runs.lock import hold
-from spar_core.runs.run_folder import RunFolder
+from spar_core.layout.run_folder import RunFolder
 from spar_core.paths import output_folder
 
 

@@ -9,7 +9,7 @@ from spar_core.cli.options import add_run, add_seed
 from spar_core.errors import SparError
 from spar_core.latent.embedding import EMBEDDINGS
 from spar_core.progress import TqdmProgress
-from spar_core.runs.run_folder import RunFolder
+from spar_core.layout.run_folder import RunFolder
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from spar_core.data.checks import check_same_grid
     from spar_core.data.nifti import read_label_volume
     from spar_core.data.dataset import read_labels
-    from spar_core.evaluation.metrics import ROW_COLUMNS, evaluate_labels
+    from spar_core.scoring.metrics import ROW_COLUMNS, evaluate_labels
     from spar_core.postprocessing.decision import postprocess_config
     from spar_core.postprocessing.steps import postprocess
 

@@ -15,7 +15,7 @@ from spar_core.errors import SparError
 from spar_core.postprocessing.settings import MODE_HELP, MODES
 from spar_core.paths import DATASET_JSON, PREDICTION_FILES, output_folder, save_npz, write_json
 from spar_core.progress import JsonProgress, ProgressEvent, silent
-from spar_core.runs.run_folder import RunFolder
+from spar_core.layout.run_folder import RunFolder
 
 if TYPE_CHECKING:
     import torch

@@ -6,7 +6,7 @@ import argparse
 
 from spar_core.cli.commands import summary
 from spar_core.cli.options import add_run, add_seed
-from spar_core.runs.run_folder import RunFolder
+from spar_core.layout.run_folder import RunFolder
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:

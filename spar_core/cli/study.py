@@ -15,7 +15,7 @@ from spar_core.methods import parse_methods
 from spar_core.pipeline.shard import Shard
 from spar_core.progress import cli_progress
 from spar_core.runs.lock import hold
-from spar_core.runs.run_folder import RunFolder
+from spar_core.layout.run_folder import RunFolder
 from spar_core.paths import output_folder
 
 
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from spar_core.data.dataset import load_dataset
     from spar_core.pipeline.data_efficiency import parse_sizes, run_data_efficiency
     from spar_core.pipeline.robustness import run_robustness
-    from spar_core.runs.study_folder import StudyFolder
+    from spar_core.layout.study_folder import StudyFolder
     from spar_core.training.device import pick_device
     from spar_core.training.presets import get_preset
 

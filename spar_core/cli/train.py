@@ -14,7 +14,7 @@ from spar_core.errors import SparError
 from spar_core.methods import METHODS, method
 from spar_core.progress import TqdmProgress, silent
 from spar_core.runs.lock import hold
-from spar_core.runs.run_folder import RunFolder, RunStatus
+from spar_core.layout.run_folder import RunFolder, RunStatus
 from spar_core.paths import output_folder
 
 

@@ -6,7 +6,7 @@ Everything here is a pure function of the metrics frame except :func:`write_repo
 Averaging, as in the paper (metrics averaged over bones and patients): Table 1 is the mean ± sample std
 (ddof 1) over (exam, structure) pairs, each structure of each test exam counting once.
 
-Undefined values (nan; see the empty-mask policy in :mod:`spar_core.evaluation.metrics`: e.g. ASSD of an empty
+Undefined values (nan; see the empty-mask policy in :mod:`spar_core.scoring.metrics`: e.g. ASSD of an empty
 prediction) are left out of that metric's mean and counted, never hidden.
 
 Each method's paired comparison with the baseline (bootstrap CI over exams, Wilcoxon on per-exam
@@ -35,14 +35,14 @@ from spar_core.evaluation.significance import (
     significance_reading,
 )
 
-from spar_core.evaluation.identity import identity_table, is_true
+from spar_core.scoring.identity import identity_table, is_true
 from spar_core.methods import BASELINE, display_name, method_order
 from spar_core.paths import read_table, write_csv, write_text
 from spar_core.postprocessing.levels import LEVEL_CALL_COLUMNS
 from spar_core.postprocessing.settings import describe, run_settings
 
 if TYPE_CHECKING:  # only for the annotation: importing the run folder (or the registry) pulls in torch
-    from spar_core.runs.run_folder import RunFolder
+    from spar_core.layout.run_folder import RunFolder
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("case", "fold", "method", "structure", "postprocessed",
                                      *(m.source for m in METRICS))

@@ -1,6 +1,6 @@
 """The metric rows of one exam, as every run, study and bench writes them to ``metrics.csv``: the keys that say
 where the exam was scored (case, fold, method, ...), then one row per structure of
-:func:`~spar_core.evaluation.metrics.evaluate_labels`."""
+:func:`~spar_core.scoring.metrics.evaluate_labels`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from spar_core.evaluation.metrics import evaluate_labels
+from spar_core.scoring.metrics import evaluate_labels
 from spar_core.postprocessing.settings import DEFAULT_CONNECTIVITY
 from spar_core.postprocessing.steps import count_components
 

@@ -15,7 +15,7 @@ from spar_core.data.corruptions import UNITS, level
 from spar_core.errors import SparError
 from spar_core.evaluation.significance import METRICS
 from spar_core.methods import BASELINE, display_name, method_order
-from spar_core.runs.study_folder import ALL
+from spar_core.layout.study_folder import ALL
 
 # One colour per method, Paul Tol's "bright" scheme.
 METHOD_COLORS = {"baseline": "#4477AA", "adversarial": "#EE6677", "shape": "#228833", "spar": "#CCBB44"}

@@ -3,8 +3,8 @@
 3D coordinates are the stored voxel grid scaled by the spacing, in mm: voxel (i, j, k) has its centre at
 (i·s_i, j·s_j, k·s_k), as on the slice figures (no reorientation by the affine).
 
-Distance to the true surface follows :mod:`spar_core.evaluation.metrics` (MedPy's definition): the true surface is
-the set of the truth's border voxels (:func:`spar_core.evaluation.metrics.surface_mask`), and a distance is measured
+Distance to the true surface follows :mod:`spar_core.scoring.metrics` (MedPy's definition): the true surface is
+the set of the truth's border voxels (:func:`spar_core.scoring.metrics.surface_mask`), and a distance is measured
 to their centres. The predicted surface is the marching-cubes iso-surface between voxel centres, half a voxel
 outside the predicted border voxels, so a perfect prediction reads about half a voxel (0.3 mm in-plane, up to 1.5 mm
 across 3 mm slices), not 0.
@@ -23,7 +23,7 @@ from skimage.measure import block_reduce, marching_cubes
 from spar_core.data.checks import check_spacing
 from spar_core.errors import SparError
 from spar_core.data.voxels import bounding_box
-from spar_core.evaluation.surface import surface_mask
+from spar_core.scoring.surface import surface_mask
 from spar_core.figures.slices import structure_colors
 
 MAX_MESH_VOXELS = 150_000  # per bone: meshes of a few ten thousand triangles, light in a browser

@@ -15,7 +15,7 @@ import pandas as pd
 
 from spar_core.latent.embedding import FoldSnapshots, load_snapshots
 from spar_core.paths import read_table, write_csv
-from spar_core.runs.run_folder import RunFolder
+from spar_core.layout.run_folder import RunFolder
 
 COLUMNS = ["fold", "method", "epoch", "structure", "mean_distance", "std", "n"]
 

@@ -29,7 +29,7 @@ import pandas as pd
 from spar_core.errors import SparError
 from spar_core.paths import load_arrays, read_table, write_csv
 from spar_core.progress import Progress, ProgressEvent, silent
-from spar_core.runs.run_folder import RunFolder
+from spar_core.layout.run_folder import RunFolder
 
 EMBEDDINGS = ("tsne", "aligned", "umap")
 COLUMNS = ["fold", "embedding", "method", "epoch", "structure", "origin", "case", "slice", "x", "y"]

@@ -31,7 +31,7 @@ from spar_core.postprocessing.folds import decide_fold, fold_label_facts, out_of
 from spar_core.postprocessing.run_levels import RunLevels, level_columns
 from spar_core.postprocessing.steps import PostprocessConfig, postprocess
 from spar_core.progress import Progress, ProgressEvent, silent
-from spar_core.runs.run_folder import RunFolder
+from spar_core.layout.run_folder import RunFolder
 from spar_core.training.fold import fold_shape_ae, fold_slices, needs_shape_ae
 from spar_core.training.presets import Preset
 from spar_core.training.segmenter import load_unet, train_segmenter

@@ -36,8 +36,8 @@ from spar_core.pipeline.crossval import is_complete, run_crossval
 from spar_core.pipeline.experiment import dataset_splits, run_summary
 from spar_core.pipeline.shard import Shard
 from spar_core.progress import Progress, ProgressEvent, silent
-from spar_core.runs.run_folder import RunStatus
-from spar_core.runs.study_folder import ALL, StudyFolder, cell_name
+from spar_core.layout.run_folder import RunStatus
+from spar_core.layout.study_folder import ALL, StudyFolder, cell_name
 from spar_core.training.presets import Preset
 from spar_core.evaluation.report import load_metrics
 

@@ -24,7 +24,7 @@ from spar_core.training.presets import get_preset
 from spar_core.progress import Progress, ProgressEvent, StageClock, silent
 from spar_core.methods import METHODS
 from spar_core.evaluation.report import write_report
-from spar_core.runs.run_folder import RunFolder
+from spar_core.layout.run_folder import RunFolder
 from spar_core.latent.convergence import write_convergence
 from spar_core.latent.embedding import write_embeddings
 from spar_core.data.splits import Split, hold_out

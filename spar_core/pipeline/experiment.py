@@ -15,7 +15,7 @@ from spar_core.data.patients import declared_patients
 from spar_core.data.splits import Split, make_splits, merge_groups, read_splits_file, untested
 from spar_core.errors import SparError, note
 from spar_core.postprocessing.settings import PostprocessSettings
-from spar_core.runs.run_folder import RunRecord
+from spar_core.layout.run_folder import RunRecord
 from spar_core.training.presets import Preset
 
 

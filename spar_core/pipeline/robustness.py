@@ -7,7 +7,7 @@ for the exams as they are, shared by every corruption's curve; a unit is skipped
 the study is started again: resumable; ``Shard`` splits the units over a job array), ``metrics.csv`` (all rows),
 ``table.csv`` (:func:`~spar_core.evaluation.study_table.study_table` per corruption and severity) and
 ``identity.csv`` (per corruption, severity and method: the exams with a shifted structure,
-:func:`~spar_core.evaluation.identity.identity_table`) and ``study.json``. Every method sees the very same
+:func:`~spar_core.scoring.identity.identity_table`) and ``study.json``. Every method sees the very same
 corrupted image; a two-sided corruption runs at both signs of each severity asked for.
 """
 
@@ -27,7 +27,7 @@ from spar_core.data.dataset import load_dataset, load_volume
 from spar_core.data.nifti import Volume
 from spar_core.errors import SparError
 from spar_core.inference.predict import predict_volume
-from spar_core.evaluation.identity import identity_table
+from spar_core.scoring.identity import identity_table
 from spar_core.evaluation.rows import metric_rows
 from spar_core.postprocessing.steps import postprocess
 from spar_core.evaluation.study_table import study_table
@@ -40,8 +40,8 @@ from spar_core.postprocessing.run_levels import RunLevels, level_columns
 from spar_core.postprocessing.settings import run_settings
 from spar_core.training.presets import PRESETS
 from spar_core.progress import Progress, ProgressEvent, silent
-from spar_core.runs.run_folder import RunFolder
-from spar_core.runs.study_folder import StudyFolder
+from spar_core.layout.run_folder import RunFolder
+from spar_core.layout.study_folder import StudyFolder
 from spar_core.training.segmenter import load_unet
 
 

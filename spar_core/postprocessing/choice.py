@@ -24,7 +24,7 @@ import numpy as np
 from scipy.stats import wilcoxon
 
 from spar_core.errors import SparError
-from spar_core.evaluation.metrics import evaluate_labels
+from spar_core.scoring.metrics import evaluate_labels
 from spar_core.postprocessing.decision import Decision, LabelFacts, StepTest, postprocess_config
 from spar_core.postprocessing.settings import PostprocessSettings
 from spar_core.postprocessing.steps import PostprocessConfig, postprocess

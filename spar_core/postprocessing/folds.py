@@ -25,7 +25,7 @@ from spar_core.postprocessing.levels import LevelEvidence
 from spar_core.postprocessing.settings import PostprocessSettings
 from spar_core.postprocessing.settings import DEFAULT_CONNECTIVITY
 from spar_core.postprocessing.steps import PostprocessConfig
-from spar_core.runs.run_folder import RunFolder
+from spar_core.layout.run_folder import RunFolder
 
 NO_DECIDING_EXAMS = "no out-of-fold prediction of a training exam"
 

@@ -22,7 +22,7 @@ from spar_core.postprocessing.level_evidence import row_evidence
 from spar_core.postprocessing.levels import LEVEL_CALL_COLUMNS, LevelCall, LevelEvidence, combine_evidence
 from spar_core.postprocessing.settings import PostprocessSettings
 from spar_core.progress import Progress, silent
-from spar_core.runs.run_folder import RunFolder
+from spar_core.layout.run_folder import RunFolder
 from spar_core.training.fold import fold_level_model
 from spar_core.training.level import LevelModel
 from spar_core.training.presets import Preset

@@ -12,7 +12,7 @@ from spar_core.training.distributed import DistInfo, barrier
 from spar_core.models import ShapeAutoEncoder
 from spar_core.training.presets import Preset
 from spar_core.progress import Progress, silent
-from spar_core.runs.run_folder import RunFolder
+from spar_core.layout.run_folder import RunFolder
 from spar_core.data.slice_set import SliceSet, build_slice_set, snapshot_indices
 from spar_core.data.splits import Split
 from spar_core.training.segmenter import train_segmenter

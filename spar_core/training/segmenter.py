@@ -23,7 +23,7 @@ from spar_core.methods import METHODS
 from spar_core.models import ShapeAutoEncoder, UNet, UNetConfig
 from spar_core.paths import write_jsonl
 from spar_core.progress import Progress, ProgressEvent, silent
-from spar_core.runs.run_folder import MethodFolder
+from spar_core.layout.run_folder import MethodFolder
 from spar_core.training.checkpoint import Checkpoint, restore
 from spar_core.training.epochs import Stream, epoch_generator, epoch_order, epoch_steps
 from spar_core.training.precision import Precision

@@ -29,7 +29,7 @@ from spar_core.inference.ensemble import predict_ensemble
 from spar_core.data.nifti import write_label_volume, write_map_volume
 from spar_core.paths import DATASET_JSON, PREDICTION_FILES, read_json_object, write_csv
 from spar_core.progress import Progress, ProgressEvent, silent
-from spar_core.runs.run_folder import RunFolder
+from spar_core.layout.run_folder import RunFolder
 from spar_core.training.segmenter import load_unet
 from spar_core.triage.ranking import combine_scores, fitted_combination, spearman_table
 from spar_core.triage.scores import (

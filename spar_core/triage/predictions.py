@@ -35,7 +35,7 @@ from spar_core.paths import DATASET_JSON, write_csv
 from spar_core.postprocessing.run_levels import RunLevels
 from spar_core.postprocessing.settings import run_settings
 from spar_core.progress import Progress, ProgressEvent, silent
-from spar_core.runs.run_folder import RunFolder
+from spar_core.layout.run_folder import RunFolder
 from spar_core.training.presets import PRESETS
 from spar_core.triage.exams import default_method, fold_reference, image_files, run_structures
 from spar_core.triage.ranking import UNCERTAINTY_SCORES, combine_scores, spearman_table

@@ -43,7 +43,7 @@ from spar_core.methods import SPAR
 from spar_core.models import CodeDiscriminator, CodeDiscriminatorConfig, ShapeAutoEncoder
 from spar_core.postprocessing.steps import count_components
 from spar_core.training.presets import PRESETS
-from spar_core.runs.run_folder import RunFolder
+from spar_core.layout.run_folder import RunFolder
 from spar_core.data.slicing import SquareGeometry, to_slices, to_square
 from spar_core.data.voxels import voxel_ml
 from spar_core.training.shape_ae import load_shape_ae

@@ -1,6 +1,6 @@
 """Segmentation metrics per structure on 3D masks, distances in mm: Dice, RAVD (%), ASSD and MSSD (mm).
 
-Surfaces and distances (MedPy 0.5.2's, computed faster): :mod:`spar_core.evaluation.surface`.
+Surfaces and distances (MedPy 0.5.2's, computed faster): :mod:`spar_core.scoring.surface`.
 
 Empty-mask policy (written here and in :func:`structure_metrics`, tested in ``tests/test_metrics.py``):
 
@@ -29,8 +29,8 @@ import numpy as np
 from spar_core.data.checks import check_spacing
 from spar_core.data.voxels import bounding_box, label_boxes, union_box, voxel_ml
 from spar_core.errors import SparError
-from spar_core.evaluation.surface import check_pair, crop_surface_distances
-from spar_core.evaluation.identity import shifted_structures
+from spar_core.scoring.surface import check_pair, crop_surface_distances
+from spar_core.scoring.identity import shifted_structures
 
 
 METRIC_COLUMNS = ("dice", "ravd_pct", "assd_mm", "mssd_mm")
@@ -103,7 +103,7 @@ def evaluate_labels(
     Returns:
         Rows ``{"structure", "label", "dice", "ravd_pct", "assd_mm", "mssd_mm", "true_ml", "pred_ml",
         "shifted_to"}`` in the order of ``structures``; volumes in ml; ``shifted_to`` names the structure whose
-        truth the prediction overlaps more than its own ("" if none, :mod:`spar_core.evaluation.identity`).
+        truth the prediction overlaps more than its own ("" if none, :mod:`spar_core.scoring.identity`).
         Empty structures follow the module's policy (nan = undefined).
     Raises:
         SparError: shapes differ (both named), not 3D, non-integer labels, bad spacing or label values.

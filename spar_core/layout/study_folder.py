@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from spar_core.runs.run_folder import METRICS_FILE, RunFolder
+from spar_core.layout.run_folder import METRICS_FILE, RunFolder
 
 STUDY_FILE = "study.json"
 ALL = 10**6  # ``train_exams`` of the "all" cells in a data-efficiency table: sorts after every size
