@@ -15,6 +15,7 @@ from pathlib import Path
 import streamlit as st
 
 from spar_core.runs import jobs
+from spar_core.training.names import DEFAULT_PRESET
 from spar_core.layout.run_folder import RunFolder, run_folders
 from spar_core.errors import SparError
 
@@ -44,7 +45,7 @@ def progress_value(event: dict | None) -> float:
     return min(max(float(value), 0.0), 1.0)
 
 
-def start_demo(runs: Path, data: Path, preset: str = "cpu") -> None:
+def start_demo(runs: Path, data: Path, preset: str = DEFAULT_PRESET) -> None:
     """Start the demo job and rerun the page, which then follows it (an error stays on the page)."""
     try:
         job = jobs.start_demo_job(preset, runs, data)
@@ -67,7 +68,7 @@ def autostart(runs: Path, data: Path) -> None:
     if any(job.info().get("kind") == "demo" for job in jobs.list_jobs(runs)):
         return  # started before (and cancelled, failed, or about to write run.json): the button offers it again
     try:
-        jobs.start_demo_job("cpu", runs, data)
+        jobs.start_demo_job(DEFAULT_PRESET, runs, data)
     except SparError as err:
         st.error(f"Could not start building the demo run: {err}")
 

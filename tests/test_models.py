@@ -14,7 +14,6 @@ from torch import Tensor, nn
 
 from spar_core.errors import SparError
 from spar_core.models import (
-    MODELS,
     CodeDiscriminator,
     CodeDiscriminatorConfig,
     MaskDiscriminator,
@@ -24,7 +23,6 @@ from spar_core.models import (
     ShapeEncoder,
     UNet,
     UNetConfig,
-    build_model,
 )
 
 B, C, BASE, LATENT = 2, 3, 4, 16
@@ -125,12 +123,11 @@ def test_paper_sized_code_discriminator_halves_down_to_1x1() -> None:
     assert len(d.blocks) == 3 and d.head.in_features == 64  # 512×8×8 → 256×4×4 → 128×2×2 → 64×1×1
 
 
-def test_registry_builds_every_model_by_name() -> None:
-    cfgs = {"unet": UNET, "shape_ae": AE, "code_discriminator": CodeDiscriminatorConfig(LATENT, 8),
-            "mask_discriminator": MaskDiscriminatorConfig(C, False, BASE, 2)}
-    assert set(cfgs) == set(MODELS)
-    for name, cfg in cfgs.items():
-        assert isinstance(build_model(name, cfg), MODELS[name])
+def test_every_model_is_built_from_its_own_config_class() -> None:
+    cfgs = {UNet: UNET, ShapeAutoEncoder: AE, CodeDiscriminator: CodeDiscriminatorConfig(LATENT, 8),
+            MaskDiscriminator: MaskDiscriminatorConfig(C, False, BASE, 2)}
+    for cls, cfg in cfgs.items():
+        assert cls.config_class is type(cfg) and isinstance(cls(cfg), cls)
 
 
 ILL_CONFIGS = [
@@ -143,8 +140,6 @@ ILL_CONFIGS = [
     (lambda: CodeDiscriminatorConfig(spatial=0), "CodeDiscriminatorConfig.spatial"),
     (lambda: MaskDiscriminatorConfig(base_channels=-2), "MaskDiscriminatorConfig.base_channels"),
     (lambda: MaskDiscriminatorConfig(depth=0), "MaskDiscriminatorConfig.depth"),
-    (lambda: build_model("vnet", UNET), "unet, shape_ae"),
-    (lambda: build_model("unet", AE), "UNetConfig"),
 ]
 
 

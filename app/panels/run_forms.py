@@ -16,7 +16,7 @@ from spar_core.data.splits import make_splits
 from spar_core.errors import SparError
 from spar_core.methods import METHODS
 from spar_core.runs import jobs, uploads
-from spar_core.training.presets import PRESETS
+from spar_core.training.names import DEFAULT_PRESET, PRESET_NAMES
 from spar_core.paths import NIFTI_SUFFIX
 
 FOLD_CHOICES = ["holdout", "loo", "2", "3", "4", "5", "10"]
@@ -28,7 +28,7 @@ def demo_ui(runs: Path, data: Path) -> None:
     """The demo run: a preset and a button."""
     st.caption("The four methods on the built-in ankle phantoms, one hold-out split, then the report. "
                f"Written to {runs / jobs.DEMO_RUN}.")
-    preset = st.selectbox("Preset", ["cpu", "tiny"], key="demo_preset",
+    preset = st.selectbox("Preset", [DEFAULT_PRESET, "tiny"], key="demo_preset",
                           help="cpu: a few minutes on two cores; tiny: about a minute, a smoke run")
     if st.button("Build the demo run", key="demo_start"):
         demo_offer.start_demo(runs, data, preset)
@@ -44,7 +44,7 @@ def crossval_ui(runs: Path, data: Path) -> None:
         name = st.selectbox("Dataset", names)
         methods = st.multiselect("Methods", list(METHODS), default=list(METHODS))
         folds = st.selectbox("Folds", FOLD_CHOICES, help="holdout, loo (leave one patient out) or K folds")
-        preset = st.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("cpu"))
+        preset = st.selectbox("Preset", list(PRESET_NAMES), index=PRESET_NAMES.index(DEFAULT_PRESET))
         workers = st.number_input("Worker processes", min_value=1, max_value=max(1, os.cpu_count() or 1), value=1,
                                   help="trainings side by side, each with its share of the cores: on a CPU, two "
                                        "one-thread workers train ≈ 1.3× the steps of one two-thread process")

@@ -23,8 +23,3 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
 def summary(command: str) -> str:
     """The one-line help of ``command``."""
     return next(text for name, _, text in COMMANDS if name == command)
-
-
-def module_of(command: str) -> str | None:
-    """The module (in spar_core.cli) that implements ``command``; None for a name that is no command."""
-    return next((module for name, module, _ in COMMANDS if name == command), None)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from spar_core.training.names import PRECISIONS, PRESET_NAMES
+from spar_core.training.names import DEFAULT_PRESET, PRECISIONS, PRESET_NAMES
 
 if TYPE_CHECKING:
     from spar_core.data.duplicates import Twins
@@ -24,7 +24,7 @@ def add_run(p: argparse.ArgumentParser, written_by: str = "spar crossval / demo 
 
 def add_preset(p: argparse.ArgumentParser, choices: str | None = None) -> None:
     shown = choices or f"one of: {', '.join(PRESET_NAMES)}"
-    p.add_argument("--preset", default="cpu", help=f"{shown} (default: cpu)")
+    p.add_argument("--preset", default=DEFAULT_PRESET, help=f"{shown} (default: {DEFAULT_PRESET})")
 
 
 def add_seed(p: argparse.ArgumentParser, of: str, default: int | None = 0) -> None:

@@ -20,6 +20,7 @@ from spar_core.training.device import pick_device
 from spar_core.data.phantoms import generate_cohort
 from spar_core.postprocessing.settings import PostprocessSettings
 from spar_core.training.precision import resolve
+from spar_core.training.names import DEFAULT_PRESET
 from spar_core.training.presets import get_preset
 from spar_core.progress import Progress, ProgressEvent, StageClock, silent
 from spar_core.methods import METHODS
@@ -79,7 +80,7 @@ def demo_split(dataset_dir: str | Path, case_ids: list[str], seed: int) -> list[
     return hold_out(case_ids, DEMO_TEST_FRACTION, seed=seed, include=degraded)
 
 
-def run_demo(out: str | Path, data_root: str | Path, *, preset_name: str = "cpu", device: str | None = None,
+def run_demo(out: str | Path, data_root: str | Path, *, preset_name: str = DEFAULT_PRESET, device: str | None = None,
              precision: str | None = None, progress: Progress = silent) -> Path:
     """Build (or finish) the demo run in ``out``; returns the report's path. Each stage's wall time (phantoms,
     shape auto-encoder, each method's training, prediction, post-processing, level model, embeddings, triage,
@@ -89,7 +90,7 @@ def run_demo(out: str | Path, data_root: str | Path, *, preset_name: str = "cpu"
     cohorts = ensure_phantoms(data_root, progress)
     dataset = load_dataset(cohorts["ankle"])
     preset = get_preset(preset_name).with_precision(precision)
-    if preset_name == "cpu":
+    if preset_name == DEFAULT_PRESET:
         preset = replace(preset, train=replace(preset.train, steps_per_epoch=DEMO_STEPS_PER_EPOCH,
                                                ae_steps_per_epoch=DEMO_AE_STEPS_PER_EPOCH))
     torch_device = pick_device(device)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from spar_core.errors import SparError
+from spar_core.training.names import DEFAULT_PRESET
 from spar_core.paths import data_root, new_folder, runs_root, write_json
 from spar_core.progress import read_progress as _read_progress
 from spar_core.runs.lock import holder
@@ -150,7 +151,7 @@ def start(args: Sequence[str | Path], *, title: str = "", run_dir: str | Path | 
     return job
 
 
-def start_demo_job(preset: str = "cpu", root: str | Path | None = None, data: str | Path | None = None) -> Job:
+def start_demo_job(preset: str = DEFAULT_PRESET, root: str | Path | None = None, data: str | Path | None = None) -> Job:
     """Build the demo run (``spar demo``) in ``ROOT/demo`` from the phantoms in ``data``, in the background.
 
     Returns the demo job already running, if there is one, instead of starting a second.

@@ -5,4 +5,5 @@ name means (:mod:`~spar_core.training.presets`, :mod:`~spar_core.training.precis
 from __future__ import annotations
 
 PRESET_NAMES: tuple[str, ...] = ("paper", "cpu", "tiny", "cpu_fov")
+DEFAULT_PRESET = "cpu"  # what a command trains with when no --preset is named: a laptop's CPU in minutes
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
