@@ -59,7 +59,7 @@ from spar_core.data.dataset import Dataset, load_dataset, load_volume
 from spar_core.data.nifti import image_file, label_file, read_label_volume, write_label_volume, write_map_volume
 from spar_core.data.nnunet_raw import write_raw_dataset
 from spar_core.errors import SparError
-from spar_core.scoring.identity import identity_table
+from spar_core.scoring.identity import identity_table, is_true
 from spar_core.evaluation.report import load_metrics, select
 from spar_core.evaluation.rows import metric_rows
 from spar_core.evaluation.significance import METRICS, markdown_table
@@ -295,7 +295,7 @@ def table(run: RunFolder, peer: pd.DataFrame, folds: list[int], minutes: dict[st
     """Exam-mean metrics per method over the test exams of ``folds``: the run's methods (post-processed) and
     nnU-Net, with exams a level off (a structure shifted onto another's truth) and the minutes each took."""
     ours = load_metrics(run.metrics_csv)
-    ours = ours[ours["fold"].isin(folds) & ours["postprocessed"].astype(bool)]
+    ours = ours[ours["fold"].isin(folds) & ours["postprocessed"].map(is_true)]
     both = pd.concat([ours, peer], ignore_index=True)
     both = both[both["case"].astype(str).isin(set(peer["case"].astype(str)))]
     sel = select(both.assign(method=both["method"].astype(str)))

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from spar_core.scoring.identity import is_true
 from spar_core.data.dataset import load_dataset
 from spar_core.methods import parse_methods
 from spar_core.pipeline.crossval import run_crossval
@@ -50,7 +51,7 @@ def main() -> None:
             frame = run_crossval(dataset, splits, methods, preset, RunFolder(args.out / f"{precision}_seed{seed}"),
                                  device=device)
             seconds = time.perf_counter() - start
-            post = frame[frame["postprocessed"].astype(str).str.lower() == "true"]
+            post = frame[frame["postprocessed"].map(is_true)]
             for method, group in post.groupby("method"):
                 per_bone = group.groupby("structure")["dice"].mean()
                 rows.append({"precision": precision, "seed": seed, "method": method,

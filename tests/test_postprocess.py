@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from spar_core.errors import SparError
-from spar_core.postprocessing.steps import (PostprocessConfig, ball_mm, closing_mm, count_components, largest_component, postprocess)
+from spar_core.postprocessing.components import count_components, largest_component
+from spar_core.postprocessing.steps import PostprocessConfig, ball_mm, closing_mm, postprocess
 
 ISO = (1.0, 1.0, 1.0)
 ANISO = (0.5, 0.5, 3.0)

@@ -10,7 +10,7 @@ import numpy as np
 
 from spar_core.scoring.metrics import evaluate_labels
 from spar_core.postprocessing.settings import DEFAULT_CONNECTIVITY
-from spar_core.postprocessing.steps import count_components
+from spar_core.postprocessing.components import count_components
 
 
 def metric_rows(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float], structures: Mapping[str, int],

@@ -31,6 +31,7 @@ from spar_core.data.splits import Split
 from spar_core.errors import SparError
 from spar_core.postprocessing.settings import PostprocessSettings
 from spar_core.evaluation.study_table import study_table
+from spar_core.scoring.identity import is_true
 from spar_core.paths import read_json_object, write_csv, write_json
 from spar_core.pipeline.crossval import is_complete, run_crossval
 from spar_core.pipeline.experiment import dataset_splits, run_summary
@@ -157,7 +158,7 @@ def study_results(out: str | Path) -> pd.DataFrame:
         if not run.metrics_csv.is_file() or run.read_config().get("status") != RunStatus.COMPLETE:
             return pd.DataFrame()
         rows = load_metrics(run.metrics_csv)
-        rows = rows[rows["postprocessed"].astype(str).str.lower() == "true"]
+        rows = rows[rows["postprocessed"].map(is_true)]
         frames.append(rows.assign(cell=name, train_exams=ALL if cell["size"] is None else cell["size"],
                                   repeat=cell["repeat"]))
     metrics = pd.concat(frames, ignore_index=True)

@@ -25,6 +25,7 @@ from spar_core.errors import SparError
 from spar_core.postprocessing.settings import (DEFAULT_CLOSING_MM, DEFAULT_CONNECTIVITY, check_connectivity,
                                                check_radius)
 from spar_core.postprocessing.chain import Chain, relabel_chain
+from spar_core.postprocessing.components import connected_components, largest_of
 from spar_core.postprocessing.levels import LevelEvidence
 
 # The largest structuring element built (voxels): 2**22 is a 161-voxel ball, 2 mm on 0.025 mm voxels.
@@ -65,37 +66,6 @@ class PostprocessConfig:
 
 
 # ---------------------------------------------------------------------------------------------- primitives
-
-
-def count_components(mask: np.ndarray, connectivity: int = 3) -> int:
-    """Number of 3D connected components of a binary mask (0 for an empty mask); scores outliers later."""
-    mask = check_3d(mask, "mask")
-    structure = ndimage.generate_binary_structure(3, check_connectivity(connectivity))
-    box = bounding_box(mask)
-    if box is None:
-        return 0
-    return int(ndimage.label(mask[box].astype(bool, copy=False), structure=structure)[1])
-
-
-def largest_component(mask: np.ndarray, connectivity: int = 3) -> np.ndarray:
-    """The largest 3D connected component of a binary mask (bool, same shape); ties keep the first in C order.
-
-    An empty mask gives an empty mask.
-    """
-    mask = check_3d(mask, "mask")
-    structure = ndimage.generate_binary_structure(3, check_connectivity(connectivity))
-    out = np.zeros(mask.shape, dtype=bool)
-    box = bounding_box(mask)
-    if box is None:
-        return out
-    components, n = ndimage.label(mask[box].astype(bool, copy=False), structure=structure)
-    if n <= 1:
-        out[box] = components > 0
-        return out
-    sizes = np.bincount(components.ravel())
-    sizes[0] = 0
-    out[box] = components == int(np.argmax(sizes))
-    return out
 
 
 def ball_mm(spacing: Sequence[float], radius_mm: float) -> np.ndarray:
@@ -179,19 +149,16 @@ def postprocess(
     present = [(v, box) for v, box in enumerate(ndimage.find_objects(values), start=1) if box is not None]
 
     if cfg.largest_component:
-        structure = ndimage.generate_binary_structure(3, cfg.connectivity)
         kept = dict(cfg.parts)
         shrunk = []
         for value, box in present:
             if cfg.largest_for is not None and value not in cfg.largest_for:
                 shrunk.append((value, box))
                 continue
-            components, n = ndimage.label(values[box] == value, structure=structure)
+            components, n = connected_components(values[box] == value, cfg.connectivity)
             k = kept.get(value, 1)
             if n > k:
-                sizes = np.bincount(components.ravel())
-                sizes[0] = 0
-                keep = np.isin(components, np.argsort(-sizes, kind="stable")[:k])  # ties: the first in C order
+                keep = largest_of(components, k)
                 out[box][(components > 0) & ~keep] = 0
                 box = within(bounding_box(keep), box)
             shrunk.append((value, box))

@@ -22,6 +22,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from spar_core.scoring.identity import is_true
+
 # The outlier scores of one exam, in display order: from the predicted masks (spar_core.triage.scores), then
 # from the model's own uncertainty (spar_core.triage.uncertainty).
 MASK_SCORES: tuple[str, ...] = ("plausibility", "recon_error", "knn_distance", "components", "volume_z")
@@ -154,7 +156,7 @@ def exam_means(metrics: pd.DataFrame) -> pd.DataFrame:
     Columns method, case, dice (a fraction), mssd_mm. ``metrics`` holds rows of ``metrics.csv``.
     """
     if "postprocessed" in metrics:
-        metrics = metrics[metrics["postprocessed"].astype(str).str.lower() == "true"]
+        metrics = metrics[metrics["postprocessed"].map(is_true)]
     return metrics.groupby(["method", "case"])[list(EXPECTED_SIGN)].mean().reset_index()
 
 

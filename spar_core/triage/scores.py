@@ -41,7 +41,7 @@ from spar_core.data.dataset import load_dataset, load_volume
 from spar_core.errors import SparError
 from spar_core.methods import SPAR
 from spar_core.models import CodeDiscriminator, CodeDiscriminatorConfig, ShapeAutoEncoder
-from spar_core.postprocessing.steps import count_components
+from spar_core.postprocessing.components import count_components
 from spar_core.training.presets import PRESETS
 from spar_core.layout.run_folder import RunFolder
 from spar_core.data.slicing import SquareGeometry, to_slices, to_square
@@ -233,7 +233,7 @@ def score_exam(
             if len(train) >= MIN_TRAIN_VOLUMES and np.std(train, ddof=1) > 0:
                 zs.append((np.log1p(np.count_nonzero(labels == value) * ml_per_voxel) - train.mean())
                           / np.std(train, ddof=1))
-        components += max(count_components(labels == value, 3) - 1, 0)
+        components += max(count_components(labels == value) - 1, 0)
     per_slice = table.drop_duplicates("slice")["plausibility"].to_numpy(dtype=float)
     scores = {
         "plausibility": _mean(per_slice),
