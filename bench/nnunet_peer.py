@@ -6,6 +6,7 @@ them, and spar's triage of nnU-Net's predictions.
     python bench/nnunet_peer.py RUN --work DIR [--folds 0,1,...] [--epochs 50 | --budget-s S] [--iterations 250]
         [--val-iterations 50] [--device cpu|cuda] [--configuration 2d] [--dataset-id 990] [--processes 2]
         [--batch-size B] [--no-mirroring] [--moved fov_shift,fov_mirror --severities 2,3] [--triage]
+        [--calibrate 8,4]
 
 DIR receives ``nnUNet_raw/``, ``nnUNet_preprocessed/`` and ``nnUNet_results/`` (the three folders nnU-Net reads
 from its environment variables, set here before it is imported), ``nnunet.log`` (everything nnU-Net prints: the
@@ -26,6 +27,9 @@ very same images), at both signs of each severity, written to ``moved/<kind>_<se
 robustness study's form, with the run's own study rows (``RUN/studies/robustness/identity.csv``) beside
 nnU-Net's where the study exists. ``--triage``: spar's triage of nnU-Net's predictions (clean and moved, ranked
 together) with the run's shape model: ``RUN/triage/predictions/nnunet.csv`` and its Spearman table.
+
+``--calibrate 8,4``: only the seconds per training iteration at nnU-Net's planned batch and at these batch sizes
+(``calibration.json``): whether the planned batch can make progress in the budget.
 
 Resumable: a fold with nnU-Net's final checkpoint is not trained again, one with its latest checkpoint (written
 every epoch) goes on from there, a prediction or a moved exam written is not made again. A failure is one line
@@ -233,6 +237,34 @@ def train_fold(console: Console, dataset_id: int, configuration: str, fold: int,
     return {**record, "seconds": time.perf_counter() - start}
 
 
+def calibrate(console: Console, dataset_id: int, configuration: str, device: str, processes: int,
+              batch_sizes: list[int | None], iterations: int = 6) -> dict[str, list[float]]:
+    """Seconds per training iteration of nnU-Net's trainer at each batch size (None: the planned one), fold 0, on
+    this machine: what decides whether its planned batch can make progress in a budget."""
+    import torch
+    from nnunetv2.run.run_training import get_trainer_from_args
+
+    os.environ["nnUNet_n_proc_DA"] = str(processes)
+    out = {}
+    for batch in batch_sizes:
+        trainer = get_trainer_from_args(str(dataset_id), configuration, 0, TRAINER, PLANS, device=torch.device(device))
+        if batch is not None:
+            trainer.configuration_manager.configuration["batch_size"] = batch
+        trainer.on_train_start()
+        trainer.on_train_epoch_start()
+        seconds = []
+        for _ in range(iterations):
+            start = time.perf_counter()
+            trainer.train_step(next(trainer.dataloader_train))
+            seconds.append(round(time.perf_counter() - start, 2))
+        name = str(trainer.configuration_manager.batch_size)
+        out[name] = seconds
+        console.say(f"batch {name}: seconds per iteration {seconds}")
+        for loader in (trainer.dataloader_train, trainer.dataloader_val):
+            getattr(loader, "_finish", lambda: None)()
+    return out  # no checkpoint is written: a training of fold 0 afterwards starts from its first epoch
+
+
 def predict_cases(console: Console, model: Path, fold: int, images: dict[str, Path], out: Path, device: str,
                   mirroring: bool, what: str) -> float:
     """nnU-Net's predictor (its sliding window, Gaussian weighting, mirroring unless told not) on each image
@@ -369,6 +401,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--severities", default="2,3", help="with --moved: severities (both signs), e.g. 2,3")
     parser.add_argument("--seed", type=int, default=0, help="with --moved: the robustness study's seed (0)")
     parser.add_argument("--triage", action="store_true", help="rank nnU-Net's predictions with spar's triage")
+    parser.add_argument("--calibrate", default=None, metavar="B1,B2",
+                        help="only time nnU-Net's training iterations at its planned batch and these batch sizes "
+                             "(calibration.json), then stop")
     args = parser.parse_args(argv)
     console = None
     try:
@@ -403,6 +438,12 @@ def main(argv: list[str] | None = None) -> int:
         plan = plan_summary(work, name, args.configuration)
         console.say(f"planned and preprocessed ({prepare_s:.0f} s): {args.configuration} patch {plan['patch_size']}, "
                     f"batch {plan['batch_size']}, spacing {plan['spacing']}")
+        if args.calibrate is not None:
+            sizes = [None, *(int(b) for b in args.calibrate.split(",") if b.strip())]
+            with console.step("calibrate"):
+                write_json(work / "calibration.json", calibrate(console, args.dataset_id, args.configuration,
+                                                                 args.device, args.processes, sizes))
+            return 0
         timing = {"prepare_s": prepare_s, "plan": plan, "folds": {}, "predict_s": {}, "moved_predict_s": {}}
         previous = work / "timing.json"
         if previous.is_file():  # a resumed run keeps the seconds its earlier part measured

@@ -95,6 +95,10 @@ VARIANTS: dict[str, tuple[str, dict, dict]] = {
                  {}),  # the cpu preset's augmentation (the demo until now)
     "demo_spatial": ("cpu", {**DEMO, "augment": AugmentConfig()}, {}),  # the random affine alone
     "demo_spatial_400": ("cpu", {**DEMO, "augment": AugmentConfig(), "epochs": 10}, {}),  # 400 updates
+    "demo_spatial_600": ("cpu", {**DEMO, "augment": AugmentConfig(), "epochs": 15}, {}),  # 600 updates
+    "demo_spatial_lr5": ("cpu", {**DEMO, "augment": AugmentConfig(), "lr": 5e-3}, {}),
+    "demo_int_lr5": ("cpu", {**DEMO, "augment": dataclasses.replace(WIDE_INT, scale=0.1, rotation_deg=10.0, shift=0.1),
+                             "lr": 5e-3}, {}),
 }
 
 

@@ -100,7 +100,8 @@ class StageClock:
         self._last = now
 
     def __call__(self, event: ProgressEvent) -> None:
-        self.lap(f"{event.stage} {event.label}".strip() if event.stage in _LABELLED else event.stage)
+        label = event.label if event.label.startswith(event.stage) else f"{event.stage} {event.label}".strip()
+        self.lap(label if event.stage in _LABELLED else event.stage)
         self.inner(event)
 
 

@@ -37,3 +37,44 @@ def test_postprocessing_keeps_both_sides_of_a_bilateral_structure() -> None:
     assert np.count_nonzero(both == 1) == 2 * 8 * 10 * 6 and both[0, 19, 9] == 0  # both sides, no island
     dice = {r["label"]: r["dice"] for r in evaluate_labels(both, truth, (1, 1, 1), {"femur": 1, "pelvis": 2})}
     assert dice[1] == 1.0
+
+
+def test_spar_evaluate_post_processes_as_the_run_does_and_keeps_both_sides(tmp_path, capsys) -> None:
+    """``spar evaluate --postprocess --run RUN`` applies the run's label facts (a label of two parts kept whole);
+    without a run, ``largest`` keeps one component per structure, as its help says, and ``auto`` needs a run."""
+    import csv
+    import io
+
+    import nibabel
+
+    from spar_core.cli import main
+    from spar_core.data.splits import Split
+    from spar_core.layout.run_folder import RunFolder
+    from spar_core.paths import write_json
+    from spar_core.postprocessing.decision import LabelFacts
+
+    truth = bilateral()
+    pred = truth.copy()
+    pred[0, 19, 9] = 1  # a false-positive island of label 1
+    for name, volume in (("truth", truth), ("pred", pred)):
+        nibabel.save(nibabel.Nifti1Image(volume, np.eye(4)), tmp_path / f"{name}.nii.gz")
+    run = RunFolder(tmp_path / "run")
+    run.write_config({"kind": "crossval", "labels": {"background": 0, "femur": 1, "pelvis": 2},
+                      "postprocess": {"mode": "largest", "closing_mm": 0.0}})
+    run.write_split(Split(fold=0, train=["a", "b"], test=["c"]))
+    write_json(run.label_facts_path(0), LabelFacts(parts=((1, 2),)).to_json())
+    run.model_path(0, "baseline").parent.mkdir(parents=True)
+    run.model_path(0, "baseline").write_bytes(b"")  # a trained method's folder (its weights are not read)
+
+    def femur_dice(*extra: str) -> float:
+        assert main(["evaluate", "--pred", str(tmp_path / "pred.nii.gz"), "--truth", str(tmp_path / "truth.nii.gz"),
+                     *extra]) == 0
+        rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+        return float(next(r["dice"] for r in rows if r["label"] == "1"))
+
+    assert femur_dice("--postprocess", "--run", str(run.root)) == 1.0  # both sides, the island gone
+    assert femur_dice("--postprocess", "--closing-mm", "0") < 0.7  # no run: one side kept
+    assert femur_dice() < 1.0  # no post-processing: the island counts
+    assert main(["evaluate", "--pred", str(tmp_path / "pred.nii.gz"), "--truth", str(tmp_path / "truth.nii.gz"),
+                 "--postprocess", "auto"]) == 2
+    assert "--run" in capsys.readouterr().err

@@ -3,6 +3,9 @@ structure (Dice, RAVD %, ASSD mm, MSSD mm, volumes in ml) on stdout.
 
 Distances use the truth header's voxel spacing; both files must share the voxel grid. Structure names come
 from ``--labels dataset.json`` (its ``labels``), else ``label_<value>`` for every nonzero value present.
+``--postprocess`` takes the modes of ``spar crossval`` and ``spar predict``: with ``--run`` the prediction is
+post-processed as that run does (its label facts: a row put in order, a label of two parts kept whole; with
+``auto``, the steps its folds kept); without a run only ``largest`` applies, and then as its help says.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from spar_core.cli.commands import summary
-from spar_core.postprocessing.settings import DEFAULT_CLOSING_MM, MODE_HELP, PostprocessSettings
+from spar_core.errors import SparError
+from spar_core.postprocessing.settings import DEFAULT_CLOSING_MM, MODE_HELP, MODES, PostprocessSettings
 
 if TYPE_CHECKING:
     import numpy as np
@@ -35,11 +39,22 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--truth", required=True, type=Path, metavar="T.nii.gz", help="reference label volume")
     parser.add_argument("--labels", type=Path, metavar="dataset.json",
                         help="take structure names from this file's \"labels\" (default: label_<value>)")
-    parser.add_argument("--postprocess", nargs="?", choices=("largest", "none"), const="largest", default="none",
-                        help="post-process the prediction first: largest (alone: --postprocess), "
-                             f"{MODE_HELP['largest']}; none (default), {MODE_HELP['none']}")
+    parser.add_argument("--postprocess", nargs="?", choices=MODES, const="largest", default="none",
+                        help="post-process the prediction first, as RUN does with --run: auto (with --run only), "
+                             f"{MODE_HELP['auto']}; largest (alone: --postprocess), {MODE_HELP['largest']} — "
+                             "without --run: each structure's largest component and the closing only (no row "
+                             "ordered, a label of two parts cut to one: those need a run's label facts); none "
+                             f"(default), {MODE_HELP['none']}")
+    parser.add_argument("--run", type=Path, default=None, metavar="RUN",
+                        help="with --postprocess: post-process as this run does (its settings, its folds' label "
+                             "facts and decisions; a row the run orders by its level model is ordered here by "
+                             "the votes and where each structure sits: the level model needs the image)")
+    parser.add_argument("--method", default=None, help="with --run: whose decisions (default: spar if trained)")
+    parser.add_argument("--models", default="all", metavar="FOLDS",
+                        help="with --run: the folds whose facts and decisions apply, as spar predict --models")
     parser.add_argument("--closing-mm", type=float, default=DEFAULT_CLOSING_MM, metavar="MM",
-                        help="closing radius in mm for --postprocess; 0 = no closing (default: %(default)s)")
+                        help="closing radius in mm for --postprocess without --run; 0 = no closing "
+                             "(default: %(default)s)")
     return parser
 
 
@@ -73,7 +88,19 @@ def run(args: argparse.Namespace) -> int:
     check_same_grid(pred.shape, pred_spacing, truth.shape, spacing, what=f"{args.pred}: prediction", ref="truth",
                     ref_file=args.truth)
     names = read_labels(args.labels) if args.labels is not None else None
-    if args.postprocess == "largest":
+    if args.run is not None and args.postprocess != "none":
+        from spar_core.cli.predict import chosen_folds
+        from spar_core.layout.run_folder import RunFolder
+        from spar_core.postprocessing.folds import run_postprocess
+        from spar_core.triage.exams import default_method
+
+        run = RunFolder(args.run)
+        method = args.method or default_method(run, run.folds())
+        pred = postprocess(pred, spacing, run_postprocess(run, chosen_folds(run, method, args.models, None), method,
+                                                          args.postprocess))
+    elif args.postprocess == "auto":
+        raise SparError("--postprocess auto: expected --run RUN (the steps a run's folds kept)")
+    elif args.postprocess == "largest":
         pred = postprocess(pred, spacing, postprocess_config(PostprocessSettings("largest", args.closing_mm)))
     rows = evaluate_labels(pred, truth, spacing, structures_to_score(pred, truth, names))
     writer = csv.writer(sys.stdout, lineterminator="\n")

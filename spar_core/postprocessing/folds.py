@@ -22,7 +22,7 @@ from spar_core.paths import read_json_object, write_json
 from spar_core.postprocessing.choice import Exam, choose_postprocess, exam_scores
 from spar_core.postprocessing.decision import Decision, LabelFacts, combine_decisions, postprocess_config
 from spar_core.postprocessing.levels import LevelEvidence
-from spar_core.postprocessing.settings import PostprocessSettings
+from spar_core.postprocessing.settings import PostprocessSettings, run_settings
 from spar_core.postprocessing.settings import DEFAULT_CONNECTIVITY
 from spar_core.postprocessing.steps import PostprocessConfig
 from spar_core.layout.run_folder import RunFolder
@@ -70,8 +70,7 @@ def run_postprocess(run: RunFolder, folds: Sequence[int], method: str, mode: str
     """The post-processing a finished run applies to ``method``'s predictions by the models of ``folds`` (an
     ensemble of them, or one): the run's settings (its mode, or ``mode``), the first fold's label facts, and with
     ``auto`` the steps most of the folds kept."""
-    settings = PostprocessSettings.from_json(run.read_config().get("postprocess", {}),
-                                             f"{run.config_path}: postprocess")
+    settings = run_settings(run.read_config(), str(run.config_path))
     if mode is not None:
         settings = replace(settings, mode=mode)
     decision = combine_decisions([read_decision(run, f, method) for f in folds])

@@ -20,7 +20,7 @@ from spar_core.postprocessing.decision import LabelFacts
 from spar_core.postprocessing.folds import fold_label_facts, read_label_facts
 from spar_core.postprocessing.level_evidence import row_evidence
 from spar_core.postprocessing.levels import LEVEL_CALL_COLUMNS, LevelCall, LevelEvidence, combine_evidence
-from spar_core.postprocessing.settings import PostprocessSettings
+from spar_core.postprocessing.settings import PostprocessSettings, run_settings
 from spar_core.progress import Progress, silent
 from spar_core.layout.run_folder import RunFolder
 from spar_core.training.fold import fold_level_model
@@ -112,8 +112,7 @@ def ensemble_levels(run: RunFolder, folds: Sequence[int], mode: str | None = Non
     """(prediction, exam) -> the evidence of the level models of ``folds`` combined (the mean probability) and its
     call, for an ensemble of those folds' segmenters; None where the run does not order a row by its level model
     (or ``mode`` is ``none``)."""
-    settings = PostprocessSettings.from_json(run.read_config().get("postprocess", {}),
-                                             f"{run.config_path}: postprocess")
+    settings = run_settings(run.read_config(), str(run.config_path))
     if mode is not None:
         settings = replace(settings, mode=mode)
     levels = RunLevels(run, None, settings, None, device=device)
