@@ -202,3 +202,46 @@ def test_cli_triage(two_fold_run: Path, ankle_small: Path, tmp_path: Path, capsy
 def test_unknown_method_is_refused(two_fold_run: Path) -> None:
     with pytest.raises(SparError, match="--method"):
         triage_images(two_fold_run, ".", "adversarial", fold=0)
+
+
+def test_another_models_label_maps_are_ranked_with_the_runs_shape_model(two_fold_run: Path, ankle_small: Path,
+                                                                        tmp_path: Path, capsys) -> None:
+    """``spar triage RUN --predictions DIR``: label maps spar did not make (here the truth, one exam corrupted)
+    ranked with each exam's own fold's models, the scores that need the other model's probabilities left out and
+    said so, and checked against the truth of the run's dataset."""
+    from spar_core.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(two_fold_run, run)
+    other = tmp_path / "other_model"
+    other.mkdir()
+    rng = np.random.default_rng(0)
+    target = "ankle_002"
+    for path in sorted((ankle_small / "labelsTr").glob("*.nii.gz")):
+        src = nibabel.load(path)
+        label = np.asarray(src.dataobj).astype(np.uint8)
+        if path.name.startswith(target):
+            label = _corrupt(label, rng)
+        nibabel.save(nibabel.Nifti1Image(label, src.affine, src.header), other / path.name)
+    assert main(["triage", str(run), "--predictions", str(other), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    table = pd.read_csv(run / "triage" / "predictions" / "other_model.csv")
+    assert table.iloc[0]["case"] == target and table.iloc[0]["components"] > 100
+    assert len(table) == len(list(other.iterdir())) and set(table["method"]) == {"other_model"}
+    tested = {c: f for f in RunFolder(run).folds() for c in RunFolder(run).read_split(f).test}
+    assert all(tested[c] == f for c, f in zip(table["case"], table["fold"]))  # each exam by the fold that tested it
+    assert table["recon_error"].notna().all() and table["entropy"].isna().all()
+    assert "entropy" in out and "not computed" in out
+    spearman = pd.read_csv(run / "triage" / "predictions" / "other_model_spearman.csv")
+    rho = spearman[(spearman["score"] == "triage_score") & (spearman["metric"] == "dice")]["rho"].item()
+    assert rho < 0  # the more suspicious, the lower the Dice
+    # a folder with no label map, a label map on another grid: one line each, naming what is wrong
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["triage", str(run), "--predictions", str(empty)]) == 2
+    assert "no .nii or .nii.gz label map" in capsys.readouterr().err
+    first = sorted(other.iterdir())[0]
+    nibabel.save(nibabel.Nifti1Image(np.zeros((4, 4, 4), np.uint8), np.eye(4)), first)
+    assert main(["triage", str(run), "--predictions", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert first.name in err and "grid" in err and len(err.strip().splitlines()) == 1
