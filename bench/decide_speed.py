@@ -1,6 +1,7 @@
 """How long does ``--postprocess auto`` take to decide? Times the decision of every fold of a finished run for
-one method, as `spar crossval` makes it after training (spar_core.pipeline.crossval.decide_and_score),
-without writing into the run.
+one method, as `spar crossval` makes it after training (spar_core.pipeline.crossval.decide_and_score). It
+writes no decision into the run; a fold whose label facts the run has not recorded yet gets them recorded
+(``fold_label_facts``, as crossval would).
 
     python bench/decide_speed.py RUN [--method baseline]
 

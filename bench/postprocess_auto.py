@@ -1,7 +1,8 @@
 """What does deciding the post-processing from out-of-fold predictions give? Re-scores a finished run's raw
 predictions three ways — none, the paper's steps (``largest``: ordering of a chain, largest components,
 closing), and ``auto`` (per fold and method, the steps chosen on the other folds' predictions of its training
-exams, spar_core.postprocessing.decision) — without writing into the run.
+exams, spar_core.postprocessing.decision). It writes no decision and no prediction into the run; a fold whose
+label facts the run has not recorded yet gets them recorded (``fold_label_facts``, as crossval would).
 
     python bench/postprocess_auto.py RUN
 
@@ -23,7 +24,7 @@ from spar_core.postprocessing.steps import postprocess
 from spar_core.postprocessing.choice import choose_postprocess
 from spar_core.postprocessing.settings import PostprocessSettings
 from spar_core.postprocessing.decision import postprocess_config
-from spar_core.postprocessing.folds import fold_label_facts, out_of_fold
+from spar_core.postprocessing.folds import fold_label_facts, out_of_fold, out_of_fold_reader
 from spar_core.layout.run_folder import RunFolder
 
 
@@ -35,29 +36,29 @@ def main() -> None:
     run = RunFolder(args.run)
     dataset = load_dataset(run.read_config()["dataset"])
     splits = [run.read_split(f) for f in run.folds()]
-    tested_in = {c: s.fold for s in splits for c in s.test}
     deciding = out_of_fold(splits)
-    truths = {}
-    for case in tested_in:
-        vol = load_volume(dataset, case)
-        truths[case] = (vol.label, vol.spacing)
     values = list(dataset.structures.values())
     methods = sorted(set.intersection(*(set(run.methods(s.fold)) for s in splits)))
     print(f"{'method':<12} {'way':<8} {'Dice %':>7} {'MSSD mm':>8}")
     for method in methods:
-        raws = {c: read_label_volume(run.prediction_path(tested_in[c], method, c, raw=True))[0] for c in tested_in}
+        read_exams = out_of_fold_reader(dataset, splits, method, run)  # the core's reader: each exam read once
         scores: dict[str, list[tuple[float, float]]] = {"none": [], "largest": [], "auto": []}
         decisions = []
         for split in splits:
             facts = fold_label_facts(dataset, split, run)
             oof = deciding[split.fold]
-            decision = (choose_postprocess([(raws[c], *truths[c]) for c in oof], values, PostprocessSettings(), facts)
-                        if oof else None)
+            if oof:
+                exams, raw = read_exams(oof)
+                decision = choose_postprocess(exams, values, PostprocessSettings(), facts, raw=raw)
+            else:
+                decision = None
             decisions.append((split.fold, decision))
             for case in split.test:
-                truth, spacing = truths[case]
+                vol = load_volume(dataset, case)
+                truth, spacing = vol.label, vol.spacing
+                raw_case = read_label_volume(run.prediction_path(split.fold, method, case, raw=True))[0]
                 for way in scores:
-                    pred = postprocess(raws[case], spacing, postprocess_config(PostprocessSettings(way), facts, decision))
+                    pred = postprocess(raw_case, spacing, postprocess_config(PostprocessSettings(way), facts, decision))
                     rows = evaluate_labels(pred, truth, spacing, dataset.structures)
                     scores[way].append((np.mean([r["dice"] for r in rows]), np.nanmean([r["mssd_mm"] for r in rows])))
         for way, v in scores.items():
