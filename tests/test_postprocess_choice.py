@@ -17,7 +17,7 @@ from spar_core.postprocessing.chain import Chain
 from spar_core.postprocessing.choice import choose_postprocess, exam_scores
 from spar_core.postprocessing.decision import Decision, LabelFacts, StepTest, combine_decisions, postprocess_config
 from spar_core.postprocessing.settings import PostprocessSettings
-from spar_core.postprocessing.folds import read_decision, read_label_facts, run_postprocess
+from spar_core.postprocessing.folds import read_decision, read_label_facts, run_postprocess_config
 from spar_core.postprocessing.steps import postprocess
 from spar_core.layout.run_folder import RunFolder
 
@@ -132,7 +132,7 @@ def test_runs_of_earlier_versions_still_load(tmp_path: Path) -> None:
     assert read_label_facts(run, 0) == LabelFacts(Chain((1, 2, 3), 2, False), ((4, 2),))
     assert read_decision(run, 0, "baseline").largest == (1, 2)
     assert read_decision(run, 1, "baseline") is None
-    cfg = run_postprocess(run, [0], "baseline")
+    cfg = run_postprocess_config(run, [0], "baseline")
     assert cfg.chain == Chain((1, 2, 3), 2, False) and cfg.closing_mm == 0.0 and cfg.largest_for == (1, 2)
     assert cfg.parts == ((4, 2),)
     (run.fold_dir(0) / "postprocess.json").write_text('{"chain": ')

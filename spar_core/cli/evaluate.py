@@ -91,12 +91,12 @@ def run(args: argparse.Namespace) -> int:
     if args.run is not None and args.postprocess != "none":
         from spar_core.cli.predict import chosen_folds
         from spar_core.layout.run_folder import RunFolder
-        from spar_core.postprocessing.folds import run_postprocess
+        from spar_core.postprocessing.folds import run_postprocess_config
         from spar_core.triage.exams import default_method
 
         run = RunFolder(args.run)
         method = args.method or default_method(run, run.folds())
-        pred = postprocess(pred, spacing, run_postprocess(run, chosen_folds(run, method, args.models, None), method,
+        pred = postprocess(pred, spacing, run_postprocess_config(run, chosen_folds(run, method, args.models, None), method,
                                                           args.postprocess))
     elif args.postprocess == "auto":
         raise SparError("--postprocess auto: expected --run RUN (the steps a run's folds kept)")

@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
     from spar_core.data.nifti import NIFTI_SUFFIXES, case_id_of
     from spar_core.inference.ensemble import TTA_SHIFTS
-    from spar_core.postprocessing.folds import run_postprocess
+    from spar_core.postprocessing.folds import run_postprocess_config
     from spar_core.postprocessing.run_levels import ensemble_levels
     from spar_core.training.device import pick_device
     from spar_core.training.precision import resolve
@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     if len(sizes) > 1:
         raise SparError(f"{run_dir.root}: the fold models of {args.method!r} were trained at sizes {sorted(sizes)}")
     unets, size = [u for u, _ in models], sizes.pop()
-    cfg = run_postprocess(run_dir, folds, args.method, args.postprocess)
+    cfg = run_postprocess_config(run_dir, folds, args.method, args.postprocess)
     levels = ensemble_levels(run_dir, folds, args.postprocess, device)
     codes = _training_orientation(config)
     names = list(config.get("labels", {}))
@@ -200,7 +200,7 @@ def _outputs(args: argparse.Namespace, case: str, members: int) -> list[Path]:
     return [args.out / PREDICTION_FILES[kind].format(case=case) for kind in kinds]
 
 
-def _predict_one(path: Path, target: Path, unets, size: int, cfg: PostprocessConfig | None, codes: str | None,
+def _predict_one(path: Path, target: Path, unets, size: int, cfg: PostprocessConfig, codes: str | None,
                  slice_axis: int | None, args: argparse.Namespace, names: list[str], single: bool,
                  device: torch.device, levels=None) -> None:
     from spar_core.data.nifti import case_id_of, load_image, write_label_volume, write_map_volume
@@ -212,9 +212,8 @@ def _predict_one(path: Path, target: Path, unets, size: int, cfg: PostprocessCon
     moved, move = orient_to(volume, codes, slice_axis) if codes else (volume, None)
     pred = predict_ensemble(unets, moved, size, tta=args.tta, device=device,
                             precision=args.precision, keep_probabilities=args.save_probabilities)
-    found = None if levels is None or cfg is None else levels(pred.labels, moved)
-    labels = pred.labels if cfg is None else postprocess(pred.labels, moved.spacing, cfg,
-                                                         None if found is None else found[0])
+    found = None if levels is None else levels(pred.labels, moved)
+    labels = postprocess(pred.labels, moved.spacing, cfg, None if found is None else found[0])
     back = (lambda a: a) if move is None else move.undo
     if found is not None:  # beside the labels, not among them: what fixed the level, or that nothing did
         first, last = (names[1], names[-1]) if len(names) > 2 else ("the first", "the last")

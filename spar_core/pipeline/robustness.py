@@ -34,7 +34,7 @@ from spar_core.evaluation.study_table import study_table
 from spar_core.paths import write_csv, write_json
 from spar_core.pipeline.shard import Shard
 from spar_core.postprocessing.decision import LabelFacts
-from spar_core.postprocessing.folds import run_postprocess
+from spar_core.postprocessing.folds import run_postprocess_config
 from spar_core.postprocessing.levels import LEVEL_CALL_COLUMNS
 from spar_core.postprocessing.run_levels import RunLevels, level_columns
 from spar_core.postprocessing.settings import run_settings
@@ -94,7 +94,7 @@ def run_robustness(run: RunFolder | str | Path, corruptions: Sequence[str] = COR
         if split.fold not in loaded:
             loaded.clear()
             loaded[split.fold] = {m: (load_unet(run.model_path(split.fold, m), device),
-                                      run_postprocess(run, [split.fold], m)) for m in methods}
+                                      run_postprocess_config(run, [split.fold], m)) for m in methods}
         rows = []
         facts = levels.facts(split.fold)
         for i, case in enumerate(split.test):

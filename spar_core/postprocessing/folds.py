@@ -66,7 +66,7 @@ def fold_label_facts(dataset: Dataset, split: Split, run: RunFolder,
     return facts
 
 
-def run_postprocess(run: RunFolder, folds: Sequence[int], method: str, mode: str | None = None) -> PostprocessConfig:
+def run_postprocess_config(run: RunFolder, folds: Sequence[int], method: str, mode: str | None = None) -> PostprocessConfig:
     """The post-processing a finished run applies to ``method``'s predictions by the models of ``folds`` (an
     ensemble of them, or one): the run's settings (its mode, or ``mode``), the first fold's label facts, and with
     ``auto`` the steps most of the folds kept."""
