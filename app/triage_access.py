@@ -23,7 +23,7 @@ from run_access import Run
 from spar_core.data.dataset import Dataset
 from spar_core.errors import SparError
 from spar_core.methods import SPAR
-from spar_core.triage.ranking import SCORES, SPEARMAN_COLUMNS, exam_means
+from spar_core.triage.ranking import SCORES, SPEARMAN_COLUMNS, TABLE_LEAD, TABLE_TAIL, exam_means
 
 
 def shown_method(triaged: dict[str, Path] | list[str], sidebar_method: str | None) -> str:
@@ -51,8 +51,8 @@ def ranked_with_metrics(table: pd.DataFrame, per_exam: pd.DataFrame | None) -> p
     """The triage table as the page lists it: rank, case, fold, triage score, the exam's Dice and MSSD (when the
     run has metrics), the scores, degraded, worst slices."""
     shown = table.merge(per_exam, on="case", how="left") if per_exam is not None else table.copy()
-    columns = ["rank", "case", "fold", "triage_score", *(["dice_pct", "mssd_mm"] if per_exam is not None else []),
-               *(s for s in SCORES if s in shown), "degraded", "worst_slices"]
+    columns = [*TABLE_LEAD, *(["dice_pct", "mssd_mm"] if per_exam is not None else []),
+               *(s for s in SCORES if s in shown), *TABLE_TAIL]
     return shown[columns]
 
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from spar_core.triage.ranking import SCORES
+from spar_core.triage.ranking import SCORES, TABLE_LEAD, TABLE_TAIL
 
 from spar_core.cli.commands import summary
 from spar_core.cli.options import add_precision, add_device, add_run
@@ -16,7 +16,7 @@ from spar_core.progress import TqdmProgress
 if TYPE_CHECKING:
     import pandas as pd
 
-SHOWN = ["rank", "case", "fold", "triage_score", *SCORES, "worst_slices", "degraded"]
+SHOWN = [*TABLE_LEAD, *SCORES, *TABLE_TAIL]
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -99,10 +99,11 @@ def _uncertainty(unet, size: int, volume: Volume, labels, structures: dict[str, 
     return uncertainty_scores(pred, labels, structures)
 
 
-def _row(case: str, fold: int, method: str, scored, prediction: str, degraded: str,
-         uncertainty: dict[str, float] | None = None) -> dict:
+def exam_row(case: str, fold: int, method: str, scored, prediction: str, degraded: str,
+             uncertainty: dict[str, float] | None = None, level_doubt: float = float("nan")) -> dict:
+    """One exam's row of a triage table (its scores, nan where not computed)."""
     return {"case": case, "fold": fold, "method": method, **scored.scores, **(uncertainty or {}),
-            "level_doubt": float("nan"),
+            "level_doubt": level_doubt,
             "worst_slices": ";".join(str(s) for s in scored.worst_slices()), "degraded": degraded,
             "prediction": prediction}
 
@@ -161,7 +162,7 @@ def _score_held_out(run: RunFolder, config: dict, fold: int, method: str, device
         if volume is not None:
             maps = {k: run.uncertainty_path(fold, method, case, k) for k in ("entropy", "disagreement")}
             uncertainty = _uncertainty(unet, meta.size, volume, labels, structures, device, "auto", maps)
-        rows.append({**_row(case, fold, method, scored, str(path.relative_to(run.root)), flags.get(case, ""),
+        rows.append({**exam_row(case, fold, method, scored, str(path.relative_to(run.root)), flags.get(case, ""),
                             uncertainty), **_level_doubt(run, fold, method, case)})
         progress(ProgressEvent("triage", 1, 1, i, len(test), label=f"{method} fold {fold}"))
     return rows
@@ -270,7 +271,7 @@ def triage_images(run: RunFolder | str | Path, images_dir: str | Path, method: s
         uncertainty = _uncertainty(unet, meta.size, volume, labels, structures, device, precision, maps)
         scored = score_exam(labels, volume.spacing, volume.slice_axis, models, structures, reference,
                             image=volume.image)
-        rows.append(_row(case_id_of(path), fold, method, scored, str(written.relative_to(run.root)),
+        rows.append(exam_row(case_id_of(path), fold, method, scored, str(written.relative_to(run.root)),
                          flags.get(volume.case_id, ""), uncertainty))
         progress(ProgressEvent("triage", 1, 1, i, len(files), label=f"images {method} fold {fold}"))
     images = pd.DataFrame(rows)

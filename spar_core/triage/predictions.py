@@ -37,7 +37,7 @@ from spar_core.postprocessing.settings import run_settings
 from spar_core.progress import Progress, ProgressEvent, silent
 from spar_core.layout.run_folder import RunFolder
 from spar_core.training.presets import PRESETS
-from spar_core.triage.exams import default_method, fold_reference, image_files, run_structures
+from spar_core.triage.exams import default_method, exam_row, fold_reference, image_files, run_structures
 from spar_core.triage.ranking import UNCERTAINTY_SCORES, combine_scores, spearman_table
 from spar_core.triage.scores import load_triage_models, score_exam
 
@@ -153,11 +153,8 @@ def triage_predictions(run: RunFolder | str | Path, sets: Sequence[PredictionSet
                             image=volume.image)
         found = levels.evidence(k, labels, volume)
         shown = f"{source.tag}/{case}" if source.tag else case
-        rows.append({"case": shown, "fold": k, "method": name, **scored.scores,
-                     **dict.fromkeys(UNCERTAINTY_SCORES, np.nan),
-                     "level_doubt": float(found[1].unknown) if found is not None else np.nan,
-                     "worst_slices": ";".join(str(s) for s in scored.worst_slices()), "degraded": "",
-                     "prediction": str(path)})
+        rows.append(exam_row(shown, k, name, scored, str(path), "", dict.fromkeys(UNCERTAINTY_SCORES, np.nan),
+                             float(found[1].unknown) if found is not None else np.nan))
         truth = exams[source].truth_of(case)
         if truth is not None:
             metrics += metric_rows(labels, truth, volume.spacing, structures,

@@ -34,6 +34,9 @@ UNCERTAINTY_SCORES: tuple[str, ...] = ("entropy", "disagreement", "entropy_worst
 # whose level is unknown ranks before every exam whose level is known (a person must count its levels)
 LEVEL_SCORES: tuple[str, ...] = ("level_doubt",)
 SCORES: tuple[str, ...] = MASK_SCORES + OOD_SCORES + UNCERTAINTY_SCORES + LEVEL_SCORES
+# The triage table as a reader meets it: these first, the scores, then these last (the CLI, the app).
+TABLE_LEAD: tuple[str, ...] = ("rank", "case", "fold", "triage_score")
+TABLE_TAIL: tuple[str, ...] = ("degraded", "worst_slices")
 # +1: higher is more suspicious; -1: lower is more suspicious.
 ORIENTATION = {"plausibility": -1.0, "recon_error": 1.0, "knn_distance": 1.0, "components": 1.0, "volume_z": 1.0,
                **{score: 1.0 for score in OOD_SCORES + UNCERTAINTY_SCORES + LEVEL_SCORES}}
