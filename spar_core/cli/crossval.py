@@ -60,10 +60,10 @@ def run(args: argparse.Namespace) -> int:
     from spar_core.data.dataset import load_dataset
     from spar_core.training.device import pick_device
     from spar_core.training.precision import resolve
-    from spar_core.training.presets import get_preset
+    from spar_core.training.presets import preset_for
 
     methods = parse_methods(args.methods)
-    preset = get_preset(args.preset).with_precision(args.precision).with_seed(args.seed)
+    preset = preset_for(args.preset, args.precision, args.seed)
     device = pick_device(args.device)
     resolve(preset.train.precision, device)  # an unusable precision fails before any work
     shard = Shard.parse(args.shard)

@@ -78,12 +78,12 @@ def run(args: argparse.Namespace) -> int:
     from spar_core.pipeline.robustness import run_robustness
     from spar_core.layout.study_folder import StudyFolder
     from spar_core.training.device import pick_device
-    from spar_core.training.presets import get_preset
+    from spar_core.training.presets import preset_for
 
     start = time.perf_counter()
     shard = Shard.parse(args.shard)
     if args.study == "data-efficiency":
-        preset = get_preset(args.preset).with_precision(args.precision).with_seed(args.seed)
+        preset = preset_for(args.preset, args.precision, args.seed)
         dataset = load_dataset(args.dataset)
         with hold(output_folder(args.out), "spar study data-efficiency", (shard.index, shard.count)):
             table = run_data_efficiency(dataset, preset, parse_methods(args.methods), args.folds,

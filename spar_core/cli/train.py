@@ -42,11 +42,11 @@ def run(args: argparse.Namespace) -> int:
     from spar_core.training.distributed import device_for, init_distributed, shutdown
     from spar_core.training.fold import train_fold
     from spar_core.training.precision import resolve
-    from spar_core.training.presets import get_preset
+    from spar_core.training.presets import preset_for
     from spar_core.pipeline.experiment import dataset_splits, experiment_summary, scheme_label
 
     method(args.method)
-    preset = get_preset(args.preset).with_precision(args.precision).with_seed(args.seed)
+    preset = preset_for(args.preset, args.precision, args.seed)
     resolve(preset.train.precision, pick_device(args.device))  # an unusable precision fails before any work
     dataset = load_dataset(args.dataset)
     splits, twins = dataset_splits(dataset, args.folds, preset.train.seed, args.splits)

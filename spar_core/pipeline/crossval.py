@@ -160,7 +160,7 @@ def run_crossval(
     ``none``: :mod:`spar_core.postprocessing.decision`) says which of these steps run. With ``auto``, the
     invocation that finds every raw prediction of a method present decides and scores its post-processing
     (:func:`decide_and_score`)."""
-    preset = preset.for_classes(len(dataset.labels))
+    preset = preset.for_dataset(dataset)
     write_json(run.splits_final, splits_final(splits))  # nnU-Net trains on these folds as they are
     units = shard.take(grid(splits, methods))
     by_fold = {s.fold: s for s in splits}

@@ -22,7 +22,7 @@ from spar_core.postprocessing.settings import PostprocessSettings
 from spar_core.training.precision import resolve
 from spar_core.training.names import DEFAULT_PRESET
 from spar_core.data.augment import AugmentConfig
-from spar_core.training.presets import Preset, get_preset
+from spar_core.training.presets import Preset, preset_for
 from spar_core.progress import Progress, ProgressEvent, StageClock, silent
 from spar_core.methods import METHODS
 from spar_core.evaluation.report import write_report
@@ -52,7 +52,7 @@ DEMO_AUGMENT = AugmentConfig()
 def demo_preset(preset_name: str = DEFAULT_PRESET, precision: str | None = None) -> Preset:
     """The preset ``spar demo`` (and the app's first start) trains with: the ``cpu`` preset at the demo's budget
     and augmentation; any other preset (``tiny`` for a smoke run) as it is."""
-    preset = get_preset(preset_name).with_precision(precision)
+    preset = preset_for(preset_name, precision)
     if preset_name != DEFAULT_PRESET:
         return preset
     return replace(preset, train=replace(preset.train, steps_per_epoch=DEMO_STEPS_PER_EPOCH,

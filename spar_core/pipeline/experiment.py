@@ -55,7 +55,7 @@ def experiment_summary(dataset: Dataset, preset: Preset, folds: str, twins: Twin
     and the twin exams it keeps in one fold."""
     return {"dataset": str(Path(dataset.root).resolve()), "dataset_name": dataset.name, "labels": dataset.labels,
             "slice_axis": dataset.slice_axis, "preset": preset.name,
-            "preset_settings": preset.for_classes(len(dataset.labels)).settings(), "folds": folds,
+            "preset_settings": preset.for_dataset(dataset).settings(), "folds": folds,
             "orientation": dataset_orientation(dataset), "identical_exams": [list(t) for t in twins.identical],
             "similar_exams": [[a, b] for a, b, _ in twins.similar]}
 

@@ -38,7 +38,7 @@ from spar_core.postprocessing.folds import run_postprocess_config
 from spar_core.postprocessing.levels import LEVEL_CALL_COLUMNS
 from spar_core.postprocessing.run_levels import RunLevels, level_columns
 from spar_core.postprocessing.settings import run_settings
-from spar_core.training.presets import PRESETS
+from spar_core.training.presets import recorded_preset
 from spar_core.progress import Progress, ProgressEvent, silent
 from spar_core.layout.run_folder import RunFolder
 from spar_core.layout.study_folder import StudyFolder
@@ -79,7 +79,7 @@ def run_robustness(run: RunFolder | str | Path, corruptions: Sequence[str] = COR
                         f"(trained: {', '.join(trained) or 'none'})")
     device = torch.device(device)
     folder = StudyFolder.robustness(run)
-    levels = RunLevels(run, dataset, run_settings(config), PRESETS.get(str(config.get("preset"))), device=device)
+    levels = RunLevels(run, dataset, run_settings(config), recorded_preset(config.get("preset")), device=device)
     # severity 0 is the clean exam, whatever the kind: scored once per fold ("clean"), shown in every kind's curve
     conditions = ([(CLEAN, 0)] if 0 in severities else []) + [(k, v) for k in corruptions for v in severities_of(k, severities) if v]
     units = [(s, kind, sev) for s in splits for kind, sev in conditions]

@@ -105,7 +105,7 @@ def train_fold(
     A method whose checkpoint has reached the last epoch is not trained again; with ``resume`` an unfinished
     one continues where it stopped.
     """
-    preset = preset.for_classes(len(dataset.labels))
+    preset = preset.for_dataset(dataset)
     if dist.is_main:
         run.write_split(split)
     train, snapshot = fold_slices(dataset, split, preset)

@@ -12,6 +12,7 @@ import json
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass, replace
 
 from spar_core.data.augment import AugmentConfig
+from spar_core.data.dataset import Dataset
 from spar_core.errors import SparError
 from spar_core.methods import METHODS
 from spar_core.training.names import PRECISIONS, PRESET_NAMES
@@ -102,6 +103,10 @@ class Preset:
     def for_classes(self, num_classes: int) -> "Preset":
         """The same preset with every model sized for ``num_classes`` (background included)."""
         return replace(self, num_classes=num_classes)
+
+    def for_dataset(self, dataset: Dataset) -> "Preset":
+        """The same preset sized for ``dataset``'s labels (background included)."""
+        return self.for_classes(len(dataset.labels))
 
     def with_precision(self, precision: str | None) -> "Preset":
         """The same preset trained in ``precision`` (None: unchanged)."""
@@ -230,6 +235,16 @@ PRESETS["cpu_fov"] = replace(PRESETS["cpu"], name="cpu_fov", train=replace(
 
 if tuple(PRESETS) != PRESET_NAMES:  # the names the command line offers are the presets defined here
     raise AssertionError(f"spar_core.training.names.PRESET_NAMES {PRESET_NAMES} != presets {tuple(PRESETS)}")
+
+
+def preset_for(name: str, precision: str | None = None, seed: int | None = None) -> Preset:
+    """The preset a command names (``--preset``), trained in ``precision`` and from ``seed`` (None: its own)."""
+    return get_preset(name).with_precision(precision).with_seed(seed)
+
+
+def recorded_preset(name: object) -> Preset | None:
+    """The preset a run or a checkpoint recorded by name; None for a name this version does not know."""
+    return PRESETS.get(str(name))
 
 
 def get_preset(name: str) -> Preset:

@@ -36,7 +36,7 @@ from spar_core.postprocessing.run_levels import RunLevels
 from spar_core.postprocessing.settings import run_settings
 from spar_core.progress import Progress, ProgressEvent, silent
 from spar_core.layout.run_folder import RunFolder
-from spar_core.training.presets import PRESETS
+from spar_core.training.presets import recorded_preset
 from spar_core.triage.exams import default_method, exam_row, fold_reference, image_files, run_structures
 from spar_core.triage.ranking import UNCERTAINTY_SCORES, combine_scores, spearman_table
 from spar_core.triage.scores import load_triage_models, score_exam
@@ -124,7 +124,7 @@ def triage_predictions(run: RunFolder | str | Path, sets: Sequence[PredictionSet
         run_dataset = load_dataset(config.get("dataset", ""))
     except SparError:
         run_dataset = None
-    levels = RunLevels(run, run_dataset, run_settings(config), PRESETS.get(str(config.get("preset"))),
+    levels = RunLevels(run, run_dataset, run_settings(config), recorded_preset(config.get("preset")),
                        device=device)
     notes = [f"{', '.join(UNCERTAINTY_SCORES)}: not computed (they need the probabilities of the model that "
              "predicted; a label map holds none)"]

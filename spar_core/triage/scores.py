@@ -42,7 +42,7 @@ from spar_core.errors import SparError
 from spar_core.methods import SPAR
 from spar_core.models import CodeDiscriminator, CodeDiscriminatorConfig, ShapeAutoEncoder
 from spar_core.postprocessing.components import count_components
-from spar_core.training.presets import PRESETS
+from spar_core.training.presets import recorded_preset
 from spar_core.layout.run_folder import RunFolder
 from spar_core.data.slicing import SquareGeometry, to_slices, to_square
 from spar_core.data.voxels import voxel_ml
@@ -118,7 +118,7 @@ def load_code_discriminator(path: Path, ae: ShapeAutoEncoder, size: int, device:
     weights = record.resume.get("discriminator")
     if not weights:
         raise SparError(f"{path}: no code discriminator in this checkpoint (expected a 'spar' model)")
-    preset = PRESETS.get(str(record.preset))
+    preset = recorded_preset(record.preset)
     min_channels = preset.code_disc.min_channels if preset is not None else CodeDiscriminatorConfig().min_channels
     cfg = CodeDiscriminatorConfig(latent_channels=ae.cfg.latent_channels, spatial=size // 2**ae.cfg.depth,
                                   min_channels=min_channels)
