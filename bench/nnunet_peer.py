@@ -74,7 +74,7 @@ from spar_core.postprocessing.run_levels import RunLevels
 from spar_core.postprocessing.settings import run_settings
 from spar_core.layout.run_folder import RunFolder
 from spar_core.layout.study_folder import StudyFolder
-from spar_core.training.presets import PRESETS
+from spar_core.training.presets import recorded_preset
 
 PEER = "nnunet"
 TRAINER, PLANS = "nnUNetTrainer", "nnUNetPlans"
@@ -507,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
 def moved(console: Console, run: RunFolder, dataset: Dataset, folds: list[int], conditions: list[tuple[str, int]],
           args: argparse.Namespace, work: Path, model: Path) -> pd.DataFrame:
     """nnU-Net's predictions of the moved test exams, scored against the moved truth (``moved_metrics.csv``)."""
-    levels = RunLevels(run, dataset, run_settings(run.read_config()), PRESETS.get(str(run.read_config().get("preset"))))
+    levels = RunLevels(run, dataset, run_settings(run.read_config()), recorded_preset(run.read_config().get("preset")))
     rows, seconds = [], {}
     for kind, severity in conditions:
         folder = work / "moved" / f"{kind}_{severity}"

@@ -91,7 +91,7 @@ def profile(preset_name: str, steps: int, dataset_dir: Path | None = None) -> No
     gen = torch.Generator().manual_seed(0)
     if dataset_dir is not None:
         dataset = load_dataset(dataset_dir)
-        preset = get_preset(preset_name).for_classes(max(dataset.labels.values()) + 1)
+        preset = get_preset(preset_name).for_dataset(dataset)
         tc, unet = preset.train, preset.unet
         slices = build_slice_set(dataset, [c.case_id for c in dataset.cases][:8], tc.size,
                                  empty_fraction=tc.empty_fraction, seed=tc.seed, context=unet.context,
