@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=8, help="slices of the first N exams")
     args = parser.parse_args()
     dataset = load_dataset(args.dataset)
-    preset = get_preset(args.preset).for_dataset(dataset)
+    preset = get_preset(args.preset).for_classes(len(dataset.labels))  # for_dataset is newer: runs on old versions too
     tc, unet = preset.train, preset.unet
     slices = build_slice_set(dataset, [c.case_id for c in dataset.cases][:args.cases], tc.size,
                              empty_fraction=tc.empty_fraction, seed=tc.seed, context=unet.context,
