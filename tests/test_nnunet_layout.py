@@ -65,7 +65,7 @@ def test_several_channels_are_said_and_regions_refused(ankle_small: Path, tmp_pa
     assert main(["check", str(root)]) == 0
     assert "2 channels (0: T1, 1: T2); spar segments from the first (_0000) only" in capsys.readouterr().err
     meta = json.loads((root / "dataset.json").read_text())
-    from spar_core.cli.predict import input_exams
+    from spar_core.inference.folder import input_exams
 
     # predict reads each case once, from its first channel
     assert [p.name for p in input_exams(root)] == [f"ankle_00{i}_0000.nii.gz" for i in range(4)]

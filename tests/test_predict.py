@@ -120,10 +120,10 @@ def test_a_full_disk_is_one_line_and_a_rerun_completes_the_exam(two_fold_run: Pa
                                                                 monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     import errno
 
-    import spar_core.data.nifti as nifti
+    import spar_core.inference.folder as folder  # where the maps are written
 
     out = tmp_path / "out"
-    write = nifti.write_map_volume
+    write = folder.write_map_volume
     second = case_id_of(sorted(exams.iterdir())[1])
 
     def full_disk(values, source, path):
@@ -131,14 +131,14 @@ def test_a_full_disk_is_one_line_and_a_rerun_completes_the_exam(two_fold_run: Pa
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         return write(values, source, path)
 
-    monkeypatch.setattr(nifti, "write_map_volume", full_disk)
+    monkeypatch.setattr(folder, "write_map_volume", full_disk)
     argv = ["predict", "--run", str(two_fold_run), "--method", "baseline", "-i", str(exams), "-o", str(out)]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "No space left on device" in err and "Traceback" not in err
     assert not (out / f"{second}.nii.gz").exists()  # not done: its labels are written last
     assert not list(out.rglob(".*"))  # nothing half-written
-    monkeypatch.setattr(nifti, "write_map_volume", write)
+    monkeypatch.setattr(folder, "write_map_volume", write)
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "1 exam(s) segmented" in printed and "1 already there" in printed

@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
                     ref_file=args.truth)
     names = read_labels(args.labels) if args.labels is not None else None
     if args.run is not None and args.postprocess != "none":
-        from spar_core.cli.predict import chosen_folds
+        from spar_core.pipeline.predict import chosen_folds
         from spar_core.layout.run_folder import RunFolder
         from spar_core.postprocessing.folds import run_postprocess_config
         from spar_core.triage.exams import default_method
