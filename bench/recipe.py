@@ -40,7 +40,7 @@ from spar_core.pipeline.experiment import dataset_splits, experiment_summary, ru
 from spar_core.pipeline.shard import Shard
 from spar_core.pipeline.robustness import CLEAN, run_robustness
 from spar_core.postprocessing.folds import fold_label_facts
-from spar_core.postprocessing.settings import CHAIN_PRIORS, DEFAULT_CHAIN_PRIOR, PostprocessSettings
+from spar_core.postprocessing.settings import CHAIN_PRIORS, DEFAULT_CHAIN_PRIOR, PostprocessSettings, check_resume
 from spar_core.layout.run_folder import RunFolder
 from spar_core.layout.study_folder import StudyFolder
 from spar_core.training.device import pick_device
@@ -205,9 +205,13 @@ def main() -> None:
             if not run.exists():
                 run.write_config({"kind": "recipe", "variant": name,
                                   **experiment_summary(dataset, preset, f"inner split of fold {args.outer_fold}")})
-            # the check post-processes as run.json says (no mode recorded: the paper's steps), with the prior asked
-            run.update_config(postprocess={**run.read_config().get("postprocess", {}), "chain_prior": args.chain_prior})
+            # the check post-processes as run.json says (no mode recorded: the paper's steps), with the prior asked;
+            # a run recorded with another prior is refused as spar crossval refuses it (--rescore after a change)
             settings = PostprocessSettings(chain_prior=args.chain_prior)
+            if not args.rescore:
+                check_resume({"postprocess": {"mode": settings.mode, **run.read_config().get("postprocess", {})}},
+                             settings, str(run.config_path))
+            run.update_config(postprocess={**run.read_config().get("postprocess", {}), "chain_prior": args.chain_prior})
             done = run.unit_metrics_path(0, args.method).is_file()
             start = time.perf_counter()
             metrics = run_crossval(dataset, [split], [args.method], preset, run, device=device, settings=settings)

@@ -14,7 +14,7 @@ from spar_core.methods import METHODS, parse_methods
 from spar_core.pipeline.shard import Shard
 from spar_core.errors import SparError
 from spar_core.postprocessing.settings import (CHAIN_PRIOR_HELP, CHAIN_PRIORS, DEFAULT_CHAIN_PRIOR, DEFAULT_CLOSING_MM,
-                                               DEFAULT_MODE, LEGACY_MODE, MODE_HELP, MODES, PostprocessSettings)
+                                               DEFAULT_MODE, MODE_HELP, MODES, PostprocessSettings, check_resume)
 from spar_core.progress import cli_progress
 from spar_core.runs.lock import hold
 from spar_core.layout.run_folder import RunFolder
@@ -84,14 +84,7 @@ def run(args: argparse.Namespace) -> int:
     with hold(run_dir.root, "spar crossval", (shard.index, shard.count)):
         if run_dir.exists():
             run_dir.check_same_experiment(summary, defaults=preset.default_settings())
-            recorded = run_dir.read_config().get("postprocess", {})
-            # what a run recorded it keeps (no mode: the paper's steps; no prior: the one its label facts hold)
-            for key, flag, asked, unrecorded in (("mode", "--postprocess", args.postprocess, LEGACY_MODE),
-                                                 ("chain_prior", "--chain-prior", args.chain_prior, args.chain_prior)):
-                before = recorded.get(key, unrecorded)
-                if before != asked:
-                    raise SparError(f"{run_dir.config_path}: this run post-processes with {flag} {before}, not "
-                                    f"{asked}; pass {flag} {before} or use another --out")
+            check_resume(run_dir.read_config(), settings, str(run_dir.config_path))
         run_dir.start(summary)
         start = time.perf_counter()
         with run_dir.stopped_on_interrupt():

@@ -130,6 +130,23 @@ def run_settings(config: Mapping[str, Any], what: str = "run.json") -> Postproce
     return PostprocessSettings.from_json(config.get("postprocess") or {}, f"{what}: postprocess")
 
 
+def check_resume(config: Mapping[str, Any], asked: PostprocessSettings, what: str = "run.json") -> None:
+    """Refuse to go on with a run whose recorded post-processing is not the one asked for: what a run recorded it
+    keeps (a run with no mode recorded applied the paper's steps; one with no prior recorded, the one its label
+    facts hold — taken as the one asked).
+
+    Raises:
+        SparError: naming the flag, the recorded value and what to do.
+    """
+    recorded = config.get("postprocess") or {}
+    for key, flag, wanted, unrecorded in (("mode", "--postprocess", asked.mode, LEGACY_MODE),
+                                          ("chain_prior", "--chain-prior", asked.chain_prior, asked.chain_prior)):
+        before = recorded.get(key, unrecorded)
+        if before != wanted:
+            raise SparError(f"{what}: this run post-processes with {flag} {before}, not {wanted}; pass {flag} "
+                            f"{before} or use another --out")
+
+
 def describe(settings: PostprocessSettings) -> str:
     """One phrase saying what the post-processed masks of a run went through."""
     closing = f"a {settings.closing_mm:g} mm 3D closing" if settings.closing_mm > 0 else "no closing"
