@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from spar_core.cli.commands import summary
 from spar_core.errors import SparError
-from spar_core.postprocessing.settings import DEFAULT_CLOSING_MM, MODE_HELP, MODES, PostprocessSettings
+from spar_core.postprocessing.settings import DEFAULT_CLOSING_MM, MODE_HELP, MODES, PostprocessMode, PostprocessSettings
 
 if TYPE_CHECKING:
     import numpy as np
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.postprocess == "auto":
         raise SparError("--postprocess auto: expected --run RUN (the steps a run's folds kept)")
     elif args.postprocess == "largest":
-        pred = postprocess(pred, spacing, postprocess_config(PostprocessSettings("largest", args.closing_mm)))
+        pred = postprocess(pred, spacing, postprocess_config(PostprocessSettings(PostprocessMode.ALL_STEPS.value, args.closing_mm)))
     rows = evaluate_labels(pred, truth, spacing, structures_to_score(pred, truth, names))
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(ROW_COLUMNS)

@@ -25,7 +25,7 @@ from spar_core.evaluation.rows import metric_rows
 from spar_core.inference.predict import predict_volume
 from spar_core.paths import read_table, write_csv, write_json
 from spar_core.pipeline.shard import Shard
-from spar_core.postprocessing.settings import PostprocessSettings
+from spar_core.postprocessing.settings import PostprocessMode, PostprocessSettings
 from spar_core.postprocessing.decision import postprocess_config
 from spar_core.postprocessing.folds import decide_fold, fold_label_facts, out_of_fold, out_of_fold_reader
 from spar_core.postprocessing.run_levels import RunLevels, level_columns
@@ -174,11 +174,11 @@ def run_crossval(
         if fold not in cached:
             cached.clear()  # one fold's slices in memory at a time
             cached[fold] = fold_slices(dataset, split, preset)
-        unit_post = (None if settings.mode == "auto" else
+        unit_post = (None if settings.mode == PostprocessMode.DECIDED else
                      postprocess_config(settings, fold_label_facts(dataset, split, run, settings.connectivity)))
         run_unit(dataset, split, method, preset, run, device=device, post_cfg=unit_post, settings=settings,
                  progress=progress, slices=cached[fold])
-    if settings.mode == "auto":
+    if settings.mode == PostprocessMode.DECIDED:
         for method in methods:
             if all(run.unit_metrics_path(s.fold, method).is_file() for s in splits):
                 decide_and_score(dataset, splits, method, run, settings, progress, preset=preset, device=device)
@@ -189,5 +189,5 @@ def is_complete(run: RunFolder, splits: Sequence[Split], methods: Sequence[str],
                 settings: PostprocessSettings = PostprocessSettings()) -> bool:
     """Every unit of the grid finished (and, with ``auto``, its post-processing decided and scored)."""
     return all(run.unit_metrics_path(f, m).is_file()
-               and (settings.mode != "auto" or run.method_folder(f, m).post_metrics.is_file())
+               and (settings.mode != PostprocessMode.DECIDED or run.method_folder(f, m).post_metrics.is_file())
                for f, m in grid(splits, methods))

@@ -29,7 +29,7 @@ from spar_core.data.dataset import Dataset
 from spar_core.data.nifti import resolve_slice_axis
 from spar_core.data.splits import Split
 from spar_core.errors import SparError
-from spar_core.postprocessing.settings import PostprocessSettings
+from spar_core.postprocessing.settings import PostprocessMode, PostprocessSettings
 from spar_core.evaluation.study_table import study_table
 from spar_core.scoring.identity import is_true
 from spar_core.paths import read_json_object, write_csv, write_json
@@ -43,7 +43,7 @@ from spar_core.training.presets import Preset
 from spar_core.evaluation.report import load_metrics
 
 # Every cell post-processed alike, whatever its folds could decide: the paper's steps.
-POST = PostprocessSettings(mode="largest")
+POST = PostprocessSettings(mode=PostprocessMode.ALL_STEPS.value)
 
 
 def parse_sizes(text: str) -> list[int | None]:

@@ -18,7 +18,7 @@ from spar_core.pipeline.experiment import run_summary
 from spar_core.data.dataset import load_dataset
 from spar_core.training.device import pick_device
 from spar_core.data.phantoms import generate_cohort
-from spar_core.postprocessing.settings import PostprocessSettings
+from spar_core.postprocessing.settings import PostprocessMode, PostprocessSettings
 from spar_core.training.precision import resolve
 from spar_core.training.names import DEFAULT_PRESET
 from spar_core.data.augment import AugmentConfig
@@ -115,7 +115,7 @@ def run_demo(out: str | Path, data_root: str | Path, *, preset_name: str = DEFAU
     splits = demo_split(cohorts["ankle"], [c.case_id for c in dataset.cases], seed=preset.train.seed)
     run = RunFolder(out)
     # a hold-out has no out-of-fold predictions to decide the post-processing on: the paper's steps run
-    settings = PostprocessSettings(mode="largest")
+    settings = PostprocessSettings(mode=PostprocessMode.ALL_STEPS.value)
     summary = run_summary(dataset, splits, methods, preset, DEMO_FOLDS, settings)
     if run.exists():
         run.check_same_experiment(summary, defaults=preset.default_settings())

@@ -25,7 +25,7 @@ import numpy as np
 from spar_core.errors import SparError
 from spar_core.postprocessing.chain import Chain, find_chain
 from spar_core.postprocessing.components import structure_parts
-from spar_core.postprocessing.settings import DEFAULT_CONNECTIVITY, PostprocessSettings, json_record
+from spar_core.postprocessing.settings import DEFAULT_CONNECTIVITY, PostprocessMode, PostprocessSettings, json_record
 from spar_core.postprocessing.steps import PostprocessConfig
 
 @dataclass(frozen=True)
@@ -155,13 +155,13 @@ def postprocess_config(settings: PostprocessSettings, facts: LabelFacts | None =
     ``facts`` (its chain with the prior ``settings.chain_prior`` names, unless ``settings.chain`` is off, and its
     parts); ``auto`` the steps of ``decision``
     (without one, as ``largest``: a fold with no out-of-fold exams)."""
-    if settings.mode == "none":
+    if settings.mode == PostprocessMode.RAW:
         return PostprocessConfig(largest_component=False, closing_mm=0.0, connectivity=settings.connectivity)
     facts = facts or LabelFacts()
     full = PostprocessConfig(closing_mm=settings.closing_mm, connectivity=settings.connectivity,
                              chain=facts.chain.with_prior(settings.chain_prior) if settings.chain and facts.chain
                              else None, parts=facts.parts)
-    if settings.mode == "largest" or decision is None:
+    if settings.mode == PostprocessMode.ALL_STEPS or decision is None:
         return full
     return replace(full, chain=full.chain if decision.chain else None,
                    closing_mm=full.closing_mm if decision.closing else 0.0,

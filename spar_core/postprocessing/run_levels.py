@@ -20,7 +20,7 @@ from spar_core.postprocessing.decision import LabelFacts
 from spar_core.postprocessing.folds import fold_label_facts, read_label_facts
 from spar_core.postprocessing.level_evidence import row_evidence
 from spar_core.postprocessing.levels import LEVEL_CALL_COLUMNS, LevelCall, LevelEvidence, combine_evidence
-from spar_core.postprocessing.settings import PostprocessSettings, run_settings
+from spar_core.postprocessing.settings import PostprocessMode, PostprocessSettings, run_settings
 from spar_core.progress import Progress, silent
 from spar_core.layout.run_folder import RunFolder
 from spar_core.training.fold import fold_level_model
@@ -52,7 +52,7 @@ class RunLevels:
 
     def active(self, fold: int) -> bool:
         """Whether the fold's row is ordered by its level model."""
-        if not (self.settings.chain and self.settings.mode != "none" and self.settings.chain_prior == "level"):
+        if not (self.settings.chain and self.settings.mode != PostprocessMode.RAW and self.settings.chain_prior == "level"):
             return False
         facts = self.facts(fold)
         return facts is not None and facts.chain is not None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Mapping
 
 import numpy as np
@@ -57,10 +58,19 @@ def check_chain_prior(prior: str, name: str = "--chain-prior") -> str:
     return prior
 
 
-MODES = ("auto", "largest", "none")
-DEFAULT_MODE = "auto"
+class PostprocessMode(str, Enum):
+    """What happens after the network, by what it does; the values are the words the command line, run.json and
+    the app use (``--postprocess auto|largest|none``: every run ever recorded reads)."""
+
+    DECIDED = "auto"  # the steps the fold's out-of-fold predictions kept beyond chance
+    ALL_STEPS = "largest"  # the paper's steps, every one for every structure
+    RAW = "none"  # the stacked 2D predictions as they are
+
+
+MODES = tuple(m.value for m in PostprocessMode)
+DEFAULT_MODE = PostprocessMode.DECIDED.value
 # A run that recorded no mode began before ``auto`` existed: it applied the paper's steps.
-LEGACY_MODE = "largest"
+LEGACY_MODE = PostprocessMode.ALL_STEPS.value
 MODE_HELP = {
     "auto": "a step (ordering, closing, then the component step per structure) kept only where it helped the "
             "out-of-fold predictions of the fold's training exams beyond chance (paired Wilcoxon, p < 0.05)",
@@ -153,9 +163,9 @@ def describe(settings: PostprocessSettings) -> str:
     by = CHAIN_PRIOR_PHRASE[settings.chain_prior]
     order = f"structures in a row put in their order ({by}), " if settings.chain else ""
     steps = f"{order}each structure's largest connected component (or its parts), {closing}"
-    if settings.mode == "none":
+    if settings.mode == PostprocessMode.RAW:
         return "no post-processing (the stacked 2D predictions)"
-    if settings.mode == "largest":
+    if settings.mode == PostprocessMode.ALL_STEPS:
         return f"the paper's post-processing: {steps}"
     return (f"post-processing decided per fold and method from out-of-fold predictions: of {steps}, the steps that "
             "helped beyond chance")
