@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     progress = TqdmProgress()
     if args.truth is not None and args.predictions is None:
         raise SparError("--truth: only with --predictions (the truth of another model's label maps)")
+    spearman, against = None, ""
     if args.predictions is not None:
         from spar_core.triage.predictions import PredictionSet, write_triage_predictions
 
@@ -78,27 +79,21 @@ def run(args: argparse.Namespace) -> int:
         table, spearman, paths = write_triage_predictions(args.run, sets, args.name or args.predictions.name,
                                                           0 if args.fold is None else args.fold, device=device,
                                                           progress=progress)
-        progress.close()
-        print(_show(table))
-        if not spearman.empty:
-            print("\nSpearman correlation with the metrics of these label maps:")
-            print(spearman.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+        against = "the metrics of these label maps"
     elif args.images is not None:
         table, path = write_triage_images(args.run, args.images, args.method,
                                           0 if args.fold is None else args.fold, device=device,
                                           precision=args.precision, progress=progress)
-        progress.close()
-        print(_show(table))
         paths = [path]
     else:
         table, spearman, path, spath = write_triage(args.run, args.method, args.fold, device=device,
                                                     progress=progress)
-        progress.close()
-        print(_show(table))
-        if not spearman.empty:
-            print("\nSpearman correlation with the post-processed metrics (held-out exams):")
-            print(spearman.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
-        paths = [path, spath]
+        paths, against = [path, spath], "the post-processed metrics (held-out exams)"
+    progress.close()
+    print(_show(table))
+    if spearman is not None and not spearman.empty:
+        print(f"\nSpearman correlation with {against}:")
+        print(spearman.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     for note in table.attrs.get("notes", []):
         print(f"note: {note}")
     print("written: " + ", ".join(str(p) for p in paths))
