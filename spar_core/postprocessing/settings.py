@@ -161,7 +161,8 @@ def describe(settings: PostprocessSettings) -> str:
     """One phrase saying what the post-processed masks of a run went through."""
     closing = f"a {settings.closing_mm:g} mm 3D closing" if settings.closing_mm > 0 else "no closing"
     by = CHAIN_PRIOR_PHRASE[settings.chain_prior]
-    order = f"structures in a row put in their order ({by}), " if settings.chain else ""
+    order = (f"structures in a row, where the training labels form one, put in their order ({by}), "
+             if settings.chain else "")
     steps = f"{order}each structure's largest connected component (or its parts), {closing}"
     if settings.mode == PostprocessMode.RAW:
         return "no post-processing (the stacked 2D predictions)"
