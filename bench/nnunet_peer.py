@@ -292,16 +292,21 @@ def predict_cases(console: Console, model: Path, fold: int, images: dict[str, Pa
 
 
 def score(dataset: Dataset, cases: list[str], fold: int, predictions: Path, keys: dict | None = None,
-          truth: dict[str, np.ndarray] | None = None) -> list[dict]:
-    """spar's metric rows of nnU-Net's predictions of ``cases`` (against ``truth`` where given, else the dataset's)."""
+          truth: Path | None = None) -> list[dict]:
+    """spar's metric rows of nnU-Net's predictions of ``cases`` against their truth: the label maps of the folder
+    ``truth`` where given (the moved exams'), else the dataset's; each file read once."""
     rows = []
     for case in cases:
         path = predictions / label_file(case)
         if not path.is_file():
             raise SparError(f"{path}: nnU-Net wrote no prediction of test exam {case}")
-        vol = load_volume(dataset, case)
+        if truth is None:
+            vol = load_volume(dataset, case)
+            label, spacing = vol.label, vol.spacing
+        else:
+            label, spacing = read_label_volume(truth / label_file(case), dataset.labels.values())
         pred, _ = read_label_volume(path, dataset.labels.values())
-        rows += metric_rows(pred, vol.label if truth is None else truth[case], vol.spacing, dataset.structures,
+        rows += metric_rows(pred, label, spacing, dataset.structures,
                             {"case": case, "fold": fold, "method": PEER, **(keys or {})}, postprocessed=True)
     return rows
 
@@ -310,11 +315,10 @@ def run_seconds(run: RunFolder, folds: list[int]) -> dict[str, dict[str, float]]
     """Per method of the run: the training minutes its histories record (summed over the folds, the median epoch
     × epochs, so that a moment the machine was shared does not count) and the wall seconds as recorded."""
     out: dict[str, dict[str, float]] = {}
-    for fold, method, path in run.history_files():
+    for fold, method, _ in run.history_files():
         if fold not in folds:
             continue
-        epochs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        seconds = [float(e.get("seconds", 0.0)) for e in epochs if "seconds" in e]
+        seconds = [float(e["seconds"]) for e in run.history(fold, method) if "seconds" in e]
         if seconds:
             got = out.setdefault(method, {"train_s": 0.0, "train_median_s": 0.0})
             got["train_s"] += sum(seconds)
@@ -507,7 +511,8 @@ def main(argv: list[str] | None = None) -> int:
 def moved(console: Console, run: RunFolder, dataset: Dataset, folds: list[int], conditions: list[tuple[str, int]],
           args: argparse.Namespace, work: Path, model: Path) -> pd.DataFrame:
     """nnU-Net's predictions of the moved test exams, scored against the moved truth (``moved_metrics.csv``)."""
-    levels = RunLevels(run, dataset, run_settings(run.read_config()), recorded_preset(run.read_config().get("preset")))
+    config = run.read_config()
+    levels = RunLevels(run, dataset, run_settings(config), recorded_preset(config.get("preset")))
     rows, seconds = [], {}
     for kind, severity in conditions:
         folder = work / "moved" / f"{kind}_{severity}"
@@ -517,12 +522,10 @@ def moved(console: Console, run: RunFolder, dataset: Dataset, folds: list[int], 
             with console.step(f"predict fold {fold}: {kind} {severity}"):
                 seconds[f"{kind}_{severity}"] = predict_cases(console, model, fold, images, folder / "pred",
                                                               args.device, not args.no_mirroring, f"{kind} {severity}")
-            truth = {c: read_label_volume(folder / "truth" / label_file(c), dataset.labels.values())[0]
-                     for c in images}
             for case in images:
                 rows += score(dataset, [case], fold, folder / "pred",
                               {"corruption": kind, "severity": severity, "level": level(kind, severity),
-                               **ends[case], "level_unknown": False}, truth)
+                               **ends[case], "level_unknown": False}, folder / "truth")
     frame = pd.DataFrame(rows)
     write_csv(work / "moved_metrics.csv", frame)
     write_json(work / "moved_timing.json", seconds)

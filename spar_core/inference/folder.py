@@ -142,16 +142,15 @@ def predict_exam(path: Path, target: Path, ensemble: Ensemble, options: PredictO
     write_label_volume(back(labels), volume, target)
 
 
-def predict_exams(image: Path, out: Path, ensemble: Ensemble, options: PredictOptions, finish: Finish, *,
-                  device: torch.device, progress: Progress = silent,
+def predict_exams(exams: Sequence[Path], single: bool, out: Path, ensemble: Ensemble, options: PredictOptions,
+                  finish: Finish, *, device: torch.device, progress: Progress = silent,
                   on_error: Callable[[Path, SparError], None] | None = None) -> FolderResult:
-    """Every exam of ``image`` (a file, a folder, a dataset) predicted into ``out``; done exams skipped.
+    """``exams`` (:func:`input_exams`) predicted into the folder ``out``, or with ``single``
+    (:func:`single_output`) the one exam's labels into the file ``out``; done exams skipped.
 
     Raises:
-        SparError: no exam, an output path in the way, or the one exam of a single-file prediction failing.
+        SparError: an output path in the way, or the one exam of a single-file prediction failing.
     """
-    exams = input_exams(image)
-    single = single_output(image, exams, out)
     if not single:
         output_folder(out)
     members = ensemble.members(options)

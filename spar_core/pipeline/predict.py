@@ -98,8 +98,9 @@ def predict_with_run(run: RunFolder, method: str, image: Path, out: Path, option
     """Segment ``image`` (a file, a folder, a dataset) with ``method``'s fold models into ``out``; returns the
     folds ensembled and what was done."""
     folds = chosen_folds(run, method, models, fold)
-    single_output(image, input_exams(image), out)  # a bad input or output path fails before any model is read
+    exams = input_exams(image)
+    single = single_output(image, exams, out)  # a bad input or output path fails before any model is read
     ensemble = run_ensemble(run, method, folds, device)
     finish = run_finish(run, method, folds, postprocess_mode, device)
-    return folds, predict_exams(image, out, ensemble, options, finish, device=device, progress=progress,
+    return folds, predict_exams(exams, single, out, ensemble, options, finish, device=device, progress=progress,
                                 on_error=on_error)

@@ -83,23 +83,21 @@ class _Exams:
             else:
                 self.dataset = None
                 self.images = {case_id_of(p): p for p in image_files(root)}
+        self.cases = set() if self.dataset is None else {c.case_id for c in self.dataset.cases}
         self.truth = {} if source.truth is None else prediction_files(Path(source.truth))
         self.where = str(source.images or (run_dataset.root if run_dataset is not None else "the run's dataset"))
 
-    def volume(self, case: str) -> Volume:
+    def exam(self, case: str) -> tuple[Volume, np.ndarray | None]:
+        """The exam's image, and its truth where at hand (a truth folder's, else its dataset's label), each file
+        read once."""
+        truth = read_label_volume(self.truth[case])[0] if case in self.truth else None
         if case in self.images:
-            return load_image(self.images[case], self.slice_axis)
-        if self.dataset is not None and case in {c.case_id for c in self.dataset.cases}:
-            return load_volume(self.dataset, case, with_label=False)
+            return load_image(self.images[case], self.slice_axis), truth
+        if case in self.cases:
+            labelled = truth is None and self.dataset.case(case).label_path is not None  # type: ignore[union-attr]
+            volume = load_volume(self.dataset, case, with_label=labelled)  # type: ignore[arg-type]
+            return volume, volume.label if labelled else truth
         raise SparError(f"{case}: no image of this exam in {self.where}")
-
-    def truth_of(self, case: str) -> np.ndarray | None:
-        if case in self.truth:
-            return read_label_volume(self.truth[case])[0]
-        if not self.images and self.dataset is not None and case in {c.case_id for c in self.dataset.cases} \
-                and self.dataset.case(case).label_path is not None:
-            return load_volume(self.dataset, case).label
-        return None
 
 
 def triage_predictions(run: RunFolder | str | Path, sets: Sequence[PredictionSet], name: str, fold: int = 0, *,
@@ -144,7 +142,7 @@ def triage_predictions(run: RunFolder | str | Path, sets: Sequence[PredictionSet
                 notes.append(f"fold {k}: no 'spar' model, so no code discriminator: plausibility not scored")
             loaded[k] = (models, fold_reference(run, k, models, notes))
         models, reference = loaded[k]
-        volume = exams[source].volume(case)
+        volume, truth = exams[source].exam(case)
         labels, _ = read_label_volume(path, [0, *structures.values()])
         if labels.shape != volume.image.shape:
             raise SparError(f"{path}: label map of shape {labels.shape}; expected its image's grid "
@@ -155,7 +153,6 @@ def triage_predictions(run: RunFolder | str | Path, sets: Sequence[PredictionSet
         shown = f"{source.tag}/{case}" if source.tag else case
         rows.append(exam_row(shown, k, name, scored, str(path), "", dict.fromkeys(UNCERTAINTY_SCORES, np.nan),
                              float(found[1].unknown) if found is not None else np.nan))
-        truth = exams[source].truth_of(case)
         if truth is not None:
             metrics += metric_rows(labels, truth, volume.spacing, structures,
                                    {"case": shown, "fold": k, "method": name}, postprocessed=True)
